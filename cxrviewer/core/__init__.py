@@ -1,0 +1,1 @@
+"""Qt-free, torch-free core: study index, pixel decoding, display pipeline (numpy + pydicom)."""

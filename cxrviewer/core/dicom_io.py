@@ -1,0 +1,514 @@
+"""Read DICOM (through pydicom and its codec plugins) and PNG/JPEG files into :class:`LoadedImage`.
+
+Source files are only ever opened for reading. Every failure becomes a
+:class:`~cxrviewer.core.errors.DicomReadError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cxrviewer.core import limits
+from cxrviewer.core.errors import DicomReadError, ImageTooLargeError, UnsupportedTransferSyntaxError
+from cxrviewer.core.types import Geometry, ImageHeader, LoadedImage, VoiLut, WindowPreset
+from cxrviewer.core.window import apply_lut, apply_rescale, robust_window
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+#: Transfer syntaxes that need a plugin, and the package that decodes each.
+_DECODER_HINTS = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg (or Pillow / python-gdcm)",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg (or python-gdcm)",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg (or python-gdcm)",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg (or python-gdcm)",
+    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg or pyjpegls (or python-gdcm)",
+    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg or pyjpegls (or python-gdcm)",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg (or python-gdcm)",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg (or python-gdcm)",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg >= 2.4 (HTJ2K)",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg >= 2.4 (HTJ2K)",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg >= 2.4 (HTJ2K)",
+    "1.2.840.10008.1.2.5": "pydicom's RLE decoder (or pylibjpeg-rle)",
+}
+
+#: SOP classes without pixel data that show up in exported folders.
+_NON_IMAGE_HINT = "no Pixel Data (7FE0,0010): not an image (e.g. a structured report, PDF or presentation state)"
+
+
+def _s(value) -> str:
+    """A header value as a plain one-line string ('' when absent)."""
+    if value is None:
+        return ""
+    return str(value).strip().replace("\x00", "")
+
+
+def _float(value, default: float | None = None) -> float | None:
+    try:
+        if value is None or value == "":
+            return default
+        f = float(value)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) else default
+
+
+def _floats(value) -> list[float]:
+    """A multi-valued DS/IS element as a list of floats (non-numbers dropped)."""
+    if value is None:
+        return []
+    try:
+        seq = list(value) if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__") else [value]
+    except TypeError:
+        seq = [value]
+    out = []
+    for v in seq:
+        f = _float(v)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def header_from_dataset(ds) -> ImageHeader:
+    """The overlay/browser fields of a dataset (header only, no pixels needed)."""
+    g = ds.get
+    return ImageHeader(
+        patient_name=_s(g("PatientName")),
+        patient_id=_s(g("PatientID")),
+        patient_birth_date=_s(g("PatientBirthDate")),
+        patient_sex=_s(g("PatientSex")),
+        patient_age=_s(g("PatientAge")),
+        accession_number=_s(g("AccessionNumber")),
+        institution_name=_s(g("InstitutionName")),
+        study_date=_s(g("StudyDate")),
+        study_time=_s(g("StudyTime")),
+        study_description=_s(g("StudyDescription")),
+        series_description=_s(g("SeriesDescription")),
+        modality=_s(g("Modality")),
+        view_position=_s(g("ViewPosition")),
+        body_part=_s(g("BodyPartExamined")),
+        series_number=_s(g("SeriesNumber")),
+        instance_number=_s(g("InstanceNumber")),
+        manufacturer=_s(g("Manufacturer")),
+        sop_instance_uid=_s(g("SOPInstanceUID")),
+        study_instance_uid=_s(g("StudyInstanceUID")),
+        series_instance_uid=_s(g("SeriesInstanceUID")),
+    )
+
+
+def geometry_from_dataset(ds) -> Geometry | None:
+    """Pixel size with its calibration basis (PS3.3 C.8.11.4, 10.7.1.1, 10.7.1.3).
+
+    * Pixel Spacing (0028,0030), when present and non-zero, is the calibrated spacing
+      (at the patient for projection radiography when the writer calibrated it).
+    * Otherwise Imager Pixel Spacing (0018,1164) is the spacing *at the detector*; divided by
+      Estimated Radiographic Magnification Factor (0018,1114) when that is present, it is an
+      estimate at the patient ("magnification-corrected").
+    * Neither, or zeros: ``None``; measurements are then in pixels.
+    """
+    ps = _floats(ds.get("PixelSpacing"))
+    if len(ps) >= 2 and ps[0] > 0 and ps[1] > 0:
+        cal = _s(ds.get("PixelSpacingCalibrationType"))
+        desc = "Pixel Spacing (0028,0030)"
+        if cal:
+            desc += f", calibration type {cal}"
+        return Geometry(ps[0], ps[1], "PixelSpacing", "mm", desc)
+    ips = _floats(ds.get("ImagerPixelSpacing"))
+    if len(ips) >= 2 and ips[0] > 0 and ips[1] > 0:
+        ermf = _float(ds.get("EstimatedRadiographicMagnificationFactor"))
+        if ermf is not None and ermf > 0 and ermf != 1.0:
+            return Geometry(
+                ips[0] / ermf,
+                ips[1] / ermf,
+                "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor",
+                "mm (magnification-corrected)",
+                f"Imager Pixel Spacing (0018,1164) / Estimated Radiographic Magnification Factor {ermf:g}",
+            )
+        return Geometry(
+            ips[0], ips[1], "ImagerPixelSpacing", "mm (detector)", "Imager Pixel Spacing (0018,1164), at the detector"
+        )
+    return None
+
+
+def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
+    """Every Window Center/Width pair (0028,1050/1051) and every VOI LUT Sequence item,
+    named by their explanations (0028,1055 / 0028,3003)."""
+    centers = _floats(ds.get("WindowCenter"))
+    widths = _floats(ds.get("WindowWidth"))
+    expl_raw = ds.get("WindowCenterWidthExplanation")
+    if expl_raw is None:
+        expls: list[str] = []
+    elif isinstance(expl_raw, str):
+        expls = [expl_raw]
+    else:
+        try:
+            expls = [_s(e) for e in expl_raw]
+        except TypeError:
+            expls = [_s(expl_raw)]
+    function = _s(ds.get("VOILUTFunction")).upper() or "LINEAR"
+    presets: list[WindowPreset] = []
+    for i, (c, w) in enumerate(zip(centers, widths)):
+        min_w = 1.0 if function == "LINEAR" else 0.0
+        if not (w >= min_w and w > 0):
+            continue  # (0028,1051) Window Width below the minimum for its function: unusable
+        name = expls[i] if i < len(expls) and expls[i] else f"Header window {i + 1}"
+        presets.append(
+            WindowPreset(
+                name=name,
+                center=c,
+                width=w,
+                function=function,
+                source="header",
+                explanation=f"From the file: Window Center {c:g} / Width {w:g}, {function}",
+            )
+        )
+    luts: list[VoiLut] = []
+    seq = ds.get("VOILUTSequence")
+    if seq:
+        for item in seq:
+            try:
+                desc = [int(v) for v in item.LUTDescriptor]
+                if len(desc) != 3:
+                    continue
+                data = _lut_data(item, desc)
+            except Exception:  # noqa: BLE001 - a bad item is skipped, the others stay usable
+                continue
+            expl = _s(item.get("LUTExplanation"))
+            luts.append(VoiLut((desc[0], desc[1], desc[2]), data, expl))
+    for j, lut in enumerate(luts):
+        lo = lut.descriptor[1]
+        n = lut.descriptor[0] or 65536
+        presets.append(
+            WindowPreset(
+                name=lut.explanation or f"VOI LUT {j + 1}",
+                center=lo + n / 2.0,
+                width=float(n),
+                function="LUT",
+                source="voi_lut",
+                explanation=f"From the file: VOI LUT Sequence item {j + 1} ({n} entries from {lo})",
+                lut_index=j,
+            )
+        )
+    return presets, luts
+
+
+def _lut_data(item, desc: list[int]) -> np.ndarray:
+    raw = item.LUTData
+    if isinstance(raw, (bytes, bytearray)):
+        dtype = "<u2" if desc[2] > 8 else "u1"
+        return np.frombuffer(raw, dtype=dtype).astype(np.int64)
+    return np.asarray(list(raw) if not isinstance(raw, int) else [raw], dtype=np.int64)
+
+
+def _check_size(path: str, rows: int, cols: int, spp: int, frames: int, bits_alloc: int) -> None:
+    if rows <= 0 or cols <= 0:
+        raise DicomReadError(path, f"Rows (0028,0010) = {rows} / Columns (0028,0011) = {cols}: an image needs both > 0")
+    if rows > limits.MAX_DIMENSION or cols > limits.MAX_DIMENSION:
+        raise ImageTooLargeError(
+            path, f"{rows}x{cols} pixels exceeds the limit of {limits.MAX_DIMENSION} per side"
+        )
+    if frames > limits.MAX_FRAMES:
+        raise ImageTooLargeError(path, f"Number of Frames {frames} exceeds the limit of {limits.MAX_FRAMES}")
+    nbytes = rows * cols * spp * max(frames, 1) * max(1, math.ceil(bits_alloc / 8))
+    if nbytes > limits.MAX_PIXEL_BYTES:
+        raise ImageTooLargeError(
+            path,
+            f"declared pixel data of {nbytes / 2**20:.0f} MiB exceeds the limit of "
+            f"{limits.MAX_PIXEL_BYTES / 2**20:.0f} MiB",
+        )
+
+
+def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
+    """``dcmread`` read-only, accepting files without the 128-byte preamble.
+
+    Raises :class:`DicomReadError` for anything that is not DICOM.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    p = os.fspath(path)
+    try:
+        if os.path.getsize(p) == 0:
+            raise DicomReadError(p, "empty file (0 bytes)")
+    except OSError as e:
+        raise DicomReadError(p, f"cannot read: {e.strerror or e}") from None
+    try:
+        with open(p, "rb") as fh:
+            try:
+                return pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)
+            except InvalidDicomError:
+                fh.seek(0)
+                head = fh.read(8)
+                # No preamble/'DICM': accept only when the first tag is plausibly a DICOM
+                # group (0002, 0008 or 0010) in either byte order.
+                if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00", b"\x10\x00", b"\x00\x02", b"\x00\x08"):
+                    raise DicomReadError(p, "not a DICOM file (no 'DICM' marker and no DICOM tags at the start)") from None
+                fh.seek(0)
+                ds = pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels, force=True)
+                if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
+                    raise DicomReadError(p, "not a DICOM file (no preamble and no image attributes)")
+                return ds
+    except DicomReadError:
+        raise
+    except PermissionError as e:
+        raise DicomReadError(p, f"permission denied: {e.strerror or e}") from None
+    except OSError as e:
+        raise DicomReadError(p, f"cannot read: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - pydicom raises many types on corrupt input
+        raise DicomReadError(p, f"corrupt or truncated DICOM: {type(e).__name__}: {e}") from None
+
+
+def _transfer_syntax(ds) -> str:
+    try:
+        return str(ds.file_meta.TransferSyntaxUID)
+    except AttributeError:
+        return "1.2.840.10008.1.2"  # implicit VR little endian: the default without meta
+
+
+def _ts_name(uid: str) -> str:
+    try:
+        from pydicom.uid import UID
+
+        return f"{UID(uid).name} ({uid})"
+    except Exception:  # noqa: BLE001
+        return uid
+
+
+def load_image(path: str | os.PathLike, frame: int = 0) -> LoadedImage:
+    """Decode one frame of a DICOM, PNG or JPEG file.
+
+    Raises
+    ------
+    DicomReadError
+        (or a subclass) naming the file and the reason, for anything that is not a
+        displayable image.
+    """
+    p = os.fspath(path)
+    if Path(p).suffix.lower() in IMAGE_SUFFIXES:
+        return load_image_file(p)
+    ds = read_dataset(p)
+    return image_from_dataset(ds, p, frame)
+
+
+def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
+    """Build a :class:`LoadedImage` from a dataset read with its pixel data."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DicomReadError(path, _NON_IMAGE_HINT)
+    try:
+        rows = int(ds.Rows)
+        cols = int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits_alloc = int(ds.BitsAllocated)
+        bits_stored = int(ds.get("BitsStored", bits_alloc) or bits_alloc)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise DicomReadError(path, f"missing or invalid Image Pixel attribute: {e}") from None
+    if frames < 1:
+        raise DicomReadError(path, f"Number of Frames (0028,0008) = {frames}: must be >= 1")
+    if not 0 <= frame < frames:
+        raise DicomReadError(path, f"frame {frame} requested, the file has {frames}")
+    if bits_alloc not in (1, 8, 16, 32, 64):
+        raise DicomReadError(path, f"Bits Allocated (0028,0100) = {bits_alloc} is not 1, 8, 16, 32 or 64")
+    if not 1 <= bits_stored <= bits_alloc:
+        raise DicomReadError(path, f"Bits Stored (0028,0101) = {bits_stored} must be between 1 and Bits Allocated ({bits_alloc})")
+    if spp not in (1, 3):
+        raise DicomReadError(path, f"Samples per Pixel (0028,0002) = {spp}: only 1 or 3 are images")
+    _check_size(path, rows, cols, spp, frames, bits_alloc)
+
+    photometric = _s(ds.get("PhotometricInterpretation")).upper() or ("MONOCHROME2" if spp == 1 else "RGB")
+    if spp == 1 and photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"):
+        raise DicomReadError(path, f"Photometric Interpretation {photometric} with 1 sample per pixel")
+    if spp == 3 and photometric.startswith("MONOCHROME"):
+        raise DicomReadError(path, f"Photometric Interpretation {photometric} with 3 samples per pixel")
+
+    ts = _transfer_syntax(ds)
+    arr = _decode(ds, path, ts, frame, frames)
+    if arr.ndim == 3 and spp == 1 and arr.shape[-1] not in (3, 4):
+        arr = arr[0]
+    expected = (rows, cols) if spp == 1 else (rows, cols, 3)
+    if photometric == "PALETTE COLOR":
+        arr = _apply_palette(ds, arr, path)
+        spp = 3
+        expected = (rows, cols, 3)
+    if tuple(arr.shape) != expected:
+        raise DicomReadError(path, f"decoded pixel array has shape {arr.shape}, the header declares {expected}")
+
+    header = header_from_dataset(ds)
+    geometry = geometry_from_dataset(ds)
+    if spp == 3:
+        rgb = _to_rgb8(arr, bits_stored)
+        img = LoadedImage(
+            path=path, stored=rgb, modality=None, photometric=photometric, is_color=True,
+            bits_stored=bits_stored, header=header, geometry=geometry, frame=frame,
+            n_frames=frames, transfer_syntax=ts, kind="dicom",
+        )
+        img.auto_preset = WindowPreset("Full range", 127.5, 256.0, "LINEAR_EXACT", "full", "Colour image: shown as stored")
+        return img
+
+    stored = arr
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+
+    # Modality LUT (PS3.3 C.11.1): a Modality LUT Sequence wins over Rescale Slope/Intercept.
+    slope = _float(ds.get("RescaleSlope"), 1.0)
+    intercept = _float(ds.get("RescaleIntercept"), 0.0)
+    if slope == 0.0:
+        raise DicomReadError(path, "Rescale Slope (0028,1053) is 0: every pixel would map to the intercept")
+    units = _s(ds.get("RescaleType"))
+    mlut = ds.get("ModalityLUTSequence")
+    modality = None
+    if mlut:
+        try:
+            item = mlut[0]
+            desc = [int(v) for v in item.LUTDescriptor]
+            modality = apply_lut(stored, desc, _lut_data(item, desc))
+            units = _s(item.get("ModalityLUTType")) or units
+            slope, intercept = 1.0, 0.0
+        except Exception:  # noqa: BLE001 - fall back to rescale, as most viewers do
+            modality = None
+    if modality is None:
+        modality = apply_rescale(stored, slope, intercept)
+    if not units and header.modality == "CT":
+        units = "HU"
+
+    padding_mask = _padding_mask(ds, stored, signed)
+    presets, luts = presets_from_dataset(ds)
+    c, w = robust_window(modality, padding_mask)
+    auto = WindowPreset(
+        "Auto", c, w, "LINEAR", "auto",
+        "0.5–99.5 percentile of the non-padding pixels (the file has no window)" if not presets
+        else "0.5–99.5 percentile of the non-padding pixels",
+    )
+    pls = _s(ds.get("PresentationLUTShape")).upper()
+    # MONOCHROME1 and Presentation LUT Shape INVERSE describe the same single inversion: DX
+    # requires INVERSE with MONOCHROME1 (PS3.3 C.8.11.7.1.1). Applying both would undo it.
+    invert = photometric == "MONOCHROME1" or pls == "INVERSE"
+    return LoadedImage(
+        path=path, stored=stored, modality=modality, photometric=photometric, is_color=False,
+        bits_stored=bits_stored, header=header, presets=presets, voi_luts=luts, invert=invert,
+        padding_mask=padding_mask, geometry=geometry, units=units, rescale_slope=float(slope),
+        rescale_intercept=float(intercept), frame=frame, n_frames=frames, transfer_syntax=ts,
+        kind="dicom", auto_preset=auto,
+    )
+
+
+def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
+    from pydicom.uid import UID
+
+    uid = UID(ts)
+    try:
+        if frames > 1:
+            from pydicom.pixels import pixel_array
+
+            return np.asarray(pixel_array(ds, index=frame))
+        return np.asarray(ds.pixel_array)
+    except (NotImplementedError, RuntimeError) as e:
+        msg = str(e)
+        if uid.is_compressed and ("decod" in msg.lower() or "plugin" in msg.lower() or "support" in msg.lower()):
+            hint = _DECODER_HINTS.get(ts, "no decoder in pydicom's plugin set handles it")
+            raise UnsupportedTransferSyntaxError(
+                path, f"transfer syntax {_ts_name(ts)} cannot be decoded here; install {hint}"
+            ) from None
+        raise DicomReadError(path, f"pixel data could not be decoded ({_ts_name(ts)}): {msg.splitlines()[0] if msg else type(e).__name__}") from None
+    except MemoryError:
+        raise ImageTooLargeError(path, "not enough memory to decode the pixel data") from None
+    except Exception as e:  # noqa: BLE001 - corrupt pixel data raises anything
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if not uid.is_compressed and uid not in _KNOWN_NATIVE and not uid.is_private:
+            raise UnsupportedTransferSyntaxError(path, f"transfer syntax {_ts_name(ts)} is not supported: {msg}") from None
+        raise DicomReadError(path, f"pixel data could not be decoded ({_ts_name(ts)}): {msg}") from None
+
+
+_KNOWN_NATIVE = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+}
+
+
+def _apply_palette(ds, arr: np.ndarray, path: str) -> np.ndarray:
+    try:
+        from pydicom.pixels import apply_color_lut
+
+        return np.asarray(apply_color_lut(arr, ds))
+    except Exception as e:  # noqa: BLE001
+        raise DicomReadError(path, f"PALETTE COLOR lookup tables unusable: {e}") from None
+
+
+def _to_rgb8(arr: np.ndarray, bits_stored: int) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    top = float(2 ** min(bits_stored, 16) - 1)
+    return np.clip(arr.astype(np.float32) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _padding_mask(ds, stored: np.ndarray, signed: bool) -> np.ndarray | None:
+    """Pixel Padding Value (0028,0120) [and Range Limit (0028,0121)], PS3.3 C.7.5.1.1.2."""
+    pad = ds.get("PixelPaddingValue")
+    if pad is None:
+        return None
+    try:
+        pad = int(pad if not isinstance(pad, (bytes, bytearray)) else int.from_bytes(pad[:2], "little", signed=signed))
+    except (TypeError, ValueError):
+        return None
+    limit = ds.get("PixelPaddingRangeLimit")
+    if limit is not None:
+        try:
+            limit = int(limit)
+            lo, hi = min(pad, limit), max(pad, limit)
+            mask = (stored >= lo) & (stored <= hi)
+        except (TypeError, ValueError):
+            mask = stored == pad
+    else:
+        mask = stored == pad
+    return mask if mask.any() else None
+
+
+def load_image_file(path: str) -> LoadedImage:
+    """A PNG/JPEG radiograph (the NIH ChestX-ray14 format): 8- or 16-bit, gray or colour."""
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode: unicode-safe paths
+    except PermissionError as e:
+        raise DicomReadError(path, f"permission denied: {e.strerror or e}") from None
+    except OSError as e:
+        raise DicomReadError(path, f"cannot read: {e.strerror or e}") from None
+    if data.size == 0:
+        raise DicomReadError(path, "empty file (0 bytes)")
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DicomReadError(path, "not a decodable PNG/JPEG image (corrupt or truncated)")
+    if arr.ndim == 3:
+        if arr.shape[2] == 4:
+            arr = arr[:, :, :3]
+        b, g, r = arr[:, :, 0], arr[:, :, 1], arr[:, :, 2]
+        if np.array_equal(b, g) and np.array_equal(g, r):
+            arr = np.ascontiguousarray(b)
+        else:
+            arr = np.ascontiguousarray(arr[:, :, ::-1])  # OpenCV is BGR; we are RGB everywhere
+    stem = Path(path).name
+    header = ImageHeader(
+        series_description=stem,
+        sop_instance_uid="",
+        modality="",
+    )
+    bits = 16 if arr.dtype == np.uint16 else 8
+    if arr.ndim == 3:
+        img = LoadedImage(path=path, stored=_to_rgb8(arr, bits), modality=None, photometric="RGB",
+                          is_color=True, bits_stored=8, header=header, kind="image")
+        img.auto_preset = WindowPreset("Full range", 127.5, 256.0, "LINEAR_EXACT", "full", "Colour image: shown as stored")
+        return img
+    modality = arr.astype(np.float32)
+    c, w = robust_window(modality)
+    auto = WindowPreset("Auto", c, w, "LINEAR", "auto", "0.5–99.5 percentile of the pixels")
+    presets = []
+    if bits == 8:
+        # An 8-bit PNG/JPEG is already a rendered image: its natural window is the full range.
+        presets.append(WindowPreset("As stored (0–255)", 127.5, 256.0, "LINEAR_EXACT", "full",
+                                    "8-bit image file: displayed as stored"))
+    return LoadedImage(path=path, stored=arr, modality=modality, photometric="MONOCHROME2", is_color=False,
+                       bits_stored=bits, header=header, presets=presets, kind="image", auto_preset=auto)

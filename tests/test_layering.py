@@ -1,0 +1,42 @@
+"""The layers' arrows point one way: core and ml and training never import Qt; core no torch."""
+
+import subprocess
+import sys
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_core_imports_neither_qt_nor_torch():
+    mods = _modules_after(
+        "import cxrviewer.core.study_index, cxrviewer.core.dicom_io, cxrviewer.core.display, cxrviewer.core.window"
+    )
+    assert "PySide6" not in mods
+    assert "torch" not in mods
+    assert "pyqtgraph" not in mods
+
+
+def test_ml_and_training_import_no_qt():
+    import importlib.util
+
+    targets = ["cxrviewer.core", "cxrviewer.ml", "cxrviewer.ml.preprocess"]
+    for extra in ("cxrviewer.ml.model", "cxrviewer.ml.cam", "cxrviewer.ml.inference", "cxrviewer.ml.registry", "training", "training.train"):
+        if importlib.util.find_spec(extra.split(".")[0]) and _spec_exists(extra):
+            targets.append(extra)
+    mods = _modules_after("\n".join(f"import {t}" for t in targets))
+    assert "PySide6" not in mods, targets
+    assert "pyqtgraph" not in mods, targets
+
+
+def _spec_exists(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
