@@ -150,7 +150,7 @@ def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
             expls = [_s(expl_raw)]
     function = _s(ds.get("VOILUTFunction")).upper() or "LINEAR"
     presets: list[WindowPreset] = []
-    for i, (c, w) in enumerate(zip(centers, widths)):
+    for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
         min_w = 1.0 if function == "LINEAR" else 0.0
         if not (w >= min_w and w > 0):
             continue  # (0028,1051) Window Width below the minimum for its function: unusable
@@ -249,7 +249,8 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
                 fh.seek(0)
                 ds = pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels, force=True)
                 if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
-                    raise DicomReadError(p, "not a DICOM file (no preamble and no image attributes)")
+                    raise DicomReadError(p, "not a DICOM file (no preamble and no image attributes)") from None
+                _ensure_transfer_syntax(ds)
                 return ds
     except DicomReadError:
         raise
@@ -259,6 +260,28 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
         raise DicomReadError(p, f"cannot read: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - pydicom raises many types on corrupt input
         raise DicomReadError(p, f"corrupt or truncated DICOM: {type(e).__name__}: {e}") from None
+
+
+def _ensure_transfer_syntax(ds) -> None:
+    """Give a dataset read without File Meta (no preamble) the Transfer Syntax it was read in.
+
+    pydicom's pixel decoders look the syntax up in ``file_meta``; without it they refuse
+    even a plain uncompressed image. The encoding the parser detected is the right answer.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit is None:
+        implicit, little = True, True
+    uid = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if meta is None:
+        meta = FileMetaDataset()
+        ds.file_meta = meta
+    meta.TransferSyntaxUID = uid
 
 
 def _transfer_syntax(ds) -> str:
@@ -394,39 +417,63 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
     )
 
 
-def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
+#: Transfer syntaxes newer than the installed pydicom knows, with what would decode them.
+_JXL_HINT = (
+    "pydicom has no JPEG XL decoder plugin yet (pydicom/pydicom#2214); decompress the file "
+    "to an uncompressed transfer syntax with another DICOM toolkit"
+)
+_UNKNOWN_TS_HINTS = {
+    "1.2.840.10008.1.2.4.110": ("JPEG XL Lossless", _JXL_HINT),
+    "1.2.840.10008.1.2.4.111": ("JPEG XL JPEG Recompression", _JXL_HINT),
+    "1.2.840.10008.1.2.4.112": ("JPEG XL", _JXL_HINT),
+}
+
+
+def _decoder_problem(ts: str) -> str | None:
+    """Why no installed plugin can decode ``ts``, or ``None`` when one can (or may).
+
+    Asked *before* decoding so that a corrupt JPEG 2000 stream is reported as corrupt, not
+    as a missing package, and an unknown syntax never reaches pydicom's ``ValueError``.
+    """
     from pydicom.uid import UID
 
     uid = UID(ts)
+    if ts in _UNKNOWN_TS_HINTS:
+        name, hint = _UNKNOWN_TS_HINTS[ts]
+        return f"transfer syntax {name} ({ts}) cannot be decoded: {hint}"
+    if not uid.is_transfer_syntax:
+        return (f"transfer syntax {ts} is not a DICOM transfer syntax known to pydicom "
+                "(private or newer than this pydicom): no decoder is available")
+    if not uid.is_compressed:
+        return None
+    try:
+        from pydicom.pixels import get_decoder
+
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return (f"transfer syntax {_ts_name(ts)} is not supported by pydicom's pixel decoders "
+                "(e.g. video); no image can be shown")
+    if not decoder.is_available:
+        hint = _DECODER_HINTS.get(ts, "a pydicom decoding plugin for it")
+        return f"transfer syntax {_ts_name(ts)} cannot be decoded here; install {hint}"
+    return None
+
+
+def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
+    problem = _decoder_problem(ts)
+    if problem is not None:
+        raise UnsupportedTransferSyntaxError(path, problem)
     try:
         if frames > 1:
             from pydicom.pixels import pixel_array
 
             return np.asarray(pixel_array(ds, index=frame))
         return np.asarray(ds.pixel_array)
-    except (NotImplementedError, RuntimeError) as e:
-        msg = str(e)
-        if uid.is_compressed and ("decod" in msg.lower() or "plugin" in msg.lower() or "support" in msg.lower()):
-            hint = _DECODER_HINTS.get(ts, "no decoder in pydicom's plugin set handles it")
-            raise UnsupportedTransferSyntaxError(
-                path, f"transfer syntax {_ts_name(ts)} cannot be decoded here; install {hint}"
-            ) from None
-        raise DicomReadError(path, f"pixel data could not be decoded ({_ts_name(ts)}): {msg.splitlines()[0] if msg else type(e).__name__}") from None
     except MemoryError:
         raise ImageTooLargeError(path, "not enough memory to decode the pixel data") from None
     except Exception as e:  # noqa: BLE001 - corrupt pixel data raises anything
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if not uid.is_compressed and uid not in _KNOWN_NATIVE and not uid.is_private:
-            raise UnsupportedTransferSyntaxError(path, f"transfer syntax {_ts_name(ts)} is not supported: {msg}") from None
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DicomReadError(path, f"pixel data could not be decoded ({_ts_name(ts)}): {msg}") from None
-
-
-_KNOWN_NATIVE = {
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.1.99",
-    "1.2.840.10008.1.2.2",
-}
 
 
 def _apply_palette(ds, arr: np.ndarray, path: str) -> np.ndarray:
