@@ -1,0 +1,177 @@
+"""The prediction panel: P(Abnormal) as a bar with the operating threshold, the label it
+implies, which model said so, where it ran and how long it took, and the caution line.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+CAUTION = (
+    "Research model — not a diagnosis. The heatmap shows where the model looked, "
+    "not where disease is."
+)
+
+
+class ProbabilityBar(QtWidgets.QWidget):
+    """A 0–1 bar filled to the probability, with the threshold drawn as a tick."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.probability: float | None = None
+        self.threshold: float = 0.5
+        self.setMinimumSize(120, 30)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
+
+    def set_values(self, probability: float | None, threshold: float) -> None:
+        self.probability = None if probability is None else min(max(float(probability), 0.0), 1.0)
+        self.threshold = min(max(float(threshold), 0.0), 1.0)
+        tip = "no result" if probability is None else f"P(Abnormal) = {self.probability:.3f}"
+        self.setToolTip(f"{tip}; operating threshold {self.threshold:.3f}")
+        self.update()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        p = QtGui.QPainter(self)
+        try:
+            p.setRenderHint(QtGui.QPainter.Antialiasing, False)
+            w, h = self.width() - 2, 18
+            rect = QtCore.QRectF(1, 1, w, h)
+            p.fillRect(rect, QtGui.QColor(45, 45, 48))
+            if self.probability is not None:
+                above = self.probability >= self.threshold
+                color = QtGui.QColor(214, 96, 77) if above else QtGui.QColor(90, 160, 110)
+                p.fillRect(QtCore.QRectF(1, 1, w * self.probability, h), color)
+            p.setPen(QtGui.QPen(QtGui.QColor(140, 140, 140), 1))
+            p.drawRect(rect)
+            # the threshold tick, drawn through the bar so it reads even when filled
+            x = 1 + w * self.threshold
+            p.setPen(QtGui.QPen(QtGui.QColor(255, 255, 255), 2))
+            p.drawLine(QtCore.QPointF(x, 0), QtCore.QPointF(x, h + 6))
+            p.setPen(self.palette().color(QtGui.QPalette.WindowText))
+            font = p.font()
+            font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+            p.setFont(font)
+            p.drawText(QtCore.QRectF(1, h + 1, w, 12), QtCore.Qt.AlignLeft, "0")
+            p.drawText(QtCore.QRectF(1, h + 1, w, 12), QtCore.Qt.AlignRight, "1")
+        finally:
+            p.end()
+
+
+class PredictionPanel(QtWidgets.QWidget):
+    """What the model says about the image on screen.
+
+    States: no model (with the reason when loading failed), loading, analysing, a result,
+    an error for this image.
+    """
+
+    analyzeRequested = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.title = QtWidgets.QLabel("<b>P(Abnormal)</b>")
+        lay.addWidget(self.title)
+        self.bar = ProbabilityBar()
+        lay.addWidget(self.bar)
+        self.value_label = QtWidgets.QLabel("—")
+        self.value_label.setObjectName("predictionValue")
+        f = self.value_label.font()
+        f.setPointSizeF(f.pointSizeF() * 1.3)
+        f.setBold(True)
+        self.value_label.setFont(f)
+        lay.addWidget(self.value_label)
+        self.model_label = QtWidgets.QLabel("Model: none")
+        self.model_label.setWordWrap(True)
+        lay.addWidget(self.model_label)
+        self.detail_label = QtWidgets.QLabel("")
+        self.detail_label.setWordWrap(True)
+        lay.addWidget(self.detail_label)
+        self.state_label = QtWidgets.QLabel("")
+        self.state_label.setWordWrap(True)
+        self.state_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        lay.addWidget(self.state_label)
+        self.analyze_button = QtWidgets.QPushButton("Analyze image")
+        self.analyze_button.clicked.connect(self.analyzeRequested)
+        lay.addWidget(self.analyze_button)
+        self.caution = QtWidgets.QLabel(CAUTION)
+        self.caution.setWordWrap(True)
+        self.caution.setStyleSheet("color: #e0b050;")
+        lay.addWidget(self.caution)
+        self.extra = QtWidgets.QVBoxLayout()  # heatmap controls go here
+        lay.addLayout(self.extra)
+        lay.addStretch(1)
+        self.threshold = 0.5
+        self.result = None
+        self.set_no_model()
+
+    # -- model state
+    def set_model(self, info) -> None:
+        """``info``: a ModelInfo, or ``None`` for "no model"."""
+        if info is None:
+            self.set_no_model()
+            return
+        self.threshold = float(info.threshold)
+        self.model_label.setText(f"Model: {info.name} {info.version} · {info.device} ({info.backend})")
+        self.analyze_button.setEnabled(True)
+        self.state_label.setText("")
+        self.bar.set_values(None, self.threshold)
+
+    def set_no_model(self, reason: str | None = None) -> None:
+        self.result = None
+        self.model_label.setText("Model: none — the viewer works without one")
+        self.value_label.setText("No model")
+        self.detail_label.setText("")
+        self.state_label.setText(reason or "")
+        self.analyze_button.setEnabled(False)
+        self.bar.set_values(None, self.threshold)
+
+    def set_loading(self) -> None:
+        self.model_label.setText("Model: loading…")
+
+    # -- per image
+    def set_pending(self) -> None:
+        self.value_label.setText("Analyzing…")
+        self.state_label.setText("")
+
+    def clear_result(self) -> None:
+        self.result = None
+        self.value_label.setText("—")
+        self.detail_label.setText("")
+        self.bar.set_values(None, self.threshold)
+
+    def set_error(self, message: str) -> None:
+        self.result = None
+        self.value_label.setText("No result")
+        self.state_label.setText(message)
+        self.bar.set_values(None, self.threshold)
+
+    def show_result(self, result) -> None:
+        """Show an :class:`~cxrviewer.ui.workers.AnalyzeResult`."""
+        pred = result.prediction
+        self.result = result
+        self.threshold = float(pred.threshold)
+        p = float(pred.probability_abnormal)
+        self.bar.set_values(p, self.threshold)
+        self.value_label.setText(f"{p:.2f} → {pred.label}")
+        when = "cached" if result.from_cache else f"{pred.elapsed_ms:.0f} ms"
+        self.model_label.setText(f"Model: {pred.model_name} {pred.model_version}")
+        self.detail_label.setText(
+            f"Threshold {self.threshold:.2f} · {pred.device} ({pred.backend}) · {when}"
+        )
+        self.state_label.setText("")
+
+    def text_lines(self) -> list[str]:
+        """The prediction as burned into an export (empty without a result)."""
+        if self.result is None:
+            return []
+        return prediction_text(self.result.prediction)
+
+
+def prediction_text(pred) -> list[str]:
+    """Lines describing a prediction for an exported image (screen and headless)."""
+    return [
+        f"AI: P(Abnormal) {float(pred.probability_abnormal):.2f} -> {pred.label} "
+        f"(threshold {float(pred.threshold):.2f})",
+        f"{pred.model_name} {pred.model_version}",
+        "Research model - not a diagnosis",
+    ]

@@ -1,0 +1,586 @@
+"""The AI worker: one long-lived ``QThread`` whose worker ``QObject`` owns the inference engine.
+
+Why a thread that owns the engine:
+
+* torch (or onnxruntime) is imported *in the worker* when the model loads, after the window
+  is up: ``import torch, torchvision`` alone takes ~5.5 s here.
+* The engine is never touched by two threads, so it needs no locks.
+
+Protocol (the napari layer-slicer / superqt pattern):
+
+* Requests and results are frozen dataclasses carrying a ``request_id``; the GUI side
+  (:class:`AiController`) keeps the id of the image on screen and drops any result that is
+  not for it (a fast run of selections shows only the last one's result). The worker also
+  skips queued single-image requests that a newer one has superseded, so a burst of Page
+  Down costs one forward pass, not twenty.
+* Signals are past tense: ``started``, ``resultReady``, ``errored``, ``finished``,
+  ``modelLoaded``, ``progress``. Every exception comes back as ``errored`` with the file
+  and the reason; nothing is swallowed. Widgets are only touched on the GUI thread.
+* Cancellation is cooperative: a folder run checks a ``threading.Event`` between images.
+  A forward pass itself cannot be interrupted (neither torch nor onnxruntime offers a safe
+  way to abort one mid-flight), so Cancel takes effect after the image in progress.
+* Results are cached per image (SOPInstanceUID + frame for DICOM, the file's sha256 for
+  PNG/JPEG) and model name + version, so re-selecting an image costs no engine call.
+
+The per-pixel work on a result (CAM -> ``uint8`` index image for the heatmap LUT) happens in
+the worker too: colour-mapping a 2000×2000 map on the GUI thread would stall it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from cxrviewer.core.types import LoadedImage
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI shows about the loaded model."""
+
+    name: str
+    version: str
+    device: str
+    backend: str
+    threshold: float
+    card: dict = field(default_factory=dict, compare=False, repr=False)
+    load_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    """Analyse one image. ``image`` is the already-decoded frame when the viewer has it
+    (saves a second decode); otherwise the worker decodes ``path``."""
+
+    request_id: int
+    path: str
+    frame: int = 0
+    image: LoadedImage | None = field(default=None, compare=False, repr=False)
+    cam: bool = True
+    key: str | None = None
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """Analyse many images (a study or a folder) with progress and Cancel."""
+
+    request_id: int
+    items: tuple[tuple[str, int], ...]
+    cam: bool = False
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    """One image's prediction. ``cam_u8`` is the heatmap as a ``uint8`` index image in the
+    original geometry (``None`` when no CAM was asked for)."""
+
+    request_id: int
+    path: str
+    frame: int
+    key: str
+    prediction: Any  # cxrviewer.ml.inference.Prediction (not imported here: it imports torch)
+    cam_u8: np.ndarray | None = field(default=None, compare=False, repr=False)
+    from_cache: bool = False
+    batch_id: int | None = None
+
+    @property
+    def probability(self) -> float:
+        return float(self.prediction.probability_abnormal)
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    """Something that went wrong in the worker: ``kind`` is ``"model"`` (loading),
+    ``"image"`` (decoding or predicting one image) or ``"internal"``."""
+
+    request_id: int
+    kind: str
+    message: str
+    path: str | None = None
+    detail: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    request_id: int
+    done: int
+    total: int
+    failed: int
+    cancelled: bool
+    elapsed_s: float
+
+
+# --------------------------------------------------------------------------- image keys
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ImageKeys:
+    """Cache keys of images: ``dicom:<SOPInstanceUID>#<frame>`` or ``sha256:<hex>``.
+
+    The sha256 of a PNG/JPEG is memoised by (path, size, mtime), so it is read once; the
+    dict is shared by both threads (single dict operations are atomic under the GIL).
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[int, int, str]] = {}
+
+    def known(self, path: str, frame: int = 0, image: LoadedImage | None = None) -> str | None:
+        """The key if it is cheap to know now (no file read), else ``None``."""
+        if image is not None and image.kind == "dicom" and image.header.sop_instance_uid:
+            return f"dicom:{image.header.sop_instance_uid}#{image.frame}"
+        m = self._memo.get(os.path.abspath(path))
+        if m is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if (st.st_size, st.st_mtime_ns) != (m[0], m[1]):
+            return None
+        return m[2] if image is None or image.kind != "dicom" else f"{m[2]}#{frame}"
+
+    def compute(self, path: str, frame: int, image: LoadedImage) -> str:
+        """The key, reading the file when needed (worker thread)."""
+        k = self.known(path, frame, image)
+        if k is not None:
+            return k
+        st = os.stat(path)
+        digest = "sha256:" + file_sha256(path)
+        self._memo[os.path.abspath(path)] = (st.st_size, st.st_mtime_ns, digest)
+        # a DICOM without SOPInstanceUID falls back to the file hash + frame
+        return digest if image.kind != "dicom" else f"{digest}#{frame}"
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class ResultCache:
+    """Results per (image key, model name, model version).
+
+    Probabilities are kept for every analysed image (they feed the browser badges); the
+    CAMs (a few MB each at full resolution) live in a byte-bounded LRU. A hit that lacks
+    the CAM when one is wanted counts as a miss. Thread-safe (the worker fills it, the GUI
+    reads it).
+    """
+
+    def __init__(self, cam_budget_bytes: int = 384 << 20) -> None:
+        self._lock = threading.Lock()
+        self._pred: dict[tuple[str, str, str], Any] = {}
+        self._cams: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self._cam_bytes = 0
+        self.budget = int(cam_budget_bytes)
+
+    @staticmethod
+    def _k(key: str, model: ModelInfo) -> tuple[str, str, str]:
+        return (key, model.name, model.version)
+
+    def get(self, key: str, model: ModelInfo, need_cam: bool) -> tuple[Any, np.ndarray | None] | None:
+        k = self._k(key, model)
+        with self._lock:
+            pred = self._pred.get(k)
+            if pred is None:
+                return None
+            cam = self._cams.get(k)
+            if cam is not None:
+                self._cams.move_to_end(k)
+            if need_cam and cam is None:
+                return None
+            return pred, cam
+
+    def put(self, key: str, model: ModelInfo, prediction: Any, cam_u8: np.ndarray | None) -> None:
+        k = self._k(key, model)
+        with self._lock:
+            self._pred[k] = prediction
+            if cam_u8 is None:
+                return
+            old = self._cams.pop(k, None)
+            if old is not None:
+                self._cam_bytes -= old.nbytes
+            self._cams[k] = cam_u8
+            self._cam_bytes += cam_u8.nbytes
+            while self._cam_bytes > self.budget and len(self._cams) > 1:
+                _, ev = self._cams.popitem(last=False)
+                self._cam_bytes -= ev.nbytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pred)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pred.clear()
+            self._cams.clear()
+            self._cam_bytes = 0
+
+
+# --------------------------------------------------------------------------- worker
+
+EngineFactory = Callable[[str | None], Any]
+
+
+def default_engine_factory(model_dir: str | None) -> Any:
+    """``Engine.load`` of the given model dir (``None``: the registry's active model).
+
+    Imported here, i.e. on the worker thread, so torch/onnxruntime load after the window.
+    """
+    from cxrviewer.ml.inference import Engine
+
+    backend = os.environ.get("CXRVIEWER_BACKEND", "auto")
+    device = os.environ.get("CXRVIEWER_DEVICE", "auto")
+    return Engine.load(model_dir, backend=backend, device=device)
+
+
+def _describe(e: BaseException) -> str:
+    msg = str(e).strip() or type(e).__name__
+    return msg.splitlines()[0]
+
+
+def _strip_cam(pred: Any) -> Any:
+    try:
+        return replace(pred, cam=None)
+    except TypeError:  # not a dataclass (a stand-in): keep as is
+        return pred
+
+
+class AiWorker(QtCore.QObject):
+    """Lives on the AI thread; all its slots run there. Never touches a widget."""
+
+    started = QtCore.Signal(int)  # request_id
+    resultReady = QtCore.Signal(object)  # AnalyzeResult
+    errored = QtCore.Signal(object)  # WorkerError
+    progress = QtCore.Signal(int, int, int)  # request_id, done, total
+    finished = QtCore.Signal(object)  # BatchSummary
+    modelLoaded = QtCore.Signal(object)  # ModelInfo
+    modelUnloaded = QtCore.Signal()
+    # private: queued self-call to continue a batch one chunk at a time, so single-image
+    # requests that arrive meanwhile are served in between
+    _continue = QtCore.Signal()
+
+    def __init__(self, factory: EngineFactory, cache: ResultCache, keys: ImageKeys, chunk: int = 1) -> None:
+        super().__init__()
+        self._factory = factory
+        self.cache = cache
+        self.keys = keys
+        self.engine: Any = None
+        self.model: ModelInfo | None = None
+        self.cancel_event = threading.Event()
+        #: id of the newest single-image request (written by the GUI thread)
+        self.latest_single = 0
+        self.chunk = max(1, int(chunk))
+        self._batch: dict | None = None
+        self._continue.connect(self._run_batch_chunk, QtCore.Qt.QueuedConnection)
+
+    # -- model
+    @QtCore.Slot(object)
+    def load_model(self, model_dir: str | None) -> None:
+        t0 = time.perf_counter()
+        try:
+            engine = self._factory(model_dir)
+        except Exception as e:  # any failure: the viewer stays usable, with "no model"
+            self.errored.emit(WorkerError(0, "model", f"model could not be loaded: {_describe(e)}",
+                                          model_dir, traceback.format_exc()))
+            if self.engine is None:
+                self.modelUnloaded.emit()
+            return
+        self.engine = engine
+        self.model = ModelInfo(
+            name=str(getattr(engine, "name", "model")),
+            version=str(getattr(engine, "version", "")),
+            device=str(getattr(engine, "device", "cpu")),
+            backend=str(getattr(engine, "backend", "")),
+            threshold=float(getattr(engine, "threshold", 0.5)),
+            card=dict(getattr(engine, "card", {}) or {}),
+            load_s=time.perf_counter() - t0,
+        )
+        self.modelLoaded.emit(self.model)
+
+    # -- one image
+    @QtCore.Slot(object)
+    def analyze(self, req: AnalyzeRequest) -> None:
+        if req.request_id < self.latest_single:
+            return  # superseded while queued: the user has moved on
+        self.started.emit(req.request_id)
+        res = self._analyze_one(req)
+        if res is not None:
+            self.resultReady.emit(res)
+
+    def _analyze_one(self, req: AnalyzeRequest) -> AnalyzeResult | None:
+        if self.engine is None or self.model is None:
+            self.errored.emit(WorkerError(req.request_id, "image", "no model loaded", req.path))
+            return None
+        try:
+            img = req.image if req.image is not None else _load(req.path, req.frame)
+            key = req.key or self.keys.compute(req.path, req.frame, img)
+            hit = self.cache.get(key, self.model, need_cam=req.cam)
+            if hit is not None:
+                return AnalyzeResult(req.request_id, req.path, req.frame, key, hit[0], hit[1], True, req.batch_id)
+            # The forward pass (and CAM) runs to completion once started: it cannot be
+            # interrupted, only the next image can be skipped.
+            pred = self.engine.predict(img, cam=req.cam)
+            cam_u8 = _cam_index(getattr(pred, "cam", None)) if req.cam else None
+            slim = _strip_cam(pred)
+            self.cache.put(key, self.model, slim, cam_u8)
+            return AnalyzeResult(req.request_id, req.path, req.frame, key, slim, cam_u8, False, req.batch_id)
+        except Exception as e:
+            path = getattr(e, "path", None) or req.path
+            reason = getattr(e, "reason", None) or _describe(e)
+            self.errored.emit(WorkerError(req.request_id, "image", reason, path, traceback.format_exc()))
+            return None
+
+    # -- many images
+    @QtCore.Slot(object)
+    def analyze_batch(self, req: BatchRequest) -> None:
+        self.cancel_event.clear()
+        self._batch = {"req": req, "next": 0, "done": 0, "failed": 0, "t0": time.perf_counter()}
+        self.started.emit(req.request_id)
+        self.progress.emit(req.request_id, 0, len(req.items))
+        self._run_batch_chunk()
+
+    @QtCore.Slot()
+    def _run_batch_chunk(self) -> None:
+        b = self._batch
+        if b is None:
+            return
+        req: BatchRequest = b["req"]
+        total = len(req.items)
+        end = min(b["next"] + self.chunk, total)
+        while b["next"] < end:
+            # cooperative cancel: checked between images (a forward pass can't be stopped)
+            if self.cancel_event.is_set():
+                return self._end_batch(cancelled=True)
+            path, frame = req.items[b["next"]]
+            b["next"] += 1
+            res = self._analyze_one(AnalyzeRequest(req.request_id, path, frame, cam=req.cam, batch_id=req.request_id))
+            if res is None:
+                b["failed"] += 1
+            else:
+                self.resultReady.emit(res)
+            b["done"] += 1
+            self.progress.emit(req.request_id, b["done"], total)
+        if b["next"] >= total or self.cancel_event.is_set():
+            return self._end_batch(cancelled=self.cancel_event.is_set() and b["next"] < total)
+        self._continue.emit()  # queued: lets single-image requests in between chunks
+
+    def _end_batch(self, cancelled: bool) -> None:
+        b, self._batch = self._batch, None
+        assert b is not None
+        req: BatchRequest = b["req"]
+        self.finished.emit(BatchSummary(req.request_id, b["done"], len(req.items), b["failed"], cancelled,
+                                        time.perf_counter() - b["t0"]))
+
+
+def _load(path: str, frame: int) -> LoadedImage:
+    from cxrviewer.core.dicom_io import load_image
+
+    return load_image(path, frame)
+
+
+def _cam_index(cam: np.ndarray | None) -> np.ndarray | None:
+    from cxrviewer.ui.heatmap import cam_to_index
+
+    return cam_to_index(cam)
+
+
+# --------------------------------------------------------------------------- GUI side
+
+
+class AiController(QtCore.QObject):
+    """The GUI-thread face of the AI: owns the thread, the cache and the request ids.
+
+    Signals (all emitted on the GUI thread)
+    ---------------------------------------
+    modelChanged(ModelInfo | None)
+        a model was loaded (``None``: no model; the viewer works without one).
+    resultReady(AnalyzeResult)
+        the result for the image currently asked for (stale ones are dropped).
+    badgeReady(AnalyzeResult)
+        every result, current or not (study browser badges).
+    started(int), progress(int, int, int), finished(BatchSummary)
+        a folder/study run: started, done/total, ended (``cancelled`` says whether Cancel stopped it).
+    errored(WorkerError)
+        anything that failed; the window shows it.
+    busyChanged(bool)
+    """
+
+    modelChanged = QtCore.Signal(object)
+    resultReady = QtCore.Signal(object)
+    badgeReady = QtCore.Signal(object)
+    started = QtCore.Signal(int)
+    progress = QtCore.Signal(int, int, int)
+    finished = QtCore.Signal(object)
+    errored = QtCore.Signal(object)
+    busyChanged = QtCore.Signal(bool)
+    modelLoading = QtCore.Signal()
+
+    # cross-thread requests (queued into the worker's thread)
+    _sigLoad = QtCore.Signal(object)
+    _sigAnalyze = QtCore.Signal(object)
+    _sigBatch = QtCore.Signal(object)
+
+    def __init__(self, engine_factory: EngineFactory | None = None, parent: QtCore.QObject | None = None,
+                 cam_budget_bytes: int = 384 << 20, chunk: int = 1) -> None:
+        super().__init__(parent)
+        self.cache = ResultCache(cam_budget_bytes)
+        self.keys = ImageKeys()
+        self._ids = itertools.count(1)
+        self.current_id = 0  # the single request whose result may be shown
+        self.batch_id = 0  # the running batch (0: none)
+        self.model: ModelInfo | None = None
+        self.model_error: str | None = None
+        self.loading = False
+        self._pending_single = 0
+        self.thread = QtCore.QThread()
+        self.thread.setObjectName("cxrviewer-ai")
+        self.worker = AiWorker(engine_factory or default_engine_factory, self.cache, self.keys, chunk)
+        self.worker.moveToThread(self.thread)
+        self._sigLoad.connect(self.worker.load_model, QtCore.Qt.QueuedConnection)
+        self._sigAnalyze.connect(self.worker.analyze, QtCore.Qt.QueuedConnection)
+        self._sigBatch.connect(self.worker.analyze_batch, QtCore.Qt.QueuedConnection)
+        self.worker.modelLoaded.connect(self._on_model_loaded)
+        self.worker.modelUnloaded.connect(self._on_model_unloaded)
+        self.worker.resultReady.connect(self._on_result)
+        self.worker.errored.connect(self._on_error)
+        self.worker.progress.connect(self.progress)
+        self.worker.started.connect(self._on_started)
+        self.worker.finished.connect(self._on_finished)
+        self.thread.start()
+
+    # -- model
+    def load_model(self, model_dir: str | os.PathLike | None = None) -> None:
+        """Load (or switch to) a model in the worker; ``None`` = the registry's active one."""
+        self.loading = True
+        self.modelLoading.emit()
+        self._sigLoad.emit(None if model_dir is None else os.fspath(model_dir))
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.loading = False
+        self.model = info
+        self.model_error = None
+        self.modelChanged.emit(info)
+
+    def _on_model_unloaded(self) -> None:
+        self.loading = False
+        self.model = None
+        self.modelChanged.emit(None)
+
+    # -- single image
+    def analyze(self, path: str | os.PathLike, frame: int = 0, image: LoadedImage | None = None,
+                cam: bool = True) -> int:
+        """Ask for one image's result; returns the request id. A cached result is emitted
+        at once (no engine call); otherwise the worker computes it and older pending
+        single-image requests are superseded."""
+        path = os.fspath(path)
+        rid = next(self._ids)
+        self.current_id = rid
+        self.worker.latest_single = rid  # an int store: atomic under the GIL
+        key = self.keys.known(path, frame, image)
+        if key is not None and self.model is not None:
+            hit = self.cache.get(key, self.model, need_cam=cam)
+            if hit is not None:
+                res = AnalyzeResult(rid, path, frame, key, hit[0], hit[1], True)
+                self.badgeReady.emit(res)
+                self.resultReady.emit(res)
+                return rid
+        if self.model is None and not self.loading:
+            self.errored.emit(WorkerError(rid, "image", "no model loaded (Model menu → choose a model)", path))
+            return rid
+        self._set_busy(True)
+        self._pending_single = rid
+        self._sigAnalyze.emit(AnalyzeRequest(rid, path, frame, image, cam, key))
+        return rid
+
+    def forget_current(self) -> None:
+        """Nothing on screen wants a result any more (image closed)."""
+        self.current_id = next(self._ids)
+        self.worker.latest_single = self.current_id
+
+    # -- many images
+    def analyze_many(self, items: Sequence[str | tuple[str, int]], cam: bool = False) -> int:
+        """Analyse a study/folder; progress/finished report on it; :meth:`cancel` stops it."""
+        norm = tuple((os.fspath(i), 0) if not isinstance(i, tuple) else (os.fspath(i[0]), int(i[1])) for i in items)
+        rid = next(self._ids)
+        self.batch_id = rid
+        self.worker.cancel_event.clear()
+        self._set_busy(True)
+        self._sigBatch.emit(BatchRequest(rid, norm, cam))
+        return rid
+
+    def cancel(self) -> None:
+        """Stop a folder run after the image in progress (a forward pass can't be interrupted)."""
+        self.worker.cancel_event.set()
+
+    @property
+    def batch_running(self) -> bool:
+        return self.batch_id != 0
+
+    # -- results
+    def _on_started(self, rid: int) -> None:
+        if rid == self.batch_id:
+            self.started.emit(rid)
+
+    def _on_result(self, res: AnalyzeResult) -> None:
+        self.badgeReady.emit(res)
+        if res.batch_id is None and res.request_id == self._pending_single:
+            self._pending_single = 0
+            self._update_busy()
+        if res.request_id == self.current_id:
+            self.resultReady.emit(res)
+        # else: stale (the user selected another image meanwhile): dropped
+
+    def _on_error(self, err: WorkerError) -> None:
+        if err.kind == "model":
+            self.loading = False
+            self.model_error = err.message
+        if err.request_id == self._pending_single:
+            self._pending_single = 0
+            self._update_busy()
+        if err.kind == "image" and err.request_id not in (self.current_id, self.batch_id):
+            return  # about an image nobody looks at any more
+        self.errored.emit(err)
+
+    def _on_finished(self, summary: BatchSummary) -> None:
+        if summary.request_id == self.batch_id:
+            self.batch_id = 0
+        self._update_busy()
+        self.finished.emit(summary)
+
+    def _set_busy(self, on: bool) -> None:
+        self.busyChanged.emit(on)
+
+    def _update_busy(self) -> None:
+        self.busyChanged.emit(bool(self._pending_single or self.batch_id))
+
+    # -- lifetime
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Stop the thread (after the forward pass in progress, if any)."""
+        if not self.thread.isRunning():
+            return
+        self.worker.cancel_event.set()
+        self.worker.latest_single = 1 << 62  # skip queued single requests
+        self.thread.quit()
+        self.thread.wait(timeout_ms)
