@@ -5,120 +5,30 @@ off the GUI thread) and shown through a 256-entry RGBA lookup table. Colormap an
 changes only swap the 256-entry table, opacity is ``QGraphicsItem.setOpacity`` and toggling
 is ``setVisible``: none of them touches the per-pixel array or re-runs the model.
 
-The numpy functions (:func:`colormap_rgb`, :func:`heat_lut`, :func:`cam_to_index`,
-:func:`composite`) are what the exporter (on screen and headless) burns in, so an export shows
-exactly what the canvas shows.
+The numpy side (tables, threshold rule, export layer) is :mod:`cxrviewer.ui.colormaps`
+(no Qt), shared with the exporters so an export shows exactly what the canvas shows.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-#: colormaps offered in the UI; jet is the seed's, the others are perceptually uniform
-COLORMAPS: tuple[str, ...] = ("jet", "viridis", "inferno", "magma")
-DEFAULT_COLORMAP = "jet"
-DEFAULT_OPACITY = 0.45
-DEFAULT_THRESHOLD = 0.2
+from cxrviewer.ui.colormaps import (  # noqa: F401 - re-exported for callers of this module
+    COLORMAPS,
+    DEFAULT_COLORMAP,
+    DEFAULT_OPACITY,
+    DEFAULT_THRESHOLD,
+    cam_to_index,
+    colormap_rgb,
+    heat_lut,
+    heat_rgba,
+    threshold_index,
+)
+
 #: z value of the heatmap layer: above the radiograph (0), below rulers and text
 HEATMAP_Z = 10.0
-
-# matplotlib's "jet" segment data (x, value) per channel, so the seed's look is reproduced
-# without importing matplotlib (~1 s and not a viewer dependency).
-_JET = {
-    "r": ((0.0, 0.0), (0.35, 0.0), (0.66, 1.0), (0.89, 1.0), (1.0, 0.5)),
-    "g": ((0.0, 0.0), (0.125, 0.0), (0.375, 1.0), (0.64, 1.0), (0.91, 0.0), (1.0, 0.0)),
-    "b": ((0.0, 0.5), (0.11, 1.0), (0.34, 1.0), (0.65, 0.0), (1.0, 0.0)),
-}
-
-
-@lru_cache(maxsize=16)
-def _colormap_rgb_cached(name: str) -> bytes:
-    x = np.linspace(0.0, 1.0, 256)
-    if name == "jet":
-        chans = [np.interp(x, [p[0] for p in _JET[c]], [p[1] for p in _JET[c]]) for c in "rgb"]
-        rgb = np.stack(chans, axis=1)
-        return np.round(rgb * 255.0).astype(np.uint8).tobytes()
-    cmap = pg.colormap.get(name)
-    if cmap is None:  # pragma: no cover - names come from COLORMAPS
-        raise ValueError(f"unknown colormap {name!r}")
-    lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=False, mode="byte")
-    return np.ascontiguousarray(lut[:, :3], dtype=np.uint8).tobytes()
-
-
-def colormap_rgb(name: str) -> np.ndarray:
-    """The colormap as a ``(256, 3)`` uint8 RGB table (RGB order, never OpenCV's BGR)."""
-    if name not in COLORMAPS:
-        raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}")
-    return np.frombuffer(_colormap_rgb_cached(name), dtype=np.uint8).reshape(256, 3).copy()
-
-
-def threshold_index(threshold: float) -> int:
-    """Smallest CAM index (0–255) that is shown for ``threshold`` in ``[0, 1]``.
-
-    A pixel is visible exactly when ``cam_u8 >= threshold_index(threshold)``.
-    """
-    t = min(max(float(threshold), 0.0), 1.0)
-    return int(np.ceil(t * 255.0 - 1e-9))
-
-
-def heat_lut(name: str, threshold: float) -> np.ndarray:
-    """``(256, 4)`` uint8 RGBA table: the colormap, transparent below the threshold."""
-    rgb = colormap_rgb(name)
-    alpha = np.full((256, 1), 255, dtype=np.uint8)
-    alpha[: threshold_index(threshold)] = 0
-    return np.ascontiguousarray(np.concatenate([rgb, alpha], axis=1))
-
-
-def cam_to_index(cam: np.ndarray | None) -> np.ndarray | None:
-    """Float CAM in ``[0, 1]`` -> ``uint8`` index image (done in the worker: it is the one
-    per-pixel pass over a possibly 2000×2000 map)."""
-    if cam is None:
-        return None
-    c = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    out = np.empty(c.shape, dtype=np.uint8)
-    np.clip(c * np.float32(255.0) + np.float32(0.5), 0.0, 255.0, out=c)
-    out[...] = c  # truncation after +0.5 == round half up
-    return out
-
-
-def composite(
-    base: np.ndarray,
-    cam_u8: np.ndarray,
-    colormap: str = DEFAULT_COLORMAP,
-    threshold: float = DEFAULT_THRESHOLD,
-    opacity: float = DEFAULT_OPACITY,
-) -> np.ndarray:
-    """Burn the heatmap into an 8-bit image, exactly as the canvas shows it.
-
-    Parameters
-    ----------
-    base
-        ``(rows, cols)`` grayscale or ``(rows, cols, 3)`` RGB uint8 display pixels.
-    cam_u8
-        ``(rows, cols)`` index image from :func:`cam_to_index` (same geometry as ``base``).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(rows, cols, 3)`` uint8 RGB: ``base`` unchanged where the map is below the
-        threshold, ``base·(1−opacity) + colour·opacity`` elsewhere.
-    """
-    if cam_u8.shape[:2] != base.shape[:2]:
-        raise ValueError(f"heatmap {cam_u8.shape[:2]} and image {base.shape[:2]} differ in size")
-    rgb = np.repeat(base[:, :, None], 3, axis=2) if base.ndim == 2 else base[:, :, :3].copy()
-    mask = cam_u8 >= threshold_index(threshold)
-    if not mask.any() or opacity <= 0:
-        return rgb
-    colors = colormap_rgb(colormap)[cam_u8[mask]].astype(np.float32)
-    a = np.float32(min(max(opacity, 0.0), 1.0))
-    blended = rgb[mask].astype(np.float32) * (1 - a) + colors * a
-    rgb[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    return rgb
-
 
 # --------------------------------------------------------------------------- Qt parts
 
@@ -151,14 +61,10 @@ class HeatmapLayer(QtCore.QObject):
 
     # -- wiring
     def attach(self, canvas) -> None:
-        """Add the layer to ``canvas`` (needs ``add_layer``; follows ``image_transform``)."""
+        """Add the layer to ``canvas``: the canvas applies its image transform to its layers
+        (``ImageCanvas._apply_transform``) and exports them through :meth:`export_rgba`."""
         self._canvas = canvas
-        canvas.add_layer(self.item, HEATMAP_Z)
-        for name in ("transformChanged", "imageTransformChanged", "viewTransformChanged"):
-            sig = getattr(canvas, name, None)
-            if sig is not None:
-                sig.connect(self.sync_transform)
-                break
+        canvas.add_layer(self.item, HEATMAP_Z, export_fn=self.export_rgba)
         self.sync_transform()
 
     def sync_transform(self, *args) -> None:
@@ -235,11 +141,11 @@ class HeatmapLayer(QtCore.QObject):
     def lut(self) -> np.ndarray:
         return heat_lut(self._colormap, self._threshold)
 
-    def burn_in(self, base: np.ndarray) -> np.ndarray:
-        """``base`` (native-resolution display pixels) with this layer composited, if shown."""
+    def export_rgba(self, img=None) -> np.ndarray | None:
+        """The layer for a native-resolution export (``None`` when not shown)."""
         if not self.is_shown():
-            return base if base.ndim == 3 else np.repeat(base[:, :, None], 3, axis=2)
-        return composite(base, self._cam, self._colormap, self._threshold, self._opacity)
+            return None
+        return heat_rgba(self._cam, self._colormap, self._threshold, self._opacity)
 
     def _apply_lut(self) -> None:
         if self._cam is not None:

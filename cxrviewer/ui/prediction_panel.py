@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from cxrviewer.ui.colormaps import prediction_text
+
 CAUTION = (
     "Research model — not a diagnosis. The heatmap shows where the model looked, "
     "not where disease is."
@@ -165,13 +167,3 @@ class PredictionPanel(QtWidgets.QWidget):
         if self.result is None:
             return []
         return prediction_text(self.result.prediction)
-
-
-def prediction_text(pred) -> list[str]:
-    """Lines describing a prediction for an exported image (screen and headless)."""
-    return [
-        f"AI: P(Abnormal) {float(pred.probability_abnormal):.2f} -> {pred.label} "
-        f"(threshold {float(pred.threshold):.2f})",
-        f"{pred.model_name} {pred.model_version}",
-        "Research model - not a diagnosis",
-    ]

@@ -315,6 +315,21 @@ class AiWorker(QtCore.QObject):
         )
         self.modelLoaded.emit(self.model)
 
+    @QtCore.Slot(str)
+    def activate(self, name: str) -> None:
+        """Make ``name`` the registry's active model (it verifies the weights: torch, so
+        here and not on the GUI thread), then load it. On failure the previous model stays."""
+        try:
+            from cxrviewer.ml.registry import Registry
+
+            entry = Registry().activate(name)
+        except Exception as e:
+            reason = getattr(e, "reason", None) or _describe(e)
+            self.errored.emit(WorkerError(0, "model", f"model {name!r} could not be activated: {reason}",
+                                          None, traceback.format_exc()))
+            return
+        self.load_model(str(entry.path))
+
     # -- one image
     @QtCore.Slot(object)
     def analyze(self, req: AnalyzeRequest) -> None:
@@ -397,7 +412,7 @@ def _load(path: str, frame: int) -> LoadedImage:
 
 
 def _cam_index(cam: np.ndarray | None) -> np.ndarray | None:
-    from cxrviewer.ui.heatmap import cam_to_index
+    from cxrviewer.ui.colormaps import cam_to_index
 
     return cam_to_index(cam)
 
@@ -435,6 +450,7 @@ class AiController(QtCore.QObject):
 
     # cross-thread requests (queued into the worker's thread)
     _sigLoad = QtCore.Signal(object)
+    _sigActivate = QtCore.Signal(str)
     _sigAnalyze = QtCore.Signal(object)
     _sigBatch = QtCore.Signal(object)
 
@@ -455,6 +471,7 @@ class AiController(QtCore.QObject):
         self.worker = AiWorker(engine_factory or default_engine_factory, self.cache, self.keys, chunk)
         self.worker.moveToThread(self.thread)
         self._sigLoad.connect(self.worker.load_model, QtCore.Qt.QueuedConnection)
+        self._sigActivate.connect(self.worker.activate, QtCore.Qt.QueuedConnection)
         self._sigAnalyze.connect(self.worker.analyze, QtCore.Qt.QueuedConnection)
         self._sigBatch.connect(self.worker.analyze_batch, QtCore.Qt.QueuedConnection)
         self.worker.modelLoaded.connect(self._on_model_loaded)
@@ -472,6 +489,12 @@ class AiController(QtCore.QObject):
         self.loading = True
         self.modelLoading.emit()
         self._sigLoad.emit(None if model_dir is None else os.fspath(model_dir))
+
+    def activate_model(self, name: str) -> None:
+        """Activate a registry model (verified and loaded in the worker)."""
+        self.loading = True
+        self.modelLoading.emit()
+        self._sigActivate.emit(name)
 
     @property
     def ready(self) -> bool:

@@ -1,0 +1,70 @@
+"""Start the viewer: QApplication, dark theme, main window.
+
+Importing this module imports Qt and pyqtgraph only; torch is loaded later by the AI worker,
+so the window appears first (target: shown within 2.5 s).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+#: Called with the new :class:`~cxrviewer.ui.main_window.MainWindow` before it is shown
+#: (other layers, e.g. the AI panel, register themselves here).
+WINDOW_HOOKS: list = []
+
+
+def get_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
+    """The one ``QApplication`` (created with the dark theme on first use)."""
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        QtCore.QCoreApplication.setOrganizationName("cxrviewer")
+        QtCore.QCoreApplication.setApplicationName("cxrviewer")
+        app = QtWidgets.QApplication(list(argv) if argv is not None else [sys.argv[0]])
+        from cxrviewer.ui.theme import apply_dark_theme
+
+        apply_dark_theme(app)
+        icon = _icon()
+        if icon is not None:
+            app.setWindowIcon(icon)
+    return app  # type: ignore[return-value]
+
+
+def _icon() -> QtGui.QIcon | None:
+    from cxrviewer.paths import resource
+
+    p = resource("icons", "cxrviewer.png")
+    return QtGui.QIcon(str(p)) if p.is_file() else None
+
+
+def create_window(path: str | os.PathLike | None = None, sample: bool = False):
+    """Build (not show) the main window, open ``path`` or the sample study."""
+    get_app()
+    from cxrviewer.ui.main_window import MainWindow
+
+    w = MainWindow()
+    for hook in WINDOW_HOOKS:
+        hook(w)
+    if sample:
+        w.open_sample()
+    elif path:
+        w.open_path(path)
+    return w
+
+
+def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
+    """Show the window and run the event loop; returns the exit code."""
+    app = get_app()
+    w = create_window(path, sample)
+    w.show()
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cxrviewer-gui`` script (same arguments as ``cxrviewer view``)."""
+    from cxrviewer.cli import main as cli_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cli_main(["view", *args])

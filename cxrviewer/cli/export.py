@@ -1,0 +1,103 @@
+"""``cxrviewer export INPUT --out FILE.png``: the viewer's export renderer, headless.
+
+With ``--no-annotations --native`` and no heatmap the PNG is exactly the display pipeline's
+8-bit output (rows x cols grayscale) for the chosen window, so it can be checked against the
+DICOM standard. Bad input exits non-zero with a one-line reason and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="render an image (window, annotations, heatmap) to PNG/JPEG")
+    p.add_argument("input", help="DICOM, PNG or JPEG file")
+    p.add_argument("--out", required=True, help="output file (.png or .jpg)")
+    p.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"),
+                   help="window center and width in modality units (default: the file's, else Auto)")
+    p.add_argument("--heatmap", action="store_true", help="burn in the model's Grad-CAM heatmap (needs the AI engine)")
+    p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text")
+    p.add_argument("--no-annotations", action="store_true", help="no corner text")
+    p.add_argument("--native", action="store_true",
+                   help="one output pixel per image pixel (default: square display pixels, longest side <= --size)")
+    p.add_argument("--size", type=int, default=1024, help="longest side without --native (default 1024)")
+    p.add_argument("--frame", type=int, default=0, help="frame of a multi-frame image (default 0)")
+    p.set_defaults(func=run)
+
+
+#: Set by the AI layer: ``fn(img, args) -> list of RGBA layers`` for ``--heatmap``.
+HEATMAP_PROVIDER = None
+
+
+def heatmap_layers(img, args):
+    """The heatmap layer(s) for ``img``; raises ``RuntimeError`` with a one-line reason when the
+    AI engine is not available."""
+    if HEATMAP_PROVIDER is not None:
+        return HEATMAP_PROVIDER(img, args)
+    try:
+        import importlib
+
+        importlib.import_module("cxrviewer.ml.inference")
+    except ImportError as e:
+        raise RuntimeError(
+            f"--heatmap needs the AI engine (cxrviewer.ml.inference), which is not available: {e}"
+        ) from None
+    try:
+        from cxrviewer.ui.heatmap import export_layers_for  # provided by the AI-in-viewer layer
+    except ImportError:
+        raise RuntimeError("--heatmap: the heatmap renderer (cxrviewer.ui.heatmap) is not available in this build") from None
+    return export_layers_for(img, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+
+    if not os.path.isfile(args.input):
+        return fail(f"{args.input}: no such file")
+    try:
+        from cxrviewer.ui.export import format_for
+
+        fmt = format_for(args.out)
+    except ValueError as e:
+        return fail(f"{args.out}: {e}")
+    if os.path.abspath(args.out) == os.path.abspath(args.input):
+        return fail(f"{args.out}: refusing to overwrite the input file")
+    try:
+        from cxrviewer.core.dicom_io import load_image
+        from cxrviewer.core.types import WindowPreset
+        from cxrviewer.ui.export import render_export, save_image
+        from cxrviewer.ui.overlay_text import corner_text
+
+        img = load_image(args.input, args.frame)
+        preset = None
+        if args.window is not None:
+            c, w = args.window
+            if not w >= 1:
+                return fail(f"--window width {w:g} must be >= 1")
+            preset = WindowPreset("User", c, w, "LINEAR", "user")
+        if preset is None:
+            preset = img.default_preset
+        layers = heatmap_layers(img, args) if args.heatmap else []
+        text = None
+        if not args.no_annotations:
+            text = corner_text(
+                img,
+                center=preset.center if preset else None,
+                width=preset.width if preset else None,
+                window_name=preset.name if preset else "",
+                anonymize=args.anonymize,
+            )
+        arr = render_export(img, preset, layers=layers, text=text, native=args.native, max_size=args.size)
+        save_image(arr, args.out, fmt)
+    except CxrError as e:
+        return fail(str(e))
+    except RuntimeError as e:
+        return fail(str(e))
+    except (ValueError, OSError) as e:
+        return fail(f"{args.input}: {e}")
+    print(args.out)
+    return 0

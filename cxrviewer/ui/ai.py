@@ -1,0 +1,350 @@
+"""The AI in the viewer: puts the worker, the prediction panel, the heatmap layer and the Model
+menu into a main window.
+
+The main window creates one :class:`AiIntegration` after its canvas and study browser exist and
+calls :meth:`AiIntegration.start` once it is shown: the model (and torch) then load in the
+worker thread while the window is already usable. Everything works without a model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from cxrviewer.ui.colormaps import prediction_text
+from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
+from cxrviewer.ui.prediction_panel import PredictionPanel
+from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, ModelInfo, WorkerError
+
+#: QSettings key: analyse the image on screen automatically when it is selected
+AUTO_ANALYZE_KEY = "ai/auto_analyze"
+
+
+class AiIntegration(QtCore.QObject):
+    """Owns the :class:`AiController` and the AI widgets of one main window.
+
+    Parameters
+    ----------
+    window
+        The ``QMainWindow`` (menu bar, status bar, docks).
+    canvas
+        The :class:`~cxrviewer.ui.canvas.ImageCanvas` (``add_layer``, ``imageShown``, ``img``,
+        ``set_extra_text``).
+    browser
+        The :class:`~cxrviewer.ui.study_browser.StudyBrowser` (``set_badge``,
+        ``image_paths``, ``set_badge_filter``, ``sort_by_badge``), or ``None``.
+    engine_factory
+        ``model_dir -> engine`` run on the worker thread (tests pass a stand-in);
+        default ``Engine.load``.
+    settings
+        Where the auto-analyse choice is kept (default ``QSettings()``).
+    """
+
+    def __init__(self, window: QtWidgets.QMainWindow, canvas, browser=None,
+                 engine_factory: Callable | None = None, settings: QtCore.QSettings | None = None,
+                 toolbar: QtWidgets.QToolBar | None = None) -> None:
+        super().__init__(window)
+        self.window, self.canvas, self.browser = window, canvas, browser
+        self.settings = settings if settings is not None else QtCore.QSettings()
+        self.controller = AiController(engine_factory, parent=self)
+        self.heatmap = HeatmapLayer(self)
+        self.heatmap.attach(canvas)
+        self.last_error: WorkerError | None = None
+        self.last_summary: BatchSummary | None = None
+        self._model_dir: str | None = None
+
+        # -- panel (dock)
+        self.panel = PredictionPanel()
+        self.controls = HeatmapControls(self.heatmap)
+        self.panel.extra.addWidget(self.controls)
+        self.dock = QtWidgets.QDockWidget("AI", window)
+        self.dock.setObjectName("aiDock")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+
+        # -- status bar: device, folder progress + Cancel
+        sb = window.statusBar()
+        self.device_label = QtWidgets.QLabel("AI: starting…")
+        self.device_label.setObjectName("aiDevice")
+        self.progress_bar = QtWidgets.QProgressBar()
+        self.progress_bar.setMaximumWidth(180)
+        self.progress_bar.setFormat("AI %v/%m")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the analysis after the image in progress")
+        self.cancel_button.clicked.connect(lambda _=False: self.cancel())
+        for w in (self.progress_bar, self.cancel_button):
+            w.hide()
+            sb.addPermanentWidget(w)
+        sb.addPermanentWidget(self.device_label)
+
+        # -- actions and menu
+        self._build_actions(toolbar)
+
+        # -- wiring
+        c = self.controller
+        c.modelChanged.connect(self._on_model)
+        c.modelLoading.connect(self._on_loading)
+        c.resultReady.connect(self._on_result)
+        c.badgeReady.connect(self._on_badge)
+        c.errored.connect(self._on_error)
+        c.started.connect(self._on_batch_started)
+        c.progress.connect(self._on_progress)
+        c.finished.connect(self._on_batch_finished)
+        canvas.imageShown.connect(self._on_image_shown)
+        self.panel.analyzeRequested.connect(lambda: self.analyze_current())
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        window.installEventFilter(self)
+
+    # ------------------------------------------------------------------ actions
+    def _build_actions(self, toolbar: QtWidgets.QToolBar | None) -> None:
+        w = self.window
+        A = QtGui.QAction
+        self.act_heatmap = A("Show &heatmap", w, checkable=True, checked=self.heatmap.enabled)
+        self.act_heatmap.setShortcut(QtGui.QKeySequence("H"))
+        self.act_heatmap.setToolTip("Show or hide the Grad-CAM heatmap (H). Recomputes nothing.")
+        self.act_heatmap.toggled.connect(self.heatmap.set_enabled)
+        self.heatmap.toggled.connect(self._sync_heatmap_action)
+        self.act_analyze = A("&Analyze image", w)
+        self.act_analyze.setShortcut(QtGui.QKeySequence("Ctrl+Shift+A"))
+        self.act_analyze.triggered.connect(lambda _=False: self.analyze_current())
+        self.act_analyze_all = A("Analyze &study/folder", w)
+        self.act_analyze_all.setShortcut(QtGui.QKeySequence("Ctrl+Shift+F"))
+        self.act_analyze_all.triggered.connect(lambda _=False: self.analyze_all())
+        self.act_cancel = A("&Cancel analysis", w)
+        self.act_cancel.setEnabled(False)
+        self.act_cancel.triggered.connect(lambda _=False: self.cancel())
+        self.act_auto = A("Analyze automatically on &selection", w, checkable=True)
+        self.act_auto.setChecked(self.auto_analyze)
+        self.act_auto.toggled.connect(self.set_auto_analyze)
+        self.act_models = A("&Models…", w)
+        self.act_models.triggered.connect(self.show_models)
+        self.act_card = A("Show model &card…", w)
+        self.act_card.triggered.connect(self.show_card)
+        self.act_reload = A("&Reload model", w)
+        self.act_reload.triggered.connect(lambda: self.start(self._model_dir))
+        self.act_sort = A("Sort browser by P(Abnormal)", w)
+        self.act_sort.triggered.connect(self.sort_by_probability)
+        self.act_filter = A("Show only images at or above the threshold", w, checkable=True)
+        self.act_filter.toggled.connect(self.filter_by_threshold)
+        for a in (self.act_heatmap, self.act_analyze, self.act_analyze_all):
+            a.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            w.addAction(a)  # shortcuts work even when the menu bar is hidden
+        self.menu = w.menuBar().addMenu("&Model")
+        self.models_menu = self.menu.addMenu("Active model")
+        self.models_menu.aboutToShow.connect(self._fill_models_menu)
+        for a in (self.act_models, self.act_card, self.act_reload, None, self.act_analyze, self.act_analyze_all,
+                  self.act_cancel, self.act_auto, None, self.act_heatmap, None, self.act_sort, self.act_filter):
+            if a is None:
+                self.menu.addSeparator()
+            else:
+                self.menu.addAction(a)
+        if toolbar is None:
+            toolbar = w.addToolBar("AI")
+            toolbar.setObjectName("aiToolbar")
+        self.toolbar = toolbar
+        toolbar.addAction(self.act_heatmap)
+        toolbar.addAction(self.act_analyze)
+
+    def _sync_heatmap_action(self, on: bool) -> None:
+        if self.act_heatmap.isChecked() != on:
+            blocker = QtCore.QSignalBlocker(self.act_heatmap)
+            self.act_heatmap.setChecked(on)
+            del blocker
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def auto_analyze(self) -> bool:
+        v = self.settings.value(AUTO_ANALYZE_KEY, True)
+        return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+
+    def set_auto_analyze(self, on: bool) -> None:
+        self.settings.setValue(AUTO_ANALYZE_KEY, bool(on))
+        if on:
+            self.analyze_current(explicit=False)
+
+    # ------------------------------------------------------------------ model
+    def start(self, model_dir: str | os.PathLike | None = None) -> None:
+        """Load the model in the worker (``None``: the registry's active model)."""
+        self._model_dir = None if model_dir is None else os.fspath(model_dir)
+        self.controller.load_model(self._model_dir)
+
+    def _on_loading(self) -> None:
+        self.device_label.setText("AI: loading model…")
+        self.panel.set_loading()
+
+    def _on_model(self, info: ModelInfo | None) -> None:
+        if info is None:
+            reason = self.controller.model_error
+            self.device_label.setText("AI: no model")
+            self.device_label.setToolTip(reason or "")
+            self.panel.set_no_model(reason)
+            return
+        self.device_label.setText(f"AI: {info.device} · {info.backend}")
+        self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
+        self.panel.set_model(info)
+        self.analyze_current(explicit=False)
+
+    def show_models(self) -> None:
+        from cxrviewer.ml.registry import Registry  # reads card.json files only (no torch)
+        from cxrviewer.ui.model_dialogs import ModelsDialog
+
+        active = self.controller.model.name if self.controller.model else None
+        dlg = ModelsDialog(Registry(), active, self.window)
+        dlg.activateRequested.connect(self.activate)
+        self.controller.modelChanged.connect(dlg.refresh)
+        dlg.exec()
+        self.controller.modelChanged.disconnect(dlg.refresh)
+
+    def show_card(self) -> None:
+        from cxrviewer.ui.model_dialogs import ModelCardDialog
+
+        m = self.controller.model
+        if m is None:
+            QtWidgets.QMessageBox.information(self.window, "Model card",
+                                              self.controller.model_error or "No model is loaded.")
+            return
+        ModelCardDialog(m.card, self.window).exec()
+
+    def activate(self, name: str) -> None:
+        self.controller.activate_model(name)
+
+    def _fill_models_menu(self) -> None:
+        self.models_menu.clear()
+        try:
+            from cxrviewer.ml.registry import Registry
+
+            entries = Registry().list()
+        except Exception as e:  # show why instead of an empty menu
+            self.models_menu.addAction(f"(registry unreadable: {e})").setEnabled(False)
+            return
+        if not entries:
+            self.models_menu.addAction("(no model installed)").setEnabled(False)
+        cur = self.controller.model
+        group = QtGui.QActionGroup(self.models_menu)
+        for e in entries:
+            a = self.models_menu.addAction(f"{e.name} {e.version}" + (" (bundled)" if e.bundled else ""))
+            a.setCheckable(True)
+            a.setChecked(cur is not None and cur.name == e.name and cur.version == e.version)
+            a.triggered.connect(lambda _=False, n=e.name: self.activate(n))
+            group.addAction(a)
+
+    # ------------------------------------------------------------------ analysis
+    def _current(self):
+        """The LoadedImage on screen, or None."""
+        return getattr(self.canvas, "img", None)
+
+    def analyze_current(self, explicit: bool = True) -> int | None:
+        """Analyse the image on screen (``explicit=False``: only if auto-analyse is on)."""
+        img = self._current()
+        if img is None:
+            return None
+        if not explicit and not self.auto_analyze:
+            return None
+        if not self.controller.ready and not self.controller.loading:
+            if explicit:
+                self.panel.set_no_model(self.controller.model_error or "No model is loaded.")
+            return None
+        self.panel.set_pending()
+        return self.controller.analyze(img.path, img.frame, img)
+
+    def _on_image_shown(self) -> None:
+        # a new image: the old map and text belong to another image
+        self.heatmap.set_cam(None)
+        self.canvas.set_extra_text([])
+        self.panel.clear_result()
+        self.controller.forget_current()
+        self.analyze_current(explicit=False)
+
+    def _is_current(self, res: AnalyzeResult) -> bool:
+        img = self._current()
+        return img is not None and os.fspath(img.path) == res.path and int(img.frame) == res.frame
+
+    def _on_result(self, res: AnalyzeResult) -> None:
+        if not self._is_current(res):
+            return
+        self.heatmap.set_cam(res.cam_u8)
+        self.panel.show_result(res)
+        self.canvas.set_extra_text(prediction_text(res.prediction))
+
+    def _on_badge(self, res: AnalyzeResult) -> None:
+        if self.browser is None:
+            return
+        p = res.probability
+        self.browser.set_badge(res.path, f"{p:.2f} {res.prediction.label}", p)
+
+    def _on_error(self, err: WorkerError) -> None:
+        self.last_error = err
+        where = f"{err.path}: " if err.path else ""
+        self.window.statusBar().showMessage(f"AI: {where}{err.message}", 10000)
+        if err.kind == "model":
+            if self.controller.model is None:
+                self.device_label.setText("AI: no model")
+                self.panel.set_no_model(err.message)
+            else:
+                self.panel.state_label.setText(err.message)
+        elif err.request_id == self.controller.current_id:
+            self.panel.set_error(f"{where}{err.message}")
+
+    def analyze_all(self) -> int | None:
+        """Analyse every image in the study browser (progress in the status bar, Cancel)."""
+        paths = self.browser.image_paths() if self.browser is not None else []
+        if not paths:
+            img = self._current()
+            paths = [img.path] if img is not None else []
+        if not paths:
+            return None
+        if not self.controller.ready and not self.controller.loading:
+            self.panel.set_no_model(self.controller.model_error or "No model is loaded.")
+            return None
+        return self.controller.analyze_many(paths)
+
+    def cancel(self) -> None:
+        self.controller.cancel()
+        self.cancel_button.setEnabled(False)
+
+    def _on_batch_started(self, rid: int) -> None:
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
+        self.act_cancel.setEnabled(True)
+
+    def _on_progress(self, rid: int, done: int, total: int) -> None:
+        if rid != self.controller.batch_id:
+            return
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+
+    def _on_batch_finished(self, s: BatchSummary) -> None:
+        self.last_summary = s
+        self.progress_bar.hide()
+        self.cancel_button.hide()
+        self.act_cancel.setEnabled(False)
+        what = "cancelled" if s.cancelled else "done"
+        extra = f", {s.failed} failed" if s.failed else ""
+        self.window.statusBar().showMessage(
+            f"AI analysis {what}: {s.done}/{s.total} images in {s.elapsed_s:.1f} s{extra}", 10000)
+
+    # ------------------------------------------------------------------ browser
+    def sort_by_probability(self) -> None:
+        if self.browser is not None:
+            self.browser.sort_by_badge(descending=True)
+
+    def filter_by_threshold(self, on: bool) -> None:
+        if self.browser is None:
+            return
+        m = self.controller.model
+        self.browser.set_badge_filter((m.threshold if m else 0.5) if on else None)
+
+    # ------------------------------------------------------------------ lifetime
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        if obj is self.window and ev.type() == QtCore.QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def shutdown(self) -> None:
+        self.controller.shutdown()

@@ -1,0 +1,751 @@
+"""The image canvas: a pyqtgraph ``ImageItem`` in a locked-aspect ``ViewBox``.
+
+Why it is built this way:
+
+* The *stored* array (uint16, int16...) is the image; a window is applied with
+  ``ImageItem.setLevels`` in stored units (:func:`cxrviewer.core.display.levels_for_preset`),
+  so a W/L drag step costs one LUT pass inside pyqtgraph and never re-renders the array
+  (ARCHITECTURE.md: ~13 ms at 2500x2048). MONOCHROME1 is an inverted lookup table, i.e. the
+  inversion comes *after* the VOI, as PS3.4 requires.
+* Non-linear VOI (SIGMOID, VOI LUT Sequence) is rendered once with the core pipeline and
+  shown as 8-bit; dragging switches back to a LINEAR window on the stored array.
+* ``imageAxisOrder='row-major'`` is set once at import (pyqtgraph #315: images shown
+  transposed otherwise) and the ViewBox has y pointing down.
+* Geometry (pixel aspect from Pixel Spacing, rotation, flips) is one ``QTransform`` on the
+  image item: :meth:`ImageCanvas.image_transform`. Overlay layers (the AI heatmap) get the
+  same transform through :meth:`ImageCanvas.add_layer`, so they stay aligned pixel-exactly.
+  Rulers keep their end points in image coordinates and are re-placed when the view turns.
+* Corner text is four ``QLabel`` children of the canvas widget, so ``grab()`` includes them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from cxrviewer.core.display import levels_for_preset, render, window_from_levels
+from cxrviewer.core.types import LoadedImage, WindowPreset
+from cxrviewer.ui.export import RulerSpec, ViewState, render_export
+from cxrviewer.ui.overlay_text import CornerText, corner_text
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+TOOLS = ("wl", "pan", "zoom", "ruler", "probe")
+TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe"}
+
+_GRAY = np.arange(256, dtype=np.uint8)
+_GRAY_INV = _GRAY[::-1].copy()
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """What the pixel probe reports for one image pixel."""
+
+    row: int
+    col: int
+    stored: float | tuple[int, ...]
+    modality: float | None
+    units: str
+    x_mm: float | None = None
+    y_mm: float | None = None
+    mm_label: str = ""
+
+    def text(self) -> str:
+        """The status bar line."""
+        if isinstance(self.stored, tuple):
+            s = f"RGB {self.stored}"
+        else:
+            s = f"stored {self.stored:g}"
+            if self.modality is not None:
+                s += f"  value {self.modality:g}" + (f" {self.units}" if self.units else "")
+        s += f"  (row {self.row}, col {self.col})"
+        if self.x_mm is not None and self.y_mm is not None:
+            s += f"  x {self.x_mm:.1f} y {self.y_mm:.1f} {self.mm_label}"
+        return s
+
+
+class Ruler:
+    """A distance measurement: end points in image coordinates, drawn in the view."""
+
+    def __init__(self, canvas: ImageCanvas, p0: tuple[float, float]):
+        self.canvas = canvas
+        self.p0 = p0
+        self.p1 = p0
+        self.selected = False
+        self.line = pg.PlotCurveItem(pen=pg.mkPen((255, 220, 0), width=2))
+        self.ends = pg.ScatterPlotItem(size=7, pen=pg.mkPen((255, 220, 0)), brush=None, symbol="o")
+        self.label = pg.TextItem("", color=(255, 220, 0), anchor=(0, 1.0), fill=pg.mkBrush(0, 0, 0, 140))
+        for it in (self.line, self.ends, self.label):
+            it.setZValue(100)
+            canvas.view_box.addItem(it, ignoreBounds=True)
+        self.update()
+
+    def items(self):
+        return (self.line, self.ends, self.label)
+
+    def length(self) -> tuple[float, str]:
+        """``(value, unit label)``: mm with its calibration basis, else pixels."""
+        return self.canvas.measure(self.p0, self.p1)
+
+    def text(self) -> str:
+        v, unit = self.length()
+        return f"{v:.1f} {unit}"
+
+    def spec(self) -> RulerSpec:
+        return RulerSpec(self.p0, self.p1, self.text())
+
+    def update(self) -> None:
+        t = self.canvas.image_transform()
+        a = t.map(QtCore.QPointF(*self.p0))
+        b = t.map(QtCore.QPointF(*self.p1))
+        color = (0, 200, 255) if self.selected else (255, 220, 0)
+        self.line.setData([a.x(), b.x()], [a.y(), b.y()])
+        self.line.setPen(pg.mkPen(color, width=2))
+        self.ends.setData([a.x(), b.x()], [a.y(), b.y()])
+        self.ends.setPen(pg.mkPen(color))
+        self.label.setText(self.text(), color=color)
+        self.label.setPos(b)
+
+    def distance_to(self, scene_pos: QtCore.QPointF) -> float:
+        """Distance in screen pixels from a scene point to the drawn segment."""
+        vb = self.canvas.view_box
+        t = self.canvas.image_transform()
+        a = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p0)))
+        b = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p1)))
+        ax, ay, bx, by = a.x(), a.y(), b.x(), b.y()
+        px, py = scene_pos.x(), scene_pos.y()
+        dx, dy = bx - ax, by - ay
+        L2 = dx * dx + dy * dy
+        u = 0.0 if L2 == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+        return math.hypot(ax + u * dx - px, ay + u * dy - py)
+
+    def remove(self) -> None:
+        for it in self.items():
+            self.canvas.view_box.removeItem(it)
+
+
+class _ViewBox(pg.ViewBox):
+    """ViewBox whose mouse gestures are decided by the canvas (tool selector)."""
+
+    def __init__(self, canvas: ImageCanvas):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._canvas = canvas
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        self._canvas._on_drag(ev)
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        self._canvas._on_click(ev)
+
+
+@dataclass
+class _Layer:
+    item: QtWidgets.QGraphicsItem
+    export_fn: Callable[[LoadedImage], np.ndarray] | None
+
+
+class ImageCanvas(QtWidgets.QWidget):
+    """Shows one :class:`LoadedImage` with window/level, zoom/pan/rotate/flip and reading tools.
+
+    Signals
+    -------
+    windowChanged(center, width)
+        The window in modality units changed (drag, preset, spin box).
+    probed(object)
+        A :class:`ProbeInfo` under the mouse, or ``None`` outside the image.
+    viewChanged()
+        Zoom, pan, rotation or flip changed.
+    rulersChanged()
+        A ruler was added, changed or deleted.
+    imageShown()
+        A new image is on screen.
+    """
+
+    windowChanged = QtCore.Signal(float, float)
+    probed = QtCore.Signal(object)
+    viewChanged = QtCore.Signal()
+    rulersChanged = QtCore.Signal()
+    imageShown = QtCore.Signal()
+    toolChanged = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.graphics = pg.GraphicsView(self, background=(0, 0, 0))
+        self.graphics.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.view_box = _ViewBox(self)
+        self.graphics.setCentralItem(self.view_box)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setZValue(0)
+        self.view_box.addItem(self.image_item)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.graphics)
+        self.setMinimumSize(200, 200)
+        self._labels: dict[str, QtWidgets.QLabel] = {}
+        for corner in ("tl", "tr", "bl", "br"):
+            lab = QtWidgets.QLabel(self)
+            lab.setObjectName(f"corner_{corner}")
+            lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
+            align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
+            lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
+            eff = QtWidgets.QGraphicsDropShadowEffect(lab)
+            eff.setBlurRadius(0)
+            eff.setOffset(1, 1)
+            eff.setColor(QtGui.QColor(0, 0, 0))
+            lab.setGraphicsEffect(eff)
+            self._labels[corner] = lab
+        self._placeholder = QtWidgets.QLabel("Open a folder or file (Ctrl+O), or drop it here", self)
+        self._placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setStyleSheet("color: #777; font-size: 15px; background: transparent;")
+        self._placeholder.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+
+        self.img: LoadedImage | None = None
+        self._preset: WindowPreset | None = None
+        self._center = 0.0
+        self._width = 1.0
+        self._nonlinear = False
+        self._view = ViewState()
+        self._aspect = (1.0, 1.0)
+        self._layers: list[_Layer] = []
+        self._pad_item: pg.ImageItem | None = None
+        self.rulers: list[Ruler] = []
+        self._drawing: Ruler | None = None
+        self._tool = "wl"
+        self._overlay_visible = True
+        self._extra_text: list[str] = []
+        self._wl_sensitivity = 1.0
+        self._probe_marker = pg.TextItem("", color=(0, 255, 160), anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        self._probe_marker.setZValue(101)
+        self._probe_marker.hide()
+        self.view_box.addItem(self._probe_marker, ignoreBounds=True)
+        self.view_box.sigRangeChanged.connect(self._on_range_changed)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, img: LoadedImage, preset: WindowPreset | None = None, keep_view: bool = False) -> None:
+        """Show ``img`` with ``preset`` (default: the file's window, else the robust one)."""
+        self.img = img
+        self.clear_rulers(emit=False)
+        self._probe_marker.hide()
+        if not keep_view:
+            self._view = ViewState()
+        g = img.geometry
+        if g is not None and g.row_spacing_mm > 0 and g.col_spacing_mm > 0 and not math.isclose(
+            g.row_spacing_mm, g.col_spacing_mm, rel_tol=1e-6
+        ):
+            m = min(g.row_spacing_mm, g.col_spacing_mm)
+            self._aspect = (g.col_spacing_mm / m, g.row_spacing_mm / m)
+        else:
+            self._aspect = (1.0, 1.0)
+        if self._pad_item is not None:
+            self.remove_layer(self._pad_item)
+            self._pad_item = None
+        if img.padding_mask is not None and img.padding_mask.any():
+            # Padding is black whatever the window or inversion (as core.display.render does).
+            rgba = np.zeros((img.rows, img.cols, 4), np.uint8)
+            rgba[..., 3] = np.where(img.padding_mask, 255, 0)
+            self._pad_item = pg.ImageItem(rgba, axisOrder="row-major")
+            self.add_layer(self._pad_item, 1)
+        auto = img.auto_preset
+        self._wl_sensitivity = max(auto.width if auto else 256.0, 16.0) / 400.0
+        self._placeholder.hide()
+        self._apply_transform()
+        if img.is_color:
+            self._preset = None
+            self._nonlinear = False
+            self.image_item.setImage(img.stored, autoLevels=False, levels=None)
+            self.image_item.setLookupTable(None)
+            self.image_item.setLevels(None)
+        else:
+            self.set_preset(preset or img.default_preset or _fallback_preset(img), force=True)
+        self.fit()
+        self._update_text()
+        self.imageShown.emit()
+
+    def clear(self) -> None:
+        """Show nothing (no image open)."""
+        self.img = None
+        self.clear_rulers(emit=False)
+        self.image_item.clear()
+        if self._pad_item is not None:
+            self.remove_layer(self._pad_item)
+            self._pad_item = None
+        self._placeholder.show()
+        for lab in self._labels.values():
+            lab.setText("")
+
+    # ---------------------------------------------------------------- window
+    def current_preset(self) -> WindowPreset | None:
+        """The window on screen, as a preset (a dragged window is a ``"user"`` LINEAR one)."""
+        return self._preset
+
+    def window(self) -> tuple[float, float]:
+        """``(center, width)`` in modality units."""
+        return self._center, self._width
+
+    def set_preset(self, preset: WindowPreset, force: bool = False) -> None:
+        """Apply a named preset (header, VOI LUT, auto, chest, user)."""
+        img = self.img
+        if img is None or img.is_color:
+            return
+        self._preset = preset
+        nonlinear = preset.source == "voi_lut" or preset.function.upper() == "SIGMOID"
+        if nonlinear:
+            # One-off render through the core pipeline (no inversion: the LUT does that).
+            u8 = render(img, preset, apply_invert=False)
+            self.image_item.setImage(u8, autoLevels=False, levels=(0, 255))
+            self._nonlinear = True
+        else:
+            if self._nonlinear or force or self.image_item.image is not img.stored:
+                self.image_item.setImage(img.stored, autoLevels=False, levels=levels_for_preset(img, preset))
+            else:
+                self.image_item.setLevels(levels_for_preset(img, preset))
+            self._nonlinear = False
+        self._center, self._width = float(preset.center), float(preset.width)
+        self._update_lut()
+        self._update_text()
+        self.windowChanged.emit(self._center, self._width)
+
+    def set_window(self, center: float, width: float, name: str = "User") -> None:
+        """A LINEAR window in modality units: only ``setLevels`` on the stored array."""
+        width = max(float(width), 1.0)
+        self.set_preset(WindowPreset(name, float(center), width, "LINEAR", "user"))
+
+    def set_levels_stored(self, lo: float, hi: float) -> None:
+        """Levels in stored units (the histogram's region); converted to a LINEAR window."""
+        if self.img is None:
+            return
+        c, w = window_from_levels(self.img, lo, hi)
+        self.set_window(c, w)
+
+    def _update_lut(self) -> None:
+        img = self.img
+        if img is None or img.is_color:
+            return
+        inv = bool(img.invert) ^ bool(self._view.invert)
+        self.image_item.setLookupTable(_GRAY_INV if inv else _GRAY)
+
+    # ------------------------------------------------------------ transform
+    def view_state(self) -> ViewState:
+        return self._view
+
+    def image_transform(self) -> QtGui.QTransform:
+        """Image coordinates (x = column, y = row) -> view coordinates.
+
+        Order: centre the image, scale by the pixel aspect (Pixel Spacing), rotate clockwise
+        in quarter turns, flip in screen axes. Overlay layers use the same transform.
+        """
+        img = self.img
+        rows, cols = (img.rows, img.cols) if img is not None else (1, 1)
+        sx, sy = self._aspect
+        m = np.array([[1, 0, -cols / 2.0], [0, 1, -rows / 2.0], [0, 0, 1]], float)
+        m = np.diag([sx, sy, 1.0]) @ m
+        rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], float)  # clockwise with y down
+        for _ in range(self._view.rotation % 4):
+            m = rot @ m
+        if self._view.flip_h:
+            m = np.diag([-1.0, 1.0, 1.0]) @ m
+        if self._view.flip_v:
+            m = np.diag([1.0, -1.0, 1.0]) @ m
+        return QtGui.QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2])
+
+    def _apply_transform(self) -> None:
+        t = self.image_transform()
+        self.image_item.setTransform(t)
+        for layer in self._layers:
+            layer.item.setTransform(t)
+        for r in self.rulers:
+            r.update()
+
+    def _set_view(self, **kw) -> None:
+        old = self._view
+        self._view = replace(old, **kw)
+        if (old.rotation, old.flip_h, old.flip_v) != (self._view.rotation, self._view.flip_h, self._view.flip_v):
+            self._apply_transform()
+            if old.rotation % 2 != self._view.rotation % 2:
+                self.fit()
+        self._update_lut()
+        self._update_text()
+        self.viewChanged.emit()
+
+    def rotate(self, quarter_turns: int = 1) -> None:
+        """Rotate clockwise by ``quarter_turns`` x 90 degrees (negative: counter-clockwise)."""
+        self._set_view(rotation=(self._view.rotation + quarter_turns) % 4)
+
+    def flip_h(self) -> None:
+        self._set_view(flip_h=not self._view.flip_h)
+
+    def flip_v(self) -> None:
+        self._set_view(flip_v=not self._view.flip_v)
+
+    def set_invert(self, on: bool) -> None:
+        self._set_view(invert=bool(on))
+
+    def reset_view(self) -> None:
+        """Orientation, invert, zoom and window back to the image's defaults."""
+        self._view = ViewState()
+        self._apply_transform()
+        self._update_lut()
+        if self.img is not None and not self.img.is_color:
+            self.set_preset(self.img.default_preset or _fallback_preset(self.img))
+        self.fit()
+        self.viewChanged.emit()
+
+    def fit(self) -> None:
+        """Fit the whole image in the window."""
+        if self.img is None:
+            return
+        self.view_box.autoRange(items=[self.image_item], padding=0.02)
+
+    def zoom(self) -> float:
+        """Screen pixels per image pixel (along the finer pixel axis)."""
+        vps = self.view_box.viewPixelSize()
+        return 1.0 / vps[0] if vps[0] > 0 else 1.0
+
+    def set_zoom(self, z: float) -> None:
+        """Zoom about the view centre; ``1.0`` is 1:1 (one screen pixel per image pixel)."""
+        r = self.view_box.viewRect()
+        c = r.center()
+        w, h = self.view_box.width() / z, self.view_box.height() / z
+        self.view_box.setRange(QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
+
+    def one_to_one(self) -> None:
+        self.set_zoom(1.0)
+
+    def zoom_by(self, factor: float) -> None:
+        self.view_box.scaleBy((1.0 / factor, 1.0 / factor))
+
+    # ---------------------------------------------------------------- layers
+    def add_layer(
+        self,
+        item: QtWidgets.QGraphicsItem,
+        z: float = 10,
+        export_fn: Callable[[LoadedImage], np.ndarray] | None = None,
+    ) -> None:
+        """Add an overlay item (e.g. an ``ImageItem`` of the heatmap, rows x cols in the
+        image's original geometry) that follows the image transform.
+
+        ``export_fn(img)`` returns the layer as RGBA ``(rows, cols, 4)`` for native-resolution
+        export; without it, an RGBA uint8 ``ImageItem`` is exported as it is (times its
+        opacity). Layers that are hidden (``item.isVisible()`` False) are not exported.
+        """
+        item.setZValue(z)
+        self.view_box.addItem(item, ignoreBounds=True)
+        item.setTransform(self.image_transform())
+        self._layers.append(_Layer(item, export_fn))
+
+    def remove_layer(self, item: QtWidgets.QGraphicsItem) -> None:
+        self._layers = [la for la in self._layers if la.item is not item]
+        self.view_box.removeItem(item)
+
+    def export_layers(self) -> list[np.ndarray]:
+        """The visible overlay layers as RGBA arrays in original geometry, bottom to top."""
+        out = []
+        img = self.img
+        if img is None:
+            return out
+        for la in sorted(self._layers, key=lambda la: la.item.zValue()):
+            if not la.item.isVisible() or la.item is self._pad_item:
+                continue
+            if la.export_fn is not None:
+                arr = la.export_fn(img)
+            else:
+                data = getattr(la.item, "image", None)
+                if data is None or data.ndim != 3 or data.shape[2] != 4:
+                    continue
+                arr = data.astype(np.float32) / 255.0
+                arr[..., 3] *= float(la.item.opacity())
+            if arr is not None and arr.size:
+                out.append(arr)
+        return out
+
+    # ---------------------------------------------------------------- rulers
+    def measure(self, p0: tuple[float, float], p1: tuple[float, float]) -> tuple[float, str]:
+        """Length between two image points: mm with the calibration basis, else px.
+
+        Never claims a calibration the header lacks: without Pixel Spacing or Imager Pixel
+        Spacing the unit is ``px``.
+        """
+        dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+        g = self.img.geometry if self.img is not None else None
+        if g is None:
+            return math.hypot(dx, dy), "px"
+        return math.hypot(dx * g.col_spacing_mm, dy * g.row_spacing_mm), g.label
+
+    def add_ruler(self, p0: tuple[float, float], p1: tuple[float, float]) -> Ruler:
+        """Add a ruler between two image points (x = column, y = row)."""
+        r = Ruler(self, p0)
+        r.p1 = p1
+        r.update()
+        self.rulers.append(r)
+        self.rulersChanged.emit()
+        return r
+
+    def delete_selected_ruler(self) -> bool:
+        sel = [r for r in self.rulers if r.selected] or self.rulers[-1:]
+        for r in sel:
+            r.remove()
+            self.rulers.remove(r)
+        if sel:
+            self.rulersChanged.emit()
+        return bool(sel)
+
+    def clear_rulers(self, emit: bool = True) -> None:
+        for r in self.rulers:
+            r.remove()
+        self.rulers = []
+        if emit:
+            self.rulersChanged.emit()
+
+    # ----------------------------------------------------------------- probe
+    def scene_to_image(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
+        v = self.view_box.mapSceneToView(scene_pos)
+        inv, _ok = self.image_transform().inverted()
+        p = inv.map(v)
+        return p.x(), p.y()
+
+    def image_to_scene(self, x: float, y: float) -> QtCore.QPointF:
+        return self.view_box.mapViewToScene(self.image_transform().map(QtCore.QPointF(x, y)))
+
+    def probe_at(self, x: float, y: float) -> ProbeInfo | None:
+        """Values of the pixel containing image point ``(x, y)``; ``None`` outside."""
+        img = self.img
+        if img is None:
+            return None
+        c, r = int(math.floor(x)), int(math.floor(y))
+        if not (0 <= r < img.rows and 0 <= c < img.cols):
+            return None
+        g = img.geometry
+        xm = ym = None
+        if g is not None:
+            xm, ym = (c + 0.5) * g.col_spacing_mm, (r + 0.5) * g.row_spacing_mm
+        if img.is_color:
+            return ProbeInfo(r, c, tuple(int(v) for v in img.stored[r, c]), None, "", xm, ym, g.label if g else "")
+        mod = float(img.modality[r, c]) if img.modality is not None else None
+        units = img.units if img.units and img.units.upper() not in ("US",) else ""
+        return ProbeInfo(r, c, float(img.stored[r, c]), mod, units, xm, ym, g.label if g else "")
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self.img is None:
+            return
+        x, y = self.scene_to_image(scene_pos)
+        self.probed.emit(self.probe_at(x, y))
+
+    # ------------------------------------------------------------- gestures
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        """Left-button tool: ``wl`` (default), ``pan``, ``zoom``, ``ruler``, ``probe``."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
+        self._tool = tool
+        self.toolChanged.emit(tool)
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        """W/L drag by ``(dx, dy)`` screen pixels: right = wider, left = narrower;
+        down = higher center (darker), up = lower center (brighter)."""
+        if self.img is None or self.img.is_color:
+            return
+        s = self._wl_sensitivity
+        self.set_window(self._center + dy * s, max(1.0, self._width + dx * s))
+
+    def _on_drag(self, ev) -> None:
+        ev.accept()
+        btn = ev.button()
+        B = QtCore.Qt.MouseButton
+        d = ev.screenPos() - ev.lastScreenPos()
+        if btn == B.RightButton:
+            self.drag_window(d.x(), d.y())
+            return
+        if btn == B.MiddleButton or (btn == B.LeftButton and self._tool == "pan"):
+            a = self.view_box.mapToView(ev.pos())
+            b = self.view_box.mapToView(ev.lastPos())
+            self.view_box.translateBy(x=b.x() - a.x(), y=b.y() - a.y())
+            return
+        if btn != B.LeftButton:
+            return
+        if self._tool == "wl":
+            self.drag_window(d.x(), d.y())
+        elif self._tool == "zoom":
+            f = 1.01 ** d.y()
+            center = self.view_box.mapToView(ev.buttonDownPos())
+            self.view_box.scaleBy((f, f), center=center)
+        elif self._tool == "ruler" and self.img is not None:
+            x, y = self.scene_to_image(ev.scenePos())
+            if ev.isStart():
+                x0, y0 = self.scene_to_image(ev.buttonDownScenePos())
+                self._drawing = Ruler(self, (x0, y0))
+                self.rulers.append(self._drawing)
+            if self._drawing is not None:
+                self._drawing.p1 = (x, y)
+                self._drawing.update()
+            if ev.isFinish():
+                self._drawing = None
+                self.rulersChanged.emit()
+        elif self._tool == "probe":
+            self._show_probe(ev.scenePos())
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            return
+        ev.accept()
+        if self._tool == "probe":
+            self._show_probe(ev.scenePos())
+        elif self._tool == "ruler":
+            # A click selects the nearest ruler (Delete removes it).
+            best = None
+            for r in self.rulers:
+                dist = r.distance_to(ev.scenePos())
+                if dist < 8 and (best is None or dist < best[0]):
+                    best = (dist, r)
+            for r in self.rulers:
+                r.selected = best is not None and r is best[1]
+                r.update()
+
+    def _show_probe(self, scene_pos) -> None:
+        x, y = self.scene_to_image(scene_pos)
+        info = self.probe_at(x, y)
+        if info is None:
+            self._probe_marker.hide()
+            return
+        self._probe_marker.setText(info.text().replace("  ", "\n"))
+        self._probe_marker.setPos(self.view_box.mapSceneToView(scene_pos))
+        self._probe_marker.show()
+
+    # ------------------------------------------------------------- overlay
+    def set_overlay_visible(self, on: bool) -> None:
+        self._overlay_visible = bool(on)
+        for lab in self._labels.values():
+            lab.setVisible(self._overlay_visible)
+
+    def overlay_visible(self) -> bool:
+        return self._overlay_visible
+
+    def set_extra_text(self, lines: list[str]) -> None:
+        """Extra bottom-right lines (the AI result); shown and exported with the corner text."""
+        self._extra_text = list(lines)
+        self._update_text()
+
+    def corner_text(self, anonymize: bool = False, with_zoom: bool = True) -> CornerText:
+        assert self.img is not None
+        name = self._preset.name if self._preset is not None else ""
+        return corner_text(
+            self.img,
+            center=self._center,
+            width=self._width,
+            window_name=name,
+            zoom=self.zoom() if with_zoom else None,
+            anonymize=anonymize,
+            extra_br=self._extra_text,
+        )
+
+    def _set_label_text(self, ct: CornerText) -> None:
+        for corner, lines in ct.corners().items():
+            self._labels[corner].setText("\n".join(lines))
+        self._place_labels()
+
+    def _update_text(self) -> None:
+        if self.img is None:
+            return
+        self._set_label_text(self.corner_text())
+
+    def _place_labels(self) -> None:
+        w, h = self.width(), self.height()
+        m = 8
+        for corner, lab in self._labels.items():
+            lab.adjustSize()
+            lw, lh = lab.width(), lab.height()
+            x = m if corner[1] == "l" else w - m - lw
+            y = m if corner[0] == "t" else h - m - lh
+            lab.move(x, y)
+            lab.raise_()
+        self._placeholder.setGeometry(0, 0, w, h)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self._place_labels()
+
+    def _on_range_changed(self, *_a) -> None:
+        self._update_text()
+        self.viewChanged.emit()
+
+    # -------------------------------------------------------------- export
+    def render_array(self, native: bool = False, anonymize: bool = False, annotations: bool = True) -> np.ndarray:
+        """What is on screen (``native=False``) or the whole image at native resolution, with
+        the visible layers, rulers and (unless ``annotations`` is False) corner text burned in.
+
+        Returns an RGB ``uint8`` array ``(height, width, 3)``; saving is separate.
+        """
+        if self.img is None:
+            raise ValueError("no image is shown")
+        show_text = annotations and self._overlay_visible
+        if native:
+            arr = render_export(
+                self.img,
+                self._preset,
+                self._view,
+                layers=self.export_layers(),
+                text=self.corner_text(anonymize=anonymize, with_zoom=False) if show_text else None,
+                rulers=[r.spec() for r in self.rulers] if annotations else [],
+                native=True,
+            )
+            if arr.ndim == 2:
+                arr = np.repeat(arr[..., None], 3, axis=2)
+            return arr
+        # On screen: grab the widget (image, layers, rulers, labels) after putting the
+        # requested text in the labels, so an anonymized grab never shows PHI.
+        hidden_rulers = []
+        if not annotations:
+            for r in self.rulers:
+                for it in r.items():
+                    if it.isVisible():
+                        it.hide()
+                        hidden_rulers.append(it)
+        self._set_label_text(self.corner_text(anonymize=anonymize))
+        for lab in self._labels.values():
+            lab.setVisible(show_text)
+        self._probe_marker_was = self._probe_marker.isVisible()
+        self._probe_marker.hide()
+        try:
+            qimg = self.grab().toImage()
+        finally:
+            for it in hidden_rulers:
+                it.show()
+            if self._probe_marker_was:
+                self._probe_marker.show()
+            for lab in self._labels.values():
+                lab.setVisible(self._overlay_visible)
+            self._update_text()
+        return qimage_to_rgb(qimg)
+
+
+def qimage_to_rgb(qimg: QtGui.QImage) -> np.ndarray:
+    """A ``QImage`` -> RGB uint8 array (copied)."""
+    q = qimg.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h, bpl = q.width(), q.height(), q.bytesPerLine()
+    buf = np.frombuffer(q.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def rgb_to_qimage(arr: np.ndarray) -> QtGui.QImage:
+    """RGB or gray uint8 array -> ``QImage`` (owns a copy of the data)."""
+    a = np.ascontiguousarray(arr)
+    if a.ndim == 2:
+        q = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_Grayscale8)
+    else:
+        q = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
+    return q.copy()
+
+
+def _fallback_preset(img: LoadedImage) -> WindowPreset:
+    from cxrviewer.core.window import robust_window
+
+    c, w = robust_window(img.modality if img.modality is not None else img.stored, img.padding_mask)
+    return WindowPreset("Auto", c, w, "LINEAR", "auto")

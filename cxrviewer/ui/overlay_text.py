@@ -1,0 +1,115 @@
+"""The four-corner text shown over the image and burned into exports (no Qt).
+
+One function builds it for both the canvas and the exporter, so what is exported is what
+was on screen, and the Anonymize option works on the header (``ImageHeader.anonymized()``),
+never on rendered strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cxrviewer.core.types import ImageHeader, LoadedImage
+
+CORNERS = ("tl", "tr", "bl", "br")
+
+
+@dataclass
+class CornerText:
+    """Lines of text per corner: top-left, top-right, bottom-left, bottom-right."""
+
+    tl: list[str] = field(default_factory=list)
+    tr: list[str] = field(default_factory=list)
+    bl: list[str] = field(default_factory=list)
+    br: list[str] = field(default_factory=list)
+
+    def corners(self) -> dict[str, list[str]]:
+        return {"tl": self.tl, "tr": self.tr, "bl": self.bl, "br": self.br}
+
+    def strings(self) -> list[str]:
+        """Every line, in corner order (tests check these for PHI)."""
+        return [s for c in CORNERS for s in getattr(self, c)]
+
+
+def _date(d: str) -> str:
+    d = (d or "").strip()
+    if len(d) == 8 and d.isdigit():
+        return f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    return d
+
+
+def _name(n: str) -> str:
+    # DICOM PN "Family^Given^Middle" -> "Family, Given Middle"
+    parts = [p for p in (n or "").split("^")]
+    if len(parts) >= 2 and parts[0]:
+        rest = " ".join(p for p in parts[1:] if p)
+        return f"{parts[0]}, {rest}" if rest else parts[0]
+    return (n or "").replace("^", " ").strip()
+
+
+def corner_text(
+    img: LoadedImage,
+    *,
+    center: float | None = None,
+    width: float | None = None,
+    window_name: str = "",
+    zoom: float | None = None,
+    anonymize: bool = False,
+    extra_br: list[str] | None = None,
+) -> CornerText:
+    """Build the corner text for ``img``.
+
+    Parameters
+    ----------
+    center, width
+        The current window in modality units (shown as ``W/L``).
+    zoom
+        Screen pixels per image pixel, shown as a percentage; ``None`` omits it (native export).
+    anonymize
+        Use :meth:`ImageHeader.anonymized` so no PHI field reaches the text.
+    extra_br
+        Extra lines for the bottom-right corner (e.g. the AI result).
+    """
+    h: ImageHeader = img.header.anonymized() if anonymize else img.header
+    ct = CornerText()
+    # Top-left: who (PHI, dropped when anonymized).
+    if h.patient_name:
+        ct.tl.append(_name(h.patient_name))
+    if h.patient_id:
+        ct.tl.append(f"ID: {h.patient_id}")
+    sa = " ".join(x for x in (h.patient_sex, h.patient_age) if x)
+    if sa:
+        ct.tl.append(sa)
+    if h.patient_birth_date:
+        ct.tl.append(f"DOB: {_date(h.patient_birth_date)}")
+    if h.institution_name:
+        ct.tl.append(h.institution_name)
+    if anonymize:
+        ct.tl.append("ANONYMIZED")
+    # Top-right: what study.
+    if h.study_date:
+        ct.tr.append(_date(h.study_date))
+    if h.study_description:
+        ct.tr.append(h.study_description)
+    mv = " ".join(x for x in (h.modality, h.view_position) if x)
+    if mv:
+        ct.tr.append(mv)
+    if h.accession_number:
+        ct.tr.append(f"Acc: {h.accession_number}")
+    # Bottom-left: where in the series.
+    if h.series_number:
+        ct.bl.append(f"Se: {h.series_number}")
+    if h.instance_number:
+        ct.bl.append(f"Im: {h.instance_number}")
+    ct.bl.append(f"{img.cols} x {img.rows}")
+    # Bottom-right: how it is displayed.
+    if center is not None and width is not None and not img.is_color:
+        w = f"W {width:.0f} L {center:.0f}"
+        if window_name:
+            w += f" ({window_name})"
+        ct.br.append(w)
+    if zoom is not None:
+        ct.br.append(f"Zoom {zoom * 100:.0f}%")
+    if extra_br:
+        ct.br.extend(extra_br)
+    return ct

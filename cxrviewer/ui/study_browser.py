@@ -1,0 +1,364 @@
+"""The study browser: Patient -> Study -> Series -> Image in a ``QTreeView``.
+
+The model fills progressively from partial scan results (core ``scan(on_instances=)``):
+new rows are inserted at their sorted position, existing rows are never rebuilt, so the
+selection and scroll position survive while a 2,000-file folder loads. Thumbnails are
+requested lazily, only for rows the view actually paints, and built off the GUI thread.
+
+An "AI" column is filled by the AI layer through :meth:`StudyBrowser.set_badge`; it sorts by
+the numeric value and :meth:`StudyBrowser.set_badge_filter` keeps images at or above a value.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from cxrviewer.core.types import InstanceInfo, ScanResult
+from cxrviewer.ui.loaders import ThumbnailLoader
+
+KIND_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 3
+KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole + 4
+BADGE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 5
+
+COLUMNS = ("Name", "#", "Date", "Type", "AI")
+COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI = range(5)
+
+
+def _date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def _row(kind: str, key: str, texts: list[str], sort_values: list | None = None) -> list[QtGui.QStandardItem]:
+    items = []
+    for i, t in enumerate(texts):
+        it = QtGui.QStandardItem(t)
+        it.setEditable(False)
+        it.setData(kind, KIND_ROLE)
+        it.setData(key, KEY_ROLE)
+        sv = sort_values[i] if sort_values is not None and i < len(sort_values) else None
+        it.setData(sv if sv is not None else t.lower(), SORT_ROLE)
+        items.append(it)
+    return items
+
+
+class BrowserModel(QtGui.QStandardItemModel):
+    """Tree model; thumbnails come lazily from a :class:`ThumbnailLoader`."""
+
+    def __init__(self, thumbs: ThumbnailLoader, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.setHorizontalHeaderLabels(list(COLUMNS))
+        self.thumbs = thumbs
+        self.thumbnails_enabled = True
+        self.by_key: dict[str, QtGui.QStandardItem] = {}
+        self.by_path: dict[str, QtGui.QStandardItem] = {}
+        self._icons: dict[str, QtGui.QIcon] = {}
+        thumbs.ready.connect(self._thumb_ready)
+
+    def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
+        if (
+            role == QtCore.Qt.ItemDataRole.DecorationRole
+            and index.column() == 0
+            and self.thumbnails_enabled
+        ):
+            path = super().data(index, PATH_ROLE)
+            if path:
+                icon = self._icons.get(path)
+                if icon is not None:
+                    return icon
+                q = self.thumbs.get(path)
+                if q is not None:
+                    return self._icon_for(path, q)
+                return None
+        return super().data(index, role)
+
+    def _icon_for(self, path: str, q: QtGui.QImage) -> QtGui.QIcon:
+        icon = QtGui.QIcon(QtGui.QPixmap.fromImage(q))  # QPixmap: GUI thread only (here)
+        self._icons[path] = icon
+        # Icons are bounded like the thumbnail cache.
+        if len(self._icons) > self.thumbs.max_items:
+            for k in list(self._icons)[: len(self._icons) - self.thumbs.max_items]:
+                del self._icons[k]
+        return icon
+
+    def _thumb_ready(self, path: str, q: QtGui.QImage) -> None:
+        it = self.by_path.get(path)
+        if it is not None:
+            self._icon_for(path, q)
+            idx = it.index()
+            self.dataChanged.emit(idx, idx, [QtCore.Qt.ItemDataRole.DecorationRole])
+
+    def clear_all(self) -> None:
+        self.removeRows(0, self.rowCount())
+        self.by_key.clear()
+        self.by_path.clear()
+
+    # ---------------------------------------------------------- progressive fill
+    def _ensure(self, parent: QtGui.QStandardItem, pos: int, key: str, make) -> QtGui.QStandardItem:
+        it = self.by_key.get(key)
+        if it is None:
+            row = make()
+            parent.insertRow(min(pos, parent.rowCount()), row)
+            it = row[0]
+            self.by_key[key] = it
+        return it
+
+    def _set(self, item: QtGui.QStandardItem, col: int, text: str, sort=None) -> None:
+        parent = item.parent() or self.invisibleRootItem()
+        cell = parent.child(item.row(), col)
+        if cell is not None and cell.text() != text:
+            cell.setText(text)
+            cell.setData(sort if sort is not None else text.lower(), SORT_ROLE)
+
+    def update_from(self, res: ScanResult) -> int:
+        """Insert what ``res`` has that the model lacks; returns the number of new images."""
+        root = self.invisibleRootItem()
+        new = 0
+        for pi, p in enumerate(res.patients):
+            pkey = "P:" + (p.patient_id or f"(no ID) {p.patient_name}")
+            pname = (p.patient_name or "(no name)").replace("^", " ").strip()
+            pit = self._ensure(
+                root, pi, pkey,
+                lambda p=p, pname=pname, pkey=pkey: _row(
+                    "patient", pkey, [f"{pname} [{p.patient_id}]" if p.patient_id else pname, "", "", "", ""]
+                ),
+            )
+            p_count = 0
+            for si, st in enumerate(p.studies):
+                skey = "S:" + st.study_instance_uid
+                sit = self._ensure(
+                    pit, si, skey,
+                    lambda st=st, skey=skey: _row(
+                        "study", skey,
+                        [st.study_description or "(study)", "", _date(st.study_date), "", ""],
+                        [None, None, st.study_date + st.study_time],
+                    ),
+                )
+                mods = sorted({se.modality for se in st.series if se.modality})
+                self._set(sit, COL_MOD, "/".join(mods))
+                for ri, se in enumerate(st.series):
+                    rkey = f"R:{st.study_instance_uid}/{se.series_instance_uid}"
+                    label = " ".join(x for x in (f"Se {se.series_number}" if se.series_number else "Series", se.series_description) if x)
+                    rit = self._ensure(
+                        sit, ri, rkey,
+                        lambda se=se, rkey=rkey, label=label: _row(
+                            "series", rkey, [label, "", "", se.modality, ""],
+                            [int(se.series_number) if se.series_number.isdigit() else 0],
+                        ),
+                    )
+                    for ii, inst in enumerate(se.instances):
+                        if inst.path in self.by_path:
+                            continue
+                        it = self._ensure(rit, ii, "I:" + inst.path, lambda inst=inst: self._image_row(inst))
+                        self.by_path[inst.path] = it
+                        new += 1
+                    self._set(rit, COL_COUNT, str(len(se.instances)), len(se.instances))
+                self._set(sit, COL_COUNT, str(st.n_images), st.n_images)
+                p_count += st.n_images
+            self._set(pit, COL_COUNT, str(p_count), p_count)
+        return new
+
+    def _image_row(self, inst: InstanceInfo) -> list[QtGui.QStandardItem]:
+        name = os.path.basename(inst.path)
+        label = f"Im {inst.instance_number}  {name}" if inst.instance_number is not None else name
+        size = f"{inst.columns}x{inst.rows}" if inst.rows and inst.columns else ""
+        frames = f"{inst.number_of_frames} fr" if inst.number_of_frames > 1 else "1"
+        row = _row(
+            "image", "I:" + inst.path,
+            [label, frames, "", " ".join(x for x in (inst.modality, inst.view_position) if x), ""],
+            [f"{inst.instance_number if inst.instance_number is not None else 999999999:010d} {name}", inst.number_of_frames],
+        )
+        row[0].setData(inst.path, PATH_ROLE)
+        tip = "\n".join(
+            x for x in (inst.path, size, inst.photometric_interpretation, inst.transfer_syntax, inst.image_comments) if x
+        )
+        for it in row:
+            it.setToolTip(tip)
+        row[COL_AI].setData(None, BADGE_ROLE)
+        row[COL_AI].setData(-1.0, SORT_ROLE)  # unanalysed images sort below any probability
+        return row
+
+
+class _Proxy(QtCore.QSortFilterProxyModel):
+    """Sorts by ``SORT_ROLE``; filters images by their AI badge value."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.min_badge: float | None = None
+        self.setSortRole(SORT_ROLE)
+        self.setRecursiveFilteringEnabled(True)
+        self.setDynamicSortFilter(True)
+
+    def lessThan(self, a, b) -> bool:  # noqa: N802
+        va, vb = a.data(SORT_ROLE), b.data(SORT_ROLE)
+        try:
+            return va < vb
+        except TypeError:
+            return str(va) < str(vb)
+
+    def filterAcceptsRow(self, row: int, parent: QtCore.QModelIndex) -> bool:  # noqa: N802
+        if self.min_badge is None:
+            return True
+        m = self.sourceModel()
+        idx = m.index(row, 0, parent)
+        if m.data(idx, KIND_ROLE) != "image":
+            return False  # parents are kept by recursive filtering when a child matches
+        v = m.data(m.index(row, COL_AI, parent), BADGE_ROLE)
+        return v is not None and float(v) >= self.min_badge
+
+
+class StudyBrowser(QtWidgets.QWidget):
+    """Tree of the scanned folder with thumbnails; emits ``imageSelected(path)``.
+
+    Keyboard: arrows move, Page Up/Down go to the previous/next *image* anywhere in the tree.
+    """
+
+    imageSelected = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 48):
+        super().__init__(parent)
+        self.thumbs = ThumbnailLoader(self, size=thumb_size)
+        self.model = BrowserModel(self.thumbs, self)
+        self.proxy = _Proxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.view = QtWidgets.QTreeView(self)
+        self.view.setModel(self.proxy)
+        self.view.setIconSize(QtCore.QSize(thumb_size, thumb_size))
+        self.view.setUniformRowHeights(False)
+        self.view.setIndentation(12)
+        self.view.setAlternatingRowColors(True)
+        self.view.setSortingEnabled(False)
+        self.view.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.header().setStretchLastSection(False)
+        for c in range(len(COLUMNS)):
+            self.view.header().setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.model.setHeaderData(COL_COUNT, QtCore.Qt.Orientation.Horizontal, "Images (frames for an image)", QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.model.setHeaderData(COL_MOD, QtCore.Qt.Orientation.Horizontal, "Modality and view position", QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
+        self.view.installEventFilter(self)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view)
+        self._selected_path: str | None = None
+
+    # ------------------------------------------------------------------ data
+    def clear(self) -> None:
+        self.thumbs.reset()
+        self.model.clear_all()
+        self._selected_path = None
+
+    def update_from(self, res: ScanResult) -> int:
+        """Add the new part of a (partial) scan result; returns the number of new images."""
+        n = self.model.update_from(res)
+        if n:
+            self.view.expandAll()
+        return n
+
+    def image_paths(self) -> list[str]:
+        """Every image path in display (proxy) order."""
+        out: list[str] = []
+
+        def walk(parent: QtCore.QModelIndex) -> None:
+            for r in range(self.proxy.rowCount(parent)):
+                idx = self.proxy.index(r, 0, parent)
+                p = idx.data(PATH_ROLE)
+                if p:
+                    out.append(p)
+                walk(idx)
+
+        walk(QtCore.QModelIndex())
+        return out
+
+    def count_images(self) -> int:
+        return len(self.model.by_path)
+
+    # -------------------------------------------------------------- selection
+    def select_path(self, path: str) -> bool:
+        it = self.model.by_path.get(path)
+        if it is None:
+            return False
+        idx = self.proxy.mapFromSource(it.index())
+        if not idx.isValid():
+            return False
+        self.view.setCurrentIndex(idx)
+        self.view.scrollTo(idx)
+        return True
+
+    def selected_path(self) -> str | None:
+        return self._selected_path
+
+    def select_next(self, step: int = 1) -> bool:
+        """Select the next (``step=1``) or previous (``-1``) image in tree order."""
+        paths = self.image_paths()
+        if not paths:
+            return False
+        if self._selected_path in paths:
+            i = paths.index(self._selected_path) + step
+        else:
+            i = 0 if step > 0 else len(paths) - 1
+        if not 0 <= i < len(paths):
+            return False
+        return self.select_path(paths[i])
+
+    def _current_changed(self, cur: QtCore.QModelIndex, _prev) -> None:
+        path = self.proxy.index(cur.row(), 0, cur.parent()).data(PATH_ROLE) if cur.isValid() else None
+        if path and path != self._selected_path:
+            self._selected_path = path
+            self.imageSelected.emit(path)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+        if obj is self.view and ev.type() == QtCore.QEvent.Type.KeyPress:
+            if ev.key() == QtCore.Qt.Key.Key_PageDown:
+                self.select_next(1)
+                return True
+            if ev.key() == QtCore.Qt.Key.Key_PageUp:
+                self.select_next(-1)
+                return True
+        return super().eventFilter(obj, ev)
+
+    # ----------------------------------------------------------------- badges
+    def set_badge(self, instance_path: str, text: str, value: float | None) -> None:
+        """Show an AI result for one image (e.g. ``"0.82 Abnormal"``) with a sortable value
+        (``None`` clears the numeric value: the row sorts below analysed ones)."""
+        it = self.model.by_path.get(instance_path)
+        if it is None:
+            return
+        parent = it.parent() or self.model.invisibleRootItem()
+        cell = parent.child(it.row(), COL_AI)
+        cell.setText(text)
+        cell.setData(None if value is None else float(value), BADGE_ROLE)
+        cell.setData(-1.0 if value is None else float(value), SORT_ROLE)
+        if value is not None:
+            # Colour: red above 0.5 fades to green below (the AI layer may restyle).
+            v = max(0.0, min(1.0, float(value)))
+            cell.setForeground(QtGui.QBrush(QtGui.QColor.fromHsvF((1.0 - v) * 0.33, 0.7, 0.95)))
+        self.view.setColumnHidden(COL_AI, False)
+        self.proxy.invalidate()
+
+    def badge(self, instance_path: str) -> tuple[str, float | None] | None:
+        it = self.model.by_path.get(instance_path)
+        if it is None:
+            return None
+        parent = it.parent() or self.model.invisibleRootItem()
+        cell = parent.child(it.row(), COL_AI)
+        return cell.text(), cell.data(BADGE_ROLE)
+
+    def set_badge_filter(self, min_value: float | None) -> None:
+        """Show only images whose badge value is ``>= min_value`` (``None``: show all)."""
+        self.proxy.min_badge = min_value
+        self.proxy.invalidate()
+        self.view.expandAll()
+
+    def sort_by_badge(self, descending: bool = True) -> None:
+        """Sort siblings by AI value (highest first by default)."""
+        order = QtCore.Qt.SortOrder.DescendingOrder if descending else QtCore.Qt.SortOrder.AscendingOrder
+        self.proxy.sort(COL_AI, order)
+
+    def sort_default(self) -> None:
+        """Back to scan order (patient, date, series number, instance number)."""
+        self.proxy.sort(-1)
