@@ -238,7 +238,11 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
     try:
         with open(p, "rb") as fh:
             try:
-                return pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)
+                ds = pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)
+                # Where the header ended (the Pixel Data element when stopped before it): lets
+                # a header-only scan notice a file cut short in its pixel data.
+                ds._cxr_header_end = fh.tell()
+                return ds
             except InvalidDicomError:
                 fh.seek(0)
                 head = fh.read(8)
@@ -251,6 +255,7 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
                 if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
                     raise DicomReadError(p, "not a DICOM file (no preamble and no image attributes)") from None
                 _ensure_transfer_syntax(ds)
+                ds._cxr_header_end = fh.tell()
                 return ds
     except DicomReadError:
         raise

@@ -9,8 +9,10 @@ cooperative and checked between chunks.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +34,14 @@ CancelFn = Callable[[], bool]
 
 #: Folders smaller than this are read in-process (a pool's start-up would cost more).
 PARALLEL_MIN_FILES = 400
+#: Files per pool task (and per progress report).
 CHUNK = 64
+#: Files read before anything else, so the first study is shown at once.
+FIRST_CHUNK = 8
+#: Least time between two ``on_instances`` snapshots.
+EMIT_INTERVAL_S = 0.25
+
+_log = logging.getLogger(__name__)
 
 _SKIP_NAMES = {"DICOMDIR"}
 
@@ -97,13 +106,30 @@ def iter_files(root: str | os.PathLike) -> Iterator[str]:
 
 
 def _dicomdir_files(path: str) -> list[str] | None:
-    """Files referenced by a DICOMDIR, or ``None`` when it can't be read as one."""
-    try:
-        from pydicom.fileset import FileSet
+    """Files referenced by a DICOMDIR (PS3.10 7.2, PS3.3 F.3), or ``None`` when it can't be
+    read as one.
 
-        ds = read_dataset(path)
-        fs = FileSet(ds)
-        return sorted({os.fspath(inst.path) for inst in fs})
+    Parsed directly from the Directory Record Sequence rather than with
+    ``pydicom.fileset.FileSet``, which stages a temporary folder for writing that a
+    read-only scan has no use for. A referenced file that is missing is still listed, so
+    the scan reports it instead of silently showing fewer images.
+    """
+    try:
+        ds = read_dataset(path, stop_before_pixels=True)
+        seq = ds.get("DirectoryRecordSequence")
+        if seq is None:
+            return None
+        base = os.path.dirname(os.path.abspath(path))
+        files = set()
+        for rec in seq:
+            fid = rec.get("ReferencedFileID")
+            if fid is None:
+                continue
+            parts = [str(fid)] if isinstance(fid, (str, bytes)) else [str(x) for x in fid]
+            parts = [x.strip() for x in parts if str(x).strip()]
+            if parts:
+                files.add(os.path.join(base, *parts))
+        return sorted(files)
     except Exception:  # noqa: BLE001 - fall back to scanning its folder
         return None
 
@@ -122,7 +148,9 @@ def collect_paths(path: str | os.PathLike) -> list[str]:
     if stat.S_ISDIR(st.st_mode):
         if not os.access(p, os.R_OK | os.X_OK):
             raise ScanPathError(p, "permission denied (folder not readable)")
-        return list(iter_files(p))
+        # A DICOMDIR inside a scanned folder is an index of files the walk finds anyway:
+        # neither an image nor an error.
+        return [f for f in iter_files(p) if Path(f).name.upper() not in _SKIP_NAMES]
     if Path(p).name.upper() == "DICOMDIR":
         files = _dicomdir_files(p)
         if files is not None:
@@ -164,12 +192,18 @@ def _dicom_record(path: str, ds) -> _Record:
     # pixel data was not read (stop_before_pixels): image-ness is judged by the Image Pixel
     # module's Rows/Columns. SR, PDF, KO, PR have none.
     if g("Rows") is None or g("Columns") is None:
+        if not sop_class and "PixelData" not in ds:
+            return _Record(path, error="corrupt or truncated DICOM: no SOP Class UID and no image "
+                                       "attributes (the file ends early or its header is damaged)")
         what = _sop_class_name(sop_class)
         return _Record(path, error=f"no Pixel Data (7FE0,0010): not an image ({what})")
     try:
         ts = str(ds.file_meta.TransferSyntaxUID)
     except AttributeError:
         ts = "1.2.840.10008.1.2"
+    short = _truncated_native(path, ds, ts)
+    if short:
+        return _Record(path, error=short)
     inst = InstanceInfo(
         path=path,
         kind="dicom",
@@ -203,6 +237,37 @@ def _dicom_record(path: str, ds) -> _Record:
         series_number=_s(g("SeriesNumber")),
         series_description=_s(g("SeriesDescription")),
     )
+
+
+_NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+
+
+def _truncated_native(path: str, ds, ts: str) -> str | None:
+    """A reason when an uncompressed file is shorter than its declared pixel data.
+
+    The scan reads headers only, so a file cut in its pixel data would otherwise be listed
+    as good and fail only when opened. For native syntaxes the size is known from the
+    header (PS3.5 8.1.1); compressed streams are checked when decoded.
+    """
+    if ts not in _NATIVE_TS:
+        return None
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        frames = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    except (AttributeError, TypeError, ValueError):
+        return None  # the loader reports inconsistent Image Pixel attributes precisely
+    # Pixel Data element header: 8 bytes (implicit VR) or 12 (explicit VR OB/OW)
+    need = (rows * cols * spp * frames * bits + 7) // 8 + 8 + getattr(ds, "_cxr_header_end", 0)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if size < need:
+        return (f"truncated: the file has {size} bytes, its header declares pixel data "
+                f"that needs at least {need}")
+    return None
 
 
 def _sop_class_name(uid: str) -> str:
@@ -295,13 +360,25 @@ class _Builder:
         se.instances.append(r.instance)
 
     def result(self, files_seen: int, cancelled: bool) -> ScanResult:
+        """A sorted snapshot: new containers, so the caller may keep it (e.g. on the GUI
+        thread) while this builder goes on adding to its own. InstanceInfo objects are
+        shared; they are never modified after creation."""
+        patients = []
         for p in self.patients.values():
-            p.studies.sort(key=lambda s: (s.study_date, s.study_time, s.study_instance_uid))
+            studies = []
             for st in p.studies:
-                st.series.sort(key=lambda s: (_int(s.series_number) or 0, s.series_description, s.series_instance_uid))
-                for se in st.series:
-                    se.instances.sort(key=_instance_key)
-        patients = sorted(self.patients.values(), key=lambda p: (p.patient_name, p.patient_id))
+                series = [
+                    SeriesInfo(se.series_instance_uid, se.series_number, se.series_description,
+                               se.modality, sorted(se.instances, key=_instance_key))
+                    for se in st.series
+                ]
+                series.sort(key=lambda s: (_int(s.series_number) or 0, s.series_description, s.series_instance_uid))
+                studies.append(StudyInfo(st.study_instance_uid, st.study_date, st.study_time,
+                                         st.study_description, st.accession_number, series))
+            studies.sort(key=lambda s: (s.study_date, s.study_time, s.study_instance_uid))
+            patients.append(PatientInfo(p.patient_id, p.patient_name, p.patient_birth_date,
+                                        p.patient_sex, studies))
+        patients.sort(key=lambda p: (p.patient_name, p.patient_id))
         return ScanResult(patients, list(self.errors), files_seen, cancelled)
 
 
@@ -326,8 +403,10 @@ def scan(
     cancel
         Polled between chunks; returning True stops the scan (the result says ``cancelled``).
     on_instances
-        Called with a partial :class:`ScanResult` after each chunk, so a browser can show
-        the first studies while the rest is read.
+        Called with a partial :class:`ScanResult` snapshot after the first few files, then
+        at most every :data:`EMIT_INTERVAL_S` seconds, and once more with the final result,
+        so a browser can show the first studies while the rest is read. Each snapshot is
+        the caller's to keep.
     workers
         Processes for header parsing; default 2 for large folders, 0 (in-process) for small.
 
@@ -341,6 +420,7 @@ def scan(
     b = _Builder()
     done = 0
     cancelled = False
+    last_emit = [0.0]
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if total >= PARALLEL_MIN_FILES else 0
 
@@ -351,34 +431,64 @@ def scan(
         done += len(records)
         if progress is not None:
             progress(done, total)
-        if on_instances is not None:
+        # Snapshots cost O(files); sending one per chunk to a browser would be quadratic on
+        # a 10,000-file folder. The first results go out at once, then at most 4 a second.
+        now = time.monotonic()
+        if on_instances is not None and (last_emit[0] == 0.0 or now - last_emit[0] >= EMIT_INTERVAL_S):
+            last_emit[0] = now
             on_instances(b.result(done, False))
 
-    if workers <= 1:
-        # Small first chunk: the first study reaches the caller after a handful of reads.
-        first, rest = paths[:8], paths[8:]
-        for chunk in ([first] if first else []) + list(_chunks(rest, CHUNK)):
-            if cancel is not None and cancel():
-                cancelled = True
-                break
-            handle(_read_chunk(chunk))
-    else:
-        import multiprocessing as mp
+    def stopped() -> bool:
+        return cancel is not None and bool(cancel())
 
-        ctx = mp.get_context("spawn")  # never fork a process that may hold Qt/torch threads
-        head, rest = paths[:8], paths[8:]
-        if head:
-            handle(_read_chunk(head))  # first results without waiting for the pool to start
+    # Small first chunk: the first study reaches the caller after a handful of reads,
+    # without waiting for a pool to start.
+    head, rest = paths[:FIRST_CHUNK], paths[FIRST_CHUNK:]
+    pending = list(_chunks(rest, CHUNK))
+    if head:
+        if stopped():
+            cancelled = True
+        else:
+            handle(_read_chunk(head))
+    if not cancelled and workers > 1 and pending:
+        pending, cancelled = _run_pool(pending, workers, handle, stopped)
+    for chunk in pending if not cancelled else []:
+        # In-process reads: small folders, and whatever a broken pool left over.
+        if stopped():
+            cancelled = True
+            break
+        handle(_read_chunk(chunk))
+    result = b.result(done, cancelled)
+    if on_instances is not None:
+        on_instances(result)
+    return result
+
+
+def _run_pool(pending, workers, handle, stopped) -> tuple[list[list[str]], bool]:
+    """Read chunks in a spawn process pool; returns (chunks not read, cancelled).
+
+    A pool that cannot start or dies (a frozen app without ``freeze_support``, an
+    interpreter reading its script from stdin, a worker killed by the OS) must not lose the
+    scan: the chunks it did not deliver are returned for the caller to read in-process.
+    """
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")  # never fork a process that may hold Qt/torch threads
+    delivered = 0
+    try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            futures = [ex.submit(_read_chunk, c) for c in _chunks(rest, CHUNK)]
+            futures = [ex.submit(_read_chunk, c) for c in pending]
             try:
                 for f in futures:
-                    if cancel is not None and cancel():
-                        cancelled = True
-                        break
-                    handle(f.result())
+                    if stopped():
+                        return [], True
+                    records = f.result()
+                    delivered += 1
+                    handle(records)
             finally:
-                if cancelled:
-                    for f in futures:
-                        f.cancel()
-    return b.result(done, cancelled)
+                for f in futures[delivered:]:
+                    f.cancel()
+    except (BrokenProcessPool, OSError, RuntimeError) as e:
+        _log.warning("header-reading pool failed (%s); reading the rest in-process", type(e).__name__)
+    return pending[delivered:], False

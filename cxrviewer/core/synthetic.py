@@ -74,6 +74,7 @@ def make_dataset(
     ds.StudyDate = "20240101"
     ds.StudyTime = "120000"
     ds.Modality = "CR" if sop_class != SECONDARY_CAPTURE else "OT"
+    ds.StudyID = "1"
     ds.SeriesNumber = 1
     if instance_number is not None:
         ds.InstanceNumber = instance_number
