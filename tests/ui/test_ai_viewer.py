@@ -1,0 +1,208 @@
+"""The AI inside the viewer: heatmap layer on the real canvas, toggles, geometry, export, no-model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
+
+from PySide6 import QtCore, QtWidgets  # noqa: E402
+from test_ai_support import StandInEngine, write_pngs  # noqa: E402
+
+from cxrviewer.core.dicom_io import load_image  # noqa: E402
+from cxrviewer.ui.colormaps import threshold_index  # noqa: E402
+
+
+@pytest.fixture
+def make_viewer(qtbot, tmp_path):
+    """A main window with the real canvas and study browser and the AI integration."""
+    from cxrviewer.ui.ai import AiIntegration
+    from cxrviewer.ui.canvas import ImageCanvas
+
+    made = []
+
+    def make(engine=None, fail: str | None = None, load=True):
+        eng = engine or StandInEngine()
+
+        def factory(model_dir):
+            if fail:
+                raise RuntimeError(fail)
+            return eng
+
+        win = QtWidgets.QMainWindow()
+        canvas = ImageCanvas()
+        win.setCentralWidget(canvas)
+        win.resize(700, 520)
+        settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+        ai = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+        qtbot.addWidget(win)
+        win.show()
+        made.append(ai)
+        ai.engine = eng
+        if load:
+            sig = ai.controller.errored if fail else ai.controller.modelChanged
+            with qtbot.waitSignal(sig, timeout=10000):
+                ai.start()
+        return win, canvas, ai
+
+    yield make
+    for ai in made:
+        ai.shutdown()
+
+
+def _hot_png(tmp_path, shape=(30, 40), hot=(7, 29)):
+    import cv2
+
+    a = np.full(shape, 60, np.uint8)
+    a[hot] = 250
+    p = tmp_path / "hot.png"
+    cv2.imwrite(str(p), a)
+    return p
+
+
+def _show(qtbot, canvas, ai, path):
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        canvas.set_image(load_image(path))
+
+
+def test_selecting_an_image_shows_prediction_and_heatmap(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    assert ai.device_label.text() == "AI: cpu · numpy"
+    (p,) = write_pngs(tmp_path, 1)
+    _show(qtbot, canvas, ai, p)
+    assert ai.heatmap.item.isVisible() and ai.heatmap.cam.shape == (40, 30)
+    assert "→" in ai.panel.value_label.text()
+    assert "Research model" in ai.panel.caution.text()
+    assert any("P(Abnormal)" in line for line in canvas.corner_text().corners()["br"])
+
+
+def test_heatmap_toggles_without_recomputation(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    (p,) = write_pngs(tmp_path, 1)
+    _show(qtbot, canvas, ai, p)
+    calls = ai.engine.calls
+    cam_before = ai.heatmap.item.image
+    ai.act_heatmap.trigger()  # the H action / toolbar button
+    assert not ai.heatmap.item.isVisible() and not ai.controls.show_box.isChecked()
+    ai.act_heatmap.trigger()
+    assert ai.heatmap.item.isVisible()
+    ai.controls.cmap_box.setCurrentText("viridis")
+    ai.controls.threshold_slider.setValue(50)
+    ai.controls.opacity_slider.setValue(80)
+    qtbot.wait(50)
+    assert ai.engine.calls == calls
+    assert ai.heatmap.item.image is cam_before  # the per-pixel array was never rebuilt
+    assert ai.heatmap.item.opacity() == pytest.approx(0.8)
+    lut = ai.heatmap.item.lut
+    assert (lut[: threshold_index(0.5), 3] == 0).all() and (lut[threshold_index(0.5):, 3] == 255).all()
+
+
+def test_reselecting_an_image_uses_the_cache(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    a, b = write_pngs(tmp_path, 2)
+    _show(qtbot, canvas, ai, a)
+    _show(qtbot, canvas, ai, b)
+    assert ai.engine.calls == 2
+    canvas.set_image(load_image(a))  # cached: the result is there synchronously
+    assert ai.panel.result is not None and ai.panel.result.from_cache and ai.panel.result.path == str(a)
+    assert ai.heatmap.item.isVisible() and ai.engine.calls == 2
+
+
+@pytest.mark.parametrize("rotation,flip_h,flip_v", [(0, False, False), (1, False, False), (1, True, False), (3, False, True), (2, True, True)])
+def test_overlay_geometry_matches_the_image_after_rotate_flip(qtbot, make_viewer, tmp_path, rotation, flip_h, flip_v):
+    win, canvas, ai = make_viewer()
+    hot = (7, 29)
+    p = _hot_png(tmp_path, hot=hot)
+    _show(qtbot, canvas, ai, p)
+    cam = ai.heatmap.cam
+    assert np.unravel_index(np.argmax(cam), cam.shape) == hot
+    canvas.rotate(rotation)
+    if flip_h:
+        canvas.flip_h()
+    if flip_v:
+        canvas.flip_v()
+    canvas.fit()
+    centre = QtCore.QPointF(hot[1] + 0.5, hot[0] + 0.5)  # x = column, y = row
+    assert ai.heatmap.item.mapToScene(centre) == canvas.image_item.mapToScene(centre)
+    # on screen: only the hot pixel is above the threshold; where it is drawn must be where
+    # the image's hot pixel is drawn
+    ai.heatmap.set_threshold(0.99)
+    ai.heatmap.set_opacity(1.0)
+    qtbot.wait(20)
+    shot = canvas.graphics.grab().toImage()
+    from cxrviewer.ui.canvas import qimage_to_rgb
+
+    rgb = qimage_to_rgb(shot).astype(int)
+    coloured = np.argwhere((np.abs(rgb[..., 0] - rgb[..., 1]) > 40) | (np.abs(rgb[..., 1] - rgb[..., 2]) > 40))
+    assert len(coloured) > 4
+    cy, cx = coloured.mean(axis=0)
+    view_pt = canvas.graphics.mapFromScene(canvas.image_item.mapToScene(centre))
+    ratio = shot.devicePixelRatio()
+    assert abs(cx - view_pt.x() * ratio) <= 1.5 and abs(cy - view_pt.y() * ratio) <= 1.5
+
+
+def test_export_with_heatmap_differs_exactly_where_above_threshold(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    (p,) = write_pngs(tmp_path, 1, size=(48, 64))
+    _show(qtbot, canvas, ai, p)
+    canvas.rotate(1)
+    canvas.flip_h()
+    ai.heatmap.set_threshold(0.4)
+    ai.heatmap.set_opacity(0.6)
+    with_map = canvas.render_array(native=True, annotations=False)
+    ai.act_heatmap.trigger()  # hide
+    without = canvas.render_array(native=True, annotations=False)
+    assert with_map.shape == without.shape == (64, 48, 3)
+    from cxrviewer.ui.export import ViewState, orient
+
+    above = orient(ai.heatmap.cam >= threshold_index(0.4), ViewState(rotation=1, flip_h=True))
+    assert 0 < above.sum() < above.size
+    differs = (with_map != without).any(axis=2)
+    np.testing.assert_array_equal(differs, above)
+
+
+def test_export_burns_in_the_prediction_text(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    (p,) = write_pngs(tmp_path, 1, size=(300, 300))
+    _show(qtbot, canvas, ai, p)
+    with_text = canvas.render_array(native=True, annotations=True)
+    canvas.set_extra_text([])
+    ai.act_heatmap.trigger()
+    plain_text = canvas.render_array(native=True, annotations=True)
+    # the bottom-right corner holds the AI lines only when a result is shown
+    br = (slice(200, 300), slice(150, 300))
+    assert (with_text[br] != plain_text[br]).any()
+
+
+def test_model_load_failure_leaves_the_viewer_usable(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer(fail="model.safetensors: sha256 does not match card.json")
+    assert not ai.controller.ready
+    assert ai.device_label.text() == "AI: no model"
+    assert "sha256 does not match" in ai.panel.state_label.text()
+    assert ai.panel.value_label.text() == "No model"
+    (p,) = write_pngs(tmp_path, 1)
+    canvas.set_image(load_image(p))  # no result, no crash, nothing pending
+    qtbot.wait(50)
+    assert canvas.img is not None and not ai.heatmap.item.isVisible()
+    canvas.set_window(100, 50)
+    canvas.rotate(1)
+    assert canvas.window() == (100.0, 50.0)
+    ai.act_heatmap.trigger()
+    ai.act_analyze.trigger()  # explicit: says why not
+    assert "sha256" in ai.panel.state_label.text()
+    out = canvas.render_array(native=True, annotations=False)
+    assert out.shape[:2] == (30, 40)
+
+
+def test_auto_analyze_setting_off_analyzes_only_on_request(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    ai.act_auto.setChecked(False)
+    assert ai.settings.value("ai/auto_analyze") in (False, "false")
+    (p,) = write_pngs(tmp_path, 1)
+    canvas.set_image(load_image(p))
+    qtbot.wait(100)
+    assert ai.engine.calls == 0 and ai.panel.result is None
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        ai.act_analyze.trigger()
+    assert ai.engine.calls == 1
