@@ -19,6 +19,7 @@ WINDOW_HOOKS: list = []
 def get_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
     """The one ``QApplication`` (created with the dark theme on first use)."""
     app = QtWidgets.QApplication.instance()
+    _no_matplotlib_scan()
     if app is None:
         QtCore.QCoreApplication.setOrganizationName("cxrviewer")
         QtCore.QCoreApplication.setApplicationName("cxrviewer")
@@ -30,6 +31,18 @@ def get_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
         if icon is not None:
             app.setWindowIcon(icon)
     return app  # type: ignore[return-value]
+
+
+def _no_matplotlib_scan() -> None:
+    """pyqtgraph's histogram gradient menu looks for extra matplotlib colormaps when it is
+    built, importing ``matplotlib.pyplot`` (~1 s of a 2.5 s startup budget). Skip that scan;
+    the menu's matplotlib submenus still load on demand."""
+    try:
+        from pyqtgraph.widgets import ColorMapMenu
+
+        ColorMapMenu.find_mpl_leftovers = lambda: []
+    except (ImportError, AttributeError):  # another pyqtgraph version: nothing to skip
+        pass
 
 
 def _icon() -> QtGui.QIcon | None:
@@ -59,6 +72,9 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
     app = get_app()
     w = create_window(path, sample)
     w.show()
+    if getattr(w, "ai", None) is not None:
+        # the model (and torch) load in the AI worker once the event loop runs: window first
+        QtCore.QTimer.singleShot(0, w.ai.start)
     return app.exec()
 
 

@@ -20,6 +20,59 @@ from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, Mode
 
 #: QSettings key: analyse the image on screen automatically when it is selected
 AUTO_ANALYZE_KEY = "ai/auto_analyze"
+#: hidden: print startup timestamps and quit once the model is loaded (``bench startup``)
+PROBE_ENV = "CXRVIEWER_STARTUP_PROBE"
+
+
+def install(window) -> AiIntegration:
+    """Add the AI to a :class:`~cxrviewer.ui.main_window.MainWindow` (called by its
+    ``__init__``; the model is loaded later by :meth:`AiIntegration.start`)."""
+    settings = getattr(getattr(window, "settings", None), "q", None)
+    ai = AiIntegration(window, window.canvas, getattr(window, "browser", None), settings=settings,
+                       toolbar=getattr(window, "toolbar", None))
+    menus = getattr(window, "menus", None)
+    if isinstance(menus, dict):
+        menus["model"] = ai.menu
+    cleared = getattr(window, "imageCleared", None)
+    if cleared is not None:
+        cleared.connect(ai._on_image_cleared)
+    return ai
+
+
+class StartupProbe(QtCore.QObject):
+    """For ``cxrviewer bench startup``: prints ``CXRVIEWER_TIMING <event> <unix time>`` when the
+    event loop first runs with the window shown and when the model is loaded, then quits."""
+
+    def __init__(self, ai: AiIntegration) -> None:
+        super().__init__(ai)
+        import time
+
+        self._emit("window_shown", time.time() if ai.window.isVisible() else None)
+        ai.controller.modelChanged.connect(self._model)
+        ai.controller.errored.connect(self._error)
+
+    @staticmethod
+    def _emit(what: str, t: float | None) -> None:
+        import sys
+
+        sys.stdout.write(f"CXRVIEWER_TIMING {what} {t if t is not None else 'null'}\n")
+        sys.stdout.flush()
+
+    def _model(self, info) -> None:
+        import time
+
+        if getattr(self, "_done", False):
+            return
+        self._done = True
+        self._emit("model_ready", time.time() if info is not None else None)
+        QtCore.QTimer.singleShot(0, QtWidgets.QApplication.instance().quit)
+
+    def _error(self, err) -> None:
+        if err.kind == "model":
+            import sys
+
+            sys.stdout.write(f"CXRVIEWER_TIMING model_error {err.message}\n")
+            self._model(None)
 
 
 class AiIntegration(QtCore.QObject):
@@ -133,7 +186,12 @@ class AiIntegration(QtCore.QObject):
         for a in (self.act_heatmap, self.act_analyze, self.act_analyze_all):
             a.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
             w.addAction(a)  # shortcuts work even when the menu bar is hidden
-        self.menu = w.menuBar().addMenu("&Model")
+        self.menu = QtWidgets.QMenu("&Model", w)
+        before = getattr(w, "menus", {}).get("help")  # keep Help last, as everywhere
+        if before is not None:
+            w.menuBar().insertMenu(before.menuAction(), self.menu)
+        else:
+            w.menuBar().addMenu(self.menu)
         self.models_menu = self.menu.addMenu("Active model")
         self.models_menu.aboutToShow.connect(self._fill_models_menu)
         for a in (self.act_models, self.act_card, self.act_reload, None, self.act_analyze, self.act_analyze_all,
@@ -168,8 +226,13 @@ class AiIntegration(QtCore.QObject):
 
     # ------------------------------------------------------------------ model
     def start(self, model_dir: str | os.PathLike | None = None) -> None:
-        """Load the model in the worker (``None``: the registry's active model)."""
+        """Load the model in the worker (``None``: ``$CXRVIEWER_MODEL`` if set, else the
+        registry's active model). Call it once the window is shown."""
+        if model_dir is None:
+            model_dir = os.environ.get("CXRVIEWER_MODEL") or None
         self._model_dir = None if model_dir is None else os.fspath(model_dir)
+        if os.environ.get(PROBE_ENV) and not getattr(self, "_probe", None):
+            self._probe = StartupProbe(self)
         self.controller.load_model(self._model_dir)
 
     def _on_loading(self) -> None:
@@ -250,6 +313,11 @@ class AiIntegration(QtCore.QObject):
             return None
         self.panel.set_pending()
         return self.controller.analyze(img.path, img.frame, img)
+
+    def _on_image_cleared(self) -> None:
+        self.heatmap.set_cam(None)
+        self.panel.clear_result()
+        self.controller.forget_current()
 
     def _on_image_shown(self) -> None:
         # a new image: the old map and text belong to another image

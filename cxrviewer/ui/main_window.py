@@ -77,6 +77,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.menus: dict[str, QtWidgets.QMenu] = {}
         self._build_actions()
         self._connect()
+        # The AI layer (prediction panel, heatmap, Model menu); its model loads later, in its
+        # own thread, when app.run calls ai.start() after the window is shown.
+        from cxrviewer.ui.ai import install as install_ai
+
+        self.ai = install_ai(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout
@@ -517,6 +522,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scanner.shutdown()
         self.loader.shutdown()
         self.browser.thumbs.shutdown()
+        if getattr(self, "ai", None) is not None:
+            self.ai.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())

@@ -28,12 +28,14 @@ the worker too: colour-mapping a 2000×2000 map on the GUI thread would stall it
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import os
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -482,6 +484,10 @@ class AiController(QtCore.QObject):
         self.worker.started.connect(self._on_started)
         self.worker.finished.connect(self._on_finished)
         self.thread.start()
+        # A QThread destroyed while running aborts the process: stop it at interpreter exit
+        # too, for scripts that never close the window (weakref: no keep-alive).
+        ref = weakref.ref(self)
+        atexit.register(lambda: (c := ref()) is not None and c.shutdown(5000))
 
     # -- model
     def load_model(self, model_dir: str | os.PathLike | None = None) -> None:
