@@ -17,6 +17,10 @@ def add_parser(sub) -> None:
     p.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"),
                    help="window center and width in modality units (default: the file's, else Auto)")
     p.add_argument("--heatmap", action="store_true", help="burn in the model's Grad-CAM heatmap (needs the AI engine)")
+    p.add_argument("--model", default=None, help="with --heatmap: model directory or registry name (default: the active model)")
+    p.add_argument("--colormap", default="jet", choices=("jet", "viridis", "inferno", "magma"), help="heatmap colormap (default jet)")
+    p.add_argument("--heatmap-threshold", type=float, default=None, help="map values below this are transparent (default 0.2)")
+    p.add_argument("--heatmap-opacity", type=float, default=None, help="heatmap opacity 0-1 (default 0.45)")
     p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text")
     p.add_argument("--no-annotations", action="store_true", help="no corner text")
     p.add_argument("--native", action="store_true",
@@ -26,7 +30,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-#: Set by the AI layer: ``fn(img, args) -> list of RGBA layers`` for ``--heatmap``.
+#: Override of the ``--heatmap`` provider: ``fn(img, args) -> (list of RGBA layers, text lines)``.
 HEATMAP_PROVIDER = None
 
 
@@ -44,10 +48,11 @@ def heatmap_layers(img, args):
             f"--heatmap needs the AI engine (cxrviewer.ml.inference), which is not available: {e}"
         ) from None
     try:
-        from cxrviewer.ui.heatmap import export_layers_for  # provided by the AI-in-viewer layer
+        # the AI layer's Qt-free heatmap renderer
+        from cxrviewer.ui.colormaps import export_layers_for
     except ImportError:
-        raise RuntimeError("--heatmap: the heatmap renderer (cxrviewer.ui.heatmap) is not available in this build") from None
-    return export_layers_for(img, args)
+        raise RuntimeError("--heatmap: the heatmap renderer (cxrviewer.ui.colormaps) is not available in this build") from None
+    return export_layers_for(img, args)  # ([RGBA layer], prediction text lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             preset = WindowPreset("User", c, w, "LINEAR", "user")
         if preset is None:
             preset = img.default_preset
-        layers = heatmap_layers(img, args) if args.heatmap else []
+        layers, ai_lines = heatmap_layers(img, args) if args.heatmap else ([], [])
         text = None
         if not args.no_annotations:
             text = corner_text(
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 width=preset.width if preset else None,
                 window_name=preset.name if preset else "",
                 anonymize=args.anonymize,
+                extra_br=ai_lines,
             )
         arr = render_export(img, preset, layers=layers, text=text, native=args.native, max_size=args.size)
         save_image(arr, args.out, fmt)

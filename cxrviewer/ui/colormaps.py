@@ -144,20 +144,48 @@ def prediction_text(pred) -> list[str]:
     ]
 
 
-def headless_heatmap(img, model_dir=None, *, colormap: str = DEFAULT_COLORMAP,
+def _resolve_model(model: str | None) -> str | None:
+    """``--model``: a model directory, or a registry name; ``None`` = the active model."""
+    import os
+
+    if model is None or os.path.isdir(model):
+        return model
+    from cxrviewer.ml.registry import Registry
+
+    return str(Registry().get(model).path)
+
+
+def headless_heatmap(img, model: str | None = None, *, colormap: str = DEFAULT_COLORMAP,
                      threshold: float = DEFAULT_THRESHOLD, opacity: float = DEFAULT_OPACITY,
                      engine=None):
     """For ``cxrviewer export --heatmap``: run the model on ``img`` and return
     ``(layer, text_lines, prediction)`` where ``layer`` is :func:`heat_rgba`'s RGBA array.
 
-    ``model_dir=None`` uses the registry's active model. torch/onnxruntime load here.
+    ``model``: a model directory or registry name (``None``: the active model). torch or
+    onnxruntime load here, as in the viewer's worker.
     """
     if engine is None:
         from cxrviewer.ml.inference import Engine
 
-        engine = Engine.load(model_dir)
+        engine = Engine.load(_resolve_model(model))
     pred = engine.predict(img, cam=True)
     cam_u8 = cam_to_index(pred.cam)
     if cam_u8 is None:
         raise ValueError("the model returned no heatmap")
     return heat_rgba(cam_u8, colormap, threshold, opacity), prediction_text(pred), pred
+
+
+def export_layers_for(img, args) -> tuple[list[np.ndarray], list[str]]:
+    """``cxrviewer export --heatmap``'s provider: ``([heatmap RGBA layer], prediction lines)``.
+
+    Reads ``args.model``, ``args.colormap``, ``args.heatmap_threshold``, ``args.heatmap_opacity``
+    when present (defaults otherwise).
+    """
+    layer, lines, _ = headless_heatmap(
+        img,
+        getattr(args, "model", None),
+        colormap=getattr(args, "colormap", None) or DEFAULT_COLORMAP,
+        threshold=DEFAULT_THRESHOLD if getattr(args, "heatmap_threshold", None) is None else args.heatmap_threshold,
+        opacity=DEFAULT_OPACITY if getattr(args, "heatmap_opacity", None) is None else args.heatmap_opacity,
+    )
+    return [layer], lines
