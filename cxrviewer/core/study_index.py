@@ -1,8 +1,9 @@
 """Turn a folder (or a file, or a DICOMDIR) into Patient -> Study -> Series -> Instance.
 
-Headers only (``stop_before_pixels=True``): 9x faster than reading pixels on radiographs.
-Parsing is CPU-bound, so large folders are read by a small *process* pool (a thread pool was
-3x slower on 2 cores; see ARCHITECTURE.md). Results arrive in chunks, so the caller sees the
+Headers only (``stop_before_pixels=True``): hundreds of times faster than decoding pixels on
+radiographs (``cxrviewer bench scan``). Parsing is CPU-bound, so very large folders on machines
+with cores to spare are read by a small *process* pool (a thread pool cannot beat the GIL);
+see :data:`PARALLEL_MIN_FILES` for the measurements. Results arrive in chunks, so the caller sees the
 first studies long before the last file is read (``on_instances``). Cancellation is
 cooperative and checked between chunks.
 """
@@ -33,7 +34,13 @@ ProgressFn = Callable[[int, int], None]  # (files_done, files_total)
 CancelFn = Callable[[], bool]
 
 #: Folders smaller than this are read in-process (a pool's start-up would cost more).
-PARALLEL_MIN_FILES = 400
+#: Measured on 2 shared cores (``cxrviewer bench scan/memory``): reading a header costs
+#: ~0.9-1.3 ms in-process; a 2-process spawn pool took 2.3 s vs 1.5 s for 1,000 files and
+#: 12.6-17 s vs 10-13 s for 10,000, because spawning re-imports pydicom per worker and the
+#: parent still unpickles every record. So the pool is used only for big folders on
+#: machines with at least :data:`PARALLEL_MIN_CPUS` cores.
+PARALLEL_MIN_FILES = 5000
+PARALLEL_MIN_CPUS = 4
 #: Files per pool task (and per progress report).
 CHUNK = 64
 #: Files read before anything else, so the first study is shown at once.
@@ -186,8 +193,26 @@ def _int(v) -> int | None:
         return None
 
 
+def _value_getter(ds) -> Callable[[str], object]:
+    """``ds.get`` by keyword, but looked up by tag: pydicom's keyword ``__getattr__`` path
+    costs ~40% more, and a scan makes ~30 lookups per file."""
+    from pydicom.datadict import tag_for_keyword
+
+    def get(keyword: str):
+        tag = _TAGS.get(keyword)
+        if tag is None:
+            tag = _TAGS[keyword] = tag_for_keyword(keyword)
+        elem = ds.get(tag)
+        return None if elem is None else elem.value
+
+    return get
+
+
+_TAGS: dict[str, int | None] = {}
+
+
 def _dicom_record(path: str, ds) -> _Record:
-    g = ds.get
+    g = _value_getter(ds)
     sop_class = _s(g("SOPClassUID"))
     # pixel data was not read (stop_before_pixels): image-ness is judged by the Image Pixel
     # module's Rows/Columns. SR, PDF, KO, PR have none.
@@ -386,6 +411,14 @@ def _instance_key(i: InstanceInfo):
     return (i.instance_number is None, i.instance_number or 0, i.acquisition_time, i.path)
 
 
+def default_workers(n_files: int) -> int:
+    """Header-reading processes for a folder of ``n_files`` (0 = in-process)."""
+    cpus = os.cpu_count() or 1
+    if n_files < PARALLEL_MIN_FILES or cpus < PARALLEL_MIN_CPUS:
+        return 0
+    return min(4, cpus - 1)  # leave a core to the GUI thread
+
+
 def scan(
     path: str | os.PathLike,
     *,
@@ -408,7 +441,8 @@ def scan(
         so a browser can show the first studies while the rest is read. Each snapshot is
         the caller's to keep.
     workers
-        Processes for header parsing; default 2 for large folders, 0 (in-process) for small.
+        Processes for header parsing; default :func:`default_workers` (in-process unless
+        the folder is big and the machine has cores to spare).
 
     Raises
     ------
@@ -422,7 +456,7 @@ def scan(
     cancelled = False
     last_emit = [0.0]
     if workers is None:
-        workers = min(2, os.cpu_count() or 1) if total >= PARALLEL_MIN_FILES else 0
+        workers = default_workers(total)
 
     def handle(records: list[_Record]) -> None:
         nonlocal done
