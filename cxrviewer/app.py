@@ -11,6 +11,8 @@ import sys
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+import cxrviewer.ui  # noqa: F401 - applies the PySide6 refcount guard before any signal fires
+
 #: Called with the new :class:`~cxrviewer.ui.main_window.MainWindow` before it is shown
 #: (other layers, e.g. the AI panel, register themselves here).
 WINDOW_HOOKS: list = []

@@ -3,4 +3,11 @@
 Importing this package imports nothing: each module pulls in Qt itself, and
 :mod:`cxrviewer.ui.export` and :mod:`cxrviewer.ui.overlay_text` need no Qt at all, so the
 headless ``cxrviewer export`` runs without a display.
+
+It does apply :mod:`cxrviewer.ui._refcount_guard` (a PySide6 refcount bug on Python 3.11
+that otherwise aborts the process after a few thousand signal emits).
 """
+
+from cxrviewer.ui import _refcount_guard
+
+_refcount_guard.apply()

@@ -210,6 +210,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self._center = 0.0
         self._width = 1.0
         self._nonlinear = False
+        self._shown: np.ndarray | None = None  # the array given to the ImageItem
         self._view = ViewState()
         self._aspect = (1.0, 1.0)
         self._layers: list[_Layer] = []
@@ -260,6 +261,7 @@ class ImageCanvas(QtWidgets.QWidget):
             self._preset = None
             self._nonlinear = False
             self.image_item.setImage(img.stored, autoLevels=False, levels=None)
+            self._shown = img.stored
             self.image_item.setLookupTable(None)
             self.image_item.setLevels(None)
         else:
@@ -273,6 +275,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self.img = None
         self.clear_rulers(emit=False)
         self.image_item.clear()
+        self._shown = None
         if self._pad_item is not None:
             self.remove_layer(self._pad_item)
             self._pad_item = None
@@ -281,6 +284,11 @@ class ImageCanvas(QtWidgets.QWidget):
             lab.setText("")
 
     # ---------------------------------------------------------------- window
+    def shown_array(self) -> np.ndarray | None:
+        """The array the image item displays: ``img.stored`` for LINEAR windows and colour,
+        an 8-bit one-off render for SIGMOID / VOI LUT Sequence."""
+        return self._shown
+
     def current_preset(self) -> WindowPreset | None:
         """The window on screen, as a preset (a dragged window is a ``"user"`` LINEAR one)."""
         return self._preset
@@ -300,10 +308,12 @@ class ImageCanvas(QtWidgets.QWidget):
             # One-off render through the core pipeline (no inversion: the LUT does that).
             u8 = render(img, preset, apply_invert=False)
             self.image_item.setImage(u8, autoLevels=False, levels=(0, 255))
+            self._shown = u8
             self._nonlinear = True
         else:
-            if self._nonlinear or force or self.image_item.image is not img.stored:
+            if self._nonlinear or force or self._shown is not img.stored:
                 self.image_item.setImage(img.stored, autoLevels=False, levels=levels_for_preset(img, preset))
+                self._shown = img.stored
             else:
                 self.image_item.setLevels(levels_for_preset(img, preset))
             self._nonlinear = False

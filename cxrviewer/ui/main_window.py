@@ -153,7 +153,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_copy = self._action(m_file, "&Copy View to Clipboard", self.copy_to_clipboard, "Ctrl+Shift+C", tip="Copy what is on screen")
         m_file.addSeparator()
         self.act_cancel_scan = self._action(m_file, "Cancel &Scan", self.cancel_scan, "Ctrl+.", tip="Stop scanning the folder")
-        self.act_quit = self._action(m_file, "&Quit", self.close, K.Quit)
+        self.act_quit = self._action(m_file, "&Quit", self.close, "Ctrl+Q")
 
         m_view = self.menus["view"] = mb.addMenu("&View")
         self.act_fit = self._action(m_view, "&Fit to Window", self.canvas.fit, "F", tip="Whole image in the window")
@@ -207,7 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         m_help = self.menus["help"] = mb.addMenu("&Help")
         self.act_shortcuts = self._action(m_help, "&Keyboard Shortcuts", self.show_shortcuts, "F1")
-        self.act_about = self._action(m_help, "&About cxrviewer", lambda: show_about(self))
+        self.act_about = self._action(m_help, "&About cxrviewer", lambda: show_about(self), "Shift+F1")
 
         tb = self.toolbar = QtWidgets.QToolBar("Main", self)
         tb.setObjectName("toolbar_main")
