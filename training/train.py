@@ -781,6 +781,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                 "amp": "bf16" if amp else "off",
                 "seconds": round(elapsed, 1),
             }),
+            "disclaimer": "Demonstration model, not a diagnostic device.",
             "intended_use": "Research and demonstration only. Not a medical device: not for diagnosis, triage or "
                             "any clinical decision. Retrain and validate on your own site's data before any study use.",
         })
@@ -854,8 +855,12 @@ def main(args) -> dict[str, Any]:
 
 
 def cli(argv: list[str] | None = None, prog: str = "python -m training") -> int:
-    """Parse, run, and turn expected failures into one line on stderr (exit 2)."""
-    args = get_args_parser(prog=prog).parse_args(argv)
+    """Parse and run (``python -m training``)."""
+    return run_args(get_args_parser(prog=prog).parse_args(argv), prog)
+
+
+def run_args(args: argparse.Namespace, prog: str = "python -m training") -> int:
+    """Run parsed arguments; expected failures become one line on stderr (exit 2)."""
     try:
         main(args)
     except CxrError as e:

@@ -1,0 +1,23 @@
+"""``cxrviewer train ...``: the same command as ``python -m training ...``.
+
+The flags are the training module's own parser (``training.train.get_args_parser``, used
+as a parent), so the two entry points cannot drift apart. Importing it loads numpy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    from training.train import get_args_parser
+
+    parent = get_args_parser(add_help=False)
+    sub.add_parser("train", parents=[parent], help="train a model (same as python -m training)",
+                   description=parent.description).set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.train import run_args
+
+    return run_args(args, prog="cxrviewer train")

@@ -1,0 +1,97 @@
+"""Re-evaluate any model directory (or registry model) on any labelled set.
+
+The images go through the model card's own preprocessing (the viewer's path), the operating
+threshold is the card's unless overridden, and every metric gets a 95% bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cxrviewer import atomic
+from cxrviewer.core.errors import CxrError
+from training import data as D
+from training import metrics as M
+
+
+def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from cxrviewer.ml.model import pick_device
+    from cxrviewer.ml.preprocess import PreprocessSpec
+    from cxrviewer.ml.registry import Registry, load_model_dir
+    from training.train import Progress, predict, resolve_model, subsample
+
+    if args.model:
+        model_dir = resolve_model(args.model)
+    else:
+        entry = Registry().active()
+        if entry is None:
+            raise CxrError(None, "no model installed: give --model NAME_OR_DIR")
+        model_dir = entry.path
+    model, card = load_model_dir(model_dir)
+    spec = PreprocessSpec.from_dict(card.get("preprocessing"))
+    samples: list[D.Sample] = []
+    notes: list[str] = []
+    for i, pth in enumerate(args.data):
+        ds = D.load_dataset(pth, args.format)
+        chosen = [s for s in ds.samples if args.split == "all" or s.split == args.split]
+        if not chosen:
+            raise CxrError(pth, f"no images in split {args.split!r}")
+        samples += subsample(chosen, args.max_images, args.seed + i)
+        notes += [f"{pth}: {n}" for n in ds.notes]
+    prog = Progress(True)
+    cache = D.build_cache(samples, spec, workers=args.workers, progress=lambda d, t: prog("decoding", d, t))
+    if not cache.samples:
+        raise CxrError(None, f"none of the {len(samples)} images could be read")
+    D.check_two_classes("evaluation", cache.samples)
+    device = pick_device(args.device)
+    model.to(device)
+    ns = argparse.Namespace(channels_last=False)
+    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, num_workers=0)
+    with torch.inference_mode():
+        y, s, _ = predict(model, loader, device, spec, ns, amp=False)
+    thr = float(args.threshold if args.threshold is not None else card.get("threshold", 0.5))
+    mets = M.bootstrap(y, s, thr, n=args.bootstrap, seed=args.seed)
+    conf = M.confusion(y, s, thr)
+    desc = D.describe(cache.samples)
+    res = {
+        "model": str(card.get("name")), "version": str(card.get("version")), "model_dir": str(model_dir),
+        "data": list(map(str, args.data)), "images": desc, "threshold": thr,
+        "metrics": mets, "confusion": conf,
+        "skipped": [{"path": p, "reason": r} for p, r in cache.skipped], "notes": notes,
+    }
+    if not getattr(args, "json", False):
+        print(f"{card.get('name')} {card.get('version')} on {desc['images']} images "
+              f"({desc['normal']} normal / {desc['abnormal']} abnormal, {desc['patients']} patients), threshold {thr:.4f}")
+        for k in M.METRIC_NAMES:
+            print(f"  {M.METRIC_TITLES[k]:<22} {M.fmt_ci(mets[k])}")
+        print(f"  confusion: TP {conf['tp']} FP {conf['fp']} TN {conf['tn']} FN {conf['fn']}")
+        if cache.skipped:
+            print(f"  skipped {len(cache.skipped)} unreadable images:")
+            for p, r in cache.skipped[:20]:
+                print(f"    {p}: {r}")
+    if args.out:
+        from training.report import plots
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        pngs = plots(out, [], {"evaluation": (y, s)}, thr, conf)
+        pngs = [p for p in pngs if p.name != "curves.png"]
+        (out / "curves.png").unlink(missing_ok=True)
+        atomic.write_text(out / "metrics.json", json.dumps(M.jsonable(res), indent=1) + "\n")
+        lines = [f"# Evaluation of {card.get('name')} {card.get('version')}", "",
+                 "> " + str(card.get("intended_use", "")), "",
+                 f"Data: {', '.join(map(str, args.data))}: {desc['images']} images ({desc['normal']} normal / "
+                 f"{desc['abnormal']} abnormal, {desc['patients']} patients). Threshold {thr:.4f}.", "",
+                 "| metric | value [95% CI] |", "|---|---|"]
+        lines += [f"| {M.METRIC_TITLES[k]} | {M.fmt_ci(mets[k])} |" for k in M.METRIC_NAMES]
+        lines += ["", f"Confusion: TP {conf['tp']}, FP {conf['fp']}, TN {conf['tn']}, FN {conf['fn']}.", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in pngs]
+        atomic.write_text(out / "report.md", "\n".join(lines) + "\n")
+        print(f"report: {out / 'report.md'}")
+    return M.jsonable(res)
