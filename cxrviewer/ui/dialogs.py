@@ -184,7 +184,10 @@ ABOUT_EXTRA: list = []
 
 
 def show_about(parent: QtWidgets.QWidget) -> QtWidgets.QMessageBox:
-    rows = []
+    from cxrviewer.about import about_info  # torch/ORT versions only if already imported
+
+    loaded = getattr(getattr(getattr(parent, "ai", None), "controller", None), "model", None)
+    rows = [(k, v) for k, v in about_info(loaded).items() if k not in ("cxrviewer", "Qt", "Python")]
     for item in ABOUT_EXTRA:
         try:
             rows.extend(item() if callable(item) else [item])
