@@ -69,7 +69,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wl_dock = self._dock("Window / Level", self.wl_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, "window_level")
         self.errors_dock = self._dock("Unreadable files", self.errors, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
         self.errors_dock.hide()
-        self.browser_dock.setMinimumWidth(340)
+        self.browser_dock.setMinimumWidth(380)
         self.wl_dock.setMinimumWidth(280)
 
         self._build_status_bar()

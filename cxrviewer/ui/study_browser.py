@@ -234,8 +234,11 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.header().setStretchLastSection(False)
-        for c in range(len(COLUMNS)):
+        # Name takes what the other (narrow) columns leave; long file names elide in the middle.
+        self.view.header().setSectionResizeMode(COL_NAME, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        for c in range(1, len(COLUMNS)):
             self.view.header().setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.view.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         self.model.setHeaderData(COL_COUNT, QtCore.Qt.Orientation.Horizontal, "Images (frames for an image)", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.model.setHeaderData(COL_MOD, QtCore.Qt.Orientation.Horizontal, "Modality and view position", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
