@@ -443,3 +443,87 @@ def test_bench_display_reports_the_contract_keys():
     res = display.run(argparse.Namespace(rows=300, cols=200, updates=5, view=(320, 240)))
     assert res["image"] == [300, 200]
     assert res["wl_update_ms"] > 0 and res["fps"] == pytest.approx(1000 / res["wl_update_ms"], rel=0.01)
+
+
+def test_tree_fills_progressively_and_first_image_comes_before_the_scan_ends(qtbot, viewer, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    src = write_cr(d / "000.dcm", ramp(16, 16)).read_bytes()
+    for i in range(1, 150):
+        (d / f"{i:03d}.dcm").write_bytes(src)  # same UIDs: the index keeps each file once per path
+    partials, order = [], []
+    viewer.scanner.partial.connect(lambda rid, res: partials.append(len(res.instances())))
+    viewer.imageLoaded.connect(lambda img: order.append("image"))
+    viewer.scanFinished.connect(lambda res: order.append("finished"))
+    with qtbot.waitSignals([viewer.scanFinished, viewer.imageLoaded], timeout=30000, order="none"):
+        viewer.open_path(d)
+    assert len(partials) >= 2 and partials[0] < partials[-1]
+    assert viewer.browser.count_images() == partials[-1]
+
+
+def test_thumbnails_are_made_off_thread_and_cached(qtbot, viewer, study_dir):
+    open_and_wait(qtbot, viewer, study_dir)
+    b = viewer.browser
+    path = b.image_paths()[0]
+    qtbot.waitUntil(lambda: path in b.thumbs.cache, timeout=10000)
+    q = b.thumbs.cache[path]
+    assert max(q.width(), q.height()) == b.thumbs.size
+    idx = b.proxy.mapFromSource(b.model.by_path[path].index())
+    icon = idx.data(QtCore.Qt.ItemDataRole.DecorationRole)
+    assert icon is not None and not icon.isNull()
+
+
+def test_keyboard_page_down_in_the_tree(qtbot, viewer, study_dir):
+    from PySide6.QtTest import QTest
+
+    open_and_wait(qtbot, viewer, study_dir)
+    paths = viewer.browser.image_paths()
+    viewer.browser.view.setFocus()
+    with qtbot.waitSignal(viewer.imageLoaded, timeout=10000) as blocker:
+        QTest.keyClick(viewer.browser.view, QtCore.Qt.Key.Key_PageDown)
+    assert blocker.args[0].path == paths[1]
+
+
+def test_histogram_region_sets_the_window(qtbot, viewer, tmp_path):
+    show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(), window=(1500.0, 2000.0)))
+    viewer.wl_panel.hist.setLevels(1000.0, 1999.0)  # what a drag of the region does
+    c, w = viewer.canvas.window()
+    assert (c, w) == pytest.approx((1500.0, 1000.0))
+    assert viewer.wl_panel.center.value() == pytest.approx(1500)
+
+
+def test_drop_a_folder_opens_it(qtbot, viewer, study_dir):
+    from PySide6 import QtGui
+
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(study_dir))])
+    ev = QtGui.QDropEvent(QtCore.QPointF(50, 50), QtCore.Qt.DropAction.CopyAction, mime,
+                          QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignals([viewer.scanFinished, viewer.imageLoaded], timeout=15000, order="none"):
+        viewer.dropEvent(ev)
+    assert viewer.browser.count_images() == 3
+
+
+def test_copy_to_clipboard(qtbot, viewer, tmp_path):
+    from PySide6 import QtGui
+
+    show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp()))
+    QtGui.QGuiApplication.clipboard().clear()
+    viewer.act_copy.trigger()
+    q = QtGui.QGuiApplication.clipboard().image()
+    assert not q.isNull() and q.width() == viewer.canvas.width()
+
+
+def test_colour_image_shows_without_window(qtbot, viewer, tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[..., 0] = 200
+    rgb[10:20, 10:30, 2] = 255
+    p = tmp_path / "c.png"
+    Image.fromarray(rgb).save(p)
+    img = show_image(qtbot, viewer, p)
+    assert img.is_color
+    assert not viewer.wl_panel.isEnabled()
+    out = viewer.canvas.render_array(native=True, annotations=False)
+    assert np.array_equal(out, rgb)
