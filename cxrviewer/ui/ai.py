@@ -22,6 +22,8 @@ from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, Mode
 AUTO_ANALYZE_KEY = "ai/auto_analyze"
 #: hidden: print startup timestamps and quit once the model is loaded (``bench startup``)
 PROBE_ENV = "CXRVIEWER_STARTUP_PROBE"
+#: how often the study browser's badges are refreshed during a folder run
+BADGE_FLUSH_MS = 2000
 
 
 def install(window) -> AiIntegration:
@@ -106,6 +108,10 @@ class AiIntegration(QtCore.QObject):
         self.heatmap.attach(canvas)
         self.last_error: WorkerError | None = None
         self.last_summary: BatchSummary | None = None
+        self._badges: dict[str, tuple[str, float]] = {}
+        self._badge_timer = QtCore.QTimer(self)
+        self._badge_timer.setSingleShot(True)
+        self._badge_timer.timeout.connect(self.flush_badges)
         self._model_dir: str | None = None
 
         # -- panel (dock)
@@ -342,7 +348,24 @@ class AiIntegration(QtCore.QObject):
         if self.browser is None:
             return
         p = res.probability
-        self.browser.set_badge(res.path, f"{p:.2f} {res.prediction.label}", p)
+        self._badges[res.path] = (f"{p:.2f} {res.prediction.label}", p)
+        if not self._badge_timer.isActive():
+            # coalesce: during a folder run the tree is updated about once a second, since
+            # each update re-sorts/filters and repaints it on the GUI thread
+            self._badge_timer.start(BADGE_FLUSH_MS if self.controller.batch_running else 0)
+
+    def flush_badges(self) -> None:
+        """Show the pending browser badges now (one batched tree update)."""
+        self._badge_timer.stop()
+        if not self._badges or self.browser is None:
+            return
+        items = [(path, text, value) for path, (text, value) in self._badges.items()]
+        self._badges.clear()
+        if hasattr(self.browser, "set_badges"):
+            self.browser.set_badges(items)
+        else:
+            for it in items:
+                self.browser.set_badge(*it)
 
     def _on_error(self, err: WorkerError) -> None:
         self.last_error = err
@@ -389,6 +412,7 @@ class AiIntegration(QtCore.QObject):
 
     def _on_batch_finished(self, s: BatchSummary) -> None:
         self.last_summary = s
+        self.flush_badges()
         self.progress_bar.hide()
         self.cancel_button.hide()
         self.act_cancel.setEnabled(False)

@@ -56,6 +56,8 @@ class BrowserModel(QtGui.QStandardItemModel):
         self.by_key: dict[str, QtGui.QStandardItem] = {}
         self.by_path: dict[str, QtGui.QStandardItem] = {}
         self._icons: dict[str, QtGui.QIcon] = {}
+        self._blank: QtGui.QIcon | None = None
+        self.new_parents: list[QtGui.QStandardItem] = []
         thumbs.ready.connect(self._thumb_ready)
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
@@ -66,14 +68,22 @@ class BrowserModel(QtGui.QStandardItemModel):
         ):
             path = super().data(index, PATH_ROLE)
             if path:
+                # Cached icon, else a blank one of the same size (row heights never jump).
+                # Thumbnails are *requested* only for rows on screen (StudyBrowser), because
+                # the view also asks for decorations of rows it merely measures.
                 icon = self._icons.get(path)
-                if icon is not None:
-                    return icon
-                q = self.thumbs.get(path)
-                if q is not None:
-                    return self._icon_for(path, q)
-                return None
+                if icon is None:
+                    q = self.thumbs.cache.get(path)
+                    icon = self._icon_for(path, q) if q is not None else self._placeholder()
+                return icon
         return super().data(index, role)
+
+    def _placeholder(self) -> QtGui.QIcon:
+        if self._blank is None:
+            pm = QtGui.QPixmap(self.thumbs.size, self.thumbs.size)
+            pm.fill(QtGui.QColor(40, 41, 45))
+            self._blank = QtGui.QIcon(pm)
+        return self._blank
 
     def _icon_for(self, path: str, q: QtGui.QImage) -> QtGui.QIcon:
         icon = QtGui.QIcon(QtGui.QPixmap.fromImage(q))  # QPixmap: GUI thread only (here)
@@ -104,6 +114,8 @@ class BrowserModel(QtGui.QStandardItemModel):
             parent.insertRow(min(pos, parent.rowCount()), row)
             it = row[0]
             self.by_key[key] = it
+            if not key.startswith("I:"):
+                self.new_parents.append(it)
         return it
 
     def _set(self, item: QtGui.QStandardItem, col: int, text: str, sort=None) -> None:
@@ -218,7 +230,7 @@ class StudyBrowser(QtWidgets.QWidget):
 
     imageSelected = QtCore.Signal(str)
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 48):
+    def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 40):
         super().__init__(parent)
         self.thumbs = ThumbnailLoader(self, size=thumb_size)
         self.model = BrowserModel(self.thumbs, self)
@@ -227,7 +239,9 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view = QtWidgets.QTreeView(self)
         self.view.setModel(self.proxy)
         self.view.setIconSize(QtCore.QSize(thumb_size, thumb_size))
-        self.view.setUniformRowHeights(False)
+        # Uniform heights: with per-row heights the view measured every row (all columns,
+        # all roles) on each insert, ~2 s of GUI time per chunk of a 2,000-image folder.
+        self.view.setUniformRowHeights(True)
         self.view.setIndentation(12)
         self.view.setAlternatingRowColors(True)
         self.view.setSortingEnabled(False)
@@ -243,6 +257,12 @@ class StudyBrowser(QtWidgets.QWidget):
         self.model.setHeaderData(COL_MOD, QtCore.Qt.Orientation.Horizontal, "Modality and view position", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
         self.view.installEventFilter(self)
+        self._thumb_timer = QtCore.QTimer(self)
+        self._thumb_timer.setSingleShot(True)
+        self._thumb_timer.setInterval(60)
+        self._thumb_timer.timeout.connect(self.request_visible_thumbnails)
+        self.view.verticalScrollBar().valueChanged.connect(lambda _v: self._thumb_timer.start())
+        self.view.expanded.connect(lambda _i: self._thumb_timer.start())
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -258,8 +278,31 @@ class StudyBrowser(QtWidgets.QWidget):
     def update_from(self, res: ScanResult) -> int:
         """Add the new part of a (partial) scan result; returns the number of new images."""
         n = self.model.update_from(res)
+        # Expand only what is new (expandAll on every chunk made a 2,000-file folder
+        # freeze the GUI for seconds: it lays out every row again).
+        for it in self.model.new_parents:
+            self.view.expand(self.proxy.mapFromSource(it.index()))
+        self.model.new_parents.clear()
         if n:
-            self.view.expandAll()
+            self._thumb_timer.start()
+        return n
+
+    def request_visible_thumbnails(self) -> int:
+        """Queue thumbnails for the image rows on screen (and a few below); returns how many."""
+        vp = self.view.viewport()
+        idx = self.view.indexAt(QtCore.QPoint(4, 4))
+        n = 0
+        seen = 0
+        while idx.isValid() and seen < 200:
+            seen += 1
+            rect = self.view.visualRect(idx)
+            if rect.top() > vp.height() + 2 * max(rect.height(), 1) * 4:
+                break
+            path = idx.data(PATH_ROLE)
+            if path and path not in self.thumbs.cache:
+                self.thumbs.get(path)
+                n += 1
+            idx = self.view.indexBelow(idx)
         return n
 
     def image_paths(self) -> list[str]:
@@ -314,6 +357,10 @@ class StudyBrowser(QtWidgets.QWidget):
             self._selected_path = path
             self.imageSelected.emit(path)
 
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self._thumb_timer.start()
+
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802
         if obj is self.view and ev.type() == QtCore.QEvent.Type.KeyPress:
             if ev.key() == QtCore.Qt.Key.Key_PageDown:
@@ -343,6 +390,40 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.setColumnHidden(COL_AI, False)
         self.proxy.invalidate()
 
+    def set_badges(self, items: list[tuple[str, str, float | None]]) -> None:
+        """Many badges at once (an AI folder run): the cells change with the model's signals
+        blocked, then one ``dataChanged`` per parent and one re-sort/filter. Per-cell signals
+        cost ~20 ms each here (header resize + proxy), which would stall the GUI."""
+        touched: dict[int, tuple[QtGui.QStandardItem, list[int]]] = {}
+        self.model.blockSignals(True)
+        try:
+            for path, text, value in items:
+                it = self.model.by_path.get(path)
+                if it is None:
+                    continue
+                parent = it.parent() or self.model.invisibleRootItem()
+                cell = parent.child(it.row(), COL_AI)
+                cell.setText(text)
+                cell.setData(None if value is None else float(value), BADGE_ROLE)
+                cell.setData(-1.0 if value is None else float(value), SORT_ROLE)
+                if value is not None:
+                    v = max(0.0, min(1.0, float(value)))
+                    cell.setForeground(QtGui.QBrush(QtGui.QColor.fromHsvF((1.0 - v) * 0.33, 0.7, 0.95)))
+                touched.setdefault(id(parent), (parent, []))[1].append(it.row())
+        finally:
+            self.model.blockSignals(False)
+        if not touched:
+            return
+        for parent, rows in touched.values():
+            top, bottom = parent.child(min(rows), COL_AI), parent.child(max(rows), COL_AI)
+            self.model.dataChanged.emit(top.index(), bottom.index())
+        if self.view.isColumnHidden(COL_AI):
+            # fixed width: a ResizeToContents column re-measures every row on each change
+            self.view.header().setSectionResizeMode(COL_AI, QtWidgets.QHeaderView.ResizeMode.Interactive)
+            self.view.setColumnWidth(COL_AI, self.view.fontMetrics().horizontalAdvance("0.00 Abnormal") + 16)
+            self.view.setColumnHidden(COL_AI, False)
+        self.proxy.invalidate()
+
     def badge(self, instance_path: str) -> tuple[str, float | None] | None:
         it = self.model.by_path.get(instance_path)
         if it is None:
@@ -356,6 +437,7 @@ class StudyBrowser(QtWidgets.QWidget):
         self.proxy.min_badge = min_value
         self.proxy.invalidate()
         self.view.expandAll()
+        self._thumb_timer.start()
 
     def sort_by_badge(self, descending: bool = True) -> None:
         """Sort siblings by AI value (highest first by default)."""

@@ -296,6 +296,7 @@ class AiWorker(QtCore.QObject):
     # -- model
     @QtCore.Slot(object)
     def load_model(self, model_dir: str | None) -> None:
+        _lower_thread_priority()
         t0 = time.perf_counter()
         try:
             engine = self._factory(model_dir)
@@ -407,6 +408,20 @@ class AiWorker(QtCore.QObject):
                                         time.perf_counter() - b["t0"]))
 
 
+def _lower_thread_priority() -> None:
+    """Let the GUI thread win the CPU over inference: nice +10 for this (worker) thread on
+    Linux, where ``QThread.LowPriority`` has no effect for normal threads. torch/onnxruntime
+    pool threads created from here inherit it. Best effort, once."""
+    if getattr(_lower_thread_priority, "done", False) or not hasattr(os, "setpriority"):
+        return
+    _lower_thread_priority.done = True  # type: ignore[attr-defined]
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except (OSError, AttributeError):
+        pass
+
+
 def _load(path: str, frame: int) -> LoadedImage:
     from cxrviewer.core.dicom_io import load_image
 
@@ -483,7 +498,7 @@ class AiController(QtCore.QObject):
         self.worker.progress.connect(self.progress)
         self.worker.started.connect(self._on_started)
         self.worker.finished.connect(self._on_finished)
-        self.thread.start()
+        self.thread.start(QtCore.QThread.Priority.LowPriority)
         # A QThread destroyed while running aborts the process: stop it at interpreter exit
         # too, for scripts that never close the window (weakref: no keep-alive).
         ref = weakref.ref(self)

@@ -206,3 +206,57 @@ def test_auto_analyze_setting_off_analyzes_only_on_request(qtbot, make_viewer, t
     with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
         ai.act_analyze.trigger()
     assert ai.engine.calls == 1
+
+
+@pytest.fixture
+def main_window(qtbot, tmp_path):
+    """The real MainWindow (with its AI) and the stand-in engine behind the worker."""
+    from cxrviewer.settings import Settings
+    from cxrviewer.ui.main_window import MainWindow
+
+    eng = StandInEngine(delay_s=0.02)
+    w = MainWindow(Settings(str(tmp_path / "s.ini")))
+    w.ai.controller.worker._factory = lambda model_dir: eng  # runs on the worker thread
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
+        w.ai.start()
+    yield w, eng
+    w.shutdown()
+
+
+def test_analyze_folder_fills_browser_badges_and_filters_by_them(qtbot, main_window, tmp_path):
+    w, eng = main_window
+    from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    paths = []
+    for i in range(6):  # one DICOM series: the browser sorts images within their series
+        a = (chest_like(40, 32, seed=i).astype(np.int32) * (i + 1) // 3).clip(0, 4095).astype(np.uint16)
+        ds = make_dataset(a, bits_stored=12, study_uid="1.2.3.4", series_uid="1.2.3.4.5", instance_number=i + 1)
+        paths.append(folder / f"im{i}.dcm")
+        write_dataset(ds, paths[-1])
+    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
+        w.open_path(folder)
+    qtbot.waitUntil(lambda: w.ai.panel.result is not None, timeout=10000)  # auto-analysis of the first
+    assert w.ai.act_analyze_all.isEnabled()
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000) as blk:
+        w.ai.act_analyze_all.trigger()
+    assert blk.args[0].done == 6 and not blk.args[0].cancelled
+    probs = {}
+    for p in paths:
+        badge = w.browser.badge(str(p))
+        assert badge is not None and badge[1] is not None, p
+        probs[str(p)] = badge[1]
+        assert badge[0].startswith(f"{badge[1]:.2f}")
+    # the threshold filter keeps only images at or above it
+    w.ai.controller.model = type(w.ai.controller.model)(**{**w.ai.controller.model.__dict__, "threshold": sorted(probs.values())[3]})
+    w.ai.act_filter.setChecked(True)
+    shown = set(w.browser.image_paths())
+    assert shown == {p for p, v in probs.items() if v >= sorted(probs.values())[3]}
+    w.ai.act_filter.setChecked(False)
+    w.ai.act_sort.trigger()
+    ordered = w.browser.image_paths()
+    assert [probs[p] for p in ordered] == sorted(probs.values(), reverse=True)
+    assert "AI:" in w.ai.device_label.text() and w.ai.menu.title() == "&Model"
