@@ -56,8 +56,12 @@ def _float(value, default: float | None = None) -> float | None:
     return f if math.isfinite(f) else default
 
 
-def _floats(value) -> list[float]:
-    """A multi-valued DS/IS element as a list of floats (non-numbers dropped)."""
+def _floats(value, keep_position: bool = False) -> list:
+    """A multi-valued DS/IS element as a list of floats.
+
+    Non-numbers are dropped, or, with ``keep_position``, kept as ``None`` so that paired
+    elements (Window Center/Width, value *i* of each) stay paired.
+    """
     if value is None:
         return []
     try:
@@ -67,9 +71,28 @@ def _floats(value) -> list[float]:
     out = []
     for v in seq:
         f = _float(v)
-        if f is not None:
+        if f is not None or keep_position:
             out.append(f)
     return out
+
+
+def _rescale_value(ds, keyword: str, tag: str, default: float, path: str) -> float:
+    """Rescale Slope/Intercept: absent or empty -> default; present but not a finite number
+    -> refused (the modality values, and so any measurement, would be unknown)."""
+    raw = ds.get(keyword)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    f = _float(raw)
+    if f is None:
+        raise DicomReadError(path, f"{_keyword_name(keyword)} {tag} = {_s(raw)!r} is not a finite number")
+    return f
+
+
+def _keyword_name(keyword: str) -> str:
+    """'RescaleSlope' -> 'Rescale Slope'."""
+    import re
+
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword)
 
 
 def header_from_dataset(ds) -> ImageHeader:
@@ -136,8 +159,8 @@ def geometry_from_dataset(ds) -> Geometry | None:
 def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
     """Every Window Center/Width pair (0028,1050/1051) and every VOI LUT Sequence item,
     named by their explanations (0028,1055 / 0028,3003)."""
-    centers = _floats(ds.get("WindowCenter"))
-    widths = _floats(ds.get("WindowWidth"))
+    centers = _floats(ds.get("WindowCenter"), keep_position=True)
+    widths = _floats(ds.get("WindowWidth"), keep_position=True)
     expl_raw = ds.get("WindowCenterWidthExplanation")
     if expl_raw is None:
         expls: list[str] = []
@@ -151,6 +174,8 @@ def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
     function = _s(ds.get("VOILUTFunction")).upper() or "LINEAR"
     presets: list[WindowPreset] = []
     for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
+        if c is None or w is None:
+            continue  # a non-number in one of the pair (e.g. "nan"): the pair is unusable
         min_w = 1.0 if function == "LINEAR" else 0.0
         if not (w >= min_w and w > 0):
             continue  # (0028,1051) Window Width below the minimum for its function: unusable
@@ -174,6 +199,8 @@ def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
                 if len(desc) != 3:
                     continue
                 data = _lut_data(item, desc)
+                if data.size == 0:
+                    continue
             except Exception:  # noqa: BLE001 - a bad item is skipped, the others stay usable
                 continue
             expl = _s(item.get("LUTExplanation"))
@@ -213,12 +240,31 @@ def _check_size(path: str, rows: int, cols: int, spp: int, frames: int, bits_all
     if frames > limits.MAX_FRAMES:
         raise ImageTooLargeError(path, f"Number of Frames {frames} exceeds the limit of {limits.MAX_FRAMES}")
     nbytes = rows * cols * spp * max(frames, 1) * max(1, math.ceil(bits_alloc / 8))
+    # and the working copy of one frame: float32 modality values for grayscale
+    nbytes = max(nbytes, rows * cols * (4 if spp == 1 else spp))
     if nbytes > limits.MAX_PIXEL_BYTES:
         raise ImageTooLargeError(
             path,
-            f"declared pixel data of {nbytes / 2**20:.0f} MiB exceeds the limit of "
+            f"declared pixel data (or its float32 working copy) of {nbytes / 2**20:.0f} MiB exceeds the limit of "
             f"{limits.MAX_PIXEL_BYTES / 2**20:.0f} MiB",
         )
+
+
+_QUIET = []
+
+
+def _quiet_pydicom() -> None:
+    """Read without pydicom's per-element validation warnings (once per process).
+
+    They are about a file's conformance ("Invalid value for VR DS: 'nan'"), not actionable
+    by a reader, and would flood stderr and the log; whatever matters for display is checked
+    here and reported per file as a clean error. Writing validation is left as it is.
+    """
+    if not _QUIET:
+        from pydicom import config
+
+        config.settings.reading_validation_mode = config.IGNORE
+        _QUIET.append(True)
 
 
 def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
@@ -228,6 +274,8 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
+
+    _quiet_pydicom()
 
     p = os.fspath(path)
     try:
@@ -242,6 +290,8 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
                 # Where the header ended (the Pixel Data element when stopped before it): lets
                 # a header-only scan notice a file cut short in its pixel data.
                 ds._cxr_header_end = fh.tell()
+                if not stop_before_pixels:
+                    _materialize(ds)
                 return ds
             except InvalidDicomError:
                 fh.seek(0)
@@ -256,6 +306,8 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
                     raise DicomReadError(p, "not a DICOM file (no preamble and no image attributes)") from None
                 _ensure_transfer_syntax(ds)
                 ds._cxr_header_end = fh.tell()
+                if not stop_before_pixels:
+                    _materialize(ds)
                 return ds
     except DicomReadError:
         raise
@@ -265,6 +317,18 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
         raise DicomReadError(p, f"cannot read: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - pydicom raises many types on corrupt input
         raise DicomReadError(p, f"corrupt or truncated DICOM: {type(e).__name__}: {e}") from None
+
+
+def _materialize(ds) -> None:
+    """Convert every top-level element now, inside :func:`read_dataset`'s error handling.
+
+    pydicom parses element values lazily, on first access; a corrupt value (an unknown VR
+    after a bit flip, a bad UID) would otherwise raise ``NotImplementedError`` or
+    ``ValueError`` from deep inside the display code. Sequence items stay lazy and are read
+    under their own guards.
+    """
+    for _elem in ds:
+        pass
 
 
 def _ensure_transfer_syntax(ds) -> None:
@@ -380,8 +444,8 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
 
     # Modality LUT (PS3.3 C.11.1): a Modality LUT Sequence wins over Rescale Slope/Intercept.
-    slope = _float(ds.get("RescaleSlope"), 1.0)
-    intercept = _float(ds.get("RescaleIntercept"), 0.0)
+    slope = _rescale_value(ds, "RescaleSlope", "(0028,1053)", 1.0, path)
+    intercept = _rescale_value(ds, "RescaleIntercept", "(0028,1052)", 0.0, path)
     if slope == 0.0:
         raise DicomReadError(path, "Rescale Slope (0028,1053) is 0: every pixel would map to the intercept")
     units = _s(ds.get("RescaleType"))
@@ -519,6 +583,38 @@ def _padding_mask(ds, stored: np.ndarray, signed: bool) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def _image_file_dims(data: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(height, width, channels, bits) from a PNG's IHDR or a JPEG's SOF marker, read before
+    decoding so a hostile header is refused before OpenCV allocates for it; ``None`` when
+    the header can't be found (OpenCV then reports the file as undecodable)."""
+    b = data[: 1 << 16].tobytes()
+    if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 26 and b[12:16] == b"IHDR":
+        w = int.from_bytes(b[16:20], "big")
+        h = int.from_bytes(b[20:24], "big")
+        depth = b[24]
+        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(b[25], 4)
+        return h, w, channels, max(8, depth)
+    if b[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(b):
+            if b[i] != 0xFF:
+                i += 1
+                continue
+            marker = b[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            seg = int.from_bytes(b[i + 2 : i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                depth = b[i + 4]
+                h = int.from_bytes(b[i + 5 : i + 7], "big")
+                w = int.from_bytes(b[i + 7 : i + 9], "big")
+                channels = b[i + 9] if i + 9 < len(b) else 1
+                return h, w, max(1, channels), max(8, depth)
+            i += 2 + seg
+    return None
+
+
 def load_image_file(path: str) -> LoadedImage:
     """A PNG/JPEG radiograph (the NIH ChestX-ray14 format): 8- or 16-bit, gray or colour."""
     import cv2
@@ -531,6 +627,10 @@ def load_image_file(path: str) -> LoadedImage:
         raise DicomReadError(path, f"cannot read: {e.strerror or e}") from None
     if data.size == 0:
         raise DicomReadError(path, "empty file (0 bytes)")
+    dims = _image_file_dims(data)
+    if dims is not None:
+        h, w, channels, depth = dims
+        _check_size(path, h, w, channels, 1, depth)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise DicomReadError(path, "not a decodable PNG/JPEG image (corrupt or truncated)")

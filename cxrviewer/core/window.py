@@ -30,16 +30,56 @@ __all__ = [
 ]
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _f32(v: float) -> np.float32:
+    """A Python float as a *finite* float32: header values like 1e300 saturate, never inf.
+
+    NaN (only from ``0 * inf`` when a subnormal width makes the slope infinite and the
+    center is 0) maps to 0, the limit of ``c * a`` as ``c -> 0``.
+    """
+    v = float(v)
+    if v != v:
+        return np.float32(0.0)
+    return np.float32(min(max(v, -_F32_MAX), _F32_MAX))
+
+
+def _affine(x: np.ndarray, a: float, b: float) -> np.ndarray:
+    """``a * x + b`` in float32 for finite ``x``, with ``a`` and ``b`` computed in float64 by
+    the caller. Saturation to +-inf is allowed (the callers clip to [0, 1] or [-80, 80]
+    next); NaN cannot arise because neither term is NaN and ``b`` is finite."""
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        out = x * _f32(a)
+        out += _f32(b)
+    return out
+
+
 def apply_rescale(stored: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:
     """Modality LUT by Rescale Slope and Intercept (PS3.3 C.11.1.1.2): ``m * SV + b``.
 
     Returns float32 (float64 is never needed for 16-bit radiographs and doubles memory).
+    The result is always finite: hostile slopes saturate at the float32 range, and NaN or
+    infinite stored values (float pixel data) become the range's ends or 0.
     """
     out = stored.astype(np.float32, copy=True)
-    if slope != 1.0:
-        out *= np.float32(slope)
-    if intercept != 0.0:
-        out += np.float32(intercept)
+    if out.dtype.kind == "f" and stored.dtype.kind == "f" and not np.isfinite(out).all():
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=_F32_MAX, neginf=-_F32_MAX)
+    if slope == 1.0 and intercept == 0.0:
+        return out
+    if stored.dtype.kind in "iu":
+        info = np.iinfo(stored.dtype)
+        bound = abs(slope) * max(abs(int(info.min)), int(info.max)) + abs(intercept)
+    else:
+        bound = float("inf")
+    with np.errstate(over="ignore"):
+        if slope != 1.0:
+            out *= _f32(slope)
+        if intercept != 0.0:
+            out += _f32(intercept)
+    if bound >= _F32_MAX:
+        np.clip(out, -_F32_MAX, _F32_MAX, out=out)  # inf -> the largest finite value
     return out
 
 
@@ -77,16 +117,19 @@ def voi_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
 
     ``if x <= c - 0.5 - (w-1)/2: 0; elif x > c - 0.5 + (w-1)/2: 1;
     else ((x - (c - 0.5)) / (w - 1) + 0.5)``. Width must be >= 1; 1 is a hard threshold.
+    Computed as one affine map whose coefficients are float64, so header values far outside
+    the float32 range saturate instead of overflowing.
     """
     if not width >= 1:
         raise ValueError(f"Window Width {width} must be >= 1 for VOI LUT Function LINEAR")
     x = np.asarray(x, dtype=np.float32)
     if width == 1:
         # (w - 1) == 0: the function is a step at c - 0.5.
-        return (x > center - 0.5).astype(np.float32)
-    out = (x - np.float32(center - 0.5)) / np.float32(width - 1.0) + np.float32(0.5)
+        return (x > _f32(center - 0.5)).astype(np.float32)
+    a = 1.0 / (float(width) - 1.0)
+    out = _affine(x, a, 0.5 - (float(center) - 0.5) * a)
     np.clip(out, 0.0, 1.0, out=out)
-    return out.astype(np.float32, copy=False)
+    return out
 
 
 def voi_linear_exact(x: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -96,18 +139,18 @@ def voi_linear_exact(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """
     if not width > 0:
         raise ValueError(f"Window Width {width} must be > 0 for VOI LUT Function LINEAR_EXACT")
-    x = np.asarray(x, dtype=np.float32)
-    out = (x - np.float32(center)) / np.float32(width) + np.float32(0.5)
+    a = 1.0 / float(width)
+    out = _affine(x, a, 0.5 - float(center) * a)
     np.clip(out, 0.0, 1.0, out=out)
-    return out.astype(np.float32, copy=False)
+    return out
 
 
 def voi_sigmoid(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """VOI LUT Function SIGMOID (PS3.3 C.11.2.1.3.1): ``1 / (1 + exp(-4 (x - c) / w))``."""
     if not width > 0:
         raise ValueError(f"Window Width {width} must be > 0 for VOI LUT Function SIGMOID")
-    x = np.asarray(x, dtype=np.float32)
-    z = np.float32(-4.0 / width) * (x - np.float32(center))
+    a = -4.0 / float(width)
+    z = _affine(x, a, -float(center) * a)
     np.clip(z, -80.0, 80.0, out=z)  # exp overflow guard; 1/(1+e^80) is 0 in float32 anyway
     return (1.0 / (1.0 + np.exp(z))).astype(np.float32)
 
