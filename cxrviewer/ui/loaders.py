@@ -142,6 +142,7 @@ class ImageLoader(QtCore.QObject):
         self._cache: OrderedDict[tuple[str, int], LoadedImage] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._closed = False
         self.loaded.connect(self._remember)
 
     @property
@@ -158,7 +159,8 @@ class ImageLoader(QtCore.QObject):
             self._cache.move_to_end((req.path, frame))
             QtCore.QTimer.singleShot(0, lambda: self.loaded.emit(req.request_id, hit))
             return req.request_id
-        self.pool.start(_Task(lambda: self._work(req)))
+        if not self._closed:
+            self.pool.start(_Task(lambda: self._work(req)))
         return req.request_id
 
     def _work(self, req: ImageRequest) -> None:
@@ -184,6 +186,7 @@ class ImageLoader(QtCore.QObject):
                 self._cache.popitem(last=False)
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
+        self._closed = True
         self._next += 1
         self.pool.clear()
         self.pool.waitForDone(timeout_ms)
@@ -225,6 +228,7 @@ class ThumbnailLoader(QtCore.QObject):
         self.max_items = max_items
         self._pending: set[str] = set()
         self._generation = 0
+        self._closed = False
         self.ready.connect(self._store)
 
     def get(self, path: str) -> QtGui.QImage | None:
@@ -233,24 +237,32 @@ class ThumbnailLoader(QtCore.QObject):
         if q is not None:
             self.cache.move_to_end(path)
             return q
-        if path not in self._pending:
+        if path not in self._pending and not self._closed:
             self._pending.add(path)
             gen = self._generation
             self.pool.start(_Task(lambda: self._work(path, gen)))
         return None
 
     def _work(self, path: str, gen: int) -> None:
-        if gen != self._generation:
+        if gen != self._generation or self._closed:
             return
         try:
             q = make_thumbnail(path, self.size)
         except CxrError as e:
-            self.failed.emit(path, e.reason)
+            self._emit(self.failed, path, e.reason)
             return
         except Exception as e:  # noqa: BLE001
-            self.failed.emit(path, f"{type(e).__name__}: {e}")
+            self._emit(self.failed, path, f"{type(e).__name__}: {e}")
             return
-        self.ready.emit(path, q)
+        self._emit(self.ready, path, q)
+
+    def _emit(self, signal, *args) -> None:
+        if self._closed:
+            return  # the browser is gone: nobody to tell
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the QObject was deleted while this thumbnail was made
+            pass
 
     def _store(self, path: str, q: QtGui.QImage) -> None:
         self._pending.discard(path)
@@ -265,5 +277,7 @@ class ThumbnailLoader(QtCore.QObject):
         self._pending.clear()
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Stop: no new work is queued after this; running work is waited for."""
+        self._closed = True
         self.reset()
         self.pool.waitForDone(timeout_ms)

@@ -69,7 +69,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wl_dock = self._dock("Window / Level", self.wl_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, "window_level")
         self.errors_dock = self._dock("Unreadable files", self.errors, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
         self.errors_dock.hide()
-        self.browser_dock.setMinimumWidth(380)
+        self.browser_dock.setMinimumWidth(400)
         self.wl_dock.setMinimumWidth(280)
 
         self._build_status_bar()
@@ -521,6 +521,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Stop background work (called on close and by the test fixture)."""
         self.scanner.shutdown()
         self.loader.shutdown()
+        self.browser._thumb_timer.stop()
         self.browser.thumbs.shutdown()
         if getattr(self, "ai", None) is not None:
             self.ai.shutdown()
