@@ -560,7 +560,8 @@ class ImageCanvas(QtWidgets.QWidget):
 
     def drag_window(self, dx: float, dy: float) -> None:
         """W/L drag by ``(dx, dy)`` screen pixels: right = wider, left = narrower;
-        down = higher center (darker), up = lower center (brighter)."""
+        down = higher center, up = lower center (RadPix's mapping). On MONOCHROME2 a higher
+        center looks darker; on MONOCHROME1 (inverted after the VOI) it looks brighter."""
         if self.img is None or self.img.is_color:
             return
         s = self._wl_sensitivity

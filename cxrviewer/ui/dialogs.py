@@ -103,7 +103,7 @@ class TagBrowser(QtWidgets.QDialog):
 MOUSE_HELP = [
     ("Left drag", "the selected tool (toolbar): Window/Level (default), Pan, Zoom, Ruler, Probe"),
     ("Right drag", "Window/Level, always: drag right = wider window, left = narrower; "
-                   "drag down = higher level (darker), up = lower level (brighter)"),
+                   "drag down = higher level (center), up = lower level"),
     ("Middle drag", "Pan"),
     ("Wheel", "Zoom about the pointer"),
     ("Click (Ruler tool)", "select the nearest ruler; Delete removes it"),

@@ -527,3 +527,36 @@ def test_colour_image_shows_without_window(qtbot, viewer, tmp_path):
     assert not viewer.wl_panel.isEnabled()
     out = viewer.canvas.render_array(native=True, annotations=False)
     assert np.array_equal(out, rgb)
+
+
+def test_shortcuts_are_unique_across_the_window(viewer):
+    from PySide6 import QtGui
+
+    seen: dict[str, str] = {}
+    for a in viewer.findChildren(QtGui.QAction):
+        for s in a.shortcuts():
+            k = s.toString()
+            assert k not in seen or seen[k] == a.text(), f"{k} is bound to {seen.get(k)!r} and {a.text()!r}"
+            seen[k] = a.text()
+
+
+def test_about_lists_library_versions(viewer):
+    import numpy
+    import pydicom
+
+    from cxrviewer.ui.dialogs import show_about
+
+    box = show_about(viewer)
+    text = box.text()
+    assert QtCore.qVersion() in text and pydicom.__version__ in text and numpy.__version__ in text
+    assert "Not a diagnostic device" in text
+    box.close()
+
+
+def test_view_command_line(tmp_path, capsys):
+    from cxrviewer.cli import build_parser, main
+
+    a = build_parser().parse_args(["view", "--sample"])
+    assert a.sample and a.path is None and a.func is not None
+    assert main([str(tmp_path / "nope")]) != 0  # `cxrviewer PATH` = `cxrviewer view PATH`
+    assert "no such file" in capsys.readouterr().err
