@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrviewer.core import limits
+from cxrviewer.core import limits, phi
 from cxrviewer.core.errors import DicomReadError, ImageTooLargeError, UnsupportedTransferSyntaxError
 from cxrviewer.core.types import Geometry, ImageHeader, LoadedImage, VoiLut, WindowPreset
 from cxrviewer.core.window import apply_lut, apply_rescale, robust_window
@@ -98,7 +98,7 @@ def _keyword_name(keyword: str) -> str:
 def header_from_dataset(ds) -> ImageHeader:
     """The overlay/browser fields of a dataset (header only, no pixels needed)."""
     g = ds.get
-    return ImageHeader(
+    header = ImageHeader(
         patient_name=_s(g("PatientName")),
         patient_id=_s(g("PatientID")),
         patient_birth_date=_s(g("PatientBirthDate")),
@@ -120,6 +120,9 @@ def header_from_dataset(ds) -> ImageHeader:
         study_instance_uid=_s(g("StudyInstanceUID")),
         series_instance_uid=_s(g("SeriesInstanceUID")),
     )
+    # Every identifier the app sees is known to the log scrubber before anything can log it.
+    phi.register_header(header)
+    return header
 
 
 def geometry_from_dataset(ds) -> Geometry | None:

@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxrviewer.core import phi
 from cxrviewer.core.dicom_io import IMAGE_SUFFIXES, read_dataset
 from cxrviewer.core.errors import CxrError, ScanPathError
 from cxrviewer.core.types import (
@@ -363,6 +364,9 @@ class _Builder:
         if r.error is not None or r.instance is None:
             self.errors.append(FileError(r.path, r.error or "unreadable"))
             return
+        if r.instance.kind == "dicom":
+            # in the parent process: records read by pool workers are registered here too
+            phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)
         pkey = r.patient_id or f"(no ID) {r.patient_name}"
         p = self.patients.get(pkey)
         if p is None:
