@@ -1,0 +1,88 @@
+"""Build the viewer-only app with PyInstaller and run its frozen selftest (slow: ~2-4 min).
+
+The one test that proves the bundle works where users run it: Qt's platform plugin, the
+pylibjpeg codecs found through entry points, resources found through ``sys._MEIPASS``, the
+model inferred through ONNX Runtime with torch absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def viewer_bundle(tmp_path_factory, request) -> Path:
+    if importlib.util.find_spec("PyInstaller") is None:
+        pytest.skip("PyInstaller is not installed (pip install -e '.[package]')")
+    if importlib.util.find_spec("cxrviewer.ml.inference") is None:
+        pytest.skip("the AI engine (cxrviewer.ml.inference) is not in this checkout yet")
+    random_model_dir = request.getfixturevalue("random_model_dir")  # after the skips: costs torch
+    root = tmp_path_factory.mktemp("bundle")
+    cmd = [
+        sys.executable, str(REPO / "packaging" / "build.py"), "--viewer-only",
+        "--dist", str(root / "dist"), "--work", str(root / "build"),
+        "--model", str(random_model_dir),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return root / "dist" / "cxrviewer"
+
+
+def test_bundle_layout(viewer_bundle):
+    internal = viewer_bundle / "_internal"
+    assert (viewer_bundle / "cxrviewer").is_file() and os.access(viewer_bundle / "cxrviewer", os.X_OK)
+    res = internal / "resources"
+    assert (res / "sample" / "RG1_UNCI.dcm").is_file()
+    assert (res / "icons" / "cxrviewer.png").is_file() and (res / "cxrviewer.desktop").is_file()
+    model = res / "models" / "selftest-random"
+    assert (model / "card.json").is_file() and list(model.glob("*.onnx")), "viewer-only model has no .onnx"
+    # torch and friends left out; what pydicom needs to find the codecs kept in
+    for gone in ("torch", "torchvision", "triton", "nvidia", "matplotlib", "tensorboard"):
+        assert not (internal / gone).exists(), f"{gone} is in the viewer-only bundle"
+    assert list(internal.glob("pylibjpeg_openjpeg-*.dist-info")), "pylibjpeg-openjpeg metadata missing"
+    assert list(internal.glob("pylibjpeg_libjpeg-*.dist-info")), "pylibjpeg-libjpeg metadata missing"
+    assert (internal / "PySide6" / "Qt" / "plugins" / "platforms" / "libqoffscreen.so").is_file() or \
+        sys.platform != "linux"
+    size = json.loads((viewer_bundle.parent / "cxrviewer-size.json").read_text())
+    # packaging/README.md's budget for the viewer-only bundle
+    assert size["total_mib"] < 600, size
+
+
+def test_frozen_selftest(viewer_bundle, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CXRVIEWER_"))}
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        CXRVIEWER_DATA_DIR=str(tmp_path / "data"),
+        CXRVIEWER_CACHE_DIR=str(tmp_path / "cache"),
+        CXRVIEWER_LOG_DIR=str(tmp_path / "log"),
+    )
+    out = subprocess.run(
+        [str(viewer_bundle / "cxrviewer"), "selftest", "--out", str(tmp_path / "export.png")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    lines = [line for line in out.stdout.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert len(lines) == 7 and all(line.startswith("PASS") for line in lines), text
+    assert "frozen bundle" in text
+    assert "via onnxruntime" in text  # no torch in this bundle: ONNX Runtime did the work
+    assert "resources/sample" in text.replace(os.sep, "/")  # the bundled copy, not pydicom-data
+    assert (tmp_path / "export.png").stat().st_size > 10_000
+
+
+def test_frozen_version(viewer_bundle):
+    from cxrviewer import __version__
+
+    v = subprocess.run([str(viewer_bundle / "cxrviewer"), "--version"], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0 and v.stdout.strip() == f"cxrviewer {__version__}"

@@ -1,0 +1,121 @@
+"""Resources are found through one function that knows the source tree and the bundle;
+app metadata (icon, .desktop file, version) is present and well-formed."""
+
+from __future__ import annotations
+
+import configparser
+import sys
+from pathlib import Path
+
+import pytest
+
+from cxrviewer import paths
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_source_tree_resources(monkeypatch):
+    monkeypatch.delenv("CXRVIEWER_RESOURCES", raising=False)
+    monkeypatch.delattr(sys, "_MEIPASS", raising=False)
+    assert paths.resources_dir() == REPO / "resources"
+    assert paths.resource("styles", "dark.qss").is_file()
+    assert paths.resource("icons", "cxrviewer.png").is_file()
+
+
+def test_frozen_bundle_resources(monkeypatch, tmp_path):
+    """In a PyInstaller bundle sys._MEIPASS is the _internal folder; resources live under it."""
+    monkeypatch.delenv("CXRVIEWER_RESOURCES", raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert paths.resources_dir() == tmp_path / "resources"
+    assert paths.resource("models") == tmp_path / "resources" / "models"
+
+
+def test_env_override_wins(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "bundle"), raising=False)
+    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path / "elsewhere"))
+    assert paths.resources_dir() == tmp_path / "elsewhere"
+
+
+def test_sample_prefers_bundled_copy(monkeypatch, tmp_path, rg1_unci):
+    """The bundle ships its own copy under resources/sample/ (no pydicom-data there)."""
+    import shutil
+
+    (tmp_path / "sample").mkdir()
+    shutil.copy2(rg1_unci, tmp_path / "sample" / "RG1_UNCI.dcm")
+    (tmp_path / "sample" / "README.txt").write_text("not a dicom")
+    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path))
+    assert paths.sample_paths() == [tmp_path / "sample" / "RG1_UNCI.dcm"]
+
+
+def test_sample_falls_back_to_pydicom_data(monkeypatch, tmp_path, rg1_unci):
+    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path))  # no sample/ folder here
+    found = paths.sample_paths()
+    assert [p.name for p in found] == ["RG1_UNCI.dcm"]
+    assert found[0].resolve() == rg1_unci.resolve()
+
+
+def test_icons_are_valid_images():
+    from PIL import Image
+
+    icons = REPO / "resources" / "icons"
+    with Image.open(icons / "cxrviewer.png") as im:
+        assert im.size == (256, 256) and im.mode == "RGBA"
+        # a tile with transparent corners, opaque centre
+        assert im.getpixel((0, 0))[3] == 0 and im.getpixel((128, 128))[3] == 255
+    with Image.open(icons / "cxrviewer.ico") as im:
+        assert (256, 256) in im.info["sizes"] and (16, 16) in im.info["sizes"]
+    with Image.open(icons / "cxrviewer.icns") as im:
+        assert im.format == "ICNS"
+    svg = (icons / "cxrviewer.svg").read_text(encoding="utf-8")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and 'viewBox="0 0 256 256"' in svg
+
+
+def test_desktop_file():
+    """The freedesktop entry: the keys a launcher needs, the icon name the icon files use."""
+    cp = configparser.ConfigParser(interpolation=None, strict=True)
+    cp.optionxform = str  # keys are case-sensitive
+    cp.read(REPO / "resources" / "cxrviewer.desktop", encoding="utf-8")
+    e = cp["Desktop Entry"]
+    assert e["Type"] == "Application"
+    assert e["Name"] == "cxrviewer"
+    assert e["Exec"].split()[0] == "cxrviewer" and "%F" in e["Exec"]
+    assert e["Icon"] == "cxrviewer" and (REPO / "resources" / "icons" / "cxrviewer.svg").is_file()
+    assert e["Terminal"] == "false"
+    assert e["Categories"].endswith(";") and "MedicalSoftware" in e["Categories"].split(";")
+    assert "application/dicom" in e["MimeType"].split(";")
+    assert "not a diagnostic device" in e["Comment"]
+
+
+def test_about_info_never_imports_torch():
+    """About reports torch only when it is already loaded (importing it costs ~5 s)."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from cxrviewer.about import about_info\n"
+        "info = about_info()\n"
+        "assert 'torch' not in sys.modules, 'about_info imported torch'\n"
+        "assert 'torch' not in info and info['Build'] == 'Python environment', info\n"
+        "import torch\n"
+        "info = about_info()\n"
+        "assert info['torch'].startswith(torch.__version__), info\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_about_info_reports_loaded_model():
+    from types import SimpleNamespace
+
+    from cxrviewer.about import about_info
+
+    info = about_info(SimpleNamespace(name="demo", version="2.0", device="cuda:0", backend="onnxruntime"))
+    assert info["Model"] == "demo 2.0"
+    assert info["Device"] == "cuda:0 (onnxruntime)"
+
+
+@pytest.mark.parametrize("name", ["cxrviewer.spec", "build.py", "cxrviewer_entry.py", "README.md"])
+def test_packaging_files_present(name):
+    assert (REPO / "packaging" / name).is_file()
