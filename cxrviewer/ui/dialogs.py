@@ -139,9 +139,18 @@ class ShortcutsDialog(QtWidgets.QDialog):
         keys.addChild(QtWidgets.QTreeWidgetItem(["Previous / next image", "Page Up / Page Down"]))
         tree.addTopLevelItem(keys)
         tree.expandAll()
+        mouse.setExpanded(False)
         tree.resizeColumnToContents(0)
         self.tree = tree
         lay = QtWidgets.QVBoxLayout(self)
+        # The mouse mapping in full (the tree column would elide it).
+        mouse_text = QtWidgets.QLabel(
+            "<b>Mouse</b><br>" + "<br>".join(f"<b>{k}</b>: {v}" for k, v in MOUSE_HELP), self
+        )
+        mouse_text.setWordWrap(True)
+        mouse_text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.mouse_label = mouse_text
+        lay.addWidget(mouse_text)
         lay.addWidget(tree)
         bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close, self)
         bb.rejected.connect(self.reject)
