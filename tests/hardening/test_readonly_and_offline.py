@@ -1,0 +1,187 @@
+"""Source folders are read-only to us, and nothing opens a socket.
+
+Tests run as root, for whom chmod does not stop a write. So besides making the folder and its
+files read-only, a guard on ``open``/``os.open`` fails (and records) any attempt to open a
+path inside the source folder for writing, as the OS would for a normal user.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib.util
+import os
+import shutil
+import socket
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrviewer.core.dicom_io import load_image
+from cxrviewer.core.display import chest_presets, render
+from cxrviewer.core.study_index import scan
+from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            st = os.stat(p)
+            digest = ""
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).hexdigest()
+            out[p] = (digest, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+    return out
+
+
+@pytest.fixture()
+def readonly_source(tmp_path, monkeypatch, rg1_j2ki):
+    src = tmp_path / "PACS_EXPORT"
+    (src / "study1").mkdir(parents=True)
+    write_dataset(make_dataset(chest_like(64, 48), patient_id="RO1", instance_number=1), src / "study1" / "a.dcm")
+    write_dataset(make_dataset(chest_like(64, 48, seed=2), patient_id="RO1", photometric="MONOCHROME1",
+                               instance_number=2), src / "study1" / "b.dcm")
+    shutil.copy(rg1_j2ki, src / "study1" / "rg1_j2ki.dcm")
+    Image.fromarray(chest_like(40, 40, bits=8).astype(np.uint8)).save(src / "chest.png")
+    for dirpath, _dirs, files in os.walk(src, topdown=False):
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o444)
+        os.chmod(dirpath, 0o555)
+    attempts: list[str] = []
+    prefix = str(src)
+    real_open, real_os_open = builtins.open, os.open
+
+    def guarded_open(file, mode="r", *a, **kw):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)).startswith(prefix) \
+                and any(c in mode for c in "wax+"):
+            attempts.append(f"open({file!r}, {mode!r})")
+            raise PermissionError(13, "Permission denied (read-only source)", os.fspath(file))
+        return real_open(file, mode, *a, **kw)
+
+    def guarded_os_open(path, flags, *a, **kw):
+        if os.path.abspath(os.fspath(path)).startswith(prefix) and flags & _WRITE_FLAGS:
+            attempts.append(f"os.open({path!r}, {flags:#o})")
+            raise PermissionError(13, "Permission denied (read-only source)", os.fspath(path))
+        return real_os_open(path, flags, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    before = _snapshot(src)
+    yield src, attempts
+    monkeypatch.undo()
+    assert _snapshot(src) == before, "the source folder changed"
+    for dirpath, _dirs, _files in os.walk(src):
+        os.chmod(dirpath, 0o755)
+
+
+def test_scan_view_analyse_export_read_only_folder(readonly_source, tmp_path):
+    src, attempts = readonly_source
+    result = scan(src, workers=0)
+    assert result.errors == []
+    paths = sorted(i.path for i in result.instances())
+    assert len(paths) == 4
+    from cxrviewer.ml.preprocess import PreprocessSpec, preprocess
+
+    spec = PreprocessSpec()
+    for p in paths:
+        img = load_image(p)
+        for preset in [None, *img.presets, *chest_presets(img)]:
+            assert render(img, preset).dtype == np.uint8
+        x, _mapping = preprocess(img, spec)
+        assert np.isfinite(np.asarray(x)).all()
+    out_dir = tmp_path / "exports"
+    from cxrviewer.cli import main
+
+    for k, p in enumerate(paths):
+        out = out_dir / f"e{k}.png"
+        assert main(["export", p, "--out", str(out), "--anonymize"]) == 0
+        assert out.is_file() and out.stat().st_size > 0
+    assert attempts == []
+
+
+def test_export_into_the_read_only_folder_fails_cleanly(readonly_source, capsys):
+    src, attempts = readonly_source
+    from cxrviewer.cli import main
+
+    p = str(src / "study1" / "a.dcm")
+    rc = main(["export", p, "--out", str(src / "study1" / "a.png")])
+    assert rc != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "permission denied" in err[0].lower()
+    assert attempts  # it was tried, refused, and left nothing (the snapshot check)
+
+
+# --- no network ------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    calls: list[str] = []
+
+    def refuse(name):
+        def f(*a, **kw):
+            calls.append(name)
+            raise OSError(f"network disabled in this test ({name})")
+
+        return f
+
+    class NoSocket(socket.socket):
+        def __init__(self, *a, **kw):
+            calls.append("socket.socket")
+            raise OSError("network disabled in this test (socket.socket)")
+
+    monkeypatch.setattr(socket, "socket", NoSocket)
+    for name in ("create_connection", "getaddrinfo", "gethostbyname", "socketpair"):
+        monkeypatch.setattr(socket, name, refuse(name))
+    return calls
+
+
+def test_main_paths_work_offline(no_network, tmp_path, rg1_j2ki):
+    from cxrviewer.ml.preprocess import PreprocessSpec, preprocess
+
+    folder = tmp_path / "offline"
+    folder.mkdir()
+    write_dataset(make_dataset(chest_like(32, 32)), folder / "x.dcm")
+    shutil.copy(rg1_j2ki, folder / "rg1.dcm")
+    result = scan(folder, workers=0)
+    assert len(result.instances()) == 2 and result.errors == []
+    for inst in result.instances():
+        img = load_image(inst.path)
+        assert render(img).shape == (img.rows, img.cols)
+        x, _ = preprocess(img, PreprocessSpec())
+        assert np.isfinite(np.asarray(x)).all()
+    assert no_network == []
+
+
+def test_scan_pool_offline(no_network, tmp_path):
+    # the process pool talks over pipes, never sockets
+    for k in range(12):
+        write_dataset(make_dataset(chest_like(8, 8), instance_number=k), tmp_path / f"{k}.dcm")
+    assert len(scan(tmp_path, workers=2).instances()) == 12
+    assert no_network == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cxrviewer.ml.inference") is None,
+                    reason="cxrviewer.ml.inference (the AI engine) is not in this checkout yet")
+def test_engine_load_and_predict_offline(no_network, rg1_j2ki):
+    from cxrviewer.ml.inference import Engine
+
+    from cxrviewer.core.errors import CxrError
+
+    try:
+        engine = Engine.load()
+    except CxrError as e:
+        if "no model" in str(e).lower() or "not found" in str(e).lower():
+            pytest.skip(f"no active model in this checkout: {e}")
+        raise
+    pred = engine.predict(load_image(rg1_j2ki), cam=True)
+    assert 0.0 <= pred.probability_abnormal <= 1.0
+    assert no_network == []
