@@ -138,40 +138,39 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
 
 
 class ImageKeys:
-    """Cache keys of images: ``dicom:<SOPInstanceUID>#<frame>`` or ``sha256:<hex>``.
+    """Cache keys of images: ``dicom:<SOPInstanceUID>#<frame>`` or ``sha256:<hex>[#frame]``.
 
-    The sha256 of a PNG/JPEG is memoised by (path, size, mtime), so it is read once; the
-    dict is shared by both threads (single dict operations are atomic under the GIL).
+    Once a file's key is known it is memoised by (path, frame) with the file's size and
+    mtime, so re-selecting a file by path finds its result without reading it. The dict is
+    shared by both threads (single dict operations are atomic under the GIL).
     """
 
     def __init__(self) -> None:
-        self._memo: dict[str, tuple[int, int, str]] = {}
+        self._memo: dict[tuple[str, int], tuple[int, int, str]] = {}
 
     def known(self, path: str, frame: int = 0, image: LoadedImage | None = None) -> str | None:
         """The key if it is cheap to know now (no file read), else ``None``."""
         if image is not None and image.kind == "dicom" and image.header.sop_instance_uid:
             return f"dicom:{image.header.sop_instance_uid}#{image.frame}"
-        m = self._memo.get(os.path.abspath(path))
+        m = self._memo.get((os.path.abspath(path), int(frame)))
         if m is None:
             return None
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if (st.st_size, st.st_mtime_ns) != (m[0], m[1]):
-            return None
-        return m[2] if image is None or image.kind != "dicom" else f"{m[2]}#{frame}"
+        return m[2] if (st.st_size, st.st_mtime_ns) == (m[0], m[1]) else None
 
     def compute(self, path: str, frame: int, image: LoadedImage) -> str:
         """The key, reading the file when needed (worker thread)."""
         k = self.known(path, frame, image)
-        if k is not None:
-            return k
         st = os.stat(path)
-        digest = "sha256:" + file_sha256(path)
-        self._memo[os.path.abspath(path)] = (st.st_size, st.st_mtime_ns, digest)
-        # a DICOM without SOPInstanceUID falls back to the file hash + frame
-        return digest if image.kind != "dicom" else f"{digest}#{frame}"
+        if k is None:
+            digest = "sha256:" + file_sha256(path)
+            # a DICOM without SOPInstanceUID falls back to the file hash + frame
+            k = digest if image.kind != "dicom" else f"{digest}#{frame}"
+        self._memo[(os.path.abspath(path), int(frame))] = (st.st_size, st.st_mtime_ns, k)
+        return k
 
 
 # --------------------------------------------------------------------------- cache
