@@ -226,6 +226,11 @@ class ImageCanvas(QtWidgets.QWidget):
         self._probe_marker.hide()
         self.view_box.addItem(self._probe_marker, ignoreBounds=True)
         self.view_box.sigRangeChanged.connect(self._on_range_changed)
+        # "Fit" is a mode, as in other viewers: the image stays fitted when the window is
+        # resized, until the reader zooms or pans.
+        self._fit_mode = True
+        self.view_box.sigResized.connect(self._on_vb_resized)
+        self.view_box.sigRangeChangedManually.connect(self._leave_fit_mode)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     # ------------------------------------------------------------------ image
@@ -408,27 +413,38 @@ class ImageCanvas(QtWidgets.QWidget):
         self.viewChanged.emit()
 
     def fit(self) -> None:
-        """Fit the whole image in the window."""
+        """Fit the whole image in the window (and keep it fitted on resize)."""
+        self._fit_mode = True
         if self.img is None:
             return
         self.view_box.autoRange(items=[self.image_item], padding=0.02)
 
+    def _on_vb_resized(self, *_a) -> None:
+        if self._fit_mode and self.img is not None:
+            self.view_box.autoRange(items=[self.image_item], padding=0.02)
+
+    def _leave_fit_mode(self, *_a) -> None:
+        self._fit_mode = False
+
     def zoom(self) -> float:
         """Screen pixels per image pixel (along the finer pixel axis)."""
-        vps = self.view_box.viewPixelSize()
-        return 1.0 / vps[0] if vps[0] > 0 else 1.0
+        # From the view range itself (viewPixelSize() lags until the next layout pass).
+        r = self.view_box.viewRect()
+        return self.view_box.width() / r.width() if r.width() > 0 else 1.0
 
     def set_zoom(self, z: float) -> None:
         """Zoom about the view centre; ``1.0`` is 1:1 (one screen pixel per image pixel)."""
         r = self.view_box.viewRect()
         c = r.center()
         w, h = self.view_box.width() / z, self.view_box.height() / z
+        self._fit_mode = False
         self.view_box.setRange(QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
 
     def one_to_one(self) -> None:
         self.set_zoom(1.0)
 
     def zoom_by(self, factor: float) -> None:
+        self._fit_mode = False
         self.view_box.scaleBy((1.0 / factor, 1.0 / factor))
 
     # ---------------------------------------------------------------- layers
@@ -576,6 +592,7 @@ class ImageCanvas(QtWidgets.QWidget):
             self.drag_window(d.x(), d.y())
             return
         if btn == B.MiddleButton or (btn == B.LeftButton and self._tool == "pan"):
+            self._fit_mode = False
             a = self.view_box.mapToView(ev.pos())
             b = self.view_box.mapToView(ev.lastPos())
             self.view_box.translateBy(x=b.x() - a.x(), y=b.y() - a.y())
@@ -585,6 +602,7 @@ class ImageCanvas(QtWidgets.QWidget):
         if self._tool == "wl":
             self.drag_window(d.x(), d.y())
         elif self._tool == "zoom":
+            self._fit_mode = False
             f = 1.01 ** d.y()
             center = self.view_box.mapToView(ev.buttonDownPos())
             self.view_box.scaleBy((f, f), center=center)

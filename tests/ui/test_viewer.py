@@ -560,3 +560,33 @@ def test_view_command_line(tmp_path, capsys):
     assert a.sample and a.path is None and a.func is not None
     assert main([str(tmp_path / "nope")]) != 0  # `cxrviewer PATH` = `cxrviewer view PATH`
     assert "no such file" in capsys.readouterr().err
+
+
+def test_open_a_dicomdir(qtbot, viewer):
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file("DICOMDIR")
+    if not p:
+        pytest.skip("pydicom's DICOMDIR test file is not installed")
+    open_and_wait(qtbot, viewer, p, timeout=30000)
+    assert viewer.browser.count_images() > 10
+    assert viewer.current_image is not None
+
+
+def test_wheel_zooms_about_the_pointer(qtbot, viewer, tmp_path):
+    from PySide6 import QtGui, QtWidgets
+
+    show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(64, 64)))
+    c = viewer.canvas
+    z0 = c.zoom()
+    vp = c.graphics.viewport()
+    pos = QtCore.QPointF(vp.width() / 2, vp.height() / 2)
+    ev = QtGui.QWheelEvent(pos, QtCore.QPointF(vp.mapToGlobal(pos.toPoint())), QtCore.QPoint(0, 0),
+                           QtCore.QPoint(0, 240), QtCore.Qt.MouseButton.NoButton,
+                           QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(vp, ev)
+    assert c.zoom() > z0 * 1.1
+    viewer.act_one.trigger()
+    assert c.zoom() == pytest.approx(1.0, rel=0.02)
+    viewer.act_fit.trigger()
+    assert c.zoom() == pytest.approx(z0, rel=0.02)
