@@ -590,3 +590,32 @@ def test_wheel_zooms_about_the_pointer(qtbot, viewer, tmp_path):
     assert c.zoom() == pytest.approx(1.0, rel=0.02)
     viewer.act_fit.trigger()
     assert c.zoom() == pytest.approx(z0, rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "RG1_UNCI.dcm"])
+def test_screen_pixels_match_the_core_pipeline_within_one_level(qtbot, name):
+    """setLevels on the stored array (signed, MONOCHROME1 with its inverted LUT) shows what
+    core.display.render computes, within one grey level of rounding."""
+    from pydicom.data import get_testdata_file
+
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ui.canvas import ImageCanvas, qimage_to_rgb
+
+    p = get_testdata_file(name, download=False)
+    if not p:
+        pytest.skip(f"{name} is not installed")
+    img = load_image(p)
+    c = ImageCanvas()
+    qtbot.addWidget(c)
+    c.resize(300, 300)
+    c.show()
+    c.set_image(img)
+    for invert in (False, True):
+        c.set_invert(invert)
+        c.set_window(img.auto_preset.center, img.auto_preset.width * 0.7)
+        c.image_item.render()
+        shown = qimage_to_rgb(c.image_item.qimage)[..., 0].astype(int)
+        expected = render(img, c.current_preset()).astype(int)
+        if invert:
+            expected = 255 - expected
+        assert np.abs(shown - expected).max() <= 1
