@@ -382,6 +382,8 @@ class AiIntegration(QtCore.QObject):
 
     def analyze_all(self) -> int | None:
         """Analyse every image in the study browser (progress in the status bar, Cancel)."""
+        if self.controller.batch_running:
+            return None  # one folder run at a time; Cancel stops it
         paths = self.browser.image_paths() if self.browser is not None else []
         if not paths:
             img = self._current()
@@ -398,6 +400,7 @@ class AiIntegration(QtCore.QObject):
         self.cancel_button.setEnabled(False)
 
     def _on_batch_started(self, rid: int) -> None:
+        self.act_analyze_all.setEnabled(False)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self.cancel_button.setEnabled(True)
@@ -416,6 +419,7 @@ class AiIntegration(QtCore.QObject):
         self.progress_bar.hide()
         self.cancel_button.hide()
         self.act_cancel.setEnabled(False)
+        self.act_analyze_all.setEnabled(True)
         what = "cancelled" if s.cancelled else "done"
         extra = f", {s.failed} failed" if s.failed else ""
         self.window.statusBar().showMessage(

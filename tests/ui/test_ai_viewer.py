@@ -260,3 +260,22 @@ def test_analyze_folder_fills_browser_badges_and_filters_by_them(qtbot, main_win
     ordered = w.browser.image_paths()
     assert [probs[p] for p in ordered] == sorted(probs.values(), reverse=True)
     assert "AI:" in w.ai.device_label.text() and w.ai.menu.title() == "&Model"
+
+
+def test_cancel_button_stops_the_folder_run(qtbot, main_window, tmp_path):
+    w, eng = main_window
+    eng.delay_s = 0.1
+    folder = tmp_path / "many"
+    write_pngs(folder, 15)
+    w.ai.act_auto.setChecked(False)
+    with qtbot.waitSignal(w.scanFinished, timeout=15000):
+        w.open_path(folder)
+    with qtbot.waitSignal(w.ai.controller.started, timeout=10000):
+        w.ai.act_analyze_all.trigger()
+    assert w.ai.cancel_button.isVisible() and not w.ai.act_analyze_all.isEnabled()
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000) as blk:
+        qtbot.mouseClick(w.ai.cancel_button, QtCore.Qt.MouseButton.LeftButton)
+    s = blk.args[0]
+    assert s.cancelled and s.done < 15
+    assert not w.ai.cancel_button.isVisible() and w.ai.act_analyze_all.isEnabled()
+    assert "cancelled" in w.statusBar().currentMessage()
