@@ -179,6 +179,12 @@ def step_viewer(ctx: Context) -> str:
 
     app = get_app()
     platform = QtWidgets.QApplication.platformName()
+
+    def quiet(mode, context, message):  # the offscreen plugin's one harmless complaint
+        if "propagateSizeHints" not in message:
+            sys.stderr.write(message + "\n")
+
+    previous = QtCore.qInstallMessageHandler(quiet)
     w = MainWindow()
     try:
         w.resize(1024, 768)
@@ -200,6 +206,7 @@ def step_viewer(ctx: Context) -> str:
         w.deleteLater()
         QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
         app.processEvents()
+        QtCore.qInstallMessageHandler(previous)
     return f"Qt {QtCore.qVersion()} platform '{platform}', main window painted the sample ({size})"
 
 

@@ -83,3 +83,39 @@ def test_viewer_step_paints_the_sample(rg1_unci):
     ctx = selftest.Context(img=load_image(rg1_unci))
     detail = selftest.step_viewer(ctx)
     assert "platform 'offscreen'" in detail and "painted the sample" in detail
+
+
+def _pred(cam):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        cam=cam, probabilities=(0.3, 0.7), probability_abnormal=0.7, label="Abnormal", threshold=0.5,
+        model_name="stand-in", model_version="0", device="cpu", backend="numpy", elapsed_ms=0.0,
+    )
+
+
+def test_export_step_checks_the_heatmap(rg1_unci, tmp_path):
+    """The export check itself: a map with a hot region passes and changes those pixels;
+    a map below the display threshold everywhere fails (no heatmap in the export)."""
+    import numpy as np
+
+    from cxrviewer.core.dicom_io import load_image
+
+    img = load_image(rg1_unci)
+    yy, xx = np.mgrid[0 : img.rows, 0 : img.cols]
+    blob = np.exp(-(((yy - 900) / 250.0) ** 2 + ((xx - 600) / 250.0) ** 2)).astype(np.float32)
+    ctx = selftest.Context(img=img, pred=_pred(blob), out=str(tmp_path / "ok.png"))
+    detail = selftest.step_export(ctx)
+    assert "1024" in detail and (tmp_path / "ok.png").is_file()
+    with Image.open(tmp_path / "ok.png") as im:
+        w, h = im.size
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    # the blob's centre (row 900, col 600 of 1955x1841) is coloured, a far corner is not
+    cy, cx = round(900 * h / img.rows), round(600 * w / img.cols)
+    assert rgb[cy, cx].max() - rgb[cy, cx].min() > 40  # jet red at 45 % opacity
+    assert rgb[h - 5, 5].max() - rgb[h - 5, 5].min() < 10
+
+    cold = selftest.Context(img=img, pred=_pred(np.full((img.rows, img.cols), 0.05, np.float32)),
+                            out=str(tmp_path / "cold.png"))
+    with pytest.raises(selftest.StepFailed, match="below its display threshold"):
+        selftest.step_export(cold)
