@@ -119,3 +119,23 @@ def test_about_info_reports_loaded_model():
 @pytest.mark.parametrize("name", ["cxrviewer.spec", "build.py", "cxrviewer_entry.py", "README.md"])
 def test_packaging_files_present(name):
     assert (REPO / "packaging" / name).is_file()
+
+
+def test_about_dialog_shows_model_and_device(qtbot):
+    """Help -> About lists Qt, the model and the device (from the AI worker when loaded)."""
+    from types import SimpleNamespace
+
+    from PySide6 import QtWidgets
+
+    from cxrviewer.ui.dialogs import show_about
+
+    parent = QtWidgets.QWidget()
+    qtbot.addWidget(parent)
+    parent.ai = SimpleNamespace(controller=SimpleNamespace(
+        model=SimpleNamespace(name="demo", version="3", device="cpu", backend="onnxruntime")))
+    box = show_about(parent)
+    text = box.text()
+    box.close()
+    for row in ("Qt", "PySide6", "Build", "Model", "Device"):
+        assert f"<b>{row}</b>" in text
+    assert "demo 3" in text and "cpu (onnxruntime)" in text
