@@ -362,6 +362,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._scan_done_ui()
         n = len(res.instances())
         msg = f"{n} image{'s' if n != 1 else ''} in {res.files_seen} files"
+        if res.cancelled:
+            msg = "Scan cancelled: " + msg + " read so far"
         if res.errors:
             msg += f", {len(res.errors)} unreadable (see the panel)"
         if n == 0:
