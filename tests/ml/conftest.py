@@ -34,3 +34,24 @@ def resnet_dir(tmp_path_factory, resnet_model) -> Path:
         dtype="float32",
     )
     return d
+
+
+@pytest.fixture(scope="session")
+def toy_model():
+    """A tiny GAP + linear CNN trained for a few seconds on blob images (see _toy.py)."""
+    from _toy import train_toy
+
+    return train_toy()
+
+
+@pytest.fixture(scope="session")
+def rg1_input(rg1_unci):
+    """The RG1 chest radiograph: (LoadedImage, model input (1,3,224,224) tensor, ResizeMapping)."""
+    import torch
+
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ml.preprocess import PreprocessSpec, preprocess
+
+    img = load_image(rg1_unci)
+    arr, mapping = preprocess(img, PreprocessSpec())
+    return img, torch.from_numpy(arr)[None], mapping
