@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> dict:
 
     out = {"window_shown_s": median("window_shown_s"), "model_ready_s": median("model_ready_s"),
            "runs": len(runs), "model": source, "target_window_shown_s": 2.5}
+    if hasattr(os, "getloadavg"):
+        out["loadavg_1m"] = round(os.getloadavg()[0], 2)  # how busy the machine was
     errors = [r["error"] for r in runs if r.get("error")]
     if errors:
         out["error"] = errors[0]

@@ -126,4 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         "backend": ai.controller.model.backend if ai.controller.model else None,
         "model": source,
         "target_max_stall_ms": 50,
+        # other processes on a small machine inflate stalls: say how busy it was
+        "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "cpus": os.cpu_count(),
     }
