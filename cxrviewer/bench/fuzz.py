@@ -127,6 +127,9 @@ def hostile_params():
             "frames": st.one_of(st.sampled_from(["0", "-1", "1", "2", "3", "5000", "abc", ""]),
                                 st.integers(-5, 10).map(str)),
             "transfer_syntax": st.sampled_from(TRANSFER_SYNTAXES),
+            # a *valid* compressed stream of the pixels, so hostile headers meet real decoders
+            "codec": st.sampled_from(["j2k", "rle", "jpeg"]),
+            "codestream_flips": st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 7)), max_size=4),
             "nesting": st.integers(0, 120),
             "padding": st.integers(-32768, 65535),
             "padding_limit": st.integers(-32768, 65535),
@@ -186,6 +189,8 @@ def build_hostile(params: dict[str, Any], path: str | os.PathLike) -> str:
 
     rng = np.random.default_rng(params["seed"])
     rows, cols = params["size"]
+    if params.get("codec") == "j2k":
+        rows, cols = max(64, rows), max(64, cols)  # openjpeg's minimum for its default levels
     dtype = np.dtype(params["dtype"])
     top = min(np.iinfo(dtype).max, 2**20)
     arr = rng.integers(0, top, (rows, cols), endpoint=True).astype(dtype)
@@ -243,11 +248,14 @@ def build_hostile(params: dict[str, Any], path: str | os.PathLike) -> str:
             ds.add_new(0x00181164, "DS", "\\".join(p["imager_pixel_spacing"]))
         if "ermf" in p:
             ds.add_new(0x00181114, "DS", p["ermf"])
+        out = os.fspath(path)
+        if "codec" in p:
+            ts = _encode(ds, arr, p["codec"], p.get("codestream_flips", []))
+        else:
+            ts = p.get("transfer_syntax", "1.2.840.10008.1.2.1")
         for kw in p.get("drop", []):
             if kw in ds:
                 delattr(ds, kw)
-        ts = p.get("transfer_syntax", "1.2.840.10008.1.2.1")
-        out = os.fspath(path)
         uid = UID(ts)
         if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
             ds.file_meta.TransferSyntaxUID = uid
@@ -256,6 +264,8 @@ def build_hostile(params: dict[str, Any], path: str | os.PathLike) -> str:
             pydicom.dcmwrite(out, ds, implicit_vr=ts == "1.2.840.10008.1.2",
                              little_endian=ts != "1.2.840.10008.1.2.2", enforce_file_format=True)
             return out
+        if "codec" in p:
+            return write_any_transfer_syntax(ds, out)
         if ts != "1.2.840.10008.1.2.1":
             ds.file_meta.TransferSyntaxUID = uid
             if "PixelData" in ds:
@@ -266,6 +276,55 @@ def build_hostile(params: dict[str, Any], path: str | os.PathLike) -> str:
                 ds.PixelData = encapsulate([head + raw])
                 ds["PixelData"].VR = "OB"
         return write_any_transfer_syntax(ds, out)
+
+
+def _fragments(pixel_data: bytes):
+    from pydicom.encaps import generate_fragments
+
+    it = generate_fragments(pixel_data)
+    next(it)  # Basic Offset Table
+    return it
+
+
+def _encode(ds, arr: np.ndarray, codec: str, flips) -> str:
+    """Put a valid codestream of ``arr`` in ``ds`` (then flip some of its bits); returns the
+    transfer syntax. The header keeps whatever hostile values the case set."""
+    from pydicom.encaps import encapsulate
+
+    a = arr
+    if a.dtype.itemsize > 2:
+        a = np.minimum(a, 65535).astype(np.uint16)
+    if codec == "jpeg":
+        import cv2
+
+        a8 = (a.astype(np.float64) / max(1, a.max()) * 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", a8)
+        stream, ts = buf.tobytes(), "1.2.840.10008.1.2.4.50"
+    else:
+        from cxrviewer.core.synthetic import make_dataset
+
+        if codec == "rle":
+            src, ts = a, "1.2.840.10008.1.2.5"
+        else:
+            # openjpeg needs a few pixels per resolution level: pad small images to 64x64
+            src = np.zeros((max(64, a.shape[0]), max(64, a.shape[1])), np.uint16)
+            src[: a.shape[0], : a.shape[1]] = np.clip(a.astype(np.int64), 0, 65535)
+            ts = "1.2.840.10008.1.2.4.90"
+        if src.dtype.kind == "i":
+            src = src.astype(src.dtype.str.replace("i", "u"))
+        tmp = make_dataset(src)
+        tmp.compress(ts)
+        stream = next(iter(_fragments(tmp.PixelData)))
+    b = bytearray(stream)
+    for pos, bit in flips:
+        if b:
+            b[pos % len(b)] ^= 1 << bit
+    ds.PixelData = encapsulate([bytes(b)])
+    ds["PixelData"].VR = "OB"
+    from pydicom.uid import UID
+
+    ds.file_meta.TransferSyntaxUID = UID(ts)
+    return ts
 
 
 # --- generator 2: byte mutations of real files -------------------------------------------------

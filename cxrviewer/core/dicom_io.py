@@ -531,10 +531,52 @@ def _decoder_problem(ts: str) -> str | None:
     return None
 
 
+_J2K_SYNTAXES = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+                 "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                 "1.2.840.10008.1.2.4.203"}
+_JPEG_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+
+
+def _check_codestream(ds, path: str, ts: str, spp: int) -> None:
+    """Refuse a compressed first frame whose *codestream* declares an image over the limits.
+
+    The decoders allocate what the JPEG / JPEG 2000 header inside the Pixel Data says, not
+    what Rows/Columns say; a file can claim 8x8 in its DICOM header and 60000x60000 in its
+    codestream. Mismatches within the limits are left to the shape check after decoding.
+    """
+    if ts not in _J2K_SYNTAXES and ts not in _JPEG_SYNTAXES:
+        return
+    try:
+        from pydicom.encaps import generate_fragments
+
+        fragments = generate_fragments(ds.PixelData)
+        next(fragments)  # the Basic Offset Table item
+        first = next(fragments)[: 1 << 16]
+    except Exception:  # noqa: BLE001 - malformed encapsulation: the decoder will say so
+        return
+    if ts in _J2K_SYNTAXES:
+        dims = _j2k_siz_dims(first)
+    else:
+        sof = _jpeg_sof_dims(first)
+        dims = None if sof is None else (sof[0], sof[1])
+    if dims is None:
+        return
+    r, c = dims
+    if r > limits.MAX_DIMENSION or c > limits.MAX_DIMENSION or r * c * max(spp, 1) * 4 > limits.MAX_PIXEL_BYTES:
+        raise ImageTooLargeError(
+            path,
+            f"the compressed pixel data declares {r}x{c} pixels (the header says {ds.get('Rows')}x"
+            f"{ds.get('Columns')}), over the limit of {limits.MAX_DIMENSION} per side / "
+            f"{limits.MAX_PIXEL_BYTES / 2**20:.0f} MiB",
+        )
+
+
 def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
     problem = _decoder_problem(ts)
     if problem is not None:
         raise UnsupportedTransferSyntaxError(path, problem)
+    _check_codestream(ds, path, ts, int(ds.get("SamplesPerPixel", 1) or 1))
     try:
         if frames > 1:
             from pydicom.pixels import pixel_array
@@ -586,6 +628,43 @@ def _padding_mask(ds, stored: np.ndarray, signed: bool) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def _jpeg_sof_dims(b: bytes) -> tuple[int, int, int, int] | None:
+    """(height, width, components, precision) from a JPEG / JPEG-LS SOF marker, or None."""
+    if b[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            i += 1
+            continue
+        marker = b[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        seg = int.from_bytes(b[i + 2 : i + 4], "big")
+        if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
+            depth = b[i + 4]
+            h = int.from_bytes(b[i + 5 : i + 7], "big")
+            w = int.from_bytes(b[i + 7 : i + 9], "big")
+            channels = b[i + 9] if i + 9 < len(b) else 1
+            return h, w, max(1, channels), max(8, depth)
+        i += 2 + seg
+    return None
+
+
+def _j2k_siz_dims(b: bytes) -> tuple[int, int] | None:
+    """(height, width) of the image area from a JPEG 2000 SIZ marker (15444-1 A.5.1)."""
+    k = b.find(b"\xff\x4f\xff\x51")
+    if k < 0 or len(b) < k + 24:
+        return None
+    siz = k + 4
+    xsiz = int.from_bytes(b[siz + 4 : siz + 8], "big")
+    ysiz = int.from_bytes(b[siz + 8 : siz + 12], "big")
+    xo = int.from_bytes(b[siz + 12 : siz + 16], "big")
+    yo = int.from_bytes(b[siz + 16 : siz + 20], "big")
+    return max(0, ysiz - yo), max(0, xsiz - xo)
+
+
 def _image_file_dims(data: np.ndarray) -> tuple[int, int, int, int] | None:
     """(height, width, channels, bits) from a PNG's IHDR or a JPEG's SOF marker, read before
     decoding so a hostile header is refused before OpenCV allocates for it; ``None`` when
@@ -597,25 +676,7 @@ def _image_file_dims(data: np.ndarray) -> tuple[int, int, int, int] | None:
         depth = b[24]
         channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(b[25], 4)
         return h, w, channels, max(8, depth)
-    if b[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(b):
-            if b[i] != 0xFF:
-                i += 1
-                continue
-            marker = b[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            seg = int.from_bytes(b[i + 2 : i + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                depth = b[i + 4]
-                h = int.from_bytes(b[i + 5 : i + 7], "big")
-                w = int.from_bytes(b[i + 7 : i + 9], "big")
-                channels = b[i + 9] if i + 9 < len(b) else 1
-                return h, w, max(1, channels), max(8, depth)
-            i += 2 + seg
-    return None
+    return _jpeg_sof_dims(b)
 
 
 def load_image_file(path: str) -> LoadedImage:

@@ -184,3 +184,61 @@ def test_png_with_hostile_header_refused_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(cv2, "imdecode", boom)
     with pytest.raises(ImageTooLargeError, match="60000x60000"):
         load_image(p)
+
+
+def _forbid_pixel_decoding(monkeypatch):
+    import pydicom.dataset
+
+    def boom(self):
+        raise AssertionError("pixel data decoded for a codestream over the limit")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(boom))
+
+
+def test_j2k_codestream_declaring_huge_image_refused_before_decoding(tmp_path, monkeypatch):
+    # The decoder allocates what the codestream's SIZ says, whatever Rows/Columns say.
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = make_dataset(chest_like(64, 64, bits=12), bits_stored=12)
+    ds.compress(JPEG2000Lossless)
+    data = bytearray(ds.PixelData)
+    k = data.find(b"\xff\x4f\xff\x51")
+    assert k > 0
+    siz = k + 4
+    data[siz + 4 : siz + 12] = (60000).to_bytes(4, "big") + (60000).to_bytes(4, "big")  # Xsiz, Ysiz
+    ds.PixelData = bytes(data)
+    p = write_dataset(ds, tmp_path / "j2k_bomb.dcm")
+    _forbid_pixel_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match="compressed pixel data declares 60000x60000"):
+        load_image(p)
+
+
+def test_jpeg_codestream_declaring_huge_image_refused_before_decoding(tmp_path, monkeypatch):
+    import cv2
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    ok, jpg = cv2.imencode(".jpg", chest_like(32, 32, bits=8).astype(np.uint8))
+    assert ok
+    stream = bytearray(jpg.tobytes())
+    k = stream.find(b"\xff\xc0")
+    stream[k + 5 : k + 9] = (65000).to_bytes(2, "big") + (65000).to_bytes(2, "big")  # SOF0 height, width
+    ds = make_dataset(np.zeros((32, 32), np.uint8))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds["PixelData"].VR = "OB"
+    p = write_dataset(ds, tmp_path / "jpeg_bomb.dcm")
+    _forbid_pixel_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match="65000x65000"):
+        load_image(p)
+
+
+def test_valid_compressed_streams_still_decode(tmp_path):
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    arr = chest_like(64, 64, bits=12)
+    for ts in (JPEG2000Lossless, RLELossless):
+        ds = make_dataset(arr, bits_stored=12)
+        ds.compress(ts)
+        img = load_image(write_dataset(ds, tmp_path / f"{ts}.dcm"))
+        np.testing.assert_array_equal(img.stored, arr)
