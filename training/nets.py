@@ -19,8 +19,8 @@ def build(arch: str = "resnet50", dropout: float = 0.0):
     if arch != "tiny":
         raise ValueError(f"unknown --arch {arch!r}")
 
-    def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+    def block(cin: int, cout: int, stride: int = 2) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
                              nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
     class Tiny(nn.Module):
@@ -28,8 +28,9 @@ def build(arch: str = "resnet50", dropout: float = 0.0):
             super().__init__()
             self.layer1 = block(3, 16)
             self.layer2 = block(16, 32)
-            self.layer3 = block(32, 64)
-            self.layer4 = block(64, 64)
+            self.layer3 = nn.Sequential(block(32, 64), block(64, 64, stride=1))
+            # stride 1: an 8x8 CAM at 64 px, like ResNet-50's 7x7 at 224
+            self.layer4 = nn.Sequential(block(64, 64, stride=1), block(64, 64, stride=1))
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             head = nn.Linear(64, 2)
             self.fc = nn.Sequential(nn.Dropout(dropout), head) if dropout > 0 else head

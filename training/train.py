@@ -193,6 +193,20 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def sync_buffers(self, model) -> None:
+        """Rank 0's BatchNorm running statistics to every rank.
+
+        DDP broadcasts buffers at the start of each forward, but the last forward of an epoch
+        updates them with each rank's own batch: without this, ranks would evaluate and save
+        slightly different models.
+        """
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
     def barrier(self) -> None:
         if self.enabled:
             import torch.distributed as dist
@@ -598,7 +612,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
     # ---- resume
-    start_epoch, best_auc, best_epoch, bad_epochs, history = 0, -1.0, -1, 0, []
+    start_epoch, best_auc, best_loss, best_epoch, bad_epochs, history = 0, -1.0, math.inf, -1, 0, []
     ck_path = out / CHECKPOINT
     ck = None
     if args.resume:
@@ -612,6 +626,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         scheduler.load_state_dict(ck["scheduler"])
         start_epoch = int(ck["epoch"]) + 1
         best_auc, best_epoch = float(ck["best_auc"]), int(ck["best_epoch"])
+        best_loss = float(ck.get("best_loss", math.inf))
         bad_epochs = int(ck["bad_epochs"])
         history = list(ck.get("history", []))
         C.set_rng_state(ck["rng"])
@@ -644,11 +659,13 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         sampler.set_epoch(epoch)
         tr = train_one_epoch(train_model, criterion, optimizer, scheduler, loader, device, epoch, args, spec,
                              dist, amp, prog if rank0 else None)
+        dist.sync_buffers(model)
         va = evaluate(model, criterion, val_ds, device, spec, args, dist, amp)
         lr_now = optimizer.param_groups[0]["lr"]
-        improved = va["auc"] > best_auc
+        # Ties in AUC (common on small or easy validation sets) go to the lower validation loss.
+        improved = va["auc"] > best_auc or (va["auc"] == best_auc and va["loss"] < best_loss)
         if improved:
-            best_auc, best_epoch, bad_epochs = va["auc"], epoch, 0
+            best_auc, best_loss, best_epoch, bad_epochs = va["auc"], va["loss"], epoch, 0
         else:
             bad_epochs += 1
         rec = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"], "train_auc": tr["auc"],
@@ -667,7 +684,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                                     "epoch": epoch, "val_auc": best_auc})
             C.save(ck_path, {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch, "best_auc": best_auc,
-                             "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                             "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                              "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold})
             atomic.write_text(out / "history.json", json.dumps(M.jsonable(history), indent=1) + "\n")
             line = (f"epoch {epoch + 1}/{args.epochs} train loss {tr['loss']:.4f} acc {tr['accuracy']:.3f} | "
