@@ -619,3 +619,28 @@ def test_screen_pixels_match_the_core_pipeline_within_one_level(qtbot, name):
         if invert:
             expected = 255 - expected
         assert np.abs(shown - expected).max() <= 1
+
+
+def test_typing_digits_in_the_boxes_does_not_trigger_presets(qtbot, viewer, tmp_path):
+    from PySide6.QtTest import QTest
+
+    show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(), window=(1500.0, 2000.0)))
+    sb = viewer.wl_panel.width
+    sb.setFocus()
+    sb.selectAll()
+    QTest.keyClicks(sb, "1234")
+    QTest.keyClick(sb, QtCore.Qt.Key.Key_Return)
+    assert viewer.canvas.window()[1] == pytest.approx(1234)
+    assert viewer.canvas.current_preset().source == "user"
+
+
+def test_single_key_shortcuts_reach_the_canvas(qtbot, viewer, tmp_path):
+    from PySide6.QtTest import QTest
+
+    img = show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(), window=(1500.0, 2000.0)))
+    viewer.activateWindow()
+    viewer.canvas.setFocus()
+    QTest.keyClick(viewer.canvas, QtCore.Qt.Key.Key_2)  # preset 2 = Auto (1 is the file's)
+    assert viewer.canvas.window() == pytest.approx((img.auto_preset.center, img.auto_preset.width))
+    QTest.keyClick(viewer.canvas, QtCore.Qt.Key.Key_R)
+    assert viewer.canvas.view_state().rotation == 1
