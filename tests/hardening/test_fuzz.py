@@ -34,7 +34,10 @@ def _assert_clean(path: str) -> fuzz.Outcome:
     return o
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the suite's slice is the same on every run (CI must not flake); the
+# `cxrviewer bench fuzz` campaign is where new random cases are explored.
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(params=fuzz.hostile_params())
 def test_hostile_datasets(params):
     _counter[0] += 1
