@@ -251,7 +251,7 @@ def step_inference(ctx: Context) -> str:
     _check(float(cam.max()) > 0.0, "Grad-CAM is flat (all zeros)")
     return (
         f"P(Abnormal) {p[1]:.3f} -> {pred.label}; Grad-CAM {cam.shape[0]}x{cam.shape[1]} "
-        f"peak at {np.unravel_index(int(np.argmax(cam)), cam.shape)} ({float(pred.elapsed_ms):.0f} ms, "
+        f"peak at {tuple(int(v) for v in np.unravel_index(int(np.argmax(cam)), cam.shape))} ({float(pred.elapsed_ms):.0f} ms, "
         f"{pred.backend} on {pred.device})"
     )
 

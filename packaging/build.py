@@ -96,36 +96,31 @@ def _copy_sample(dest: Path) -> list[Path]:
     return out
 
 
-def onnx_file(model_dir: Path, card: dict | None = None) -> Path | None:
-    """The model's exported ONNX file: ``card["onnx_file"]`` or the one ``*.onnx`` beside it."""
-    if card and card.get("onnx_file"):
-        p = model_dir / str(card["onnx_file"])
-        return p if p.is_file() else None
-    found = sorted(model_dir.glob("*.onnx"))
-    return found[0] if found else None
-
-
 def ensure_onnx(model_dir: Path) -> Path:
-    """Export ``model_dir``'s ONNX file if it has none (torch from this environment)."""
+    """The model's ``model.onnx`` (+ its ``.json`` sidecar of hashes) beside the weights,
+    exported with torch from this environment when missing or stale.
+
+    The frozen viewer-only app finds it there (``cxrviewer.ml.inference.find_onnx``) and never
+    needs torch; a stale or foreign file (hashes not matching the weights) is replaced.
+    """
+    from cxrviewer.ml.inference import ONNX_FILE, export_onnx_for_dir, find_onnx
     from cxrviewer.ml.registry import read_card
 
     card = read_card(model_dir)
-    have = onnx_file(model_dir, card)
-    if have is not None:
+    have = find_onnx(model_dir, card)
+    if have is not None and have.parent == model_dir:
         return have
+    _log(f"exporting {model_dir.name} to ONNX (viewer-only bundles infer through ONNX Runtime)")
     try:
-        from cxrviewer.ml.onnx_export import export_model_dir
+        out = export_onnx_for_dir(model_dir, into_model_dir=True)
     except ImportError as e:
         raise BuildError(
-            f"{model_dir}: no .onnx export and the exporter is unavailable ({e}); "
-            "export it first (cxrviewer models export) or build the full bundle"
+            f"{model_dir}: has no valid {ONNX_FILE} and it cannot be exported here ({e}); "
+            "install torch in the build environment (the CPU wheel is enough)"
         ) from None
-    _log(f"exporting {model_dir.name} to ONNX (viewer-only bundles infer through ONNX Runtime)")
-    export_model_dir(model_dir)
-    have = onnx_file(model_dir, read_card(model_dir))
-    if have is None:
-        raise BuildError(f"{model_dir}: the ONNX export wrote no .onnx file")
-    return have
+    if find_onnx(model_dir, card) != out:
+        raise BuildError(f"{model_dir}: the ONNX export did not verify")
+    return out
 
 
 def stage_resources(work: Path, models: list[Path], viewer_only: bool, sample: bool) -> Path:
