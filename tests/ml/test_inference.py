@@ -1,0 +1,173 @@
+"""Engine: ONNX Runtime agrees with torch; predictions, labels, classes, batches, caching."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cxrviewer.core.errors import CxrError
+from cxrviewer.ml.cam import pearson
+from cxrviewer.ml.inference import Engine, Prediction, ResultsCache, find_onnx, result_key
+
+
+@pytest.fixture(scope="module")
+def engines(resnet_dir):
+    ort = Engine.load(resnet_dir, backend="onnxruntime", device="cpu")
+    tch = Engine.load(resnet_dir, backend="torch", device="cpu")
+    return ort, tch
+
+
+def _images(rg1_unci):
+    """The real radiograph plus two variants (flipped, cropped) so the check is not one sample."""
+    from dataclasses import replace
+
+    from cxrviewer.core.dicom_io import load_image
+
+    img = load_image(rg1_unci)
+
+    def variant(f):
+        mod = None if img.modality is None else np.ascontiguousarray(f(img.modality))
+        return replace(
+            img, stored=np.ascontiguousarray(f(img.stored)), modality=mod, padding_mask=None
+        )
+
+    flipped = variant(lambda a: a[:, ::-1])
+    cropped = variant(lambda a: a[200:1400, 300:1500])
+    return [img, flipped, cropped]
+
+
+def test_ort_agrees_with_torch(engines, rg1_unci):
+    ort, tch = engines
+    assert ort.backend == "onnxruntime" and tch.backend == "torch"
+    assert ort.device == "cpu" and tch.device == "cpu"
+    for img in _images(rg1_unci):
+        a = ort.predict(img, cam=True)
+        b = tch.predict(img, cam=True)
+        assert np.max(np.abs(np.array(a.probabilities) - np.array(b.probabilities))) <= 1e-4
+        assert a.cam_class == b.cam_class and a.label == b.label
+        assert a.cam.shape == b.cam.shape == (img.rows, img.cols)
+        assert b.cam.max() > 0
+        assert pearson(a.cam, b.cam) >= 0.9999
+        # explaining the other class agrees too
+        other = 1 - a.cam_class
+        a2 = ort.predict(img, cam=True, target_class=other)
+        b2 = tch.predict(img, cam=True, target_class=other)
+        assert a2.cam_class == b2.cam_class == other
+        if b2.cam.max() > 0:
+            assert pearson(a2.cam, b2.cam) >= 0.9999
+
+
+def test_prediction_fields_and_threshold(engines, rg1_unci, resnet_dir, tmp_path):
+    ort, _ = engines
+    img = _images(rg1_unci)[0]
+    p = ort.predict(img)
+    assert isinstance(p, Prediction)
+    assert abs(sum(p.probabilities) - 1.0) < 1e-6 and p.probability_abnormal == p.probabilities[1]
+    assert (
+        p.label == ("Abnormal" if p.probability_abnormal >= 0.5 else "Normal")
+        and p.threshold == 0.5
+    )
+    assert p.cam.dtype == np.float32 and 0.0 <= p.cam.min() and p.cam.max() <= 1.0
+    assert p.cam_class == (1 if p.label == "Abnormal" else 0)
+    assert p.model_name == "test-resnet" and p.model_version == "1.0" and p.elapsed_ms > 0
+    assert ort.predict(img, cam=False).cam is None
+    # a card threshold on the other side of p flips the label (and the class explained)
+    d = tmp_path / "thr"
+    shutil.copytree(resnet_dir, d)
+    card = json.loads((d / "card.json").read_text())
+    card["threshold"] = (
+        min(1.0, p.probability_abnormal + 0.01)
+        if p.label == "Abnormal"
+        else max(0.0, p.probability_abnormal - 0.01)
+    )
+    (d / "card.json").write_text(json.dumps(card))
+    e2 = Engine.load(d, backend="onnxruntime", device="cpu")
+    p2 = e2.predict(img)
+    assert p2.label != p.label and p2.cam_class != p.cam_class
+    assert abs(p2.probability_abnormal - p.probability_abnormal) < 1e-6
+
+
+def test_batch_equals_single(engines, rg1_unci):
+    imgs = _images(rg1_unci)
+    for eng in engines:
+        batch = eng.predict_batch(imgs, cam=True)
+        assert len(batch) == 3
+        for img, b in zip(imgs, batch, strict=True):
+            s = eng.predict(img, cam=True)
+            assert abs(s.probability_abnormal - b.probability_abnormal) < 1e-4
+            assert s.cam_class == b.cam_class and pearson(s.cam, b.cam) >= 0.9999
+        assert eng.predict_batch([]) == []
+        assert all(p.cam is None for p in eng.predict_batch(imgs[:2]))
+
+
+def test_ort_path_does_not_import_torch(engines, resnet_dir, rg1_unci):
+    ort, _ = engines
+    assert find_onnx(resnet_dir, ort.card) is not None  # exported into the cache by the fixture
+    code = (
+        "import sys\n"
+        "from cxrviewer.core.dicom_io import load_image\n"
+        "from cxrviewer.ml.inference import Engine\n"
+        f"e = Engine.load({str(resnet_dir)!r}, backend='auto', device='cpu')\n"
+        f"p = e.predict(load_image({str(rg1_unci)!r}))\n"
+        "print(e.backend, round(p.probability_abnormal, 6), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    backend, prob, torch_loaded = out.stdout.split()
+    assert backend == "onnxruntime" and torch_loaded == "False"
+    assert (
+        abs(float(prob) - ort.predict(_images(rg1_unci)[0], cam=False).probability_abnormal) < 1e-5
+    )
+
+
+def test_engine_load_errors(tmp_path, monkeypatch, resnet_dir):
+    monkeypatch.setenv("CXRVIEWER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path / "res"))
+    with pytest.raises(CxrError, match="no model installed"):
+        Engine.load()
+    with pytest.raises(ValueError, match="backend"):
+        Engine.load(resnet_dir, backend="tensorrt")
+    with pytest.raises(CxrError, match="not a model directory"):
+        Engine.load(tmp_path / "nothing")
+    # the registry's active model is the default
+    from cxrviewer.ml.registry import Registry
+
+    Registry().import_dir(resnet_dir, activate=True)
+    e = Engine.load(backend="onnxruntime", device="cpu")
+    assert e.name == "test-resnet" and e.model_dir.parent == tmp_path / "data" / "models"
+
+
+def test_result_key_and_cache(rg1_unci, tmp_path):
+    import cv2
+
+    from cxrviewer.core.dicom_io import load_image
+
+    img = load_image(rg1_unci)
+    assert result_key(img) == f"uid:{img.header.sop_instance_uid}#0"
+    png = tmp_path / "a.png"
+    cv2.imwrite(str(png), np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8))
+    k = result_key(load_image(png))
+    assert k.startswith("sha256:") and len(k) == len("sha256:") + 64 + 2
+    cache = ResultsCache(max_bytes=3 * (256 + 100 * 100 * 4))
+
+    def pred(v: str) -> Prediction:
+        cam = np.zeros((100, 100), np.float32)
+        return Prediction((0.5, 0.5), 0.5, "Abnormal", 0.5, cam, 1, "m", v, "cpu", "torch", 1.0)
+
+    cache.put("a", pred("1"))
+    assert cache.get("a", "m", "1") is not None and cache.get("a", "m", "2") is None
+    for key in ("b", "c", "d"):
+        cache.put(key, pred("1"))
+    assert len(cache) == 3 and cache.get("a", "m", "1") is None  # oldest evicted
