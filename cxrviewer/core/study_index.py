@@ -75,11 +75,11 @@ class _Record:
     series_description: str = ""
 
 
-def iter_files(root: str | os.PathLike) -> Iterator[str]:
+def iter_files(root: str | os.PathLike, errors: list[FileError] | None = None) -> Iterator[str]:
     """Every non-hidden regular file under ``root``, depth first in name order.
 
     Follows directory symlinks but never the same directory twice (so symlink loops end).
-    Unreadable directories are skipped silently here; the caller reports unreadable files.
+    A folder that cannot be listed is skipped and, when ``errors`` is given, reported there.
     """
     root = os.fspath(root)
     seen: set[tuple[int, int]] = set()
@@ -97,7 +97,10 @@ def iter_files(root: str | os.PathLike) -> Iterator[str]:
         try:
             with os.scandir(d) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as e:
+            if errors is not None:
+                why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+                errors.append(FileError(d, f"folder cannot be listed ({why}); its files were not scanned"))
             continue
         subdirs = []
         for e in entries:
@@ -142,8 +145,9 @@ def _dicomdir_files(path: str) -> list[str] | None:
         return None
 
 
-def collect_paths(path: str | os.PathLike) -> list[str]:
-    """The files a scan of ``path`` reads (a folder, one file, or a DICOMDIR)."""
+def collect_paths(path: str | os.PathLike, errors: list[FileError] | None = None) -> list[str]:
+    """The files a scan of ``path`` reads (a folder, one file, or a DICOMDIR); folders that
+    cannot be listed go to ``errors``."""
     p = os.fspath(path)
     try:
         st = os.stat(p)
@@ -158,7 +162,7 @@ def collect_paths(path: str | os.PathLike) -> list[str]:
             raise ScanPathError(p, "permission denied (folder not readable)")
         # A DICOMDIR inside a scanned folder is an index of files the walk finds anyway:
         # neither an image nor an error.
-        return [f for f in iter_files(p) if Path(f).name.upper() not in _SKIP_NAMES]
+        return [f for f in iter_files(p, errors) if Path(f).name.upper() not in _SKIP_NAMES]
     if Path(p).name.upper() == "DICOMDIR":
         files = _dicomdir_files(p)
         if files is not None:
@@ -453,9 +457,11 @@ def scan(
     ScanPathError
         When ``path`` does not exist or cannot be read at all.
     """
-    paths = collect_paths(path)
+    dir_errors: list[FileError] = []
+    paths = collect_paths(path, dir_errors)
     total = len(paths)
     b = _Builder()
+    b.errors.extend(dir_errors)
     done = 0
     cancelled = False
     last_emit = [0.0]

@@ -202,6 +202,24 @@ def test_missing_path_raises(tmp_path):
         scan(tmp_path / "nope")
 
 
+def test_unlistable_subfolder_is_reported(tmp_path, monkeypatch):
+    _dcm(tmp_path / "ok.dcm")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _dcm(locked / "hidden_from_us.dcm")
+    real = os.scandir
+
+    def scandir(p):
+        if os.fspath(p) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(p))
+        return real(p)
+
+    monkeypatch.setattr(study_index.os, "scandir", scandir)
+    result = scan(tmp_path, workers=0)
+    assert [Path(i.path).name for i in result.instances()] == ["ok.dcm"]
+    assert [(e.path, "permission denied" in e.reason) for e in result.errors] == [(str(locked), True)]
+
+
 def test_unreadable_folder_raises(tmp_path, monkeypatch):
     d = tmp_path / "locked"
     d.mkdir()
