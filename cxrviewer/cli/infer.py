@@ -1,0 +1,182 @@
+"""``cxrviewer infer PATH --out results.csv``: run the model on every image under PATH.
+
+Scans PATH like the viewer (folder, file or DICOMDIR), predicts each image (frame 0 of
+multi-frame instances), writes one row per image with the columns
+``path, sop_instance_uid, probability_abnormal, label, model, model_version`` (a JSON
+document ``{"model", "model_version", "results": [rows], "errors": [...]}`` when the output
+name ends in ``.json``), and optionally a Grad-CAM overlay PNG per image. Unreadable files
+are listed with their reasons on stderr and in the JSON; they do not stop the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+COLUMNS = ["path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "infer", help="predict Normal/Abnormal for every image under PATH (CSV/JSON)"
+    )
+    p.add_argument("path", help="folder, file or DICOMDIR")
+    p.add_argument("--out", required=True, help="results file: .csv, or .json for JSON")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="registry model name or model directory (default: the active model)",
+    )
+    p.add_argument(
+        "--cam-dir",
+        default=None,
+        help="also write a Grad-CAM overlay PNG per image into this folder",
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnxruntime", "torch"],
+        help="inference backend",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, mps"
+    )
+    p.set_defaults(func=run)
+
+
+def overlay_png(display_u8, cam, alpha: float = 0.4) -> bytes:
+    """The display image (gray uint8) with the map colour-mapped (jet, as the seed) on top,
+    encoded as PNG."""
+    import cv2
+    import numpy as np
+
+    gray = cv2.cvtColor(np.ascontiguousarray(display_u8), cv2.COLOR_GRAY2BGR)
+    heat = cv2.applyColorMap(np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    # weight the heat by the map itself so cold regions keep the radiograph readable
+    a = (alpha * np.clip(cam, 0.0, 1.0))[..., None]
+    out = (gray.astype(np.float32) * (1.0 - a) + heat.astype(np.float32) * a).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", out)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _cam_name(path: str, uid: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    tag = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{Path(path).stem}_{tag}_cam.png"
+
+
+def _resolve_model(name: str | None):
+    from pathlib import Path
+
+    from cxrviewer.ml.registry import Registry
+
+    if name is None:
+        return None
+    if Path(name).is_dir():
+        return Path(name)
+    return Registry().get(name).path
+
+
+def run(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import json
+    import sys
+    from pathlib import Path
+
+    from cxrviewer import atomic
+    from cxrviewer.cli._common import TtyProgress, fail
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.core.display import render
+    from cxrviewer.core.errors import CxrError, ScanPathError
+    from cxrviewer.core.study_index import scan
+    from cxrviewer.ml.inference import Engine
+
+    if args.batch_size < 1:
+        return fail("--batch-size must be at least 1")
+    try:
+        result = scan(args.path, progress=TtyProgress("scanning"))
+    except ScanPathError as e:
+        return fail(str(e))
+    errors: list[dict[str, str]] = [e.to_dict() for e in result.errors]
+    instances = result.instances()
+    try:
+        engine = Engine.load(_resolve_model(args.model), backend=args.backend, device=args.device)
+    except CxrError as e:
+        return fail(str(e), 1)
+    cam_dir = Path(args.cam_dir) if args.cam_dir else None
+
+    rows: list[dict] = []
+    progress = TtyProgress("inferring")
+    done = 0
+    for start in range(0, len(instances), args.batch_size):
+        chunk = instances[start : start + args.batch_size]
+        imgs = []
+        for inst in chunk:
+            try:
+                imgs.append((inst, load_image(inst.path)))
+            except CxrError as e:
+                errors.append({"path": inst.path, "reason": e.reason})
+            except (
+                OSError,
+                ValueError,
+                MemoryError,
+            ) as e:  # a decoder's own error: still one bad file
+                errors.append({"path": inst.path, "reason": f"{type(e).__name__}: {e}"})
+        if imgs:
+            preds = engine.predict_batch([im for _, im in imgs], cam=cam_dir is not None)
+            for (inst, img), p in zip(imgs, preds, strict=True):
+                uid = img.header.sop_instance_uid or inst.sop_instance_uid
+                rows.append(
+                    {
+                        "path": inst.path,
+                        "sop_instance_uid": uid,
+                        "probability_abnormal": round(p.probability_abnormal, 6),
+                        "label": p.label,
+                        "model": p.model_name,
+                        "model_version": p.model_version,
+                    }
+                )
+                if cam_dir is not None and p.cam is not None:
+                    try:
+                        atomic.write_bytes(
+                            cam_dir / _cam_name(inst.path, uid), overlay_png(render(img), p.cam)
+                        )
+                    except CxrError as e:
+                        return fail(str(e), 1)
+        done += len(chunk)
+        progress(done, len(instances))
+
+    out = Path(args.out)
+    try:
+        if out.suffix.lower() == ".json":
+            doc = {
+                "model": engine.name,
+                "model_version": engine.version,
+                "results": rows,
+                "errors": errors,
+            }
+            atomic.write_text(out, json.dumps(doc, indent=2) + "\n")
+        else:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+            atomic.write_text(out, buf.getvalue())
+    except CxrError as e:
+        return fail(str(e), 1)
+
+    for e in errors:
+        print(f"unreadable: {e['path']}: {e['reason']}", file=sys.stderr)
+    print(
+        f"{len(rows)} images -> {out} (model {engine.name} {engine.version}, {engine.backend} on {engine.device}); "
+        f"{len(errors)} unreadable",
+        file=sys.stderr,
+    )
+    if not rows:
+        return fail(f"no readable images under {args.path}", 1)
+    return 0

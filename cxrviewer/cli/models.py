@@ -1,0 +1,124 @@
+"""``cxrviewer models list | show NAME | import DIR | activate NAME``: the model registry."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list, show, import and activate models")
+    msub = p.add_subparsers(dest="models_cmd", metavar="ACTION", required=True)
+
+    ls = msub.add_parser("list", help="installed models (* = active)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=run_list)
+
+    show = msub.add_parser("show", help="print a model's card (default: the active model)")
+    show.add_argument("name", nargs="?", default=None)
+    show.set_defaults(func=run_show)
+
+    imp = msub.add_parser(
+        "import", help="install a model directory (model.safetensors + card.json), atomically"
+    )
+    imp.add_argument("dir")
+    imp.add_argument("--activate", action="store_true", help="make it the active model")
+    imp.add_argument(
+        "--replace", action="store_true", help="replace an installed model of the same name"
+    )
+    imp.add_argument(
+        "--onnx", action="store_true", help="also export model.onnx beside it (torch-free viewing)"
+    )
+    imp.set_defaults(func=run_import)
+
+    act = msub.add_parser(
+        "activate", help="make NAME the active model (also rolls back to an older one)"
+    )
+    act.add_argument("name")
+    act.set_defaults(func=run_activate)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from cxrviewer.cli._common import print_json
+    from cxrviewer.ml.registry import Registry
+
+    reg = Registry()
+    entries = reg.list()
+    active = reg.active()
+    if args.json:
+        print_json(
+            [
+                {**e.to_dict(), "active": active is not None and e.name == active.name}
+                for e in entries
+            ]
+        )
+        return 0
+    if not entries:
+        print("no models installed (import one with `cxrviewer models import DIR`)")
+        return 0
+    w = max(len(e.name) for e in entries)
+    for e in entries:
+        mark = "*" if active is not None and e.name == active.name else " "
+        src = "bundled" if e.bundled else "user"
+        print(f"{mark} {e.name:<{w}}  {e.version:<10} {src:<8} {e.created}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    import json
+
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.registry import Registry
+
+    reg = Registry()
+    try:
+        entry = reg.get(args.name) if args.name else reg.active()
+    except CxrError as e:
+        return fail(str(e), 1)
+    if entry is None:
+        return fail("no model installed", 1)
+    active = reg.active()
+    print(
+        f"# {entry.name} {entry.version} ({'bundled' if entry.bundled else 'user'}{', active' if active and active.name == entry.name else ''})"
+    )
+    print(f"# {entry.path}")
+    print(json.dumps(entry.card, indent=2, default=str))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.registry import Registry
+
+    reg = Registry()
+    before = reg.active()
+    try:
+        entry = reg.import_dir(args.dir, replace=args.replace, activate=args.activate)
+        if args.onnx:
+            from cxrviewer.ml.inference import export_onnx_for_dir
+
+            export_onnx_for_dir(entry.path, into_model_dir=True)
+    except CxrError as e:
+        kept = f"; active model unchanged ({before.name})" if before is not None else ""
+        return fail(f"{e}{kept}", 1)
+    print(
+        f"imported {entry.name} {entry.version} -> {entry.path}{' (active)' if args.activate else ''}"
+    )
+    return 0
+
+
+def run_activate(args: argparse.Namespace) -> int:
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.registry import Registry
+
+    reg = Registry()
+    before = reg.active()
+    try:
+        entry = reg.activate(args.name)
+    except CxrError as e:
+        kept = f"; active model unchanged ({before.name})" if before is not None else ""
+        return fail(f"{e}{kept}", 1)
+    print(f"active model: {entry.name} {entry.version}")
+    return 0
