@@ -314,6 +314,8 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
                 return ds
     except DicomReadError:
         raise
+    except RecursionError:
+        raise DicomReadError(p, "corrupt DICOM: sequences nested too deeply to read") from None
     except PermissionError as e:
         raise DicomReadError(p, f"permission denied: {e.strerror or e}") from None
     except OSError as e:

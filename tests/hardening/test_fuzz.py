@@ -245,3 +245,20 @@ def test_valid_compressed_streams_still_decode(tmp_path):
         ds.compress(ts)
         img = load_image(write_dataset(ds, tmp_path / f"{ts}.dcm"))
         np.testing.assert_array_equal(img.stored, arr)
+
+
+def test_deeply_nested_sequences_are_a_clean_error(tmp_path):
+    # 20,000 undefined-length Content Sequence levels, built byte by byte (pydicom's writer
+    # would itself recurse too deep).
+    p = Path(_write(tmp_path))
+    raw = p.read_bytes()
+    k = raw.find(b"\xe0\x7f\x10\x00")  # Pixel Data: the nesting goes just before it
+    opening = b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    closing = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    deep = tmp_path / "deep.dcm"
+    deep.write_bytes(raw[:k] + opening * 20_000 + closing * 20_000 + raw[k:])
+    t0 = time.perf_counter()
+    with pytest.raises(DicomReadError, match="nested too deeply"):
+        load_image(deep)
+    assert "nested too deeply" in (read_record(str(deep)).error or "")
+    assert time.perf_counter() - t0 < 5
