@@ -17,6 +17,43 @@ from training import data as D
 from training import metrics as M
 
 
+def get_args_parser(add_help: bool = True, prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, add_help=add_help,
+                                description="Evaluate a model on a labelled set: metrics with 95% bootstrap intervals "
+                                            "at the card's operating threshold.")
+    p.add_argument("--model", default=None,
+                   help="registry name, model directory or run directory (default: the active model)")
+    p.add_argument("--data", required=True, action="append", metavar="PATH",
+                   help="labelled set (NIH layout, class folders or CSV, e.g. a run's splits.csv); repeatable")
+    p.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"])
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="with predefined splits in the data: evaluate only this one")
+    p.add_argument("--threshold", type=float, default=None, help="override the card's operating threshold")
+    p.add_argument("--out", default=None, metavar="DIR", help="write report.md, metrics.json, roc.png, confusion.png here")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding threads (0: auto)")
+    p.add_argument("--max-images", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
+
+
+def run_args(args: argparse.Namespace, prog: str = "training.evaluate") -> int:
+    import sys
+
+    try:
+        res = evaluate_model(args)
+    except CxrError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0
+
+
 def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader
@@ -95,3 +132,7 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         atomic.write_text(out / "report.md", "\n".join(lines) + "\n")
         print(f"report: {out / 'report.md'}")
     return M.jsonable(res)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_args(get_args_parser().parse_args()))

@@ -551,6 +551,17 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     if "test" in caches:
         D.check_two_classes("test", caches["test"].samples)
     final_splits = {k: c.samples for k, c in caches.items()}
+    if rank0:  # the exact images of each split, e.g. to evaluate another model on the same test set
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["path", "label", "patient_id", "split"])
+        for k, v in final_splits.items():
+            for smp in v:
+                w.writerow([os.path.abspath(smp.path), D.CLASSES[smp.label].lower(), smp.patient, k])
+        atomic.write_text(out / "splits.csv", buf.getvalue())
     leak = D.leak_line(final_splits)
     desc = {k: D.describe(v) for k, v in final_splits.items()}
     _log("data: " + "; ".join(f"{k} {v['images']} images ({v['normal']} normal / {v['abnormal']} abnormal, {v['patients']} patients)" for k, v in desc.items()), dist.rank)
@@ -842,6 +853,18 @@ def main(args) -> dict[str, Any]:
         raise CxrError(None, "--folds needs at least 2 (or 0 for a single train/val/test split)")
     if args.fold is not None and not (args.folds and 0 <= args.fold < args.folds):
         raise CxrError(None, f"--fold {args.fold} needs --folds K with 0 <= fold < K")
+    # Fail before decoding any image when the starting weights are not there.
+    if args.pretrained == "imagenet":
+        from cxrviewer.ml.model import imagenet_checkpoint, imagenet_init
+
+        if args.arch != "resnet50":
+            raise CxrError(None, "--pretrained imagenet needs the ResNet-50")
+        if imagenet_checkpoint() is None:
+            imagenet_init(None)  # raises the CxrError that names the offline alternatives
+    if args.init:
+        from cxrviewer.ml.registry import read_card
+
+        read_card(resolve_model(args.init))
     if dist.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     splits, notes, sources = plan_splits(args)
@@ -881,7 +904,7 @@ def run_args(args: argparse.Namespace, prog: str = "python -m training") -> int:
     try:
         main(args)
     except CxrError as e:
-        print(f"{prog.split()[0]}: error: {e}", file=sys.stderr)
+        print(f"{'cxrviewer' if prog.startswith('cxrviewer') else 'training'}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: continue with --resume " + str(args.out), file=sys.stderr)
