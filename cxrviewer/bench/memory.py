@@ -58,15 +58,37 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
 
 
-def _child(folder: str, workers: int | None) -> dict:
-    """Runs in a fresh interpreter: scan ``folder`` and report its own peak RSS."""
-    from cxrviewer.core.study_index import scan
+def _current_rss_bytes() -> int | None:
+    """Resident set size now (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
+
+def _child(folder: str, workers: int | None) -> dict:
+    """Runs in a fresh interpreter: scan ``folder`` and report its own peak RSS, and how much
+    resident memory the finished index holds (RSS after minus before, result still alive)."""
+    import gc
+
+    from cxrviewer.core.study_index import iter_files, read_record, scan
+
+    first = next(iter_files(folder), None)
+    if first is not None:
+        read_record(first)  # warm-up: pydicom and its dictionaries load lazily on first read
+    gc.collect()
+    before = _current_rss_bytes()
     t0 = time.perf_counter()
     result = scan(folder, workers=workers)
     elapsed = time.perf_counter() - t0
-    return {"files": result.files_seen, "images": len(result.instances()), "errors": len(result.errors),
-            "scan_s": elapsed, "peak_rss_bytes": _peak_rss_bytes()}
+    gc.collect()
+    after = _current_rss_bytes()
+    held = None if before is None or after is None else after - before
+    out = {"files": result.files_seen, "images": len(result.instances()), "errors": len(result.errors),
+           "scan_s": elapsed, "peak_rss_bytes": _peak_rss_bytes(), "index_rss_bytes": held}
+    del result
+    return out
 
 
 def _run_child(folder: Path, workers: int | None) -> dict:
@@ -108,6 +130,8 @@ def run(args: argparse.Namespace) -> dict:
             "peak_rss_mb_tenth": small["peak_rss_bytes"] * mb,
             "files_tenth": small["files"],
             "rss_growth_per_file_bytes": grow,
+            "index_rss_bytes_per_file": (big["index_rss_bytes"] / max(1, big["files"])
+                                         if big.get("index_rss_bytes") is not None else None),
             "image_bytes_per_file": args.size * args.size * 2,
             "workers": args.workers,
             "build_s": build_s,
