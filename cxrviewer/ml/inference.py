@@ -394,9 +394,16 @@ class Engine:
                 log.warning(
                     "ONNX Runtime backend unavailable for %s (%s); using torch", model_dir, e
                 )
-        from cxrviewer.ml.registry import load_model_dir
+        try:
+            from cxrviewer.ml.registry import load_model_dir
 
-        model, card = load_model_dir(model_dir)
+            model, card = load_model_dir(model_dir)
+        except ImportError as e:  # a viewer-only install without torch
+            raise CxrError(
+                model_dir,
+                f"this model has no ONNX export ({ONNX_FILE}) and torch is not installed ({e}); "
+                "export it where torch is available (`cxrviewer models import DIR --onnx`) or install torch",
+            ) from None
         return cls(model_dir, card, _TorchBackend(model, device, bf16=bf16))
 
     @classmethod
