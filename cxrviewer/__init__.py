@@ -11,4 +11,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "about_info"]
+
+
+def about_info(model=None) -> dict:
+    """Versions, model and device as shown in Help -> About (see :mod:`cxrviewer.about`)."""
+    from cxrviewer.about import about_info as _about_info
+
+    return _about_info(model)
