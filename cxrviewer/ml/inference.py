@@ -252,6 +252,25 @@ class _OrtBackend:
         return logits.astype(np.float32), maps
 
 
+BF16_TOLERANCE = 0.005
+
+
+def _calibration_batch(size: int = 224) -> np.ndarray:
+    """The RG1 radiograph and its mirror image (or a smooth synthetic image), preprocessed."""
+    try:
+        from cxrviewer.core.dicom_io import load_image
+
+        sample = paths.sample_paths()[0]
+        arr, _ = preprocess(load_image(sample), PreprocessSpec(size=size))
+    except (IndexError, CxrError, OSError):
+        yy, xx = np.mgrid[:size, :size] / size
+        u8 = (255 * (0.5 + 0.4 * np.sin(6 * xx) * np.cos(4 * yy))).astype(np.uint8)
+        from cxrviewer.ml.preprocess import normalize
+
+        arr = normalize(u8, PreprocessSpec(size=size))
+    return np.stack([arr, arr[:, :, ::-1]]).astype(np.float32)
+
+
 class _TorchBackend:
     name = "torch"
 
@@ -266,7 +285,32 @@ class _TorchBackend:
         self.model = model.to(self.dev).eval()
         # channels_last: ~0.86x the contiguous forward time here (oneDNN's native layout).
         self.model = self.model.to(memory_format=torch.channels_last)
-        self.bf16 = bf16
+        self.bf16 = False
+        #: max |P(bf16) - P(fp32)| measured when bf16 was requested (None: not requested)
+        self.bf16_max_prob_diff: float | None = None
+        if bf16:
+            self.bf16 = self._bf16_ok()
+
+    def _bf16_ok(self, tolerance: float | None = None) -> bool:
+        """bf16 autocast only if it keeps the probabilities within ``tolerance`` of fp32 on a
+        radiograph-like calibration batch (the RG1 sample when installed)."""
+        torch = self.torch
+        tolerance = BF16_TOLERANCE if tolerance is None else tolerance
+        x = _calibration_batch()
+        t = self._input(x)
+        with torch.inference_mode():
+            p32 = softmax(self.model(t).float().cpu().numpy())
+            with torch.autocast(device_type=self.dev.type, dtype=torch.bfloat16):
+                p16 = softmax(self.model(t).float().cpu().numpy())
+        self.bf16_max_prob_diff = float(np.abs(p16 - p32).max())
+        if self.bf16_max_prob_diff > tolerance:
+            log.warning(
+                "bf16 autocast disabled: probabilities moved by %.4f (> %.3f)",
+                self.bf16_max_prob_diff,
+                tolerance,
+            )
+            return False
+        return True
 
     def _input(self, x: np.ndarray):
         t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.dev)

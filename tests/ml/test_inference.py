@@ -189,3 +189,15 @@ def test_no_torch_and_no_onnx_is_a_clear_error(resnet_dir, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ERR") and "no ONNX export" in out.stdout and "torch is not installed" in out.stdout
+
+
+def test_bf16_only_within_tolerance(resnet_dir, monkeypatch):
+    import cxrviewer.ml.inference as inf
+
+    e = Engine.load(resnet_dir, backend="torch", device="cpu", bf16=True)
+    diff = e._impl.bf16_max_prob_diff
+    assert diff is not None and e._impl.bf16 == (diff <= inf.BF16_TOLERANCE)
+    # a tolerance nothing meets: bf16 is refused and fp32 used
+    monkeypatch.setattr(inf, "BF16_TOLERANCE", -1.0)
+    e2 = Engine.load(resnet_dir, backend="torch", device="cpu", bf16=True)
+    assert e2._impl.bf16 is False
