@@ -70,8 +70,22 @@ def create_window(path: str | os.PathLike | None = None, sample: bool = False):
 
 
 def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
-    """Show the window and run the event loop; returns the exit code."""
+    """Show the window and run the event loop; returns the exit code.
+
+    Logging goes to the rotating, PHI-scrubbed log file; unhandled exceptions (GUI thread and
+    workers) are logged and shown in one crash dialog while the app keeps running.
+    """
+    from cxrviewer.logsetup import setup_logging
+
+    try:
+        log_file: str | None = str(setup_logging())
+    except OSError as e:  # an unwritable log dir must not keep the viewer from starting
+        sys.stderr.write(f"cxrviewer: no log file ({e})\n")
+        log_file = None
     app = get_app()
+    from cxrviewer.ui.crash_dialog import install_crash_handler
+
+    install_crash_handler(app, log_file=log_file)
     w = create_window(path, sample)
     w.show()
     if getattr(w, "ai", None) is not None:
