@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> dict:
         w = create_window(folder)
         w.show()
         ai = w.ai
+        auto_before = ai.auto_analyze
         ai.act_auto.setChecked(False)  # measure the folder run, not a competing single image
         ai.start(model_dir)
         if not _wait(app, lambda: ai.controller.ready or ai.controller.model_error, args.timeout):
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> dict:
         elapsed = time.perf_counter() - t0
         timer.stop()
         summary = done[0] if done else None
+        ai.settings.setValue("ai/auto_analyze", auto_before)  # the user's setting, untouched
         w.close()
         w.shutdown()
     gaps = np.diff(np.asarray(ticks)) * 1e3

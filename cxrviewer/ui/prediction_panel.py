@@ -155,7 +155,7 @@ class PredictionPanel(QtWidgets.QWidget):
         p = float(pred.probability_abnormal)
         self.bar.set_values(p, self.threshold)
         self.value_label.setText(f"{p:.2f} → {pred.label}")
-        when = "cached" if result.from_cache else f"{pred.elapsed_ms:.0f} ms"
+        when = f"{pred.elapsed_ms:.0f} ms" + (" (cached)" if result.from_cache else "")
         self.model_label.setText(f"Model: {pred.model_name} {pred.model_version}")
         self.detail_label.setText(
             f"Threshold {self.threshold:.2f} · {pred.device} ({pred.backend}) · {when}"
