@@ -143,12 +143,15 @@ def detect_format(path: str | os.PathLike) -> str:
     return "folders"
 
 
-def load_dataset(path: str | os.PathLike, fmt: str = "auto") -> DataSet:
-    """Read the sample list of one labelled set (no pixels decoded yet)."""
+def load_dataset(path: str | os.PathLike, fmt: str = "auto", images: str | os.PathLike | None = None) -> DataSet:
+    """Read the sample list of one labelled set (no pixels decoded yet).
+
+    ``images``: for the NIH layout, the folder holding the images when it is not the CSV's.
+    """
     p = Path(path)
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "nih":
-        ds = _load_nih(p)
+        ds = _load_nih(p, Path(images) if images else None)
     elif fmt == "csv":
         ds = _load_csv(p if p.is_file() else p / "labels.csv")
     elif fmt == "folders":
@@ -160,7 +163,7 @@ def load_dataset(path: str | os.PathLike, fmt: str = "auto") -> DataSet:
     return ds
 
 
-def _load_nih(p: Path) -> DataSet:
+def _load_nih(p: Path, images: Path | None = None) -> DataSet:
     if p.is_dir():
         cands = sorted(c for c in p.iterdir() if _is_nih_csv(c.name))
         if not cands:
@@ -168,6 +171,10 @@ def _load_nih(p: Path) -> DataSet:
         csv_path, root = cands[0], p
     else:
         csv_path, root = p, p.parent
+    if images is not None:
+        if not images.is_dir():
+            raise DataError(images, "--images: not a folder")
+        root = images
     header, rows = _read_csv(csv_path)
     for col in ("Image Index", "Finding Labels", "Patient ID"):
         if col not in header:
@@ -178,13 +185,16 @@ def _load_nih(p: Path) -> DataSet:
         for f in files:
             if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                 index.setdefault(f, os.path.join(dirpath, f))
-    samples, missing = [], 0
+    samples, missing, seen = [], 0, set()
     for i, r in enumerate(rows, start=2):
         name = r["Image Index"]
         fp = index.get(name)
         if fp is None:
             missing += 1
             continue
+        if fp in seen:  # the v2020 table repeats some rows
+            continue
+        seen.add(fp)
         label = 0 if r["Finding Labels"].strip().lower() == "no finding" else 1
         pid = r["Patient ID"].strip()
         if not pid:

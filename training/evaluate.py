@@ -26,6 +26,7 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training.evalu
     p.add_argument("--data", required=True, action="append", metavar="PATH",
                    help="labelled set (NIH layout, class folders or CSV, e.g. a run's splits.csv); repeatable")
     p.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"])
+    p.add_argument("--images", default=None, metavar="DIR", help="NIH layout: the images' folder if not the CSV's")
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                    help="with predefined splits in the data: evaluate only this one")
     p.add_argument("--threshold", type=float, default=None, help="override the card's operating threshold")
@@ -75,7 +76,7 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[D.Sample] = []
     notes: list[str] = []
     for i, pth in enumerate(args.data):
-        ds = D.load_dataset(pth, args.format)
+        ds = D.load_dataset(pth, args.format, images=args.images)
         chosen = [s for s in ds.samples if args.split == "all" or s.split == args.split]
         if not chosen:
             raise CxrError(pth, f"no images in split {args.split!r}")

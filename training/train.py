@@ -69,6 +69,8 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
                    help="separate test set; no test split is then cut")
     g.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"],
                    help="data layout (default: detected from what each PATH is)")
+    g.add_argument("--images", default=None, metavar="DIR",
+                   help="NIH layout: folder of the images when it is not the CSV's folder (searched recursively)")
     g.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2), metavar="TR,VA,TE",
                    help="patient-wise train,val,test fractions (default 0.7,0.1,0.2)")
     g.add_argument("--folds", type=int, default=0, help="patient-wise stratified K-fold cross-validation (e.g. 5)")
@@ -303,7 +305,7 @@ def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]
     def read(paths: list[str], role: str) -> list[D.DataSet]:
         out = []
         for i, pth in enumerate(paths):
-            ds = D.load_dataset(pth, args.format)
+            ds = D.load_dataset(pth, args.format, images=args.images)
             ds.samples = subsample(ds.samples, args.max_images, args.seed + i)
             for n in ds.notes:
                 notes.append(f"{pth}: {n}")
@@ -523,6 +525,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
 
     rank0 = dist.rank == 0
     t_start = time.monotonic()
+    if not args.resume and (out / CHECKPOINT).exists():
+        raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume, or choose another --out")
     if dist.enabled and (args.device in ("auto", "cuda")) and torch.cuda.is_available():
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)

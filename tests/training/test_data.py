@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -123,9 +124,13 @@ def test_remove_leaks_prefers_test_then_val():
 
 def test_cli_reports_no_leak_and_kfold(syn, tmp_path):
     r = _cli("--data", str(syn), "--out", str(tmp_path / "cv"), "--arch", "tiny", "--epochs", "1", "--folds", "3",
-             "--image-size", "32", "--batch-size", "16", "--bootstrap", "20", "--no-tensorboard")
+             "--image-size", "32", "--batch-size", "16", "--bootstrap", "20", "--no-tensorboard", "--json-progress")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("patients in more than one split: 0 ") == 3
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert [e["fold"] for e in events if e["event"] == "epoch"] == [0, 1, 2]
+    assert all(0 <= e["val_auc"] <= 1 for e in events if e["event"] == "epoch")
+    assert [e["event"] for e in events].count("done") == 3
     assert (tmp_path / "cv" / "cv_summary.json").is_file() and (tmp_path / "cv" / "fold3" / "report.md").is_file()
     assert "cross-validation: val AUC" in r.stdout
 
@@ -195,3 +200,10 @@ def test_training_sample_equals_viewer_input(tmp_path, rg1_unci):
     assert torch.equal(a, b)
     tr.set_epoch(4)
     assert not torch.equal(a, tr[0][0])
+
+
+def test_shared_nih_table_with_separate_images_folder(shared_data):
+    ds = D.load_dataset(shared_data / "labels" / "Data_Entry_2017_v2020.csv.gz", images=shared_data / "nih-full")
+    got = sorted((Path(s.path).name, s.label, s.patient) for s in ds.samples)
+    assert got == [("00000001_000.png", 1, "1"), ("00000002_000.png", 0, "2"), ("00000013_003.png", 1, "13")]
+    assert any("have no image file" in n for n in ds.notes)
