@@ -76,15 +76,15 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
     workers) are logged and shown in one crash dialog while the app keeps running.
     """
     from cxrviewer.logsetup import setup_logging
+    from cxrviewer.ui.crash_dialog import enable_native_crash_log, install_crash_handler
 
     try:
         log_file: str | None = str(setup_logging())
+        enable_native_crash_log()
     except OSError as e:  # an unwritable log dir must not keep the viewer from starting
         sys.stderr.write(f"cxrviewer: no log file ({e})\n")
         log_file = None
     app = get_app()
-    from cxrviewer.ui.crash_dialog import install_crash_handler
-
     install_crash_handler(app, log_file=log_file)
     w = create_window(path, sample)
     w.show()

@@ -15,10 +15,17 @@ Install it from ``app.run`` (the real app), never at import: pytest-qt installs 
 
 from __future__ import annotations
 
+import faulthandler
 import platform
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
+
+#: Native crash trace (segfault/abort in Qt or a C extension) beside the log file.
+NATIVE_LOG_NAME = "native-crash.log"
+#: Start a fresh native crash trace file when the old one is bigger than this.
+NATIVE_LOG_MAX_BYTES = 1 << 20
 
 #: Shown when more errors arrive while the dialog is open: one dialog, never a cascade
 #: (an exception in a paint event repeats on every repaint).
@@ -166,3 +173,29 @@ def install_crash_handler(parent: QtCore.QObject | None = None,
                              log_file=log_file or str(logsetup.log_path()))
     uninstall = logsetup.install_excepthooks(reporter.report)
     return reporter, uninstall
+
+
+_native_log = None  # kept open for the life of the process: faulthandler writes to its fd
+
+
+def enable_native_crash_log(log_dir: str | Path | None = None) -> Path:
+    """Write Python stacks of all threads to ``native-crash.log`` in the log dir on a fatal
+    native error (segfault, abort), which never reaches the Python excepthooks.
+
+    The trace holds code locations only (file, line, function), never values, so no PHI.
+    Not for tests: pytest's own faulthandler writes to stderr.
+    """
+    global _native_log
+    from cxrviewer.paths import user_log_dir
+
+    path = Path(log_dir) / NATIVE_LOG_NAME if log_dir is not None else user_log_dir() / NATIVE_LOG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    big = path.is_file() and path.stat().st_size > NATIVE_LOG_MAX_BYTES
+    fh = open(path, "w" if big else "a", encoding="utf-8")  # noqa: SIM115 - must stay open
+    fh.write(f"--- cxrviewer started; {environment_text()}\n")
+    fh.flush()
+    faulthandler.enable(fh, all_threads=True)
+    if _native_log is not None:
+        _native_log.close()
+    _native_log = fh
+    return path

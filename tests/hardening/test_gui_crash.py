@@ -253,8 +253,14 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
         return 0
 
     monkeypatch.setattr(type(qapp), "exec", fake_exec)
+    # the native crash trace is tested in a subprocess: here it would take pytest's faulthandler
+    import cxrviewer.ui.crash_dialog as crash_dialog
+
+    native = []
+    monkeypatch.setattr(crash_dialog, "enable_native_crash_log", lambda *a: native.append(a))
     try:
         assert app_mod.run(str(phi_study)) == 0
+        assert native == [()]
         assert "RuntimeError" in seen["short"] and "[PHI]" in seen["short"]
         _no_phi(seen["short"] + seen["details"], "dialog")
         log_file = log_dir / logsetup.LOG_NAME
@@ -265,3 +271,26 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
         _drop_log_handlers()
         if "window" in seen:
             seen["window"].deleteLater()
+
+
+def test_native_crash_leaves_a_trace_without_values(tmp_path):
+    """A segfault never reaches Python's hooks; ``native-crash.log`` gets the stacks (code
+    locations only: a local holding a patient name does not appear)."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import faulthandler
+        from cxrviewer.ui.crash_dialog import enable_native_crash_log
+        enable_native_crash_log({str(tmp_path)!r})
+
+        def show_patient(name):
+            faulthandler._sigsegv()
+
+        show_patient({NAME!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    text = (tmp_path / "native-crash.log").read_text(encoding="utf-8")
+    assert "cxrviewer started" in text and "Fatal Python error" in text and "show_patient" in text
+    _no_phi(text, "native crash log")
