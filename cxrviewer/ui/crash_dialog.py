@@ -131,6 +131,7 @@ class CrashReporter(QtCore.QObject):
         self.log_file = log_file
         self.dialog: CrashDialog | None = None
         self.reports: list[tuple[str, str]] = []
+        self.broken = False
         self.crashed.connect(self._show, QtCore.Qt.ConnectionType.QueuedConnection)
 
     def report(self, short: str, details: str) -> None:
@@ -139,6 +140,17 @@ class CrashReporter(QtCore.QObject):
 
     def _show(self, short: str, details: str) -> None:
         self.reports.append((short, details))
+        if self.broken:
+            return  # already logged by the excepthook; no dialog loop
+        try:
+            self._show_dialog(short, details)
+        except Exception:  # noqa: BLE001 - a failing dialog must not re-enter itself forever
+            self.broken = True
+            import logging
+
+            logging.getLogger("cxrviewer").exception("crash dialog failed; errors are only logged from now on")
+
+    def _show_dialog(self, short: str, details: str) -> None:
         dlg = self.dialog
         if dlg is None or not dlg.isVisible():
             app = QtWidgets.QApplication.instance()

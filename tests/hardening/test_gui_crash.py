@@ -203,6 +203,23 @@ def test_a_failing_crash_dialog_is_logged_not_raised(qtbot, crash_handler, logfi
     assert "OSError: disk gone" in text and "crash callback failed" in text
 
 
+def test_a_dialog_that_cannot_be_built_stops_showing_but_keeps_logging(qtbot, crash_handler, logfile, monkeypatch):
+    from cxrviewer.ui import crash_dialog
+
+    def broken(*_a, **_kw):
+        raise RuntimeError("no dialog today")
+
+    monkeypatch.setattr(crash_dialog, "CrashDialog", broken)
+    for k in range(3):
+        QtCore.QTimer.singleShot(0, lambda k=k: 1 / 0)
+    qtbot.waitUntil(lambda: len(crash_handler.reports) == 3, timeout=5000)
+    qtbot.wait(50)
+    assert crash_handler.broken and len(crash_handler.reports) == 3  # no loop
+    text = _log_text(logfile)
+    assert text.count("ZeroDivisionError") >= 3 and text.count("crash dialog failed") == 1
+    assert not _crash_dialogs()
+
+
 def test_no_hooks_at_import_and_pytest_qt_capture_still_works(qtbot, window):
     """Building the window installs nothing: pytest-qt still sees unhandled slot exceptions."""
     hook_before = sys.excepthook
