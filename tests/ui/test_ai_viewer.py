@@ -279,3 +279,19 @@ def test_cancel_button_stops_the_folder_run(qtbot, main_window, tmp_path):
     assert s.cancelled and s.done < 15
     assert not w.ai.cancel_button.isVisible() and w.ai.act_analyze_all.isEnabled()
     assert "cancelled" in w.statusBar().currentMessage()
+
+
+def test_h_key_toggles_the_heatmap_in_the_main_window(qtbot, main_window, tmp_path):
+    w, eng = main_window
+    (p,) = write_pngs(tmp_path, 1)
+    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
+        w.open_path(p)
+    qtbot.waitUntil(lambda: w.ai.heatmap.item.isVisible(), timeout=5000)
+    w.activateWindow()
+    w.canvas.setFocus()
+    calls = eng.calls
+    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
+    assert not w.ai.heatmap.item.isVisible() and not w.ai.act_heatmap.isChecked()
+    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
+    assert w.ai.heatmap.item.isVisible() and eng.calls == calls
+    assert w.ai.act_heatmap in w.toolbar.actions()
