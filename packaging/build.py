@@ -9,9 +9,9 @@ What it does, in order:
 1. stages a copy of ``resources/`` under the work folder (the source tree is never written),
    adds the sample study (pydicom-data's RG1 chest CR) under ``resources/sample/`` and any
    ``--model DIR`` under ``resources/models/``;
-2. for the viewer-only build, makes sure every staged model has its ONNX export (the app
-   infers through ONNX Runtime and has no torch to export one) — exported into the staged
-   copy when missing, with torch from this build environment;
+2. makes sure every staged model has its ONNX export (the viewer-only app infers through
+   ONNX Runtime and has no torch to export one; the full app skips a first-load export) —
+   exported into the staged copy when missing, with torch from this build environment;
 3. runs PyInstaller on ``packaging/cxrviewer.spec``;
 4. measures the bundle (total and biggest parts) and writes ``size.json`` next to it;
 5. with ``--selftest``, runs ``DIST/cxrviewer/cxrviewer selftest`` in a clean environment.
@@ -123,7 +123,7 @@ def ensure_onnx(model_dir: Path) -> Path:
     return out
 
 
-def stage_resources(work: Path, models: list[Path], viewer_only: bool, sample: bool) -> Path:
+def stage_resources(work: Path, models: list[Path], sample: bool) -> Path:
     """Copy ``resources/`` to ``work/staging/resources`` and add sample, models, ONNX files."""
     from cxrviewer.ml.registry import read_card, verify_checksum
 
@@ -148,11 +148,9 @@ def stage_resources(work: Path, models: list[Path], viewer_only: bool, sample: b
     if not bundled:
         _log("warning: no model bundled; the app starts with 'no model' until one is imported")
     for d in bundled:
-        read_card(d)
-        if viewer_only:
-            _log(f"model: {d.name} (ONNX: {ensure_onnx(d).name})")
-        else:
-            _log(f"model: {d.name}")
+        # Viewer-only: the only way the app can run the model. Full: spares every user the
+        # one-time export (~15 s, torch) on the first load through ONNX Runtime.
+        _log(f"model: {d.name} (ONNX: {ensure_onnx(d).name})")
     return stage
 
 
@@ -225,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     dist, work = args.dist.resolve(), args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
-        resources = stage_resources(work, [m.resolve() for m in args.model], args.viewer_only, not args.no_sample)
+        resources = stage_resources(work, [m.resolve() for m in args.model], not args.no_sample)
     except BuildError as e:
         print(f"build: {e}", file=sys.stderr)
         return 2
