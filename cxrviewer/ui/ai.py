@@ -8,6 +8,7 @@ worker thread while the window is already usable. Everything works without a mod
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from cxrviewer.ui.colormaps import prediction_text
 from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
 from cxrviewer.ui.prediction_panel import PredictionPanel
 from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, ModelInfo, WorkerError
+
+_log = logging.getLogger(__name__)
 
 #: QSettings key: analyse the image on screen automatically when it is selected
 AUTO_ANALYZE_KEY = "ai/auto_analyze"
@@ -108,7 +111,7 @@ class AiIntegration(QtCore.QObject):
         self.heatmap.attach(canvas)
         self.last_error: WorkerError | None = None
         self.last_summary: BatchSummary | None = None
-        self._badges: dict[str, tuple[str, float]] = {}
+        self._badges: dict[str, tuple[str, float | None]] = {}
         self._badge_timer = QtCore.QTimer(self)
         self._badge_timer.setSingleShot(True)
         self._badge_timer.timeout.connect(self.flush_badges)
@@ -252,6 +255,12 @@ class AiIntegration(QtCore.QObject):
             self.device_label.setToolTip(reason or "")
             self.panel.set_no_model(reason)
             return
+        shown = self.panel.result
+        if shown is not None and (shown.prediction.model_name, shown.prediction.model_version) != (info.name, info.version):
+            # another model: the map and numbers on screen are the old model's
+            self.heatmap.set_cam(None)
+            self.panel.clear_result()
+            self.canvas.set_extra_text([])
         self.device_label.setText(f"AI: {info.device} · {info.backend}")
         self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
         self.panel.set_model(info)
@@ -369,6 +378,11 @@ class AiIntegration(QtCore.QObject):
 
     def _on_error(self, err: WorkerError) -> None:
         self.last_error = err
+        _log.warning("AI %s error%s: %s", err.kind, f" ({err.path})" if err.path else "", err.message)
+        if err.kind == "image" and err.path and self.browser is not None and err.request_id == self.controller.batch_id:
+            self._badges[err.path] = ("error", None)  # the browser shows which images failed
+            if not self._badge_timer.isActive():
+                self._badge_timer.start(BADGE_FLUSH_MS)
         where = f"{err.path}: " if err.path else ""
         self.window.statusBar().showMessage(f"AI: {where}{err.message}", 10000)
         if err.kind == "model":

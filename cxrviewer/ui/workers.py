@@ -31,6 +31,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -45,6 +46,8 @@ import numpy as np
 from PySide6 import QtCore
 
 from cxrviewer.core.types import LoadedImage
+
+_log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- messages
 
@@ -603,7 +606,9 @@ class AiController(QtCore.QObject):
             self._pending_single = 0
             self._update_busy()
         if err.kind == "image" and err.request_id not in (self.current_id, self.batch_id):
-            return  # about an image nobody looks at any more
+            # about an image nobody looks at any more: logged, not shown
+            _log.info("AI: stale error for %s: %s", err.path, err.message)
+            return
         self.errored.emit(err)
 
     def _on_finished(self, summary: BatchSummary) -> None:
