@@ -114,6 +114,7 @@ def report_md(card: dict[str, Any], results: dict[str, Any], history: list[dict]
     L.append(f"- {tr.get('epochs_run')} epochs run{' (early stop)' if results['stopped_early'] else ''}, "
              f"best validation AUC {M.fmt(results['best_val_auc'], 4)} at epoch {results['best_epoch']}; "
              f"{tr.get('device')} x{tr.get('processes')}, amp {tr.get('amp')}, {tr.get('seconds')} s")
+    L.append(f"- shipped weights: {results.get('selection', 'best validation epoch')}")
     L.append("")
     L.append("| epoch | train loss | val loss | train AUC | val AUC | val acc | lr | s |")
     L.append("|---|---|---|---|---|---|---|---|")

@@ -98,6 +98,9 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--dropout", type=float, default=0.0, help="dropout before the linear head")
     g.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip (0: off)")
     g.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better val AUC (0: off)")
+    g.add_argument("--average-last", type=int, default=0, metavar="N",
+                   help="ship the average of the last N epochs' weights (BatchNorm statistics recomputed) instead "
+                        "of the best-validation epoch: a fixed schedule for small, noisy validation sets; turns off early stopping")
     g.add_argument("--no-hflip", dest="hflip", action="store_false",
                    help="no horizontal flips (a flip mirrors anatomy: the heart changes side)")
     g.add_argument("--rotation", type=float, default=10.0, help="random rotation range in degrees (±)")
@@ -448,6 +451,46 @@ def evaluate(model, criterion, dataset, device, spec, args, dist: Dist, amp: boo
             "labels": lab, "scores": s}
 
 
+def _accumulate(avg: dict[str, Any] | None, n: int, state: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Running mean of float tensors (integer buffers: the latest value)."""
+    import torch
+
+    if avg is None:
+        return {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
+                for k, v in state.items()}, 1
+    for k, v in state.items():
+        v = v.detach().to("cpu")
+        if v.is_floating_point():
+            avg[k] += (v.float() - avg[k]) / (n + 1)
+        else:
+            avg[k] = v.clone()
+    return avg, n + 1
+
+
+def recompute_bn(model, cache: D.Cache, device, spec, args, amp: bool) -> None:
+    """BatchNorm running statistics of (averaged) weights, from one pass over the unaugmented
+    training images (as torch.optim.swa_utils.update_bn does)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    moms = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+    model.train()
+    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, shuffle=False, num_workers=0)
+    with torch.no_grad():
+        for u8, _ in loader:
+            with _autocast(device, amp):
+                model(_inputs(u8, spec, device, args.channels_last))
+    for m, mom in zip(bns, moms, strict=True):
+        m.momentum = mom
+    model.eval()
+
+
 # --------------------------------------------------------------------------- one run
 
 class EpochSampler:
@@ -628,6 +671,11 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
 
     # ---- resume
     start_epoch, best_auc, best_loss, best_epoch, bad_epochs, history = 0, -1.0, math.inf, -1, 0, []
+    avg_state: dict[str, Any] | None = None
+    avg_n = 0
+    if args.average_last and args.patience:
+        args.patience = 0
+        notes.append(f"weights averaged over the last {args.average_last} epochs; early stopping off")
     ck_path = out / CHECKPOINT
     ck = None
     if args.resume:
@@ -644,6 +692,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         best_loss = float(ck.get("best_loss", math.inf))
         bad_epochs = int(ck["bad_epochs"])
         history = list(ck.get("history", []))
+        avg_state, avg_n = ck.get("avg_state"), int(ck.get("avg_n", 0))
         C.set_rng_state(ck["rng"])
         old = ck.get("args", {})
         diff = [k for k in ("seed", "lr", "batch_size", "image_size", "epochs", "loss", "arch")
@@ -675,6 +724,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         tr = train_one_epoch(train_model, criterion, optimizer, scheduler, loader, device, epoch, args, spec,
                              dist, amp, prog if rank0 else None)
         dist.sync_buffers(model)
+        if args.average_last and epoch >= args.epochs - args.average_last:
+            avg_state, avg_n = _accumulate(avg_state, avg_n, _unwrap(model).state_dict())
         va = evaluate(model, criterion, val_ds, device, spec, args, dist, amp)
         lr_now = optimizer.param_groups[0]["lr"]
         # Ties in AUC (common on small or easy validation sets) go to the lower validation loss.
@@ -700,7 +751,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             C.save(ck_path, {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch, "best_auc": best_auc,
                              "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                             "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold})
+                             "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold,
+                             **({"avg_state": avg_state, "avg_n": avg_n} if avg_state is not None else {})})
             atomic.write_text(out / "history.json", json.dumps(M.jsonable(history), indent=1) + "\n")
             line = (f"epoch {epoch + 1}/{args.epochs} train loss {tr['loss']:.4f} acc {tr['accuracy']:.3f} | "
                     f"val loss {va['loss']:.4f} acc {va['accuracy']:.3f} AUC {M.fmt(va['auc'], 4)}"
@@ -719,9 +771,16 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     # ---- final evaluation with the best epoch (rank 0)
     results: dict[str, Any] = {}
     if rank0:
-        best_state = C.load_best(out / BEST) if (out / BEST).exists() else None
-        if best_state is not None:
-            _unwrap(model).load_state_dict(best_state)
+        if avg_state is not None:
+            _unwrap(model).load_state_dict(avg_state)
+            recompute_bn(_unwrap(model), caches["train"], device, spec, args, amp)
+            first = args.epochs - avg_n + 1
+            selection = f"average of epochs {first}-{args.epochs} (BatchNorm statistics recomputed on the training split)"
+        else:
+            best_state = C.load_best(out / BEST) if (out / BEST).exists() else None
+            if best_state is not None:
+                _unwrap(model).load_state_dict(best_state)
+            selection = f"epoch {best_epoch + 1} (best validation AUC)"
         shipped = model
         card_base = {
             "name": args.name or f"cxr-resnet50-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M}",
@@ -772,7 +831,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             "val_metrics": val_mets,
             "confusion": conf,
             "best_epoch": best_epoch + 1,
-            "best_val_auc": best_auc,
+            "best_val_auc": best_auc if avg_state is None else M.roc_auc(vy, vs),
+            "selection": selection,
             "epochs_run": len(history),
             "stopped_early": stopped_early,
             "splits": desc,
@@ -807,6 +867,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                                                            "hflip", "rotation", "jitter", "pretrained", "seed", "image_size")},
                 "init": init_note,
                 "best_epoch": best_epoch + 1,
+                "selection": selection,
+                "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
                 "epochs_run": len(history),
                 "device": str(device),
                 "processes": dist.world,

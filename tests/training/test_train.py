@@ -76,7 +76,7 @@ def test_kill9_then_resume_ends_with_the_same_weights(tmp_path):
 
     root = make_dataset(tmp_path / "syn", n_patients=80, size=32, seed=6)
     common = [sys.executable, "-m", "training", "--data", str(root), *TINY, "--epochs", "6", "--image-size", "32",
-              "--batch-size", "8", "--lr", "2e-3", "--dropout", "0.2", "--patience", "0"]
+              "--batch-size", "8", "--lr", "2e-3", "--dropout", "0.2", "--average-last", "3"]
     a = _run(common + ["--out", str(tmp_path / "a")])
     assert a.returncode == 0, a.stderr
 
@@ -100,6 +100,10 @@ def test_kill9_then_resume_ends_with_the_same_weights(tmp_path):
     assert ca["epoch"] == cb["epoch"] == 5
     for k, v in ca["model"].items():
         assert torch.equal(v, cb["model"][k]), k
+    assert ca["avg_n"] == cb["avg_n"] == 3
+    for k, v in ca["avg_state"].items():
+        assert torch.equal(v, cb["avg_state"][k]), k
+    assert "average of epochs 4-6" in (tmp_path / "b" / "report.md").read_text()
     assert [h["val_auc"] for h in ca["history"]] == [h["val_auc"] for h in cb["history"]]
     # A second run into the same folder without --resume is refused, not overwritten.
     c = _run(common + ["--out", str(tmp_path / "a")])

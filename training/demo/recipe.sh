@@ -17,7 +17,7 @@
 # OUT_DIR/pretrain, OUT_DIR/finetune-s*, OUT_DIR/compare-pretrain-on-nih-test, OUT_DIR/summary.txt.
 #
 # Knobs (environment): SIZE=224 PRE_EPOCHS=12 FT_EPOCHS=30 BATCH=64 PRE_LR=5e-4 FT_LR=1e-4
-# SEEDS="0 1 2" DEVICE=auto PY=python3 EXTRA="" (extra flags for every training command, e.g.
+# FT_PATIENCE=8 FT_AVERAGE=0 SEEDS="0 1 2" DEVICE=auto PY=python3 EXTRA="" (extra flags for every training command, e.g.
 # EXTRA="--max-images 64" for a smoke test). Multi-GPU: LAUNCH="torchrun --standalone --nproc-per-node 8".
 set -euo pipefail
 
@@ -29,6 +29,8 @@ FT_EPOCHS=${FT_EPOCHS:-30}
 BATCH=${BATCH:-64}
 PRE_LR=${PRE_LR:-5e-4}
 FT_LR=${FT_LR:-1e-4}
+FT_PATIENCE=${FT_PATIENCE:-8}
+FT_AVERAGE=${FT_AVERAGE:-0}   # e.g. FT_EPOCHS=8 FT_LR=3e-4 FT_AVERAGE=3: fixed schedule, last 3 epochs averaged
 SEEDS=${SEEDS:-"0 1 2"}
 DEVICE=${DEVICE:-auto}
 PY=${PY:-python3}
@@ -58,7 +60,7 @@ for s in $SEEDS; do
   $TRAIN --data "$DATA/nih-starter-256/labels.csv" --split 0.8,0,0.2 \
     --train-data "$DATA/nih1000-64/train" --val-data "$DATA/nih1000-64/valid" \
     --init "$OUT/pretrain/model" --out "$OUT/finetune-s$s" --image-size "$SIZE" \
-    --epochs "$FT_EPOCHS" --batch-size "$BATCH" --lr "$FT_LR" --patience 8 \
+    --epochs "$FT_EPOCHS" --batch-size "$BATCH" --lr "$FT_LR" --patience "$FT_PATIENCE" --average-last "$FT_AVERAGE" \
     --device "$DEVICE" --name "$NAME" --model-version "$VERSION" --seed "$s" $EXTRA
   auc=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['best_val_auc'])" "$OUT/finetune-s$s/metrics.json")
   stamp "seed $s: best validation AUC $auc"
