@@ -845,7 +845,11 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             "seconds": elapsed,
             "init": init_note,
         }
-        pngs = R.plots(out, history, evals, thr, conf)
+        try:
+            pngs = R.plots(out, history, evals, thr, conf)
+        except ImportError:
+            pngs = []
+            notes.append("matplotlib is not installed: no PNG plots (pip install matplotlib)")
         training_data = {
             "sources": sources,
             "splits": desc,

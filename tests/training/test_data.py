@@ -156,6 +156,13 @@ def test_cli_errors_for_bad_data(tmp_path, syn):
     assert r.returncode == 2 and "has only Normal images" in r.stderr
     r = _cli("--data", str(syn), "--out", str(tmp_path / "o5"), "--folds", "1")
     assert r.returncode == 2 and "--folds" in r.stderr
+    # `cxrviewer train` is the same command with the same messages
+    r = subprocess.run([sys.executable, "-m", "cxrviewer", "train", "--data", str(tmp_path / "bad.csv"),
+                        "--out", str(tmp_path / "o6")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "missing column 'path'" in r.stderr and r.stderr.startswith("cxrviewer: error:")
+    r = subprocess.run([sys.executable, "-m", "cxrviewer", "evaluate", "--model", str(tmp_path / "nope"),
+                        "--data", str(syn)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no such model directory" in r.stderr
 
 
 def test_unreadable_images_are_skipped_and_listed(tmp_path):
