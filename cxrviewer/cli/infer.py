@@ -45,12 +45,14 @@ def add_parser(sub) -> None:
 
 
 def overlay_png(display_u8, cam, alpha: float = 0.4) -> bytes:
-    """The display image (gray uint8) with the map colour-mapped (jet, as the seed) on top,
+    """The display image (gray uint8, or RGB for colour files) with the map colour-mapped (jet, as the seed) on top,
     encoded as PNG."""
     import cv2
     import numpy as np
 
-    gray = cv2.cvtColor(np.ascontiguousarray(display_u8), cv2.COLOR_GRAY2BGR)
+    disp = np.ascontiguousarray(display_u8)
+    # colour PNG/JPEG radiographs come back from the display pipeline as RGB
+    gray = cv2.cvtColor(disp, cv2.COLOR_RGB2BGR if disp.ndim == 3 else cv2.COLOR_GRAY2BGR)
     heat = cv2.applyColorMap(np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     # weight the heat by the map itself so cold regions keep the radiograph readable
     a = (alpha * np.clip(cam, 0.0, 1.0))[..., None]

@@ -28,6 +28,7 @@ def folder(tmp_path, rg1_unci):
     rng = np.random.default_rng(0)
     img = (rng.random((300, 260)) * 255).astype(np.uint8)
     cv2.imwrite(str(d / "chest.png"), img)
+    cv2.imwrite(str(d / "colour.jpg"), np.dstack([img, img // 2, img]))  # an RGB radiograph photo
     (d / "broken.dcm").write_bytes(b"DICM" + b"\x00" * 50)  # not a DICOM file
     (d / "truncated.png").write_bytes((d / "chest.png").read_bytes()[:60])
     before = {p.name: p.read_bytes() for p in d.iterdir()}
@@ -65,7 +66,7 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
         "model_version",
     ]
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
-    assert set(by_name) == {"rg1.dcm", "chest.png"}
+    assert set(by_name) == {"rg1.dcm", "chest.png", "colour.jpg"}
     assert (
         by_name["rg1.dcm"]["sop_instance_uid"].startswith("1.")
         and by_name["chest.png"]["sop_instance_uid"] == ""
@@ -78,7 +79,7 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
     assert "unreadable:" in err and "broken.dcm" in err and "truncated.png" in err
     # one overlay per readable image, same size as the image, actually coloured
     pngs = sorted(cams.glob("*.png"))
-    assert len(pngs) == 2
+    assert len(pngs) == 3
     rg1_png = next(p for p in pngs if p.name.startswith("rg1_"))
     ov = cv2.imread(str(rg1_png))
     from cxrviewer.core.dicom_io import load_image
@@ -94,7 +95,7 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
     outj = tmp_path / "results.json"
     assert main(["infer", str(d), "--out", str(outj), "--model", str(resnet_dir)]) == 0
     doc = json.loads(outj.read_text())
-    assert doc["model"] == "test-resnet" and len(doc["results"]) == 2
+    assert doc["model"] == "test-resnet" and len(doc["results"]) == 3
     assert {e["path"].rsplit("/", 1)[-1] for e in doc["errors"]} == {"broken.dcm", "truncated.png"}
     assert all(e["reason"] for e in doc["errors"])
     got = {r["path"]: r["probability_abnormal"] for r in doc["results"]}
