@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tick-ms", type=float, default=5.0, help="stall-probe timer interval (default 5 ms)")
     p.add_argument("--cam", action="store_true", help="compute Grad-CAM for every image too (default: probabilities only)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    p.add_argument("--idle-s", type=float, default=3.0,
+                   help="first measure the idle event loop this long (what the machine alone costs; 0: skip)")
 
 
 def _write_folder(folder: str, n: int, size: int) -> list[str]:
@@ -91,6 +93,18 @@ def run(args: argparse.Namespace) -> dict:
             raise RuntimeError("the folder scan did not finish in time")
         _wait(app, lambda: w.current_image is not None, 30)
 
+        idle_ticks: list[float] = []
+        if args.idle_s > 0:
+            # the same probe with nothing analysing: stalls here come from the machine
+            # (other processes, the scheduler), not from the AI
+            idle = QtCore.QTimer()
+            idle.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+            idle.setInterval(max(1, round(args.tick_ms)))
+            idle.timeout.connect(lambda: idle_ticks.append(time.perf_counter()))
+            idle_ticks.append(time.perf_counter())
+            idle.start()
+            _wait(app, lambda: time.perf_counter() - idle_ticks[0] > args.idle_s, args.idle_s + 5)
+            idle.stop()
         ticks: list[float] = []
         timer = QtCore.QTimer()
         timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -113,6 +127,8 @@ def run(args: argparse.Namespace) -> dict:
         ai.settings.setValue("ai/auto_analyze", auto_before)  # the user's setting, untouched
         w.close()
         w.shutdown()
+    idle_gaps = np.diff(np.asarray(idle_ticks)) * 1e3
+    idle_stalls = np.maximum(idle_gaps - args.tick_ms, 0.0) if idle_gaps.size else None
     gaps = np.diff(np.asarray(ticks)) * 1e3
     stalls = np.maximum(gaps - args.tick_ms, 0.0) if gaps.size else np.zeros(1)
     return {
@@ -120,6 +136,8 @@ def run(args: argparse.Namespace) -> dict:
         "max_stall_ms": round(float(stalls.max()), 1),
         "p95_stall_ms": round(float(np.percentile(stalls, 95)), 1),
         "images_per_s": round((summary.done if summary else 0) / elapsed, 3) if elapsed > 0 else None,
+        "idle_max_stall_ms": round(float(idle_stalls.max()), 1) if idle_stalls is not None else None,
+        "idle_p95_stall_ms": round(float(np.percentile(idle_stalls, 95)), 1) if idle_stalls is not None else None,
         "done": summary.done if summary else 0,
         "failed": summary.failed if summary else None,
         "image_size": [args.size, args.size],
