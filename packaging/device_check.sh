@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One-shot check of the FULL (torch + CUDA) bundle on a GPU machine, through the device tool:
+#   run(command="bash packaging/device_check.sh", carry=["build/devwhl", "build/devsample"])
+# build/devwhl: wheels the GPU image lacks (pyinstaller, hooks-contrib, altgraph, pydicom,
+# platformdirs, pylibjpeg*); build/devsample/RG1_UNCI.dcm: the sample. The GPU image has no
+# PySide6 (and its wheel is over the carry limit), so the bundle has no Qt and the selftest
+# runs with --no-gui; everything else is the real spec and build.py.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+exec > >(tee "$OUT/device_check.log") 2>&1
+t0=$(date +%s)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site build/devwhl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available(), 'torchvision', torchvision.__version__)"
+python3 - <<'PY' || exit 1
+import torch
+from cxrviewer.ml.model import build_model, head_linear
+from cxrviewer.ml.registry import save_model_dir
+torch.manual_seed(0)
+m = build_model()
+with torch.no_grad():
+    head_linear(m).weight.mul_(0.05)
+save_model_dir(m.eval(), "/tmp/m/selftest-random", {"name": "selftest-random", "version": "0.0.1", "threshold": 0.5})
+PY
+echo "setup $(( $(date +%s) - t0 )) s"
+timeout 420 python3 packaging/build.py --no-sample --model /tmp/m/selftest-random --dist /tmp/d --work /tmp/w
+rc=$?; echo "build rc=$rc after $(( $(date +%s) - t0 )) s"
+cp /tmp/d/cxrviewer-size.json "$OUT/" 2>/dev/null
+tail -n 60 /tmp/w/pyinstaller.log > "$OUT/pyinstaller_tail.log" 2>/dev/null
+[ $rc -eq 0 ] || exit $rc
+ls /tmp/d/cxrviewer/_internal/torchvision/ | grep -E '\.so$'
+export -n PYTHONPATH
+for backend in torch auto; do
+  env -u PYTHONPATH CXRVIEWER_DATA_DIR=/tmp/u/d CXRVIEWER_CACHE_DIR=/tmp/u/c CXRVIEWER_LOG_DIR=/tmp/u/l \
+    timeout 120 /tmp/d/cxrviewer/cxrviewer selftest --no-gui --backend $backend \
+    --sample "$PWD/build/devsample/RG1_UNCI.dcm" --out "$OUT/export_$backend.png"
+  echo "selftest backend=$backend rc=$?"
+done
+echo "total $(( $(date +%s) - t0 )) s"
