@@ -13,8 +13,8 @@ from cxrviewer.ui.colormaps import (
     COLORMAPS,
     cam_to_index,
     colormap_rgb,
-    heat_lut,
     headless_heatmap,
+    heat_lut,
     threshold_index,
 )
 from cxrviewer.ui.export import render_export
