@@ -205,3 +205,19 @@ def test_bf16_only_within_tolerance(resnet_dir):
     assert diff is not None and e._impl.bf16 == (diff <= inf.BF16_TOLERANCE)
     # a tolerance nothing meets: bf16 is refused (fp32 is used)
     assert e._impl._bf16_ok(tolerance=-1.0) is False
+
+
+def test_cuda_torch_agrees_with_cpu(resnet_dir, engines, rg1_unci):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (GPU path checked on a GPU runner)")
+    gpu = Engine.load(resnet_dir, backend="torch", device="cuda")
+    assert gpu.device == "cuda"
+    img = _images(rg1_unci)[0]
+    a, b = gpu.predict(img), engines[1].predict(img)
+    # cuDNN/TF32 convolutions differ slightly from oneDNN fp32
+    assert abs(a.probability_abnormal - b.probability_abnormal) <= 1e-3
+    assert a.cam_class == b.cam_class and pearson(a.cam, b.cam) >= 0.999
+    auto = Engine.load(resnet_dir, backend="auto", device="auto")
+    assert auto.device == "cuda"  # ORT's CUDA provider, or torch on the GPU when ORT lacks it
