@@ -374,6 +374,7 @@ class Engine:
         self._impl = impl
         self.backend: str = impl.name
         self.device: str = impl.device
+        self._lazy_torch: Any = None
 
     @classmethod
     def load(
@@ -558,6 +559,42 @@ class Engine:
             full = np.clip(mapping.to_original(maps[0]), 0.0, 1.0).astype(np.float32, copy=False)
         ms = (time.perf_counter() - t0) * 1000.0
         return self._prediction(probs[0], full, targets[0] if targets else None, ms)
+
+    def explain(
+        self,
+        img: LoadedImage,
+        method: str = "gradcam++",
+        target_layer: str = "layer4",
+        target_class: int | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Another explanation of ``img`` through torch's general hook path (any target layer,
+        Grad-CAM or Grad-CAM++): ``(map in original geometry float32 [0, 1], class explained)``.
+
+        The ONNX Runtime backend has no gradients, so this loads the torch model once (lazily).
+        """
+        from cxrviewer.ml.cam import gradcam
+
+        torch_model = self._torch_model()
+        import torch
+
+        x, mapping = self.prepare(img)
+        t = torch.from_numpy(x)[None].to(next(torch_model.parameters()).device)
+        if target_class is None:
+            with torch.inference_mode():
+                p = softmax(torch_model(t).float().cpu().numpy())
+            target_class = self._targets(p, None)[0]
+        m = "gradcam++" if method == "gradcam++" else "hook"
+        r = gradcam(torch_model, t, target_class, method=m, target_layer=target_layer)[0]
+        return r.to_original(mapping), r.class_idx
+
+    def _torch_model(self):
+        if isinstance(self._impl, _TorchBackend):
+            return self._impl.model
+        if getattr(self, "_lazy_torch", None) is None:
+            from cxrviewer.ml.registry import load_model_dir
+
+            self._lazy_torch, _ = load_model_dir(self.model_dir)
+        return self._lazy_torch
 
     def predict_batch(self, imgs: Sequence[LoadedImage], cam: bool = False) -> list[Prediction]:
         """Predict several images in one batch (elapsed_ms is the batch's time per image)."""

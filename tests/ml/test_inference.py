@@ -221,3 +221,23 @@ def test_cuda_torch_agrees_with_cpu(resnet_dir, engines, rg1_unci):
     assert a.cam_class == b.cam_class and pearson(a.cam, b.cam) >= 0.999
     auto = Engine.load(resnet_dir, backend="auto", device="auto")
     assert auto.device == "cuda"  # ORT's CUDA provider, or torch on the GPU when ORT lacks it
+
+
+def test_explain_general_path(engines, rg1_unci):
+    ort, tch = engines
+    img = _images(rg1_unci)[0]
+    p = ort.predict(img)
+    # plain Grad-CAM through hooks at layer4 = the engine's exact map
+    m, c = ort.explain(img, method="gradcam")
+    assert c == p.cam_class and m.shape == (img.rows, img.cols) and m.dtype == np.float32
+    assert pearson(m, p.cam) >= 0.9999
+    # Grad-CAM++ at layer3, the other class, through the torch engine
+    m2, c2 = tch.explain(
+        img, method="gradcam++", target_layer="layer3", target_class=1 - p.cam_class
+    )
+    assert (
+        c2 == 1 - p.cam_class
+        and m2.shape == (img.rows, img.cols)
+        and 0 <= m2.min()
+        and m2.max() <= 1
+    )
