@@ -910,6 +910,18 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
 
 def main(args) -> dict[str, Any]:
     """Run what ``args`` asks (one training, or K folds). Raises CxrError on bad input."""
+    import torch
+
+    # run_training turns on deterministic algorithms for CPU runs; callers in the same
+    # process (the app's tests, a notebook) get their setting back.
+    prev = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _main(args)
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def _main(args) -> dict[str, Any]:
     from training import report as R
 
     dist = Dist()
