@@ -51,18 +51,19 @@ def radiograph(size: int, rng: np.random.Generator, lesion: bool) -> tuple[np.nd
 
 
 def make_dataset(root: str | os.PathLike, n_patients: int = 60, size: int = 64, seed: int = 0,
-                 layout: str = "folders", images_per_patient: int = 2) -> Path:
+                 layout: str = "folders", images_per_patient: int = 2, first_patient: int = 1) -> Path:
     """Write a labelled set under ``root`` and return the path to give ``--data``.
 
     layout: ``folders`` (normal/ abnormal/), ``csv`` (labels.csv with path,label,patient_id)
-    or ``nih`` (Data_Entry_2017.csv + images/). Half the patients are Abnormal.
+    or ``nih`` (Data_Entry_2017.csv + images/). Half the patients are Abnormal. Patient ids
+    start at ``first_patient`` (sets meant to be disjoint need disjoint ids).
     """
     import cv2
 
     root = Path(root)
     rng = np.random.default_rng(seed)
     rows, boxes = [], []
-    for p in range(1, n_patients + 1):
+    for p in range(first_patient, first_patient + n_patients):
         label = p % 2
         for k in range(images_per_patient):
             img, box = radiograph(size, rng, bool(label))

@@ -71,8 +71,10 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
                    help="data layout (default: detected from what each PATH is)")
     g.add_argument("--images", default=None, metavar="DIR",
                    help="NIH layout: folder of the images when it is not the CSV's folder (searched recursively)")
-    g.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2), metavar="TR,VA,TE",
-                   help="patient-wise train,val,test fractions (default 0.7,0.1,0.2)")
+    g.add_argument("--split", type=_fractions, default=None, metavar="TR,VA,TE",
+                   help="patient-wise train,val,test fractions (default 0.7,0.1,0.2, with no val/test cut where "
+                        "--val-data/--test-data or predefined splits provide them; an explicit --split is obeyed "
+                        "and its cuts join those sets)")
     g.add_argument("--folds", type=int, default=0, help="patient-wise stratified K-fold cross-validation (e.g. 5)")
     g.add_argument("--fold", type=int, default=None, help="with --folds: run only this fold (0-based)")
     g.add_argument("--max-images", type=int, default=0, metavar="N",
@@ -329,14 +331,15 @@ def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]
             notes.append(f"{ds.source}: predefined splits kept ({', '.join(f'{k} {len(v)}' for k, v in D.group_by_split(ds.samples).items())})")
     val_fixed += predefined["val"]
     test_fixed += predefined["test"]
-    f_tr, f_va, f_te = args.split
+    explicit = args.split is not None
+    f_tr, f_va, f_te = args.split if explicit else (0.7, 0.1, 0.2)
     if args.folds:
         if args.val_data:
             raise CxrError(None, "--folds divides the data into validation folds itself: drop --val-data")
         f_va = 0.0
-    if val_fixed:
+    if val_fixed and not explicit:
         f_va = 0.0
-    if test_fixed:
+    if test_fixed and not explicit:
         f_te = 0.0
     candidates = free + predefined["train"]
     if candidates and (f_va > 0 or f_te > 0):

@@ -214,3 +214,26 @@ def test_shared_nih_table_with_separate_images_folder(shared_data):
     got = sorted((Path(s.path).name, s.label, s.patient) for s in ds.samples)
     assert got == [("00000001_000.png", 1, "1"), ("00000002_000.png", 0, "2"), ("00000013_003.png", 1, "13")]
     assert any("have no image file" in n for n in ds.notes)
+
+
+def test_plan_splits_with_separate_sets(tmp_path):
+    from training.train import get_args_parser, plan_splits
+
+    main = make_dataset(tmp_path / "main", n_patients=40, size=16, seed=1, layout="csv")
+    val = make_dataset(tmp_path / "val", n_patients=10, size=16, seed=2, first_patient=1001)
+
+    def plan(*extra):
+        args = get_args_parser().parse_args(["--data", str(main), "--val-data", str(val), "--out", "x", *extra])
+        return plan_splits(args)[0]
+
+    sp = plan()  # default: --val-data replaces the val cut; train/test keep 0.7:0.2
+    assert len(sp["val"]) == 20 and len(sp["test"]) == 16 and len(sp["train"]) == 64  # 7:2 of 20+20 patients
+    sp = plan("--split", "0.6,0.2,0.2")  # explicit: its val cut joins the separate set
+    assert len(sp["val"]) == 20 + 16 and len(sp["test"]) == 16
+    assert D.leak_line(sp).startswith("patients in more than one split: 0 ")
+    # a separate set sharing patients with the test cut loses them (the test split wins)
+    shared = make_dataset(tmp_path / "shared", n_patients=40, size=16, seed=3)
+    args = get_args_parser().parse_args(["--data", str(main), "--val-data", str(shared), "--out", "x"])
+    sp, notes, _ = plan_splits(args)
+    assert D.leak_line(sp).startswith("patients in more than one split: 0 ")
+    assert len(sp["val"]) == 80 - len(sp["test"]) and any("dropped" in n for n in notes)

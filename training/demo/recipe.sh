@@ -17,7 +17,7 @@
 # OUT_DIR/pretrain, OUT_DIR/finetune-s*, OUT_DIR/compare-pretrain-on-nih-test, OUT_DIR/summary.txt.
 #
 # Knobs (environment): SIZE=224 PRE_EPOCHS=12 FT_EPOCHS=30 BATCH=64 PRE_LR=5e-4 FT_LR=1e-4
-# FT_PATIENCE=8 FT_AVERAGE=0 SEEDS="0 1 2" DEVICE=auto PY=python3 EXTRA="" (extra flags for every training command, e.g.
+# FT_PATIENCE=8 FT_AVERAGE=0 FT_SPLIT=0.8,0,0.2 SEEDS="0 1 2" DEVICE=auto PY=python3 EXTRA="" (extra flags for every training command, e.g.
 # EXTRA="--max-images 64" for a smoke test). Multi-GPU: LAUNCH="torchrun --standalone --nproc-per-node 8".
 set -euo pipefail
 
@@ -30,6 +30,7 @@ BATCH=${BATCH:-64}
 PRE_LR=${PRE_LR:-5e-4}
 FT_LR=${FT_LR:-1e-4}
 FT_PATIENCE=${FT_PATIENCE:-8}
+FT_SPLIT=${FT_SPLIT:-0.8,0,0.2}  # of nih-starter; e.g. 0.65,0.15,0.2 also validates on 256 px NIH images
 FT_AVERAGE=${FT_AVERAGE:-0}   # e.g. FT_EPOCHS=8 FT_LR=3e-4 FT_AVERAGE=3: fixed schedule, last 3 epochs averaged
 SEEDS=${SEEDS:-"0 1 2"}
 DEVICE=${DEVICE:-auto}
@@ -57,7 +58,7 @@ stamp "pretrain done"
 best_seed=""; best_auc=-1
 for s in $SEEDS; do
   stamp "2/3 fine-tune on NIH, seed $s"
-  $TRAIN --data "$DATA/nih-starter-256/labels.csv" --split 0.8,0,0.2 \
+  $TRAIN --data "$DATA/nih-starter-256/labels.csv" --split "$FT_SPLIT" \
     --train-data "$DATA/nih1000-64/train" --val-data "$DATA/nih1000-64/valid" \
     --init "$OUT/pretrain/model" --out "$OUT/finetune-s$s" --image-size "$SIZE" \
     --epochs "$FT_EPOCHS" --batch-size "$BATCH" --lr "$FT_LR" --patience "$FT_PATIENCE" --average-last "$FT_AVERAGE" \
