@@ -10,6 +10,7 @@ says which): timings and the Grad-CAM identity do not depend on the weights.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -202,6 +203,10 @@ def run(args: argparse.Namespace) -> dict:
         "batch_speedup_vs_default": round(batch_ips / default_ips, 2),
         "backend": engine.backend,
         "reps": reps,
+        # other processes competing for the cores make absolute times noisy; ratios are
+        # measured interleaved in one run and hold up much better
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
     }
     if args.bf16:
 
