@@ -15,30 +15,7 @@ from cxrviewer import atomic
 from cxrviewer.core.errors import CxrError
 from training import data as D
 from training import metrics as M
-
-
-def get_args_parser(add_help: bool = True, prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, add_help=add_help,
-                                description="Evaluate a model on a labelled set: metrics with 95% bootstrap intervals "
-                                            "at the card's operating threshold.")
-    p.add_argument("--model", default=None,
-                   help="registry name, model directory or run directory (default: the active model)")
-    p.add_argument("--data", required=True, action="append", metavar="PATH",
-                   help="labelled set (NIH layout, class folders or CSV, e.g. a run's splits.csv); repeatable")
-    p.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"])
-    p.add_argument("--images", default=None, metavar="DIR", help="NIH layout: the images' folder if not the CSV's")
-    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
-                   help="with predefined splits in the data: evaluate only this one")
-    p.add_argument("--threshold", type=float, default=None, help="override the card's operating threshold")
-    p.add_argument("--out", default=None, metavar="DIR", help="write report.md, metrics.json, roc.png, confusion.png here")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0, help="image-decoding threads (0: auto)")
-    p.add_argument("--max-images", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    return p
+from training.args import get_eval_args_parser as get_args_parser  # noqa: E402
 
 
 def run_args(args: argparse.Namespace, prog: str = "training.evaluate") -> int:

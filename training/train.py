@@ -32,106 +32,13 @@ from cxrviewer.core.errors import CxrError
 from training import data as D
 from training import metrics as M
 from training.checkpoint import CHECKPOINT
-from training.nets import ARCHES
 
 BEST = "best.pt"
 MODEL_DIR = "model"
 RESULTS = "metrics.json"
 
 
-# --------------------------------------------------------------------------- arguments
-
-def _fractions(s: str) -> tuple[float, float, float]:
-    try:
-        parts = [float(x) for x in s.replace("/", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--split {s!r}: expected three numbers like 0.7,0.1,0.2") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0:
-        raise argparse.ArgumentTypeError(f"--split {s!r}: expected TRAIN,VAL,TEST fractions, train > 0")
-    return tuple(parts)  # type: ignore[return-value]
-
-
-def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, add_help=add_help,
-        description="Train the Normal/Abnormal ResNet-50 on a labelled chest X-ray set "
-                    "(NIH ChestX-ray14 layout, class folders, or a CSV). Multi-GPU: torchrun --nproc-per-node N -m training ...",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument("--data", action="append", required=True, metavar="PATH",
-                   help="labelled set to split patient-wise into train/val/test (repeatable); "
-                        "predefined splits (a split column, train/ valid/ test/ folders) are kept")
-    g.add_argument("--train-data", action="append", default=[], metavar="PATH",
-                   help="extra set used for training only (patients also in val/test are dropped)")
-    g.add_argument("--val-data", action="append", default=[], metavar="PATH",
-                   help="separate validation set (model selection, threshold); no val split is then cut")
-    g.add_argument("--test-data", action="append", default=[], metavar="PATH",
-                   help="separate test set; no test split is then cut")
-    g.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"],
-                   help="data layout (default: detected from what each PATH is)")
-    g.add_argument("--images", default=None, metavar="DIR",
-                   help="NIH layout: folder of the images when it is not the CSV's folder (searched recursively)")
-    g.add_argument("--split", type=_fractions, default=None, metavar="TR,VA,TE",
-                   help="patient-wise train,val,test fractions (default 0.7,0.1,0.2, with no val/test cut where "
-                        "--val-data/--test-data or predefined splits provide them; an explicit --split is obeyed "
-                        "and its cuts join those sets)")
-    g.add_argument("--folds", type=int, default=0, help="patient-wise stratified K-fold cross-validation (e.g. 5)")
-    g.add_argument("--fold", type=int, default=None, help="with --folds: run only this fold (0-based)")
-    g.add_argument("--max-images", type=int, default=0, metavar="N",
-                   help="use at most N images of each PATH (stratified, seeded; for quick trials)")
-    g.add_argument("--image-size", type=int, default=224, help="model input size in pixels (default 224)")
-    g.add_argument("--window-policy", default="default", choices=["default", "auto"],
-                   help="preprocessing window (stored in the card; the viewer uses the same)")
-    g.add_argument("--resize", default="stretch", choices=["stretch", "letterbox"])
-    g.add_argument("--workers", type=int, default=-1,
-                   help="DataLoader worker processes (default: 0 on CPU, up to 8 per GPU); also image-decoding threads")
-
-    g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, default=50)
-    g.add_argument("--batch-size", type=int, default=32, help="per process (global batch = N x processes)")
-    g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--weight-decay", type=float, default=1e-4)
-    g.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
-    g.add_argument("--warmup-epochs", type=float, default=0.0)
-    g.add_argument("--loss", default="ce", choices=["ce", "bce"],
-                   help="ce: CrossEntropy on the 2 logits; bce: the seed's BCEWithLogits on one-hot targets")
-    g.add_argument("--class-weights", default="none", metavar="none|balanced|W0,W1",
-                   help="loss weights per class (balanced: inverse class frequency of the train split)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout before the linear head")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip (0: off)")
-    g.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better val AUC (0: off)")
-    g.add_argument("--average-last", type=int, default=0, metavar="N",
-                   help="ship the average of the last N epochs' weights (BatchNorm statistics recomputed) instead "
-                        "of the best-validation epoch: a fixed schedule for small, noisy validation sets; turns off early stopping")
-    g.add_argument("--no-hflip", dest="hflip", action="store_false",
-                   help="no horizontal flips (a flip mirrors anatomy: the heart changes side)")
-    g.add_argument("--rotation", type=float, default=10.0, help="random rotation range in degrees (±)")
-    g.add_argument("--jitter", type=float, default=0.2, help="brightness/contrast jitter (factor in [1-j, 1+j])")
-    g.add_argument("--pretrained", default="none", choices=["none", "imagenet"],
-                   help="imagenet: torchvision weights from the local torch cache only (never downloaded)")
-    g.add_argument("--init", default=None, metavar="MODEL",
-                   help="start from a model directory (or a registry name), e.g. a pretraining run's RUN_DIR/model")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
-                   help="operating threshold: the highest with validation sensitivity >= S (default: Youden's J)")
-    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-
-    g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder")
-    g.add_argument("--resume", default=None, metavar="RUN_DIR|CKPT", help="continue an interrupted run")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (DDP: one GPU per process)")
-    g.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
-                   help="bf16 autocast (auto: on for CUDA only)")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    g.add_argument("--name", default=None, help="model name in the card (default cxr-resnet50-YYYYMMDD-HHMM)")
-    g.add_argument("--model-version", default="1.0", help="model version in the card")
-    g.add_argument("--json-progress", action="store_true",
-                   help="print one JSON object per epoch on stdout (for the app)")
-    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    # Tests only: a tiny CNN exercises the loop's mechanics in seconds. Never a product model.
-    p.add_argument("--arch", default="resnet50", choices=ARCHES, help=argparse.SUPPRESS)
-    return p
-
+from training.args import get_args_parser  # noqa: E402,F401  (re-exported: torchvision-reference shape)
 
 # --------------------------------------------------------------------------- small helpers
 

@@ -10,7 +10,7 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    from training.train import get_args_parser
+    from training.args import get_args_parser
 
     parent = get_args_parser(add_help=False)
     sub.add_parser("train", parents=[parent], help="train a model (same as python -m training)",
