@@ -60,7 +60,11 @@ class Progress:
     def __call__(self, label: str, done: int, total: int, extra: str = "") -> None:
         if not self.enabled or total <= 0:
             return
-        el = time.monotonic() - self.t0
+        now = time.monotonic()
+        if done < total and now - getattr(self, "_last", 0.0) < 0.1:  # ~10 redraws a second at most
+            return
+        self._last = now
+        el = now - self.t0
         eta = el / max(done, 1) * (total - done)
         width = 24
         bar = "#" * int(width * done / total) + "-" * (width - int(width * done / total))
