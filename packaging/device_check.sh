@@ -4,7 +4,13 @@
 # build/devwhl: wheels the GPU image lacks (pyinstaller, hooks-contrib, altgraph, pydicom,
 # platformdirs, pylibjpeg*); build/devsample/RG1_UNCI.dcm: the sample. The GPU image has no
 # PySide6 (and its wheel is over the carry limit), so the bundle has no Qt and the selftest
-# runs with --no-gui; everything else is the real spec and build.py.
+# runs with --no-gui; everything else is the real spec and build.py. Fetch the wheels first:
+#   P="--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64"
+#   for w in pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9 altgraph pydicom==3.0.2 platformdirs \
+#            pylibjpeg==2.1.0 pylibjpeg-libjpeg pylibjpeg-openjpeg==2.6.0; do
+#     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp $P -d build/devwhl $w; done
+#   mkdir -p build/devsample && cp "$(python3 -c "from pydicom.data import get_testdata_file as g; print(g('RG1_UNCI.dcm'))")" build/devsample/
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
