@@ -502,6 +502,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     skipped: list[tuple[str, str]] = []
     for name in ("train", "val", "test"):
         if splits.get(name):
+            prog.start()
             caches[name] = D.build_cache(splits[name], spec, workers=max(workers, 2),
                                          progress=lambda d, t, n=name: prog(f"decoding {n}", d, t))
             skipped += caches[name].skipped
