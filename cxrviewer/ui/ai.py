@@ -188,6 +188,9 @@ class AiIntegration(QtCore.QObject):
         self.act_card.triggered.connect(self.show_card)
         self.act_reload = A("&Reload model", w)
         self.act_reload.triggered.connect(lambda: self.start(self._model_dir))
+        self.act_train = A("&Train / Refresh model…", w)
+        self.act_train.setToolTip("Train a model on labelled data in a separate process, then activate it")
+        self.act_train.triggered.connect(lambda _=False: self.show_train())
         self.act_sort = A("Sort browser by P(Abnormal)", w)
         self.act_sort.triggered.connect(self.sort_by_probability)
         self.act_filter = A("Show only images at or above the threshold", w, checkable=True)
@@ -203,7 +206,7 @@ class AiIntegration(QtCore.QObject):
             w.menuBar().addMenu(self.menu)
         self.models_menu = self.menu.addMenu("Active model")
         self.models_menu.aboutToShow.connect(self._fill_models_menu)
-        for a in (self.act_models, self.act_card, self.act_reload, None, self.act_analyze, self.act_analyze_all,
+        for a in (self.act_models, self.act_card, self.act_reload, self.act_train, None, self.act_analyze, self.act_analyze_all,
                   self.act_cancel, self.act_auto, None, self.act_heatmap, None, self.act_sort, self.act_filter):
             if a is None:
                 self.menu.addSeparator()
@@ -286,6 +289,12 @@ class AiIntegration(QtCore.QObject):
                                               self.controller.model_error or "No model is loaded.")
             return
         ModelCardDialog(m.card, self.window).exec()
+
+    def show_train(self):
+        """Model → Train / Refresh model… (modeless; training runs in a child process)."""
+        from cxrviewer.ui.train_dialog import show_for
+
+        return show_for(self)
 
     def activate(self, name: str) -> None:
         self.controller.activate_model(name)

@@ -1,0 +1,642 @@
+"""Model → Train / Refresh model…: train a model in a separate process and activate it.
+
+The training runs as ``python -m training ... --json-progress`` in a :class:`QProcess`, so the
+viewer stays responsive and a crash there (out of memory, a native fault) cannot take the viewer
+down. The child prints one JSON object per epoch and one at the end on stdout; anything else it
+prints (stdout text, stderr) goes to the log pane. Expected failures are one line on stderr with
+exit code 2, which the dialog shows as the reason.
+
+Cancel sends SIGTERM (Windows: a close request) and kills the process after
+:data:`KILL_GRACE_MS`. Training writes ``checkpoint.pt`` atomically after every finished epoch,
+so a cancelled run keeps the last finished epoch: Start again with the same output folder and
+the run continues from there (``--resume``); the epoch that was in progress is lost.
+
+At the end the run's ``report.md`` is shown, and Activate installs the run's ``model/`` into the
+registry (copied and verified in a background thread) and makes it active; the AI worker is then
+asked to load it through the same path as Model → Models… → Activate.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+#: after Cancel, how long the training process gets to exit before it is killed
+KILL_GRACE_MS = 5000
+#: the checkpoint the training writes after every epoch (training.checkpoint.CHECKPOINT)
+CHECKPOINT = "checkpoint.pt"
+
+TABLE_COLUMNS = ("Fold", "Epoch", "Train loss", "Val loss", "Val acc", "Val AUC", "LR", "s", "Best")
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def default_run_dir() -> Path:
+    """``user_data_dir()/runs/<timestamp>`` (not created here)."""
+    from cxrviewer import paths
+
+    return paths.user_data_dir() / "runs" / _timestamp()
+
+
+def training_command() -> list[str]:
+    """Program and leading arguments that start the training CLI in a child process.
+
+    A frozen (PyInstaller) build has no ``-m``: its executable is the ``cxrviewer`` command."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "train"]
+    return [sys.executable, "-m", "training"]
+
+
+def _num(v: Any, fmt: str = ".4f") -> str:
+    if isinstance(v, dict):  # metrics may come as {"value", "ci95"}
+        v = v.get("value")
+    if isinstance(v, (int, float)):
+        return format(v, fmt)
+    return "" if v is None else str(v)
+
+
+class _Publisher(QtCore.QThread):
+    """Copies and verifies a model directory into the registry off the GUI thread
+    (verification reads the weights with torch)."""
+
+    published = QtCore.Signal(object)  # ModelEntry
+    failed = QtCore.Signal(str)
+
+    def __init__(self, model_dir: str, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model_dir = model_dir
+
+    def run(self) -> None:  # noqa: D401 - QThread API
+        try:
+            from cxrviewer.ml.registry import Registry
+
+            entry = Registry().import_dir(self.model_dir, activate=True)
+        except Exception as e:  # any failure is shown in the dialog; the registry is unchanged
+            self.failed.emit(str(e) or type(e).__name__)
+            return
+        self.published.emit(entry)
+
+
+class TrainDialog(QtWidgets.QDialog):
+    """Pick data and parameters, run the training in a child process, show it live, activate.
+
+    Parameters
+    ----------
+    init_model
+        Model directory used for "Initialise from: the active model" (``None``: that choice is
+        disabled).
+    parent
+        The main window (the dialog is modeless so the viewer stays usable).
+
+    Signals
+    -------
+    epochReceived(dict)
+        one ``{"event": "epoch", ...}`` object from the training process.
+    runFinished(str, dict)
+        the process ended: ``"done"`` (with the done event), ``"error"`` (``{"message"}``),
+        ``"cancelled"`` or ``"crashed"`` (``{"message", "exit_code"}``).
+    published(object)
+        the run's model was installed and made the registry's active model (a ``ModelEntry``).
+    activateRequested(str)
+        emitted after ``published`` with the model's name: connect it to the AI worker's
+        activation (``AiIntegration.activate``) so the viewer loads the new model.
+    """
+
+    epochReceived = QtCore.Signal(dict)
+    runFinished = QtCore.Signal(str, dict)
+    published = QtCore.Signal(object)
+    activateRequested = QtCore.Signal(str)
+
+    def __init__(self, init_model: str | os.PathLike | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train / Refresh model")
+        self.setModal(False)
+        self.resize(900, 760)
+        self.init_model = None if init_model is None else os.fspath(init_model)
+        self.process: QtCore.QProcess | None = None
+        self.epochs: list[dict] = []
+        self.done_event: dict | None = None
+        self.status: str = "idle"  # idle, running, done, error, cancelled, crashed
+        self.error_message: str | None = None
+        self.entry = None  # the published ModelEntry
+        self._cancelled = False
+        self._out_buf = b""
+        self._err_buf = b""
+        self._stderr_lines: list[str] = []
+        self._publisher: _Publisher | None = None
+        self._kill_timer = QtCore.QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+        self._build()
+
+    # ------------------------------------------------------------------ widgets
+    def _build(self) -> None:
+        lay = QtWidgets.QVBoxLayout(self)
+        form_box = QtWidgets.QGroupBox("Run")
+        form = QtWidgets.QFormLayout(form_box)
+
+        self.data_edit = QtWidgets.QLineEdit()
+        self.data_edit.setPlaceholderText("labelled set: class folders (normal/, abnormal/), NIH layout, or a CSV")
+        b_folder = QtWidgets.QPushButton("Folder…")
+        b_folder.clicked.connect(self._pick_data_folder)
+        b_csv = QtWidgets.QPushButton("CSV…")
+        b_csv.clicked.connect(self._pick_data_csv)
+        form.addRow("Data", self._row(self.data_edit, b_folder, b_csv))
+
+        self.out_edit = QtWidgets.QLineEdit(str(default_run_dir()))
+        self.out_edit.setToolTip("Run folder: checkpoints, report, the trained model/. A folder holding an "
+                                 "unfinished run is continued (--resume).")
+        b_out = QtWidgets.QPushButton("Browse…")
+        b_out.clicked.connect(self._pick_out)
+        form.addRow("Output folder", self._row(self.out_edit, b_out))
+
+        self.name_edit = QtWidgets.QLineEdit(f"cxr-resnet50-{_timestamp()}")
+        self.name_edit.setToolTip("Model name in the card and the registry")
+        form.addRow("Model name", self.name_edit)
+
+        self.epochs_spin = QtWidgets.QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setValue(10)
+        self.batch_spin = QtWidgets.QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setValue(32)
+        self.lr_edit = QtWidgets.QLineEdit("1e-4")
+        self.lr_edit.setMaximumWidth(90)
+        self.size_spin = QtWidgets.QSpinBox()
+        self.size_spin.setRange(16, 2048)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setValue(224)
+        form.addRow("Epochs / batch / LR / image size",
+                    self._row(self.epochs_spin, self.batch_spin, self.lr_edit, self.size_spin, stretch=True))
+
+        self.init_combo = QtWidgets.QComboBox()
+        self.init_combo.addItem("the active model" + (f" ({Path(self.init_model).name})" if self.init_model else ""),
+                                "active")
+        self.init_combo.addItem("scratch (random weights)", "scratch")
+        self.init_combo.addItem("ImageNet weights (local torch cache only)", "imagenet")
+        if self.init_model is None:
+            self.init_combo.model().item(0).setEnabled(False)
+            self.init_combo.setCurrentIndex(1)
+        self.device_combo = QtWidgets.QComboBox()
+        self.device_combo.setEditable(True)
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        form.addRow("Initialise from / device", self._row(self.init_combo, self.device_combo, stretch=True))
+
+        self.extra_edit = QtWidgets.QLineEdit()
+        self.extra_edit.setPlaceholderText("more options of `cxrviewer train`, e.g. --max-images 2000 --patience 5")
+        form.addRow("Extra arguments", self.extra_edit)
+        lay.addWidget(form_box)
+        self.form_box = form_box
+
+        # -- live view: table + plot
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        split.addWidget(self.table)
+        self.plot = None
+        try:
+            import pyqtgraph as pg
+
+            self.plot = pg.PlotWidget()
+            self.plot.setLabel("bottom", "epoch")
+            self.plot.addLegend(offset=(-10, 10))
+            self.plot.showGrid(x=True, y=True, alpha=0.3)
+            self._curves = {
+                "train_loss": self.plot.plot([], [], pen=pg.mkPen("#4ea1ff", width=2), symbol="o", symbolSize=5, name="train loss"),
+                "val_loss": self.plot.plot([], [], pen=pg.mkPen("#ffa94e", width=2), symbol="o", symbolSize=5, name="val loss"),
+                "val_auc": self.plot.plot([], [], pen=pg.mkPen("#5fd35f", width=2), symbol="t", symbolSize=6, name="val AUC"),
+            }
+            split.addWidget(self.plot)
+        except Exception:  # the plot is a nicety; the table carries the same numbers
+            self._curves = {}
+        split.setSizes([520, 380])
+
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(split, "Progress")
+        self.log = QtWidgets.QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.tabs.addTab(self.log, "Log")
+        self.report = QtWidgets.QTextBrowser()
+        self.report.setOpenExternalLinks(True)
+        self.tabs.addTab(self.report, "Report")
+        lay.addWidget(self.tabs, 1)
+
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("epoch %v/%m")
+        lay.addWidget(self.progress)
+        self.status_label = QtWidgets.QLabel("Choose the data and press Start.")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.status_label)
+
+        bb = QtWidgets.QDialogButtonBox()
+        self.start_button = bb.addButton("Start", QtWidgets.QDialogButtonBox.ActionRole)
+        self.cancel_button = bb.addButton("Cancel training", QtWidgets.QDialogButtonBox.ActionRole)
+        self.activate_button = bb.addButton("Activate", QtWidgets.QDialogButtonBox.ActionRole)
+        self.activate_button.setToolTip("Install the trained model in the registry, make it active and load it")
+        self.close_button = bb.addButton(QtWidgets.QDialogButtonBox.Close)
+        self.start_button.clicked.connect(lambda _=False: self.start())
+        self.cancel_button.clicked.connect(lambda _=False: self.cancel())
+        self.activate_button.clicked.connect(lambda _=False: self.activate())
+        bb.rejected.connect(self.close)
+        self.cancel_button.setEnabled(False)
+        self.activate_button.setEnabled(False)
+        lay.addWidget(bb)
+
+    @staticmethod
+    def _row(*widgets: QtWidgets.QWidget, stretch: bool = False) -> QtWidgets.QWidget:
+        w = QtWidgets.QWidget()
+        h = QtWidgets.QHBoxLayout(w)
+        h.setContentsMargins(0, 0, 0, 0)
+        for x in widgets:
+            h.addWidget(x)
+        if stretch:
+            h.addStretch(1)
+        return w
+
+    def _pick_data_folder(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
+        if d:
+            self.data_edit.setText(d)
+
+    def _pick_data_csv(self) -> None:
+        f, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Training data CSV", self.data_edit.text(),
+                                                     "CSV files (*.csv);;All files (*)")
+        if f:
+            self.data_edit.setText(f)
+
+    def _pick_out(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Output folder", str(Path(self.out_edit.text()).parent))
+        if d:
+            self.out_edit.setText(d)
+
+    # ------------------------------------------------------------------ command
+    def arguments(self) -> list[str]:
+        """The training CLI's arguments for the current form (raises ValueError with a
+        message for the user when a field is wrong)."""
+        data = self.data_edit.text().strip()
+        if not data:
+            raise ValueError("Choose the training data (a folder or a CSV).")
+        if not Path(data).exists():
+            raise ValueError(f"{data}: no such file or folder")
+        out = self.out_edit.text().strip()
+        if not out:
+            raise ValueError("Choose an output folder.")
+        try:
+            lr = float(self.lr_edit.text())
+        except ValueError:
+            raise ValueError(f"learning rate {self.lr_edit.text()!r}: expected a number like 1e-4") from None
+        if not lr > 0:
+            raise ValueError("the learning rate must be > 0")
+        try:
+            extra = shlex.split(self.extra_edit.text(), posix=os.name != "nt")
+        except ValueError as e:
+            raise ValueError(f"extra arguments: {e}") from None
+        out_p = Path(out).absolute()
+        args = ["--data", str(Path(data).absolute()), "--out", str(out_p),
+                "--epochs", str(self.epochs_spin.value()), "--batch-size", str(self.batch_spin.value()),
+                "--lr", repr(lr), "--image-size", str(self.size_spin.value()),
+                "--device", self.device_combo.currentText().strip() or "auto", "--json-progress"]
+        name = self.name_edit.text().strip()
+        if name:
+            args += ["--name", name]
+        init = self.init_combo.currentData()
+        if init == "active" and self.init_model:
+            args += ["--init", self.init_model]
+        elif init == "imagenet":
+            args += ["--pretrained", "imagenet"]
+        if (out_p / CHECKPOINT).is_file() and "--resume" not in extra:
+            # an interrupted (e.g. cancelled) run in this folder: continue it
+            args += ["--resume", str(out_p)]
+        return args + extra
+
+    # ------------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QtCore.QProcess.ProcessState.NotRunning
+
+    def start(self) -> bool:
+        """Start the training process; False (and the reason shown) when the form is incomplete."""
+        if self.running:
+            return False
+        try:
+            args = self.arguments()
+        except ValueError as e:
+            self._set_status(str(e), error=True)
+            return False
+        self._reset_run()
+        prog, *lead = training_command()
+        proc = QtCore.QProcess(self)
+        env = QtCore.QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("PYTHONIOENCODING", "utf-8")
+        proc.setProcessEnvironment(env)
+        proc.setProgram(prog)
+        proc.setArguments(lead + args)
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._on_finished)
+        proc.errorOccurred.connect(self._on_process_error)
+        self.process = proc
+        self.status = "running"
+        self.log.appendPlainText("$ " + " ".join(shlex.quote(a) for a in [prog, *lead, *args]))
+        self._set_status("Starting the training process…")
+        self._set_running_ui(True)
+        self.progress.setRange(0, self.epochs_spin.value())
+        self.progress.setValue(0)
+        self.tabs.setCurrentIndex(0)
+        proc.start()
+        return True
+
+    def _reset_run(self) -> None:
+        self.epochs.clear()
+        self.done_event = None
+        self.error_message = None
+        self.entry = None
+        self._cancelled = False
+        self._out_buf = self._err_buf = b""
+        self._stderr_lines = []
+        self.table.setRowCount(0)
+        self.report.clear()
+        for c in self._curves.values():
+            c.setData([], [])
+
+    def _set_running_ui(self, running: bool) -> None:
+        self.form_box.setEnabled(not running)
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.activate_button.setEnabled(False)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #ff6b6b;" if error else "")
+
+    def cancel(self) -> None:
+        """Stop the training: terminate now, kill after :data:`KILL_GRACE_MS`."""
+        if not self.running:
+            return
+        self._cancelled = True
+        self.cancel_button.setEnabled(False)
+        self._set_status("Stopping the training process…")
+        self.process.terminate()
+        self._kill_timer.start(KILL_GRACE_MS)
+
+    def _kill(self) -> None:
+        if self.running:
+            self.log.appendPlainText("(the process did not stop in time: killed)")
+            self.process.kill()
+
+    def shutdown(self, wait_ms: int = 3000) -> None:
+        """Stop a running training and wait for it (the viewer is closing)."""
+        if self.running:
+            self._cancelled = True
+            self.process.kill()
+            self.process.waitForFinished(wait_ms)
+        if self._publisher is not None:
+            self._publisher.wait(30000)
+
+    # ------------------------------------------------------------------ output
+    def _read_stdout(self) -> None:
+        self._out_buf += bytes(self.process.readAllStandardOutput())
+        *lines, self._out_buf = self._out_buf.split(b"\n")
+        for raw in lines:
+            self._stdout_line(raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def _read_stderr(self) -> None:
+        self._err_buf += bytes(self.process.readAllStandardError())
+        *lines, self._err_buf = self._err_buf.split(b"\n")
+        for raw in lines:
+            self._stderr_line(raw.decode("utf-8", "replace"))
+
+    def _stderr_line(self, line: str) -> None:
+        line = line.split("\r")[-1].rstrip()  # progress bars redraw with \r (terminals only)
+        if not line:
+            return
+        self._stderr_lines = (self._stderr_lines + [line])[-50:]
+        self.log.appendPlainText(line)
+
+    def _stdout_line(self, line: str) -> None:
+        if line.startswith("{"):
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                ev = None
+            if isinstance(ev, dict) and ev.get("event") == "epoch":
+                self._on_epoch(ev)
+                return
+            if isinstance(ev, dict) and ev.get("event") == "done":
+                self._on_done_event(ev)
+                return
+        if line.strip():
+            self.log.appendPlainText(line)
+
+    def _on_epoch(self, ev: dict) -> None:
+        self.epochs.append(ev)
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        fold = ev.get("fold")
+        vals = ("" if fold is None else str(int(fold) + 1), f"{ev.get('epoch')}/{ev.get('epochs')}",
+                _num(ev.get("train_loss")), _num(ev.get("val_loss")), _num(ev.get("val_accuracy"), ".3f"),
+                _num(ev.get("val_auc")), _num(ev.get("lr"), ".2e"), _num(ev.get("seconds"), ".1f"),
+                "★" if ev.get("best") else "")
+        for c, v in enumerate(vals):
+            it = QtWidgets.QTableWidgetItem(v)
+            it.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(r, c, it)
+        self.table.scrollToBottom()
+        same_fold = [e for e in self.epochs if e.get("fold") == fold]
+        xs = [float(e.get("epoch", i + 1)) for i, e in enumerate(same_fold)]
+        for key, curve in self._curves.items():
+            pts = [(x, e.get(key)) for x, e in zip(xs, same_fold, strict=True) if isinstance(e.get(key), (int, float))]
+            curve.setData([p[0] for p in pts], [p[1] for p in pts])
+        total = int(ev.get("epochs") or self.progress.maximum() or 1)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(int(ev.get("epoch") or 0), total))
+        self._set_status(f"Epoch {ev.get('epoch')}/{total}{'' if fold is None else f' (fold {int(fold) + 1})'}: "
+                         f"train loss {_num(ev.get('train_loss'))}, val loss {_num(ev.get('val_loss'))}, "
+                         f"val AUC {_num(ev.get('val_auc'))}")
+        self.epochReceived.emit(ev)
+
+    def _on_done_event(self, ev: dict) -> None:
+        self.done_event = ev
+        self.progress.setValue(self.progress.maximum())  # early stopping ends before the last epoch
+        rep = ev.get("report")
+        if rep and Path(rep).is_file():
+            try:
+                text = Path(rep).read_text(encoding="utf-8")
+            except OSError as e:
+                text = f"(could not read {rep}: {e})"
+            # relative image links (roc.png, curves.png) resolve against the run folder
+            self.report.document().setBaseUrl(QtCore.QUrl.fromLocalFile(str(Path(rep).parent) + os.sep))
+            self.report.setSearchPaths([str(Path(rep).parent)])
+            self.report.setMarkdown(text)
+            self.tabs.setCurrentWidget(self.report)
+
+    def _on_process_error(self, err: QtCore.QProcess.ProcessError) -> None:
+        if err == QtCore.QProcess.ProcessError.FailedToStart:
+            msg = f"The training process could not start: {self.process.errorString()}"
+            self.error_message = msg
+            self.status = "error"
+            self.log.appendPlainText(msg)
+            self._set_status(msg, error=True)
+            self._set_running_ui(False)
+            self.runFinished.emit("error", {"message": msg})
+
+    def _on_finished(self, exit_code: int, exit_status: QtCore.QProcess.ExitStatus) -> None:
+        self._kill_timer.stop()
+        # what is left in the pipes after the last newline
+        if self.process is not None:
+            self._out_buf += bytes(self.process.readAllStandardOutput())
+            self._err_buf += bytes(self.process.readAllStandardError())
+        for raw in self._out_buf.split(b"\n"):
+            self._stdout_line(raw.decode("utf-8", "replace").rstrip("\r"))
+        for raw in self._err_buf.split(b"\n"):
+            self._stderr_line(raw.decode("utf-8", "replace"))
+        self._out_buf = self._err_buf = b""
+        self._set_running_ui(False)
+        crashed = exit_status == QtCore.QProcess.ExitStatus.CrashExit
+        out = self.out_edit.text().strip()
+        if self._cancelled:
+            self.status = "cancelled"
+            ck = Path(out) / CHECKPOINT
+            if ck.is_file():
+                n = len(self.epochs)
+                msg = (f"Cancelled. {ck} keeps the last finished epoch ({n}); press Start with the same output "
+                       "folder to continue from it. The epoch in progress is lost.")
+            else:
+                msg = "Cancelled before the first epoch finished: nothing was saved. Start begins again."
+            self._set_status(msg)
+            self.log.appendPlainText(msg)
+            self.runFinished.emit("cancelled", {"message": msg, "exit_code": exit_code})
+        elif not crashed and exit_code == 0 and self.done_event is not None:
+            self.status = "done"
+            model_dir = self.done_event.get("model_dir")
+            auc = _num(self.done_event.get("auc"))
+            if model_dir:
+                self._set_status(f"Done: test AUC {auc}, threshold {_num(self.done_event.get('threshold'), '.3f')}. "
+                                 "Read the report, then Activate to install and use this model.")
+            else:
+                self._set_status(f"Done (test AUC {auc}), but this run produced no model directory to activate.")
+            self.activate_button.setEnabled(bool(model_dir))
+            self.runFinished.emit("done", dict(self.done_event))
+        elif not crashed and exit_code == 2:
+            errs = [ln for ln in self._stderr_lines if "error:" in ln] or self._stderr_lines
+            msg = errs[-1] if errs else "training failed (exit code 2)"
+            self.status = "error"
+            self.error_message = msg
+            self._set_status(msg, error=True)
+            self.runFinished.emit("error", {"message": msg, "exit_code": exit_code})
+        else:
+            tail = self._stderr_lines[-1] if self._stderr_lines else ""
+            how = "crashed" if crashed else f"ended with exit code {exit_code}"
+            msg = f"The training process {how}{': ' + tail if tail else ''}. The viewer is unaffected; see the Log tab."
+            self.status = "crashed"
+            self.error_message = msg
+            self._set_status(msg, error=True)
+            self.tabs.setCurrentWidget(self.log)
+            self.runFinished.emit("crashed", {"message": msg, "exit_code": exit_code})
+
+    # ------------------------------------------------------------------ activate
+    def activate(self) -> None:
+        """Install the run's model into the registry and make it active (in a thread), then
+        emit :attr:`published` and :attr:`activateRequested`."""
+        if self.done_event is None or not self.done_event.get("model_dir") or self._publisher is not None:
+            return
+        self.activate_button.setEnabled(False)
+        self._set_status("Installing the model (copying and verifying the weights)…")
+        pub = _Publisher(str(self.done_event["model_dir"]), self)
+        pub.published.connect(self._on_published)
+        pub.failed.connect(self._on_publish_failed)
+        pub.finished.connect(self._publisher_done)
+        self._publisher = pub
+        pub.start()
+
+    def _publisher_done(self) -> None:
+        if self._publisher is not None:
+            self._publisher.deleteLater()
+        self._publisher = None
+
+    def _on_published(self, entry) -> None:
+        self.entry = entry
+        self._set_status(f"Installed {entry.name} {entry.version} and made it the active model "
+                         f"(roll back: Model → Models…). The viewer is loading it.")
+        self.published.emit(entry)
+        self.activateRequested.emit(entry.name)
+
+    def _on_publish_failed(self, msg: str) -> None:
+        self._set_status(f"Could not install the model: {msg}", error=True)
+        self.activate_button.setEnabled(True)
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt name
+        if self.running:
+            ans = QtWidgets.QMessageBox.question(
+                self, "Training is running",
+                "Stop the training? The last finished epoch stays in the run folder's checkpoint.")
+            if ans != QtWidgets.QMessageBox.StandardButton.Yes:
+                ev.ignore()
+                return
+            self.cancel()
+            if self.process is not None:
+                self.process.waitForFinished(KILL_GRACE_MS)
+                self._kill()
+        if self._publisher is not None:
+            self._publisher.wait(30000)
+        super().closeEvent(ev)
+
+    def reject(self) -> None:  # Esc: same as Close
+        self.close()
+
+
+def show_for(ai) -> TrainDialog:
+    """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.AiIntegration`:
+    "the active model" is the one the viewer uses, and Activate loads the new model in the
+    AI worker (the Models dialog's path)."""
+    dlg = getattr(ai, "_train_dialog", None)
+    if dlg is None:
+        dlg = TrainDialog(active_model_dir(ai), ai.window)
+        dlg.activateRequested.connect(ai.activate)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(dlg.shutdown)
+        ai._train_dialog = dlg
+    dlg.show()
+    dlg.raise_()
+    dlg.activateWindow()
+    return dlg
+
+
+def active_model_dir(ai) -> str | None:
+    """The directory of the model the viewer uses (an explicit model dir, else the loaded
+    registry model, else the registry's active one), or None."""
+    explicit = getattr(ai, "_model_dir", None)
+    if explicit:
+        return explicit
+    try:
+        from cxrviewer.ml.registry import Registry  # card.json files only: no torch
+
+        reg = Registry()
+        m = ai.controller.model
+        if m is not None:
+            return str(reg.get(m.name).path)
+        e = reg.active()
+        return None if e is None else str(e.path)
+    except Exception:  # no readable registry: "the active model" is simply not offered
+        return None
