@@ -204,6 +204,7 @@ class TrainDialog(QtWidgets.QDialog):
         self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         split.addWidget(self.table)
         self.plot = None
         try:
@@ -254,7 +255,7 @@ class TrainDialog(QtWidgets.QDialog):
         self.start_button.clicked.connect(lambda _=False: self.start())
         self.cancel_button.clicked.connect(lambda _=False: self.cancel())
         self.activate_button.clicked.connect(lambda _=False: self.activate())
-        bb.rejected.connect(self.close)
+        bb.rejected.connect(self.reject)
         self.cancel_button.setEnabled(False)
         self.activate_button.setEnabled(False)
         lay.addWidget(bb)
@@ -585,24 +586,22 @@ class TrainDialog(QtWidgets.QDialog):
         self.activate_button.setEnabled(True)
 
     # ------------------------------------------------------------------ closing
-    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt name
+    def reject(self) -> None:
+        """Close, Esc and the window's close box (QDialog.closeEvent calls this): while a
+        training runs, ask first; the dialog stays open unless the user stops it."""
         if self.running:
             ans = QtWidgets.QMessageBox.question(
                 self, "Training is running",
                 "Stop the training? The last finished epoch stays in the run folder's checkpoint.")
             if ans != QtWidgets.QMessageBox.StandardButton.Yes:
-                ev.ignore()
                 return
             self.cancel()
-            if self.process is not None:
-                self.process.waitForFinished(KILL_GRACE_MS)
+            if self.process is not None and not self.process.waitForFinished(KILL_GRACE_MS):
                 self._kill()
+                self.process.waitForFinished(KILL_GRACE_MS)
         if self._publisher is not None:
             self._publisher.wait(30000)
-        super().closeEvent(ev)
-
-    def reject(self) -> None:  # Esc: same as Close
-        self.close()
+        super().reject()
 
 
 def show_for(ai) -> TrainDialog:

@@ -133,6 +133,8 @@ def test_bad_data_shows_the_error_line_and_the_dialog_is_usable_again(qtbot, ai,
     assert info["message"] in dlg.log.toPlainText()
     assert not dlg.running and dlg.start_button.isEnabled() and dlg.form_box.isEnabled()
     assert not dlg.activate_button.isEnabled() and not dlg.cancel_button.isEnabled()
+    # nothing running: Close closes (the close box goes through the same reject())
+    assert dlg.close() and not dlg.isVisible()
 
 
 def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_path):
