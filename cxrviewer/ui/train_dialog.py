@@ -153,16 +153,18 @@ class TrainDialog(QtWidgets.QDialog):
         b_csv.clicked.connect(self._pick_data_csv)
         form.addRow("Data", self._row(self.data_edit, b_folder, b_csv))
 
-        self.out_edit = QtWidgets.QLineEdit(str(default_run_dir()))
+        self.out_edit = QtWidgets.QLineEdit()
         self.out_edit.setToolTip("Run folder: checkpoints, report, the trained model/. A folder holding an "
                                  "unfinished run is continued (--resume).")
         b_out = QtWidgets.QPushButton("Browse…")
         b_out.clicked.connect(self._pick_out)
         form.addRow("Output folder", self._row(self.out_edit, b_out))
 
-        self.name_edit = QtWidgets.QLineEdit(f"cxr-resnet50-{_timestamp()}")
+        self.name_edit = QtWidgets.QLineEdit()
         self.name_edit.setToolTip("Model name in the card and the registry")
         form.addRow("Model name", self.name_edit)
+        self._defaults: tuple[str, str] = ("", "")
+        self._fresh_defaults()
 
         self.epochs_spin = QtWidgets.QSpinBox()
         self.epochs_spin.setRange(1, 1000)
@@ -259,6 +261,16 @@ class TrainDialog(QtWidgets.QDialog):
         self.cancel_button.setEnabled(False)
         self.activate_button.setEnabled(False)
         lay.addWidget(bb)
+
+    def _fresh_defaults(self) -> None:
+        """A new timestamped run folder and model name, where the user kept the defaults
+        (a second run must not resume the finished one nor clash with its name)."""
+        out, name = str(default_run_dir()), f"cxr-resnet50-{_timestamp()}"
+        if self.out_edit.text() in ("", self._defaults[0]):
+            self.out_edit.setText(out)
+        if self.name_edit.text() in ("", self._defaults[1]):
+            self.name_edit.setText(name)
+        self._defaults = (out, name)
 
     @staticmethod
     def _row(*widgets: QtWidgets.QWidget, stretch: bool = False) -> QtWidgets.QWidget:
@@ -408,8 +420,10 @@ class TrainDialog(QtWidgets.QDialog):
         """Stop a running training and wait for it (the viewer is closing)."""
         if self.running:
             self._cancelled = True
-            self.process.kill()
-            self.process.waitForFinished(wait_ms)
+            self.process.terminate()
+            if not self.process.waitForFinished(wait_ms):
+                self.process.kill()
+                self.process.waitForFinished(wait_ms)
         if self._publisher is not None:
             self._publisher.wait(30000)
 
@@ -536,6 +550,7 @@ class TrainDialog(QtWidgets.QDialog):
             else:
                 self._set_status(f"Done (test AUC {auc}), but this run produced no model directory to activate.")
             self.activate_button.setEnabled(bool(model_dir))
+            self._fresh_defaults()
             self.runFinished.emit("done", dict(self.done_event))
         elif not crashed and exit_code == 2:
             errs = [ln for ln in self._stderr_lines if "error:" in ln] or self._stderr_lines
@@ -604,6 +619,29 @@ class TrainDialog(QtWidgets.QDialog):
         super().reject()
 
 
+class _QuitGuard(QtCore.QObject):
+    """On the main window: closing the viewer while a training runs asks first (the training
+    process ends with the viewer; its checkpoint keeps the last finished epoch)."""
+
+    def __init__(self, dialog: TrainDialog, window: QtWidgets.QWidget) -> None:
+        super().__init__(dialog)
+        self.dialog = dialog
+        window.installEventFilter(self)  # installed after the AI's filter: runs before it
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        if ev.type() != QtCore.QEvent.Type.Close or not self.dialog.running:
+            return False
+        ans = QtWidgets.QMessageBox.question(
+            obj, "Training is running",
+            "A training is running. Quit anyway? The training stops; the last finished epoch stays in "
+            "its checkpoint and Start with the same output folder continues it.")
+        if ans != QtWidgets.QMessageBox.StandardButton.Yes:
+            ev.ignore()
+            return True  # the window stays open
+        self.dialog.shutdown()
+        return False
+
+
 def show_for(ai) -> TrainDialog:
     """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.AiIntegration`:
     "the active model" is the one the viewer uses, and Activate loads the new model in the
@@ -615,6 +653,7 @@ def show_for(ai) -> TrainDialog:
         app = QtWidgets.QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(dlg.shutdown)
+        dlg._quit_guard = _QuitGuard(dlg, ai.window)
         ai._train_dialog = dlg
     dlg.show()
     dlg.raise_()

@@ -80,7 +80,7 @@ def test_menu_opens_dialog_training_runs_live_and_activate_loads_the_model(qtbot
     assert Path(dlg.out_edit.text()).parent == tmp_path / "data" / "runs"
 
     data = make_dataset(tmp_path / "syn", n_patients=12, size=32, seed=8)
-    out = tmp_path / "run"
+    out = Path(dlg.out_edit.text())
     _fill(dlg, data, out, epochs=2, batch=8, size=32, extra=FAST, name="dialog-test")
     seen: list[tuple[str, object]] = []
     dlg.epochReceived.connect(lambda ev: seen.append(("epoch", ev["epoch"])))
@@ -100,6 +100,9 @@ def test_menu_opens_dialog_training_runs_live_and_activate_loads_the_model(qtbot
     assert dlg.tabs.currentWidget() is dlg.report
     assert "dialog-test" in dlg.report.toPlainText()
     assert dlg.activate_button.isEnabled() and not dlg.running
+    # a second Start would be a new run: a fresh default folder (the user's name is kept)
+    assert Path(dlg.out_edit.text()) != out and Path(dlg.out_edit.text()).parent == out.parent
+    assert dlg.name_edit.text() == "dialog-test"
 
     with qtbot.waitSignal(ai.controller.modelChanged, timeout=60_000) as loaded:
         dlg.activate_button.click()
@@ -137,7 +140,7 @@ def test_bad_data_shows_the_error_line_and_the_dialog_is_usable_again(qtbot, ai,
     assert dlg.close() and not dlg.isVisible()
 
 
-def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_path):
+def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_path, monkeypatch):
     dlg = ai.show_train()
     data = make_dataset(tmp_path / "syn", n_patients=24, size=32, seed=3)
     out = tmp_path / "run"
@@ -145,6 +148,12 @@ def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_pa
     with qtbot.waitSignal(dlg.epochReceived, timeout=60_000):
         assert dlg.start()
     proc = dlg.process
+    # closing the viewer while it trains asks first; "No" keeps both open and running
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[1]) or QtWidgets.QMessageBox.StandardButton.No)
+    assert not ai.window.close()
+    assert asked == ["Training is running"] and ai.window.isVisible() and dlg.running
     with qtbot.waitSignal(dlg.runFinished, timeout=30_000) as blk:
         dlg.cancel()
     assert blk.args[0] == "cancelled"
