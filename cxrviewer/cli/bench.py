@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
             if e.name == f"cxrviewer.bench.{name}":
                 continue
             raise
-        bp = bsub.add_parser(name, help=(mod.__doc__ or name).strip().splitlines()[0])
+        bp = bsub.add_parser(name, help=(mod.__doc__ or name).strip().splitlines()[0].replace("%", "%%"))
         bp.add_argument("--json", action="store_true", help="print JSON (the default output anyway)")
         mod.add_arguments(bp)
         bp.set_defaults(func=_runner(mod))

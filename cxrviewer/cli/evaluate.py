@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
     from training.args import get_eval_args_parser as get_args_parser
 
     parent = get_args_parser(add_help=False)
-    sub.add_parser("evaluate", parents=[parent], help="evaluate a model on any labelled set (metrics with 95% CIs)",
+    sub.add_parser("evaluate", parents=[parent], help="evaluate a model on any labelled set (metrics with 95%% CIs)",
                    description=parent.description).set_defaults(func=run)
 
 
