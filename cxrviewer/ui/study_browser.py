@@ -378,20 +378,7 @@ class StudyBrowser(QtWidgets.QWidget):
     def set_badge(self, instance_path: str, text: str, value: float | None) -> None:
         """Show an AI result for one image (e.g. ``"0.82 Abnormal"``) with a sortable value
         (``None`` clears the numeric value: the row sorts below analysed ones)."""
-        it = self.model.by_path.get(instance_path)
-        if it is None:
-            return
-        parent = it.parent() or self.model.invisibleRootItem()
-        cell = parent.child(it.row(), COL_AI)
-        cell.setText(text)
-        cell.setData(None if value is None else float(value), BADGE_ROLE)
-        cell.setData(-1.0 if value is None else float(value), SORT_ROLE)
-        if value is not None:
-            # Colour: red above 0.5 fades to green below (the AI layer may restyle).
-            v = max(0.0, min(1.0, float(value)))
-            cell.setForeground(QtGui.QBrush(QtGui.QColor.fromHsvF((1.0 - v) * 0.33, 0.7, 0.95)))
-        self.view.setColumnHidden(COL_AI, False)
-        self.proxy.invalidate()
+        self.set_badges([(instance_path, text, value)])
 
     def set_badges(self, items: list[tuple[str, str, float | None]]) -> None:
         """Many badges at once (an AI folder run): the cells change with the model's signals
@@ -410,6 +397,7 @@ class StudyBrowser(QtWidgets.QWidget):
                 cell.setData(None if value is None else float(value), BADGE_ROLE)
                 cell.setData(-1.0 if value is None else float(value), SORT_ROLE)
                 if value is not None:
+                    # Colour: red above 0.5 fades to green below (the AI layer may restyle).
                     v = max(0.0, min(1.0, float(value)))
                     cell.setForeground(QtGui.QBrush(QtGui.QColor.fromHsvF((1.0 - v) * 0.33, 0.7, 0.95)))
                 touched.setdefault(id(parent), (parent, []))[1].append(it.row())
