@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
-import socket
 import stat
 from pathlib import Path
 
@@ -123,28 +122,6 @@ def readonly_source(tmp_path, monkeypatch):
     assert after == before, "a source file or folder changed"
     for dirpath, _dirs, _files in os.walk(src):
         os.chmod(dirpath, 0o755)
-
-
-@pytest.fixture()
-def no_network(monkeypatch):
-    calls: list[str] = []
-
-    def refuse(name):
-        def f(*a, **kw):
-            calls.append(name)
-            raise OSError(f"network disabled in this test ({name})")
-
-        return f
-
-    class NoSocket(socket.socket):
-        def __init__(self, *a, **kw):
-            calls.append("socket.socket")
-            raise OSError("network disabled in this test (socket.socket)")
-
-    monkeypatch.setattr(socket, "socket", NoSocket)
-    for name in ("create_connection", "getaddrinfo", "gethostbyname", "socketpair"):
-        monkeypatch.setattr(socket, name, refuse(name))
-    return calls
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import socket
 import stat
 from pathlib import Path
 
@@ -119,29 +118,7 @@ def test_export_into_the_read_only_folder_fails_cleanly(readonly_source, capsys)
     assert attempts  # it was tried, refused, and left nothing (the snapshot check)
 
 
-# --- no network ------------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def no_network(monkeypatch):
-    calls: list[str] = []
-
-    def refuse(name):
-        def f(*a, **kw):
-            calls.append(name)
-            raise OSError(f"network disabled in this test ({name})")
-
-        return f
-
-    class NoSocket(socket.socket):
-        def __init__(self, *a, **kw):
-            calls.append("socket.socket")
-            raise OSError("network disabled in this test (socket.socket)")
-
-    monkeypatch.setattr(socket, "socket", NoSocket)
-    for name in ("create_connection", "getaddrinfo", "gethostbyname", "socketpair"):
-        monkeypatch.setattr(socket, name, refuse(name))
-    return calls
+# --- no network (fixture `no_network` in conftest.py) ---------------------------------------------
 
 
 def test_main_paths_work_offline(no_network, tmp_path, rg1_j2ki):
