@@ -112,6 +112,7 @@ class AiIntegration(QtCore.QObject):
         self.last_error: WorkerError | None = None
         self.last_summary: BatchSummary | None = None
         self._badges: dict[str, tuple[str, float | None]] = {}
+        self._badge_model: tuple[str, str] | None = None  # (name, version) behind the browser's badges
         self._badge_timer = QtCore.QTimer(self)
         self._badge_timer.setSingleShot(True)
         self._badge_timer.timeout.connect(self.flush_badges)
@@ -258,6 +259,8 @@ class AiIntegration(QtCore.QObject):
             self.device_label.setToolTip(reason or "")
             self.panel.set_no_model(reason)
             return
+        if self._badge_model is not None and self._badge_model != (info.name, info.version):
+            self.clear_badges()  # the browser's results are the previous model's
         shown = self.panel.result
         if shown is not None and (shown.prediction.model_name, shown.prediction.model_version) != (info.name, info.version):
             # another model: the map and numbers on screen are the old model's
@@ -366,11 +369,21 @@ class AiIntegration(QtCore.QObject):
         if self.browser is None:
             return
         p = res.probability
+        self._badge_model = (res.prediction.model_name, res.prediction.model_version)
         self._badges[res.path] = (f"{p:.2f} {res.prediction.label}", p)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread
             self._badge_timer.start(BADGE_FLUSH_MS if self.controller.batch_running else 0)
+
+    def clear_badges(self) -> None:
+        """Remove every AI badge from the browser (e.g. after switching to another model)."""
+        self._badge_timer.stop()
+        self._badges.clear()
+        self._badge_model = None
+        if self.browser is not None and hasattr(self.browser, "set_badges"):
+            # every image, also those the threshold filter hides
+            self.browser.set_badges([(path, "", None) for path in list(self.browser.model.by_path)])
 
     def flush_badges(self) -> None:
         """Show the pending browser badges now (one batched tree update)."""

@@ -295,3 +295,32 @@ def test_h_key_toggles_the_heatmap_in_the_main_window(qtbot, main_window, tmp_pa
     qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
     assert w.ai.heatmap.item.isVisible() and eng.calls == calls
     assert w.ai.act_heatmap in w.toolbar.actions()
+
+
+def test_switching_model_clears_the_previous_models_badges(qtbot, main_window, tmp_path):
+    w, eng = main_window
+    from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    paths = []
+    for i in range(3):
+        ds = make_dataset(chest_like(24, 20, seed=i), bits_stored=12, study_uid="1.2.3", series_uid="1.2.3.4",
+                          instance_number=i + 1)
+        paths.append(folder / f"im{i}.dcm")
+        write_dataset(ds, paths[-1])
+    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
+        w.open_path(folder)
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+        w.ai.act_analyze_all.trigger()
+    w.ai.flush_badges()
+    assert all(w.browser.badge(str(p))[1] is not None for p in paths)
+    # another model's load clears them (auto-analysis off, so no new badge races the check)
+    w.ai.act_auto.setChecked(False)
+    other = StandInEngine(name="other", version="9")
+    w.ai.controller.worker._factory = lambda model_dir: other
+    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
+        w.ai.start()
+    for p in paths:
+        text, value = w.browser.badge(str(p))
+        assert value is None and "standin" not in text and not text.startswith("0."), (p, text)
