@@ -174,6 +174,10 @@ class MainWindow(QtWidgets.QMainWindow):
         m_view.addSeparator()
         self.act_next = self._action(m_view, "&Next Image", lambda: self.browser.select_next(1), "PgDown")
         self.act_prev = self._action(m_view, "&Previous Image", lambda: self.browser.select_next(-1), "PgUp")
+        self.act_next_frame = self._action(m_view, "Next &Frame", lambda: self.step_frame(1), "Ctrl+PgDown",
+                                           tip="Multi-frame images: the next frame")
+        self.act_prev_frame = self._action(m_view, "Previous F&rame", lambda: self.step_frame(-1), "Ctrl+PgUp",
+                                           tip="Multi-frame images: the previous frame")
         m_view.addSeparator()
         m_panels = m_view.addMenu("&Panels")
         for d, key in ((self.browser_dock, "Ctrl+Shift+B"), (self.wl_dock, "Ctrl+Shift+W"), (self.errors_dock, "Ctrl+Shift+E")):
@@ -270,6 +274,9 @@ class MainWindow(QtWidgets.QMainWindow):
                   self.act_rot_ccw, self.act_flip_h, self.act_flip_v, self.act_reset, self.act_zoom_in, self.act_zoom_out):
             a.setEnabled(has)
         self.act_tags.setEnabled(has and self.current_image.kind == "dicom" if has else False)
+        multi = has and self.current_image.n_frames > 1
+        self.act_next_frame.setEnabled(multi)
+        self.act_prev_frame.setEnabled(multi)
 
     # -------------------------------------------------------------- opening
     def open_folder_dialog(self) -> None:
@@ -386,21 +393,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button.hide()
 
     # ---------------------------------------------------------------- images
-    def load_path(self, path: str) -> int:
-        """Decode ``path`` off the GUI thread; stale results are dropped by request id."""
+    def load_path(self, path: str, frame: int = 0) -> int:
+        """Decode ``path`` (frame ``frame``) off the GUI thread; stale results are dropped by
+        request id."""
         self.current_path = path
         self.show_message(f"Loading {os.path.basename(path)} …")
-        return self.loader.request(path)
+        return self.loader.request(path, frame)
+
+    def step_frame(self, step: int) -> int | None:
+        """Show the next/previous frame of a multi-frame image (wrapping), keeping the
+        orientation and the window the reader chose."""
+        img = self.current_image
+        if img is None or img.n_frames <= 1:
+            return None
+        return self.load_path(img.path, (img.frame + step) % img.n_frames)
 
     def _image_loaded(self, rid: int, img: LoadedImage) -> None:
         if rid != self.loader.current_id:
             return  # the reader has moved on
+        prev = self.current_image
         self.current_image = img
-        self.canvas.set_image(img)
-        self.act_invert.setChecked(False)
+        if prev is not None and prev.path == img.path and not img.is_color:
+            # another frame of the same image: same window and orientation
+            self.canvas.set_image(img, preset=self.canvas.current_preset(), keep_view=True)
+        else:
+            self.canvas.set_image(img)
+            self.act_invert.setChecked(False)
         self._update_enabled()
         self._update_title()
         tip = f"{os.path.basename(img.path)}: {img.cols}x{img.rows}, {img.photometric}"
+        if img.n_frames > 1:
+            tip += f", frame {img.frame + 1}/{img.n_frames} (Ctrl+PgUp/PgDown)"
         if img.transfer_syntax:
             tip += f", {img.transfer_syntax}"
         g = img.geometry
