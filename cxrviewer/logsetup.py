@@ -60,6 +60,20 @@ def log_path() -> Path:
     return user_log_dir() / LOG_NAME
 
 
+def _remove_handlers() -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_cxrviewer", False):
+            root.removeHandler(h)
+            h.close()
+
+
+def teardown_logging() -> None:
+    """Undo :func:`setup_logging`: close and remove its handlers, stop capturing warnings."""
+    _remove_handlers()
+    logging.captureWarnings(False)
+
+
 def setup_logging(level: int = logging.INFO, *, log_file: str | Path | None = None,
                   stderr_level: int | None = logging.WARNING) -> Path:
     """Send the root logger to a rotating file (and warnings to stderr), scrubbed of PHI.
@@ -69,11 +83,8 @@ def setup_logging(level: int = logging.INFO, *, log_file: str | Path | None = No
     """
     path = Path(log_file) if log_file is not None else log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_handlers()
     root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_cxrviewer", False):
-            root.removeHandler(h)
-            h.close()
     fmt = logging.Formatter(FORMAT)
     fh = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
                                               encoding="utf-8", delay=True)

@@ -50,15 +50,6 @@ def phi_study(tmp_path) -> Path:
     phi.clear()
 
 
-def _drop_log_handlers() -> None:
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_cxrviewer", False):
-            root.removeHandler(h)
-            h.close()
-    logging.captureWarnings(False)
-
-
 def _log_text(path: Path) -> str:
     for h in logging.getLogger().handlers:
         h.flush()
@@ -69,7 +60,7 @@ def _log_text(path: Path) -> str:
 def logfile(tmp_path):
     path = logsetup.setup_logging(logging.INFO, log_file=tmp_path / "log" / "cxrviewer.log", stderr_level=None)
     yield path
-    _drop_log_handlers()
+    logsetup.teardown_logging()
 
 
 @pytest.fixture()
@@ -285,7 +276,7 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
         assert "Traceback" in text and "paint failed for [PHI]" in text
         _no_phi(text, "log")
     finally:
-        _drop_log_handlers()
+        logsetup.teardown_logging()
         if "window" in seen:
             seen["window"].deleteLater()
 

@@ -13,9 +13,7 @@ and the whole folder with the real Engine on a random-init ResNet-50, export wit
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +23,10 @@ pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
 pytest.importorskip("cxrviewer.ml.inference", reason="the AI engine (cxrviewer.ml.inference) is not in this checkout")
 pytest.importorskip("torch", reason="building the ResNet-50 test model needs torch")
 
+from _fs import WRITE_FLAGS, snapshot
 from PIL import Image  # noqa: E402
 
 from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset  # noqa: E402
-
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +54,6 @@ def _write_study(src: Path) -> None:
     write_dataset(make_dataset(chest_like(96, 80, seed=2), patient_id="RO1", photometric="MONOCHROME1",
                                instance_number=2), src / "study1" / "b.dcm")
     Image.fromarray(chest_like(80, 64, bits=8).astype(np.uint8)).save(src / "chest.png")
-
-
-def _snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = os.path.join(dirpath, name)
-            st = os.stat(p)
-            digest = ""
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    digest = hashlib.sha256(fh.read()).hexdigest()
-            out[p] = (digest, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
-    return out
 
 
 @pytest.fixture()
@@ -106,18 +89,18 @@ def readonly_source(tmp_path, monkeypatch):
         return real_open(file, mode, *a, **kw)
 
     def guarded_os_open(path, flags, *a, **kw):
-        if inside(path) and flags & _WRITE_FLAGS:
+        if inside(path) and flags & WRITE_FLAGS:
             attempts.append(f"os.open({path!r}, {flags:#o})")
             raise PermissionError(13, "Permission denied (read-only source)", os.fspath(path))
         return real_os_open(path, flags, *a, **kw)
 
-    before = _snapshot(parent)
+    before = snapshot(parent)
     monkeypatch.setattr(builtins, "open", guarded_open)
     monkeypatch.setattr(os, "open", guarded_os_open)
     yield src, attempts
     monkeypatch.setattr(builtins, "open", real_open)
     monkeypatch.setattr(os, "open", real_os_open)
-    after = _snapshot(parent)
+    after = snapshot(parent)
     assert sorted(after) == sorted(before), f"files appeared in or beside the source: {sorted(set(after) - set(before))}"
     assert after == before, "a source file or folder changed"
     for dirpath, _dirs, _files in os.walk(src):

@@ -27,12 +27,7 @@ def logfile(tmp_path):
     phi.clear()
     path = logsetup.setup_logging(logging.DEBUG, log_file=tmp_path / "log" / "cxrviewer.log", stderr_level=None)
     yield path
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_cxrviewer", False):
-            root.removeHandler(h)
-            h.close()
-    logging.captureWarnings(False)
+    logsetup.teardown_logging()
     phi.clear()
 
 

@@ -8,37 +8,19 @@ path inside the source folder for writing, as the OS would for a normal user.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import importlib.util
 import os
 import shutil
-import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _fs import WRITE_FLAGS, snapshot
 from PIL import Image
 
 from cxrviewer.core.dicom_io import load_image
 from cxrviewer.core.display import chest_presets, render
 from cxrviewer.core.study_index import scan
 from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
-
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-
-
-def _snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = os.path.join(dirpath, name)
-            st = os.stat(p)
-            digest = ""
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    digest = hashlib.sha256(fh.read()).hexdigest()
-            out[p] = (digest, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
-    return out
 
 
 @pytest.fixture()
@@ -66,17 +48,17 @@ def readonly_source(tmp_path, monkeypatch, rg1_j2ki):
         return real_open(file, mode, *a, **kw)
 
     def guarded_os_open(path, flags, *a, **kw):
-        if os.path.abspath(os.fspath(path)).startswith(prefix) and flags & _WRITE_FLAGS:
+        if os.path.abspath(os.fspath(path)).startswith(prefix) and flags & WRITE_FLAGS:
             attempts.append(f"os.open({path!r}, {flags:#o})")
             raise PermissionError(13, "Permission denied (read-only source)", os.fspath(path))
         return real_os_open(path, flags, *a, **kw)
 
     monkeypatch.setattr(builtins, "open", guarded_open)
     monkeypatch.setattr(os, "open", guarded_os_open)
-    before = _snapshot(src)
+    before = snapshot(src)
     yield src, attempts
     monkeypatch.undo()
-    assert _snapshot(src) == before, "the source folder changed"
+    assert snapshot(src) == before, "the source folder changed"
     for dirpath, _dirs, _files in os.walk(src):
         os.chmod(dirpath, 0o755)
 
