@@ -39,7 +39,10 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     from cxrviewer.ml.model import pick_device
     from cxrviewer.ml.preprocess import PreprocessSpec
     from cxrviewer.ml.registry import Registry, load_model_dir
-    from training.train import Progress, predict, resolve_model, subsample
+    from training.loops import predict
+    from training.plan import subsample
+    from training.progress import Progress
+    from training.train import resolve_model
 
     if args.model:
         model_dir = resolve_model(args.model)

@@ -1,4 +1,4 @@
-"""Train the Normal/Abnormal ResNet-50 (torchvision reference-script shape).
+"""Train the Normal/Abnormal ResNet-50 (torchvision reference-script shape): the run's orchestration.
 
 ``python -m training --data PATH --out RUN_DIR`` (the same as ``cxrviewer train``) on one
 CPU, one GPU, or many through ``torchrun`` (DDP: each process reads ``RANK``,
@@ -6,6 +6,12 @@ CPU, one GPU, or many through ``torchrun`` (DDP: each process reads ``RANK``,
 Adam lr 1e-4, weight decay 1e-4, batch 32, up to 50 epochs, flip/rotation/jitter
 augmentation; plus early stopping on validation AUC, cosine LR, gradient clipping, bf16
 autocast on CUDA and channels_last.
+
+The parts live by concern: :mod:`training.args` (the command line), :mod:`training.plan`
+(which images go to which split), :mod:`training.distributed` (DDP process group),
+:mod:`training.loops` (train_one_epoch / evaluate / predict, losses, weight averaging),
+:mod:`training.finish` (final evaluation, card, report); this module sets a run up and
+drives its epochs.
 
 Outputs in RUN_DIR: ``checkpoint.pt`` (every epoch, atomic), ``best.pt``, ``model/`` (the
 best epoch as a registry-ready model directory with its full card, report and plots),
@@ -15,8 +21,6 @@ best epoch as a registry-ready model directory with its full card, report and pl
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -25,417 +29,37 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cxrviewer import atomic
 from cxrviewer.core.errors import CxrError
 from training import data as D
 from training import metrics as M
+from training.args import get_args_parser
 from training.checkpoint import CHECKPOINT
-
-BEST = "best.pt"
-MODEL_DIR = "model"
-RESULTS = "metrics.json"
-
-
-from training.args import get_args_parser  # noqa: E402,F401  (re-exported: torchvision-reference shape)
-
-# --------------------------------------------------------------------------- small helpers
-
-def _log(msg: str, rank: int = 0) -> None:
-    if rank == 0:
-        print(msg, flush=True)
-
-
-class Progress:
-    """Epoch/batch progress with ETA on stderr, only on a terminal (and rank 0)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.t0 = time.monotonic()
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-
-    def __call__(self, label: str, done: int, total: int, extra: str = "") -> None:
-        if not self.enabled or total <= 0:
-            return
-        now = time.monotonic()
-        if done < total and now - getattr(self, "_last", 0.0) < 0.1:  # ~10 redraws a second at most
-            return
-        self._last = now
-        el = now - self.t0
-        eta = el / max(done, 1) * (total - done)
-        width = 24
-        bar = "#" * int(width * done / total) + "-" * (width - int(width * done / total))
-        sys.stderr.write(f"\r{label} [{bar}] {done}/{total} ETA {eta:5.0f}s {extra}   ")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-class Dist:
-    """Process-group facts; ``world == 1`` without torchrun."""
-
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
-        self.enabled = self.world > 1
-
-    def init(self, device) -> None:
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend=backend)
-
-    def gather(self, obj: Any) -> list[Any]:
-        if not self.enabled:
-            return [obj]
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def broadcast(self, obj: Any) -> Any:
-        if not self.enabled:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def sync_buffers(self, model) -> None:
-        """Rank 0's BatchNorm running statistics to every rank.
-
-        DDP broadcasts buffers at the start of each forward, but the last forward of an epoch
-        updates them with each rank's own batch: without this, ranks would evaluate and save
-        slightly different models.
-        """
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        for b in model.buffers():
-            dist.broadcast(b, src=0)
-
-    def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
-def _unwrap(model):
-    return getattr(model, "module", model)
-
-
-def weights_digest(model) -> str:
-    """sha256 over every tensor of the state dict (bytes, in key order)."""
-    h = hashlib.sha256()
-    for k, v in _unwrap(model).state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def class_weights(spec: str, labels: np.ndarray) -> list[float] | None:
-    s = (spec or "none").strip().lower()
-    if s == "none":
-        return None
-    if s == "balanced":
-        c = np.bincount(labels, minlength=2).astype(float)
-        return [float(len(labels) / (2 * c[i])) for i in range(2)]
-    try:
-        w = [float(x) for x in s.split(",")]
-    except ValueError:
-        w = []
-    if len(w) != 2 or any(x <= 0 for x in w):
-        raise CxrError(None, f"--class-weights {spec!r}: expected none, balanced or two positive numbers W0,W1")
-    return w
-
-
-def make_criterion(kind: str, weights: list[float] | None, device):
-    import torch
-    from torch import nn
-
-    w = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
-    if kind == "ce":
-        return nn.CrossEntropyLoss(weight=w)
-
-    class OneHotBCE(nn.Module):
-        """The seed's BCEWithLogits on one-hot targets; class weights as CE's weighted mean."""
-
-        def forward(self, logits, y):
-            t = torch.nn.functional.one_hot(y, 2).to(logits.dtype)
-            per = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none").mean(1)
-            if w is None:
-                return per.mean()
-            wy = w[y]
-            return (per * wy).sum() / wy.sum()
-
-    return OneHotBCE()
-
-
-def subsample(samples: list[D.Sample], n: int, seed: int) -> list[D.Sample]:
-    """At most ``n`` samples, proportionally from each (split, label) group, seeded."""
-    if n <= 0 or len(samples) <= n:
-        return samples
-    rng = np.random.default_rng(seed)
-    groups: dict[tuple, list[D.Sample]] = {}
-    for s in samples:
-        groups.setdefault((s.split or "", s.label), []).append(s)
-    out = []
-    for key in sorted(groups):
-        g = groups[key]
-        k = min(len(g), max(2, round(n * len(g) / len(samples))))
-        idx = rng.permutation(len(g))[:k]
-        out += [g[i] for i in sorted(idx)]
-    return out
-
-
-# --------------------------------------------------------------------------- data plan
-
-def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]:
-    """Read every ``--*data`` set and decide train/val/test (patient-wise, leak-free).
-
-    Returns ``(splits, notes, sources)``; with ``--folds`` the ``"train"`` entry is the pool
-    that the folds divide.
-    """
-    notes: list[str] = []
-    sources: list[dict] = []
-
-    def read(paths: list[str], role: str) -> list[D.DataSet]:
-        out = []
-        for i, pth in enumerate(paths):
-            ds = D.load_dataset(pth, args.format, images=args.images)
-            ds.samples = subsample(ds.samples, args.max_images, args.seed + i)
-            for n in ds.notes:
-                notes.append(f"{pth}: {n}")
-            sources.append({"path": str(pth), "role": role, "format": ds.fmt, **D.describe(ds.samples)})
-            out.append(ds)
-        return out
-
-    main_sets = read(args.data, "split")
-    extra_train = [s for ds in read(args.train_data, "train") for s in ds.samples]
-    val_fixed = [s for ds in read(args.val_data, "val") for s in ds.samples]
-    test_fixed = [s for ds in read(args.test_data, "test") for s in ds.samples]
-    predefined: dict[str, list[D.Sample]] = {"train": [], "val": [], "test": []}
-    free: list[D.Sample] = []
-    for ds in main_sets:
-        for s in ds.samples:
-            (predefined[s.split] if s.split else free).append(s)
-        if ds.has_splits:
-            notes.append(f"{ds.source}: predefined splits kept ({', '.join(f'{k} {len(v)}' for k, v in D.group_by_split(ds.samples).items())})")
-    val_fixed += predefined["val"]
-    test_fixed += predefined["test"]
-    explicit = args.split is not None
-    f_tr, f_va, f_te = args.split if explicit else (0.7, 0.1, 0.2)
-    if args.folds:
-        if args.val_data:
-            raise CxrError(None, "--folds divides the data into validation folds itself: drop --val-data")
-        f_va = 0.0
-    if val_fixed and not explicit:
-        f_va = 0.0
-    if test_fixed and not explicit:
-        f_te = 0.0
-    candidates = free + predefined["train"]
-    if candidates and (f_va > 0 or f_te > 0):
-        cut = D.split_patients(candidates, (f_tr, f_va, f_te), args.seed)
-        notes.append(f"patient-wise stratified split {f_tr:g}/{f_va:g}/{f_te:g} (seed {args.seed}) of {len(candidates)} images")
-    else:
-        cut = {"train": candidates, "val": [], "test": []}
-    splits = {"train": cut["train"] + extra_train, "val": cut["val"] + val_fixed,
-              "test": cut["test"] + test_fixed}
-    notes += D.remove_leaks(splits)
-    return splits, notes, sources
-
-
-# --------------------------------------------------------------------------- loops
-
-def _autocast(device, enabled: bool):
-    import contextlib
-
-    import torch
-
-    if not enabled or device.type not in ("cuda", "cpu"):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _inputs(u8, spec, device, channels_last: bool):
-    import torch
-
-    x = D.normalize_batch(u8.to(device, non_blocking=True), spec.mean, spec.std)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def train_one_epoch(model, criterion, optimizer, scheduler, loader, device, epoch: int, args, spec,
-                    dist: Dist, amp: bool, progress: Progress | None = None) -> dict[str, float]:
-    """One pass over the (sharded) training set; returns loss, accuracy and AUC over all ranks."""
-    import torch
-
-    model.train()
-    loss_sum, n_seen = 0.0, 0
-    scores, labels = [], []
-    total = len(loader)
-    if progress:
-        progress.start()
-    for step, (u8, y) in enumerate(loader, start=1):
-        x = _inputs(u8, spec, device, args.channels_last)
-        y = y.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            logits = model(x)
-            loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        optimizer.step()
-        scheduler.step()
-        if not math.isfinite(loss.item()):
-            raise CxrError(None, f"loss became {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
-        loss_sum += loss.item() * len(y)
-        n_seen += len(y)
-        scores.append(torch.softmax(logits.detach().float(), 1)[:, 1].cpu().numpy())
-        labels.append(y.cpu().numpy())
-        if progress:
-            progress(f"epoch {epoch + 1}/{args.epochs} train", step, total, f"loss {loss_sum / n_seen:.4f}")
-    s = np.concatenate(scores) if scores else np.zeros(0)
-    lab = np.concatenate(labels) if labels else np.zeros(0, dtype=int)
-    parts = dist.gather((loss_sum, n_seen, s, lab))
-    loss_sum = sum(p[0] for p in parts)
-    n_seen = sum(p[1] for p in parts)
-    s = np.concatenate([p[2] for p in parts])
-    lab = np.concatenate([p[3] for p in parts])
-    return {"loss": loss_sum / max(n_seen, 1), "accuracy": float(np.mean((s >= 0.5) == lab)) if len(lab) else float("nan"),
-            "auc": M.roc_auc(lab, s)}
-
-
-def predict(model, loader, device, spec, args, amp: bool, criterion=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(labels, P(Abnormal), mean loss)`` over a loader (this process's shard)."""
-    import torch
-
-    model.eval()
-    scores, labels, loss_sum, n = [], [], 0.0, 0
-    with torch.inference_mode():
-        for u8, y in loader:
-            x = _inputs(u8, spec, device, args.channels_last)
-            y = y.to(device)
-            with _autocast(device, amp):
-                logits = model(x).float()
-            if criterion is not None:
-                loss_sum += criterion(logits, y).item() * len(y)
-            n += len(y)
-            scores.append(torch.softmax(logits, 1)[:, 1].cpu().numpy())
-            labels.append(y.cpu().numpy())
-    s = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
-    lab = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-    return lab, s, loss_sum / max(n, 1)
-
-
-def evaluate(model, criterion, dataset, device, spec, args, dist: Dist, amp: bool) -> dict[str, Any]:
-    """Validation: every rank predicts a strided shard; results are gathered in dataset order."""
-    from torch.utils.data import DataLoader, Subset
-
-    idx = list(range(dist.rank, len(dataset), dist.world))
-    loader = DataLoader(Subset(dataset, idx), batch_size=args.batch_size * 2, shuffle=False,
-                        num_workers=0, pin_memory=device.type == "cuda")
-    lab, s, loss = predict(model, loader, device, spec, args, amp, criterion)
-    parts = dist.gather((idx, lab, s, loss, len(idx)))
-    order = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
-    lab = np.concatenate([p[1] for p in parts])[np.argsort(order)]
-    s = np.concatenate([p[2] for p in parts])[np.argsort(order)]
-    n_tot = sum(p[4] for p in parts)
-    loss = sum(p[3] * p[4] for p in parts) / max(n_tot, 1)
-    return {"loss": loss, "accuracy": float(np.mean((s >= 0.5) == lab)), "auc": M.roc_auc(lab, s),
-            "labels": lab, "scores": s}
-
-
-def _accumulate(avg: dict[str, Any] | None, n: int, state: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Running mean of float tensors (integer buffers: the latest value)."""
-    import torch
-
-    if avg is None:
-        return {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
-                for k, v in state.items()}, 1
-    for k, v in state.items():
-        v = v.detach().to("cpu")
-        if v.is_floating_point():
-            avg[k] += (v.float() - avg[k]) / (n + 1)
-        else:
-            avg[k] = v.clone()
-    return avg, n + 1
-
-
-def recompute_bn(model, cache: D.Cache, device, spec, args, amp: bool) -> None:
-    """BatchNorm running statistics of (averaged) weights, from one pass over the unaugmented
-    training images (as torch.optim.swa_utils.update_bn does)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    moms = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the pass
-    model.train()
-    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, shuffle=False, num_workers=0)
-    with torch.no_grad():
-        for u8, _ in loader:
-            with _autocast(device, amp):
-                model(_inputs(u8, spec, device, args.channels_last))
-    for m, mom in zip(bns, moms, strict=True):
-        m.momentum = mom
-    model.eval()
+from training.distributed import Dist, unwrap, weights_digest
+from training.finish import BEST, MODEL_DIR, RESULTS, finish_run
+from training.loops import (
+    EpochDataset,
+    EpochSampler,
+    accumulate,
+    class_weights,
+    evaluate,
+    make_criterion,
+    predict,
+    recompute_bn,
+    train_one_epoch,
+)
+from training.plan import plan_splits, subsample
+from training.progress import Progress
+from training.progress import log as _log
+
+# Re-exported: the torchvision-reference shape (``train.get_args_parser``) and callers that
+# imported these from here before the module was split.
+__all__ = ["BEST", "MODEL_DIR", "RESULTS", "Dist", "Progress", "cli", "evaluate", "get_args_parser", "main",
+           "plan_splits", "predict", "recompute_bn", "resolve_model", "run_args", "run_training", "subsample",
+           "train_one_epoch", "weights_digest"]
 
 
 # --------------------------------------------------------------------------- one run
-
-class EpochSampler:
-    """Yields ``epoch * N + index`` so the dataset knows the epoch even in persistent workers."""
-
-    def __init__(self, base, n: int) -> None:
-        self.base, self.n, self.epoch = base, n, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.base.set_epoch(epoch)
-
-    def __iter__(self):
-        off = self.epoch * self.n
-        return (off + i for i in self.base)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-
-class EpochDataset:
-    def __init__(self, ds: D.CachedDataset) -> None:
-        self.ds = ds
-        self.n = len(ds)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, k: int):
-        self.ds.epoch = k // self.n
-        return self.ds[k % self.n]
 
 
 def _init_from(model, ref: str) -> str:
@@ -478,7 +102,6 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     from cxrviewer.ml.preprocess import PreprocessSpec
     from training import checkpoint as C
     from training import nets
-    from training import report as R
 
     rank0 = dist.rank == 0
     t_start = time.monotonic()
@@ -599,7 +222,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         elif ck_path.exists():
             ck = C.load(ck_path)
     if ck is not None:
-        _unwrap(model).load_state_dict(ck["model"])
+        unwrap(model).load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         start_epoch = int(ck["epoch"]) + 1
@@ -640,7 +263,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                              dist, amp, prog if rank0 else None)
         dist.sync_buffers(model)
         if args.average_last and epoch >= args.epochs - args.average_last:
-            avg_state, avg_n = _accumulate(avg_state, avg_n, _unwrap(model).state_dict())
+            avg_state, avg_n = accumulate(avg_state, avg_n, unwrap(model).state_dict())
         va = evaluate(model, criterion, val_ds, device, spec, args, dist, amp)
         lr_now = optimizer.param_groups[0]["lr"]
         # Ties in AUC (common on small or easy validation sets) go to the lower validation loss.
@@ -661,9 +284,9 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                 writer.add_scalar("LR", lr_now, epoch + 1)
                 writer.flush()
             if improved:
-                C.save(out / BEST, {"model": {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()},
+                C.save(out / BEST, {"model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
                                     "epoch": epoch, "val_auc": best_auc})
-            C.save(ck_path, {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+            C.save(ck_path, {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch, "best_auc": best_auc,
                              "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                              "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold,
@@ -683,140 +306,11 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     if dist.enabled:
         print(f"rank {dist.rank}/{dist.world} final weights sha256 {weights_digest(model)}", file=sys.stderr, flush=True)
 
-    # ---- final evaluation with the best epoch (rank 0)
     results: dict[str, Any] = {}
     if rank0:
-        if avg_state is not None:
-            _unwrap(model).load_state_dict(avg_state)
-            recompute_bn(_unwrap(model), caches["train"], device, spec, args, amp)
-            first = args.epochs - avg_n + 1
-            selection = f"average of epochs {first}-{args.epochs} (BatchNorm statistics recomputed on the training split)"
-        else:
-            best_state = C.load_best(out / BEST) if (out / BEST).exists() else None
-            if best_state is not None:
-                _unwrap(model).load_state_dict(best_state)
-            selection = f"epoch {best_epoch + 1} (best validation AUC)"
-        shipped = model
-        card_base = {
-            "name": args.name or f"cxr-resnet50-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M}",
-            "version": args.model_version,
-            "architecture": "resnet50",
-            "classes": ["Normal", "Abnormal"],
-            "head": {"dropout": args.dropout},
-            "preprocessing": spec.to_dict(),
-            "threshold": 0.5,
-        }
-        model_dir = out / MODEL_DIR
-        if args.arch == "resnet50":
-            from cxrviewer.ml.registry import load_model_dir, save_model_dir
-
-            save_model_dir(_unwrap(model), model_dir, card_base, dtype="float16")
-            # Evaluate what ships: the fp16 weights read back exactly as the viewer reads them.
-            shipped, _ = load_model_dir(model_dir)
-            shipped.to(device)
-            if args.channels_last:
-                shipped = shipped.to(memory_format=torch.channels_last)
-        val_loader = DataLoader(val_ds, batch_size=args.batch_size * 2, num_workers=0)
-        vy, vs, _ = predict(shipped, val_loader, device, spec, args, amp)
-        if args.target_sensitivity is not None:
-            thr = M.sensitivity_threshold(vy, vs, args.target_sensitivity)
-            rule = f"highest threshold with validation sensitivity >= {args.target_sensitivity:g}"
-        else:
-            thr = M.youden_threshold(vy, vs)
-            rule = "Youden's J on the validation split"
-        evals = {"val": (vy, vs)}
-        if "test" in caches:
-            test_loader = DataLoader(D.CachedDataset(caches["test"], train=False), batch_size=args.batch_size * 2, num_workers=0)
-            ty, ts, _ = predict(shipped, test_loader, device, spec, args, amp)
-            evals["test"] = (ty, ts)
-        report_split = "test" if "test" in evals else "val"
-        ry, rs = evals[report_split]
-        mets = M.bootstrap(ry, rs, thr, n=args.bootstrap, seed=args.seed)
-        val_mets = M.bootstrap(vy, vs, thr, n=args.bootstrap, seed=args.seed)
-        card_metrics = {k: {"value": v["value"], "ci95": v["ci95"], "split": report_split} for k, v in mets.items()}
-        card_metrics["val_auc"] = {"value": val_mets["auc"]["value"], "ci95": val_mets["auc"]["ci95"], "split": "val"}
-        conf = M.confusion(ry, rs, thr)
-        elapsed = time.monotonic() - t_start
-        results = {
-            "fold": fold,
-            "threshold": thr,
-            "threshold_rule": rule,
-            "report_split": report_split,
-            "metrics": mets,
-            "val_metrics": val_mets,
-            "confusion": conf,
-            "best_epoch": best_epoch + 1,
-            "best_val_auc": best_auc if avg_state is None else M.roc_auc(vy, vs),
-            "selection": selection,
-            "epochs_run": len(history),
-            "stopped_early": stopped_early,
-            "splits": desc,
-            "leak_check": leak,
-            "notes": notes,
-            "skipped": [{"path": p, "reason": r} for p, r in skipped],
-            "sources": sources,
-            "device": str(device),
-            "world_size": dist.world,
-            "seconds": elapsed,
-            "init": init_note,
-        }
-        try:
-            pngs = R.plots(out, history, evals, thr, conf)
-        except ImportError:
-            pngs = []
-            notes.append("matplotlib is not installed: no PNG plots (pip install matplotlib)")
-        training_data = {
-            "sources": sources,
-            "splits": desc,
-            "split_method": "patient-wise stratified" + (f", fold {fold + 1}/{args.folds}" if fold is not None else ""),
-            "leak_check": leak,
-            "skipped_unreadable": len(skipped),
-            "image_size": args.image_size,
-            "notes": notes,
-        }
-        card = dict(card_base)
-        card.update({
-            "threshold": float(thr),
-            "threshold_rule": rule,
-            "training_data": training_data,
-            "metrics": M.jsonable(card_metrics),
-            "training": M.jsonable({
-                "recipe": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule",
-                                                           "loss", "class_weights", "dropout", "clip_grad", "patience",
-                                                           "hflip", "rotation", "jitter", "pretrained", "seed", "image_size")},
-                "init": init_note,
-                "best_epoch": best_epoch + 1,
-                "selection": selection,
-                "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
-                "epochs_run": len(history),
-                "device": str(device),
-                "processes": dist.world,
-                "amp": "bf16" if amp else "off",
-                "seconds": round(elapsed, 1),
-            }),
-            "disclaimer": "Demonstration model, not a diagnostic device.",
-            "intended_use": "Research and demonstration only. Not a medical device: not for diagnosis, triage or "
-                            "any clinical decision. Retrain and validate on your own site's data before any study use.",
-        })
-        results["card"] = M.jsonable(card)
-        text = R.report_md(card, results, history, pngs)
-        atomic.write_text(out / "report.md", text)
-        atomic.write_text(out / RESULTS, json.dumps(M.jsonable({k: v for k, v in results.items() if k != "card"}), indent=1) + "\n")
-        if args.arch == "resnet50":
-            from cxrviewer.ml.registry import save_model_dir
-
-            save_model_dir(_unwrap(model), model_dir, card, dtype="float16")
-            atomic.write_text(model_dir / "report.md", text.replace("](", "](./"))
-            for png in pngs:
-                atomic.write_bytes(model_dir / png.name, png.read_bytes())
-        m = mets
-        print(f"{report_split} ({len(ry)} images) at threshold {thr:.3f} [{rule}]: " +
-              ", ".join(f"{k} {M.fmt_ci(m[k])}" for k in M.METRIC_NAMES), flush=True)
-        print(f"report: {out / 'report.md'}" + (f"\nmodel: {model_dir}" if args.arch == "resnet50" else ""), flush=True)
-        if args.json_progress:
-            print(json.dumps(M.jsonable({"event": "done", "fold": fold, "report": str(out / "report.md"),
-                                         "model_dir": str(model_dir) if args.arch == "resnet50" else None,
-                                         "threshold": thr, "auc": m["auc"]})), flush=True)
+        results = finish_run(args, model, out, dist, device, amp, spec, caches, history, best_epoch, best_auc,
+                             avg_state, avg_n, stopped_early, desc, leak, notes, skipped, sources, init_note,
+                             fold, t_start)
     dist.barrier()
     return results
 

@@ -1,0 +1,168 @@
+"""The end of a run (rank 0): load the shipped weights (best epoch or the average), choose the
+operating threshold on validation, measure the test split with bootstrap intervals, and write
+the model directory, its card, ``report.md`` and ``metrics.json``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from cxrviewer import atomic
+from training import checkpoint as C
+from training import data as D
+from training import loops as L
+from training import metrics as M
+from training.distributed import Dist, unwrap
+
+BEST = "best.pt"
+MODEL_DIR = "model"
+RESULTS = "metrics.json"
+
+
+def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, caches: dict[str, D.Cache],
+               history: list[dict], best_epoch: int, best_auc: float, avg_state: dict[str, Any] | None,
+               avg_n: int, stopped_early: bool, desc: dict, leak: str, notes: list[str],
+               skipped: list[tuple[str, str]], sources: list[dict], init_note: str | None,
+               fold: int | None, t_start: float) -> dict[str, Any]:
+    """Evaluate and write what the run ships; returns the results dict (``metrics.json``)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from training import report as R
+
+    val_ds = D.CachedDataset(caches["val"], train=False)
+    if avg_state is not None:
+        unwrap(model).load_state_dict(avg_state)
+        L.recompute_bn(unwrap(model), caches["train"], device, spec, args, amp)
+        first = args.epochs - avg_n + 1
+        selection = f"average of epochs {first}-{args.epochs} (BatchNorm statistics recomputed on the training split)"
+    else:
+        best_state = C.load_best(out / BEST) if (out / BEST).exists() else None
+        if best_state is not None:
+            unwrap(model).load_state_dict(best_state)
+        selection = f"epoch {best_epoch + 1} (best validation AUC)"
+    shipped = model
+    card_base = {
+        "name": args.name or f"cxr-resnet50-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M}",
+        "version": args.model_version,
+        "architecture": "resnet50",
+        "classes": ["Normal", "Abnormal"],
+        "head": {"dropout": args.dropout},
+        "preprocessing": spec.to_dict(),
+        "threshold": 0.5,
+    }
+    model_dir = out / MODEL_DIR
+    if args.arch == "resnet50":
+        from cxrviewer.ml.registry import load_model_dir, save_model_dir
+
+        save_model_dir(unwrap(model), model_dir, card_base, dtype="float16")
+        # Evaluate what ships: the fp16 weights read back exactly as the viewer reads them.
+        shipped, _ = load_model_dir(model_dir)
+        shipped.to(device)
+        if args.channels_last:
+            shipped = shipped.to(memory_format=torch.channels_last)
+    val_loader = DataLoader(val_ds, batch_size=args.batch_size * 2, num_workers=0)
+    vy, vs, _ = L.predict(shipped, val_loader, device, spec, args, amp)
+    if args.target_sensitivity is not None:
+        thr = M.sensitivity_threshold(vy, vs, args.target_sensitivity)
+        rule = f"highest threshold with validation sensitivity >= {args.target_sensitivity:g}"
+    else:
+        thr = M.youden_threshold(vy, vs)
+        rule = "Youden's J on the validation split"
+    evals = {"val": (vy, vs)}
+    if "test" in caches:
+        test_loader = DataLoader(D.CachedDataset(caches["test"], train=False), batch_size=args.batch_size * 2, num_workers=0)
+        ty, ts, _ = L.predict(shipped, test_loader, device, spec, args, amp)
+        evals["test"] = (ty, ts)
+    report_split = "test" if "test" in evals else "val"
+    ry, rs = evals[report_split]
+    mets = M.bootstrap(ry, rs, thr, n=args.bootstrap, seed=args.seed)
+    val_mets = M.bootstrap(vy, vs, thr, n=args.bootstrap, seed=args.seed)
+    card_metrics = {k: {"value": v["value"], "ci95": v["ci95"], "split": report_split} for k, v in mets.items()}
+    card_metrics["val_auc"] = {"value": val_mets["auc"]["value"], "ci95": val_mets["auc"]["ci95"], "split": "val"}
+    conf = M.confusion(ry, rs, thr)
+    elapsed = time.monotonic() - t_start
+    results = {
+        "fold": fold,
+        "threshold": thr,
+        "threshold_rule": rule,
+        "report_split": report_split,
+        "metrics": mets,
+        "val_metrics": val_mets,
+        "confusion": conf,
+        "best_epoch": best_epoch + 1,
+        "best_val_auc": best_auc if avg_state is None else M.roc_auc(vy, vs),
+        "selection": selection,
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "splits": desc,
+        "leak_check": leak,
+        "notes": notes,
+        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        "sources": sources,
+        "device": str(device),
+        "world_size": dist.world,
+        "seconds": elapsed,
+        "init": init_note,
+    }
+    try:
+        pngs = R.plots(out, history, evals, thr, conf)
+    except ImportError:
+        pngs = []
+        notes.append("matplotlib is not installed: no PNG plots (pip install matplotlib)")
+    training_data = {
+        "sources": sources,
+        "splits": desc,
+        "split_method": "patient-wise stratified" + (f", fold {fold + 1}/{args.folds}" if fold is not None else ""),
+        "leak_check": leak,
+        "skipped_unreadable": len(skipped),
+        "image_size": args.image_size,
+        "notes": notes,
+    }
+    card = dict(card_base)
+    card.update({
+        "threshold": float(thr),
+        "threshold_rule": rule,
+        "training_data": training_data,
+        "metrics": M.jsonable(card_metrics),
+        "training": M.jsonable({
+            "recipe": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule",
+                                                       "loss", "class_weights", "dropout", "clip_grad", "patience",
+                                                       "hflip", "rotation", "jitter", "pretrained", "seed", "image_size")},
+            "init": init_note,
+            "best_epoch": best_epoch + 1,
+            "selection": selection,
+            "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
+            "epochs_run": len(history),
+            "device": str(device),
+            "processes": dist.world,
+            "amp": "bf16" if amp else "off",
+            "seconds": round(elapsed, 1),
+        }),
+        "disclaimer": "Demonstration model, not a diagnostic device.",
+        "intended_use": "Research and demonstration only. Not a medical device: not for diagnosis, triage or "
+                        "any clinical decision. Retrain and validate on your own site's data before any study use.",
+    })
+    results["card"] = M.jsonable(card)
+    text = R.report_md(card, results, history, pngs)
+    atomic.write_text(out / "report.md", text)
+    atomic.write_text(out / RESULTS, json.dumps(M.jsonable({k: v for k, v in results.items() if k != "card"}), indent=1) + "\n")
+    if args.arch == "resnet50":
+        from cxrviewer.ml.registry import save_model_dir
+
+        save_model_dir(unwrap(model), model_dir, card, dtype="float16")
+        atomic.write_text(model_dir / "report.md", text.replace("](", "](./"))
+        for png in pngs:
+            atomic.write_bytes(model_dir / png.name, png.read_bytes())
+    m = mets
+    print(f"{report_split} ({len(ry)} images) at threshold {thr:.3f} [{rule}]: " +
+          ", ".join(f"{k} {M.fmt_ci(m[k])}" for k in M.METRIC_NAMES), flush=True)
+    print(f"report: {out / 'report.md'}" + (f"\nmodel: {model_dir}" if args.arch == "resnet50" else ""), flush=True)
+    if args.json_progress:
+        print(json.dumps(M.jsonable({"event": "done", "fold": fold, "report": str(out / "report.md"),
+                                     "model_dir": str(model_dir) if args.arch == "resnet50" else None,
+                                     "threshold": thr, "auc": m["auc"]})), flush=True)
+    return results
