@@ -174,7 +174,7 @@ def step_viewer(ctx: Context) -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6 import QtCore, QtWidgets
 
-    from cxrviewer.app import get_app
+    from cxrviewer.ui.app import get_app
     from cxrviewer.ui.main_window import MainWindow
 
     app = get_app()
@@ -261,31 +261,18 @@ def step_export(ctx: Context) -> str:
     import numpy as np
     from PIL import Image
 
-    from cxrviewer.ui.colormaps import (
-        DEFAULT_THRESHOLD,
-        cam_to_index,
-        heat_rgba,
-        prediction_text,
-        threshold_index,
-    )
-    from cxrviewer.ui.export import render_export, save_image
-    from cxrviewer.ui.overlay_text import corner_text
+    from cxrviewer.render.colormaps import DEFAULT_THRESHOLD, cam_to_index, threshold_index
+    from cxrviewer.render.compose import compose_export, prediction_overlay
+    from cxrviewer.render.export import save_image
 
     _check(ctx.pred is not None and ctx.pred.cam is not None, "needs a prediction with a heatmap")
     img = ctx.img
-    preset = img.default_preset
     cam_u8 = cam_to_index(ctx.pred.cam)
-    text = corner_text(
-        img,
-        center=preset.center if preset else None,
-        width=preset.width if preset else None,
-        window_name=preset.name if preset else "",
-        anonymize=True,
-        extra_br=prediction_text(ctx.pred),
-    )
+    layer, ai_lines = prediction_overlay(ctx.pred)
     max_size = 1024
-    with_heat = render_export(img, preset, layers=[heat_rgba(cam_u8)], text=text, native=False, max_size=max_size)
-    without = render_export(img, preset, layers=[], text=text, native=False, max_size=max_size)
+    with_heat = compose_export(img, layers=[layer], anonymize=True, ai_lines=ai_lines,
+                               native=False, max_size=max_size)
+    without = compose_export(img, anonymize=True, ai_lines=ai_lines, native=False, max_size=max_size)
     if ctx.out:
         out = Path(ctx.out)
     else:

@@ -40,3 +40,11 @@ def _spec_exists(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
+
+
+def test_render_and_the_headless_export_import_no_qt_and_not_the_ui_package():
+    mods = _modules_after("import cxrviewer.render.compose, cxrviewer.cli.export, cxrviewer.selftest")
+    assert "PySide6" not in mods
+    assert "pyqtgraph" not in mods
+    assert "cxrviewer.ui" not in mods
+    assert "torch" not in mods

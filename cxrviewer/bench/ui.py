@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
 
         from PySide6 import QtCore
 
-        from cxrviewer.app import create_window, get_app
+        from cxrviewer.ui.app import create_window, get_app
 
         app = get_app()
         w = create_window(folder)

@@ -36,3 +36,16 @@ class TtyProgress:
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def resolve_model(name: str | None):
+    """``--model``: a model directory, or a registry name; ``None`` = the active model."""
+    from pathlib import Path
+
+    if name is None:
+        return None
+    if Path(name).is_dir():
+        return Path(name)
+    from cxrviewer.ml.registry import Registry
+
+    return Registry().get(name).path

@@ -35,24 +35,29 @@ HEATMAP_PROVIDER = None
 
 
 def heatmap_layers(img, args):
-    """The heatmap layer(s) for ``img``; raises ``RuntimeError`` with a one-line reason when the
-    AI engine is not available."""
+    """``([heatmap RGBA layer], prediction text lines)`` for ``img``: loads the model named by
+    ``--model`` (default: the active one) and runs it with Grad-CAM. Raises ``RuntimeError``
+    with a one-line reason when the AI engine is not available."""
     if HEATMAP_PROVIDER is not None:
         return HEATMAP_PROVIDER(img, args)
     try:
-        import importlib
-
-        importlib.import_module("cxrviewer.ml.inference")
+        from cxrviewer.ml.inference import Engine
     except ImportError as e:
         raise RuntimeError(
             f"--heatmap needs the AI engine (cxrviewer.ml.inference), which is not available: {e}"
         ) from None
-    try:
-        # the AI layer's Qt-free heatmap renderer
-        from cxrviewer.ui.colormaps import export_layers_for
-    except ImportError:
-        raise RuntimeError("--heatmap: the heatmap renderer (cxrviewer.ui.colormaps) is not available in this build") from None
-    return export_layers_for(img, args)  # ([RGBA layer], prediction text lines)
+    from cxrviewer.cli._common import resolve_model
+    from cxrviewer.render.colormaps import DEFAULT_OPACITY, DEFAULT_THRESHOLD
+    from cxrviewer.render.compose import prediction_overlay
+
+    pred = Engine.load(resolve_model(args.model)).predict(img, cam=True)
+    layer, lines = prediction_overlay(
+        pred,
+        args.colormap,
+        DEFAULT_THRESHOLD if args.heatmap_threshold is None else args.heatmap_threshold,
+        DEFAULT_OPACITY if args.heatmap_opacity is None else args.heatmap_opacity,
+    )
+    return [layer], lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         return fail(f"{args.input}: no such file")
     try:
-        from cxrviewer.ui.export import format_for
+        from cxrviewer.render.export import format_for
 
         fmt = format_for(args.out)
     except ValueError as e:
@@ -74,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from cxrviewer.core.dicom_io import load_image
         from cxrviewer.core.types import WindowPreset
-        from cxrviewer.ui.export import render_export, save_image
-        from cxrviewer.ui.overlay_text import corner_text
+        from cxrviewer.render.compose import compose_export
+        from cxrviewer.render.export import save_image
 
         img = load_image(args.input, args.frame)
         preset = None
@@ -84,20 +89,10 @@ def run(args: argparse.Namespace) -> int:
             if not w >= 1:
                 return fail(f"--window width {w:g} must be >= 1")
             preset = WindowPreset("User", c, w, "LINEAR", "user")
-        if preset is None:
-            preset = img.default_preset
         layers, ai_lines = heatmap_layers(img, args) if args.heatmap else ([], [])
-        text = None
-        if not args.no_annotations:
-            text = corner_text(
-                img,
-                center=preset.center if preset else None,
-                width=preset.width if preset else None,
-                window_name=preset.name if preset else "",
-                anonymize=args.anonymize,
-                extra_br=ai_lines,
-            )
-        arr = render_export(img, preset, layers=layers, text=text, native=args.native, max_size=args.size)
+        arr = compose_export(img, preset, layers=layers, annotations=not args.no_annotations,
+                             anonymize=args.anonymize, ai_lines=ai_lines,
+                             native=args.native, max_size=args.size)
         save_image(arr, args.out, fmt)
     except CxrError as e:
         return fail(str(e))

@@ -71,18 +71,6 @@ def _cam_name(path: str, uid: str) -> str:
     return f"{Path(path).stem}_{tag}_cam.png"
 
 
-def _resolve_model(name: str | None):
-    from pathlib import Path
-
-    from cxrviewer.ml.registry import Registry
-
-    if name is None:
-        return None
-    if Path(name).is_dir():
-        return Path(name)
-    return Registry().get(name).path
-
-
 def run(args: argparse.Namespace) -> int:
     import csv
     import io
@@ -91,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cxrviewer import atomic
-    from cxrviewer.cli._common import TtyProgress, fail
+    from cxrviewer.cli._common import TtyProgress, fail, resolve_model
     from cxrviewer.core.dicom_io import load_image
     from cxrviewer.core.display import render
     from cxrviewer.core.errors import CxrError, ScanPathError
@@ -107,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     errors: list[dict[str, str]] = [e.to_dict() for e in result.errors]
     instances = result.instances()
     try:
-        engine = Engine.load(_resolve_model(args.model), backend=args.backend, device=args.device)
+        engine = Engine.load(resolve_model(args.model), backend=args.backend, device=args.device)
     except CxrError as e:
         return fail(str(e), 1)
     cam_dir = Path(args.cam_dir) if args.cam_dir else None

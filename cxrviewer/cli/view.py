@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     reason = no_display_reason()
     if reason:
         return fail(reason)
-    from cxrviewer.app import run as run_app
+    from cxrviewer.ui.app import run as run_app
 
     return run_app(args.path, sample=args.sample)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.ui.colormaps import prediction_text
+from cxrviewer.render.colormaps import prediction_text
 from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
 from cxrviewer.ui.prediction_panel import PredictionPanel
 from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, ModelInfo, WorkerError

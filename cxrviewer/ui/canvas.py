@@ -30,8 +30,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset, render, window_from_levels
 from cxrviewer.core.types import LoadedImage, WindowPreset
-from cxrviewer.ui.export import RulerSpec, ViewState, render_export
-from cxrviewer.ui.overlay_text import CornerText, corner_text
+from cxrviewer.render.compose import compose_export
+from cxrviewer.render.export import RulerSpec, ViewState
+from cxrviewer.render.overlay_text import CornerText, corner_text
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -716,13 +717,15 @@ class ImageCanvas(QtWidgets.QWidget):
             raise ValueError("no image is shown")
         show_text = annotations and self._overlay_visible
         if native:
-            arr = render_export(
+            arr = compose_export(
                 self.img,
                 self._preset,
-                self._view,
+                view=self._view,
                 layers=self.export_layers(),
-                text=self.corner_text(anonymize=anonymize, with_zoom=False) if show_text else None,
                 rulers=[r.spec() for r in self.rulers] if annotations else [],
+                annotations=show_text,
+                anonymize=anonymize,
+                ai_lines=self._extra_text,
                 native=True,
             )
             if arr.ndim == 2:

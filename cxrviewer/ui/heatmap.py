@@ -5,7 +5,7 @@ off the GUI thread) and shown through a 256-entry RGBA lookup table. Colormap an
 changes only swap the 256-entry table, opacity is ``QGraphicsItem.setOpacity`` and toggling
 is ``setVisible``: none of them touches the per-pixel array or re-runs the model.
 
-The numpy side (tables, threshold rule, export layer) is :mod:`cxrviewer.ui.colormaps`
+The numpy side (tables, threshold rule, export layer) is :mod:`cxrviewer.render.colormaps`
 (no Qt), shared with the exporters so an export shows exactly what the canvas shows.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.ui.colormaps import (  # noqa: F401 - re-exported for callers of this module
+from cxrviewer.render.colormaps import (  # noqa: F401 - re-exported for callers of this module
     COLORMAPS,
     DEFAULT_COLORMAP,
     DEFAULT_OPACITY,

@@ -15,10 +15,10 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import FileError, LoadedImage, ScanResult
-from cxrviewer.settings import Settings
 from cxrviewer.ui.canvas import TOOL_NAMES, ImageCanvas, rgb_to_qimage
 from cxrviewer.ui.dialogs import ErrorPanel, ExportDialog, ShortcutsDialog, TagBrowser, show_about
 from cxrviewer.ui.loaders import ImageLoader, Scanner
+from cxrviewer.ui.settings import Settings
 from cxrviewer.ui.study_browser import StudyBrowser
 from cxrviewer.ui.window_level import WindowLevelPanel
 
@@ -491,7 +491,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def export_image(self, path: str | os.PathLike, *, native: bool = False, anonymize: bool = False,
                      annotations: bool = True, fmt: str | None = None) -> Path:
         """Render (see :meth:`ImageCanvas.render_array`) and write atomically as PNG/JPEG."""
-        from cxrviewer.ui.export import save_image
+        from cxrviewer.render.export import save_image
 
         arr = self.canvas.render_array(native=native, anonymize=anonymize, annotations=annotations)
         return save_image(arr, path, fmt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.ui.colormaps import prediction_text
+from cxrviewer.render.colormaps import prediction_text
 
 CAUTION = (
     "Research model — not a diagnosis. The heatmap shows where the model looked, "

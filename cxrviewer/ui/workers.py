@@ -431,7 +431,7 @@ def _load(path: str, frame: int) -> LoadedImage:
 
 
 def _cam_index(cam: np.ndarray | None) -> np.ndarray | None:
-    from cxrviewer.ui.colormaps import cam_to_index
+    from cxrviewer.render.colormaps import cam_to_index
 
     return cam_to_index(cam)
 

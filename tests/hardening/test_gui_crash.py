@@ -81,7 +81,7 @@ def crash_handler(qtbot, logfile):
 
 @pytest.fixture()
 def window(qtbot):
-    from cxrviewer.app import create_window
+    from cxrviewer.ui.app import create_window
 
     w = create_window()
     qtbot.addWidget(w)
@@ -214,7 +214,7 @@ def test_a_dialog_that_cannot_be_built_stops_showing_but_keeps_logging(qtbot, cr
 def test_no_hooks_at_import_and_pytest_qt_capture_still_works(qtbot, window):
     """Building the window installs nothing: pytest-qt still sees unhandled slot exceptions."""
     hook_before = sys.excepthook
-    import cxrviewer.app  # noqa: F401
+    import cxrviewer.ui.app  # noqa: F401
     import cxrviewer.ui.crash_dialog  # noqa: F401
 
     assert sys.excepthook is hook_before
@@ -230,7 +230,7 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
     """Through the real entry point: ``app.run`` opens the file, a slot raises with the
     patient's data in the message, the dialog shows, the default log file holds the
     traceback without PHI, and ``run`` returns normally."""
-    from cxrviewer import app as app_mod
+    from cxrviewer.ui import app as app_mod
     from cxrviewer.ui.main_window import MainWindow
 
     log_dir = tmp_path / "userlogs"

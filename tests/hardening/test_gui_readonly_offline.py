@@ -109,7 +109,7 @@ def readonly_source(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def window(qtbot, user_dirs):
-    from cxrviewer.app import create_window
+    from cxrviewer.ui.app import create_window
 
     w = create_window()
     qtbot.addWidget(w)
@@ -193,7 +193,7 @@ def test_read_only_folder_scan_view_analyse_export(qtbot, window, readonly_sourc
 
 
 def test_offline_open_view_analyse_export(qtbot, no_network, model_dir, user_dirs, tmp_path):
-    from cxrviewer.app import create_window
+    from cxrviewer.ui.app import create_window
 
     src = tmp_path / "offline"
     _write_study(src)

@@ -56,7 +56,7 @@ def test_thumbnail_cache_is_lru_bounded(qtbot, tmp_path):
 
 def test_browser_thumbnails_and_icons_stay_within_the_bound(qtbot, tmp_path):
     """The real study browser over a folder with more images than the bound."""
-    from cxrviewer.app import create_window
+    from cxrviewer.ui.app import create_window
 
     paths = _folder(tmp_path, 16)
     w = create_window()

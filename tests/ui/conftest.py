@@ -106,7 +106,7 @@ def study_dir(tmp_path) -> Path:
 @pytest.fixture
 def viewer(qtbot):
     """The real main window, shown offscreen; closed and its workers stopped afterwards."""
-    from cxrviewer.app import create_window
+    from cxrviewer.ui.app import create_window
 
     w = create_window()
     qtbot.addWidget(w)

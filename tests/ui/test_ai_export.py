@@ -9,15 +9,15 @@ import pytest
 from test_ai_support import StandInEngine, write_pngs
 
 from cxrviewer.core.dicom_io import load_image
-from cxrviewer.ui.colormaps import (
+from cxrviewer.render.colormaps import (
     COLORMAPS,
     cam_to_index,
     colormap_rgb,
-    headless_heatmap,
     heat_lut,
     threshold_index,
 )
-from cxrviewer.ui.export import render_export
+from cxrviewer.render.compose import prediction_overlay
+from cxrviewer.render.export import render_export
 
 
 def test_colormaps_are_rgb_tables_and_the_threshold_rule_is_exact():
@@ -39,7 +39,8 @@ def test_headless_export_differs_exactly_where_the_heatmap_is_above_threshold(tm
     (p,) = write_pngs(tmp_path, 1, size=(50, 70))
     img = load_image(p)
     eng = StandInEngine()
-    layer, lines, pred = headless_heatmap(img, engine=eng, threshold=0.35, opacity=0.5)
+    pred = eng.predict(img, cam=True)
+    layer, lines = prediction_overlay(pred, threshold=0.35, opacity=0.5)
     assert eng.calls == 1
     with_map = render_export(img, None, layers=[layer], native=True)
     without = render_export(img, None, native=True)
@@ -58,7 +59,7 @@ def test_cli_export_heatmap_uses_the_provider_and_burns_in_the_text(tmp_path, mo
     eng = StandInEngine()
 
     def provider(img, args):
-        layer, lines, _ = headless_heatmap(img, engine=eng, colormap=args.colormap)
+        layer, lines = prediction_overlay(eng.predict(img, cam=True), colormap=args.colormap)
         return [layer], lines
 
     monkeypatch.setattr(cli_export, "HEATMAP_PROVIDER", provider)

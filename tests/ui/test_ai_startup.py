@@ -17,7 +17,7 @@ def _env(tmp_path):
 def test_showing_the_window_imports_no_torch(tmp_path):
     code = (
         "import sys\n"
-        "from cxrviewer.app import create_window, get_app\n"
+        "from cxrviewer.ui.app import create_window, get_app\n"
         "app = get_app(); w = create_window(); w.show(); app.processEvents()\n"
         "print('AI' in w.ai.dock.windowTitle(), 'torch' in sys.modules, 'onnxruntime' in sys.modules,"
         " 'matplotlib.pyplot' in sys.modules)\n"

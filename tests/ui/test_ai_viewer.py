@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets  # noqa: E402
 from test_ai_support import StandInEngine, write_pngs  # noqa: E402
 
 from cxrviewer.core.dicom_io import load_image  # noqa: E402
-from cxrviewer.ui.colormaps import threshold_index  # noqa: E402
+from cxrviewer.render.colormaps import threshold_index  # noqa: E402
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_export_with_heatmap_differs_exactly_where_above_threshold(qtbot, make_v
     ai.act_heatmap.trigger()  # hide
     without = canvas.render_array(native=True, annotations=False)
     assert with_map.shape == without.shape == (64, 48, 3)
-    from cxrviewer.ui.export import ViewState, orient
+    from cxrviewer.render.export import ViewState, orient
 
     above = orient(ai.heatmap.cam >= threshold_index(0.4), ViewState(rotation=1, flip_h=True))
     assert 0 < above.sum() < above.size
@@ -211,8 +211,8 @@ def test_auto_analyze_setting_off_analyzes_only_on_request(qtbot, make_viewer, t
 @pytest.fixture
 def main_window(qtbot, tmp_path):
     """The real MainWindow (with its AI) and the stand-in engine behind the worker."""
-    from cxrviewer.settings import Settings
     from cxrviewer.ui.main_window import MainWindow
+    from cxrviewer.ui.settings import Settings
 
     eng = StandInEngine(delay_s=0.02)
     w = MainWindow(Settings(str(tmp_path / "s.ini")))

@@ -9,8 +9,8 @@ import pytest
 
 from cxrviewer.core.display import render
 from cxrviewer.core.types import Geometry, ImageHeader, LoadedImage, WindowPreset
-from cxrviewer.ui.export import RulerSpec, ViewState, map_point, orient, render_export
-from cxrviewer.ui.overlay_text import corner_text
+from cxrviewer.render.export import RulerSpec, ViewState, map_point, orient, render_export
+from cxrviewer.render.overlay_text import corner_text
 
 
 def _img(rows=30, cols=40, geometry=None) -> LoadedImage:

@@ -427,7 +427,7 @@ def test_sample_opens(qtbot, viewer, rg1_unci):
 
 def test_importing_the_app_does_not_import_torch():
     code = (
-        "import sys, cxrviewer.app, cxrviewer.ui.main_window, cxrviewer.cli.view, cxrviewer.cli.export;"
+        "import sys, cxrviewer.ui.app, cxrviewer.ui.main_window, cxrviewer.cli.view, cxrviewer.cli.export;"
         "bad=[m for m in ('torch','torchvision','onnxruntime') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

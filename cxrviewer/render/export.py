@@ -21,7 +21,7 @@ import numpy as np
 
 from cxrviewer.core.display import render
 from cxrviewer.core.types import LoadedImage, WindowPreset
-from cxrviewer.ui.overlay_text import CornerText
+from cxrviewer.render.overlay_text import CornerText
 
 #: An overlay layer: RGBA ``(rows, cols, 4)`` in the image's original geometry (uint8, or
 #: float in [0, 1]), or a callable building one from the image.

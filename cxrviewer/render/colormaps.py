@@ -1,8 +1,8 @@
 """Heatmap colours without Qt: colormap tables, the threshold rule, CAM -> index image.
 
-The canvas (:mod:`cxrviewer.ui.heatmap`) and the exporters (on screen and headless
-``cxrviewer export --heatmap``) use these same functions, so an export shows exactly what the
-canvas shows. No Qt, no torch, no matplotlib: the perceptually uniform maps are matplotlib's
+The canvas (:mod:`cxrviewer.ui.heatmap`) and every export (through
+:func:`cxrviewer.render.compose.compose_export`: File -> Export, ``cxrviewer export --heatmap``,
+selftest) use these same functions, so an export shows exactly what the canvas shows. No Qt, no torch, no matplotlib: the perceptually uniform maps are matplotlib's
 viridis/inferno/magma tables (as pyqtgraph ships them), stored here as 256 RGB bytes each.
 """
 
@@ -126,7 +126,7 @@ def heat_rgba(
     """The heatmap as an export layer: float32 RGBA ``(rows, cols, 4)`` in ``[0, 1]``.
 
     Alpha is ``opacity`` where ``cam_u8 >= threshold_index(threshold)`` and 0 elsewhere, so
-    :func:`cxrviewer.ui.export.render_export` (which alpha-composites layers) changes exactly
+    :func:`cxrviewer.render.export.render_export` (which alpha-composites layers) changes exactly
     the pixels the canvas colours.
     """
     lut = heat_lut(colormap, threshold).astype(np.float32) / np.float32(255.0)
@@ -142,50 +142,3 @@ def prediction_text(pred) -> list[str]:
         f"{pred.model_name} {pred.model_version}",
         "Research model - not a diagnosis",
     ]
-
-
-def _resolve_model(model: str | None) -> str | None:
-    """``--model``: a model directory, or a registry name; ``None`` = the active model."""
-    import os
-
-    if model is None or os.path.isdir(model):
-        return model
-    from cxrviewer.ml.registry import Registry
-
-    return str(Registry().get(model).path)
-
-
-def headless_heatmap(img, model: str | None = None, *, colormap: str = DEFAULT_COLORMAP,
-                     threshold: float = DEFAULT_THRESHOLD, opacity: float = DEFAULT_OPACITY,
-                     engine=None):
-    """For ``cxrviewer export --heatmap``: run the model on ``img`` and return
-    ``(layer, text_lines, prediction)`` where ``layer`` is :func:`heat_rgba`'s RGBA array.
-
-    ``model``: a model directory or registry name (``None``: the active model). torch or
-    onnxruntime load here, as in the viewer's worker.
-    """
-    if engine is None:
-        from cxrviewer.ml.inference import Engine
-
-        engine = Engine.load(_resolve_model(model))
-    pred = engine.predict(img, cam=True)
-    cam_u8 = cam_to_index(pred.cam)
-    if cam_u8 is None:
-        raise ValueError("the model returned no heatmap")
-    return heat_rgba(cam_u8, colormap, threshold, opacity), prediction_text(pred), pred
-
-
-def export_layers_for(img, args) -> tuple[list[np.ndarray], list[str]]:
-    """``cxrviewer export --heatmap``'s provider: ``([heatmap RGBA layer], prediction lines)``.
-
-    Reads ``args.model``, ``args.colormap``, ``args.heatmap_threshold``, ``args.heatmap_opacity``
-    when present (defaults otherwise).
-    """
-    layer, lines, _ = headless_heatmap(
-        img,
-        getattr(args, "model", None),
-        colormap=getattr(args, "colormap", None) or DEFAULT_COLORMAP,
-        threshold=DEFAULT_THRESHOLD if getattr(args, "heatmap_threshold", None) is None else args.heatmap_threshold,
-        opacity=DEFAULT_OPACITY if getattr(args, "heatmap_opacity", None) is None else args.heatmap_opacity,
-    )
-    return [layer], lines
