@@ -1,7 +1,8 @@
 """cxrviewer: a desktop chest X-ray viewer with a research Normal/Abnormal model and Grad-CAM.
 
-Layers (arrows point one way): ``ui -> ml -> core``, ``training -> ml -> core``.
-``cxrviewer.core`` imports neither Qt nor torch; ``cxrviewer.ml`` imports no Qt.
+Layers (arrows point one way, enforced by ``lint-imports``, see ``pyproject.toml``):
+``cli -> ui -> render -> ml -> core``, ``training -> ml -> core``. ``cxrviewer.core`` and
+``cxrviewer.render`` import neither Qt nor torch; ``cxrviewer.ml`` imports no Qt.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -11,11 +12,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.1.0"
 
-__all__ = ["__version__", "about_info"]
-
-
-def about_info(model=None) -> dict:
-    """Versions, model and device as shown in Help -> About (see :mod:`cxrviewer.about`)."""
-    from cxrviewer.about import about_info as _about_info
-
-    return _about_info(model)
+__all__ = ["__version__"]

@@ -93,10 +93,3 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
         QtCore.QTimer.singleShot(0, w.ai.start)
     return app.exec()
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cxrviewer-gui`` script (same arguments as ``cxrviewer view``)."""
-    from cxrviewer.cli import main as cli_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    return cli_main(["view", *args])
