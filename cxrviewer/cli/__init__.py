@@ -21,6 +21,7 @@ COMMANDS = [
     "cxrviewer.cli.train",
     "cxrviewer.cli.evaluate",
     "cxrviewer.cli.publish",
+    "cxrviewer.cli.pacs",
     "cxrviewer.cli.selftest",
     "cxrviewer.cli.bench",
 ]

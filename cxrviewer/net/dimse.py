@@ -1,0 +1,503 @@
+"""DIMSE with pynetdicom: C-ECHO, study-level C-FIND, C-GET / C-MOVE into the local store, C-STORE.
+
+Every function opens one association for the call and releases it before returning; nothing
+listens except the short-lived storage SCP of a C-MOVE. Failures raise
+:class:`~cxrviewer.net.common.NetError` naming the node and the reason: node down (connection
+refused / timed out), wrong AE title (association rejected with the node's reason), timeout,
+transfer cut mid-study.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from cxrviewer.net.common import (
+    STUDY_FIELDS,
+    Cancelled,
+    CancelToken,
+    NetError,
+    Progress,
+    RetrieveResult,
+    SendResult,
+    StudyQuery,
+    study_row,
+)
+from cxrviewer.net.nodes import DimseNode
+from cxrviewer.net.store import LocalStore, StoreError
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+FIND_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.2"
+GET_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.3"
+
+#: image storage classes a chest reading workstation receives (radiographs, SC, CT/MR for context)
+IMAGE_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX for processing
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame grayscale byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame grayscale word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame true colour SC
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+)
+#: non-image objects: reports, presentation states, key objects
+OTHER_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
+)
+UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+#: compressed syntaxes offered one per context, so the node sends each image as it stores it
+#: instead of transcoding it (the acceptor picks one syntax per presentation context)
+COMPRESSED = (
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE
+)
+
+_STATUS_PENDING = (0xFF00, 0xFF01)
+
+
+# ---------------------------------------------------------------- association
+class _TcpErrorCapture(logging.Handler):
+    """pynetdicom reports why a TCP connect failed only in its log; keep that line for the message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+        self.thread_ids: set[int] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("TCP Initialisation Error") or msg.startswith("ACSE timeout"):
+            self.lines.append(msg)
+
+
+@contextlib.contextmanager
+def _capture_pynetdicom():
+    lg = logging.getLogger("pynetdicom")
+    h = _TcpErrorCapture()
+    old = lg.level
+    if lg.getEffectiveLevel() > logging.ERROR:
+        lg.setLevel(logging.ERROR)
+    lg.addHandler(h)
+    try:
+        yield h
+    finally:
+        lg.removeHandler(h)
+        lg.setLevel(old)
+
+
+def _make_ae(node: DimseNode):
+    from pynetdicom import AE
+
+    ae = AE(ae_title=node.calling_ae)
+    t = float(node.timeout)
+    ae.acse_timeout = t
+    ae.dimse_timeout = t
+    ae.network_timeout = t
+    ae.connection_timeout = min(t, 10.0)
+    ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs (the peer still caps its own)
+    return ae
+
+
+def _connect_reason(node: DimseNode, lines: list[str]) -> str:
+    text = " ".join(lines)
+    if "refused" in text.lower():
+        return (f"connection refused at {node.host}:{node.port} "
+                "(the node is down, or the host/port is wrong)")
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        if "ACSE" in text:
+            return f"no answer to the association request within {node.timeout:g} s (timeout)"
+        return f"no answer from {node.host}:{node.port} (connection timed out)"
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return f"unknown host {node.host!r}"
+    detail = text.replace("TCP Initialisation Error:", "").strip()
+    return f"cannot connect to {node.host}:{node.port}" + (f" ({detail})" if detail else "")
+
+
+def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], *, roles: Iterable[str] = (),
+              handlers: list | None = None):
+    """Open an association or raise :class:`NetError` with the node's reason.
+
+    ``contexts`` are (abstract syntax, transfer syntaxes); ``roles`` are storage classes for
+    which we also act as SCP (C-GET delivers on the same association).
+    """
+    from pynetdicom import build_role
+
+    ae = _make_ae(node)
+    for abstract, syntaxes in contexts:
+        ae.add_requested_context(abstract, list(syntaxes))
+    ext = [build_role(uid, scu_role=False, scp_role=True) for uid in roles]
+    who = node.describe()
+    with _capture_pynetdicom() as cap:
+        try:
+            assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext or None,
+                                 evt_handlers=handlers or [])
+        except (OSError, ValueError) as e:
+            raise NetError(who, f"cannot connect: {e}") from None
+    if assoc.is_established:
+        return assoc
+    if assoc.is_rejected:
+        rsp = getattr(assoc.acceptor, "primitive", None)
+        reason = getattr(rsp, "reason_str", "") or "no reason given"
+        source = getattr(rsp, "source_str", "")
+        hint = ""
+        if "called ae" in reason.lower():
+            hint = f": check the node's AE title (we called {node.called_ae!r})"
+        elif "calling ae" in reason.lower():
+            hint = f": the node does not know our AE title {node.calling_ae!r}"
+        raise NetError(who, f"association rejected by {source or 'the node'}: {reason}{hint}")
+    if cap.lines:
+        raise NetError(who, _connect_reason(node, cap.lines))
+    raise NetError(who, "association aborted by the node (it accepted none of our requests, or closed the connection)")
+
+
+@contextlib.contextmanager
+def _association(node: DimseNode, contexts, **kw):
+    assoc = associate(node, contexts, **kw)
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            with contextlib.suppress(Exception):
+                assoc.release()
+
+
+def _status(ds) -> int | None:
+    return int(ds.Status) if ds is not None and "Status" in ds else None
+
+
+def _lost(node: DimseNode, assoc, what: str) -> NetError:
+    if assoc.is_aborted:
+        why = "the connection was lost (association aborted)"
+    elif not assoc.is_established:
+        why = "the node closed the association"
+    else:
+        why = f"no response within {node.timeout:g} s (timeout)"
+    return NetError(node.describe(), f"{what}: {why}")
+
+
+# ---------------------------------------------------------------------- echo
+def echo(node: DimseNode) -> dict:
+    """C-ECHO. Returns ``{"ok": True, "ms": round trip}``."""
+    t0 = time.perf_counter()
+    with _association(node, [(VERIFICATION, UNCOMPRESSED)]) as assoc:
+        st = assoc.send_c_echo()
+        code = _status(st)
+        if code is None:
+            raise _lost(node, assoc, "C-ECHO got no answer")
+        if code != 0:
+            raise NetError(node.describe(), f"C-ECHO failed with status 0x{code:04X}")
+    return {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+
+# ---------------------------------------------------------------------- find
+def _study_identifier(q: StudyQuery):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    for _key, kw in STUDY_FIELDS:
+        setattr(ds, kw, "")
+    ds.PatientName = q.patient_name
+    ds.PatientID = q.patient_id
+    ds.StudyDate = q.study_date
+    ds.ModalitiesInStudy = q.modality
+    ds.AccessionNumber = q.accession
+    ds.StudyInstanceUID = q.study_uid
+    return ds
+
+
+def _find(node: DimseNode, assoc, ident, what: str) -> list:
+    out = []
+    for st, rsp in assoc.send_c_find(ident, FIND_STUDY_ROOT):
+        code = _status(st)
+        if code is None:
+            raise _lost(node, assoc, what)
+        if code in _STATUS_PENDING:
+            if rsp is not None:
+                out.append(rsp)
+        elif code != 0:
+            raise NetError(node.describe(), f"{what} failed with status 0x{code:04X}")
+    return out
+
+
+def find(node: DimseNode, q: StudyQuery) -> list[dict]:
+    """Study-level C-FIND (Study Root). Returns one dict per study (keys: :data:`STUDY_FIELDS`)."""
+    with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
+        rows = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
+    rows.sort(key=lambda r: (r["study_date"], r["study_time"]), reverse=True)
+    return rows[: q.limit] if q.limit else rows
+
+
+def list_instances(node: DimseNode, assoc, study_uid: str) -> dict[str, str]:
+    """``{SOPInstanceUID: SeriesInstanceUID}`` of a study (series then image level, PS3.4 C.4.1.3.1)."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = ""
+    series = [str(r.SeriesInstanceUID) for r in _find(node, assoc, ds, "C-FIND (series)") if "SeriesInstanceUID" in r]
+    out: dict[str, str] = {}
+    for se in series:
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = se
+        ds.SOPInstanceUID = ""
+        for r in _find(node, assoc, ds, "C-FIND (images)"):
+            if "SOPInstanceUID" in r:
+                out[str(r.SOPInstanceUID)] = se
+    return out
+
+
+# ------------------------------------------------------------------ retrieve
+def _storage_contexts() -> list[tuple[str, tuple[str, ...]]]:
+    cx = [(c, UNCOMPRESSED) for c in IMAGE_CLASSES + OTHER_CLASSES]
+    cx += [(c, (ts,)) for c in IMAGE_CLASSES for ts in COMPRESSED]
+    return cx
+
+
+class _Receiver:
+    """The C-STORE handler: writes each instance atomically into the store as it arrives."""
+
+    def __init__(self, store: LocalStore, study_uid: str, expected: int, progress: Progress | None,
+                 cancel: CancelToken | None) -> None:
+        self.store, self.study_uid = store, study_uid
+        self.expected, self.progress, self.cancel = expected, progress, cancel
+        self.written: list[str] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event) -> int:
+        if self.cancel is not None and self.cancel.cancelled:
+            return 0xA700  # refused; the requestor aborts right after
+        sop = str(event.request.AffectedSOPInstanceUID)
+        try:
+            self.store.write(self.study_uid, sop, event.encoded_dataset(include_meta=True))
+        except (StoreError, OSError) as e:
+            with self.lock:
+                self.errors.append(f"{sop}: {e}")
+            return 0xA700
+        with self.lock:
+            self.written.append(sop)
+            n = len(self.written)
+        if self.progress is not None:
+            self.progress(n, self.expected)
+        return 0x0000
+
+
+def _run_retrieve(node: DimseNode, assoc, responses, rx: _Receiver, cancel: CancelToken | None, what: str) -> None:
+    for st, _ident in responses:
+        code = _status(st)
+        if code is None:
+            raise _lost(node, assoc, f"{what} cut after {len(rx.written)} of {rx.expected} instances")
+        if cancel is not None and cancel.cancelled:
+            assoc.abort()
+            raise Cancelled(node.describe(), f"cancelled after {len(rx.written)} of {rx.expected} instances "
+                                             "(those are complete; retrieve again to fetch the rest)")
+        if code in _STATUS_PENDING:
+            continue
+        if code == 0xFE00:
+            raise Cancelled(node.describe(), f"{what} cancelled by the node")
+        if code not in (0x0000, 0xB000):
+            extra = f" ({rx.errors[0]})" if rx.errors else ""
+            raise NetError(node.describe(), f"{what} failed with status 0x{code:04X}{extra}")
+
+
+def _identifiers(study_uid: str, remote: dict[str, str], missing: set[str]):
+    """Study level when everything is missing, else image level per series with the missing UIDs."""
+    from pydicom.dataset import Dataset
+
+    if not remote or missing == set(remote):
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        ds.StudyInstanceUID = study_uid
+        return [ds]
+    by_series: dict[str, list[str]] = {}
+    for sop in sorted(missing):
+        by_series.setdefault(remote[sop], []).append(sop)
+    out = []
+    for se, sops in by_series.items():
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = se
+        ds.SOPInstanceUID = sops  # list of UIDs matching (PS3.4 C.2.2.2.2)
+        out.append(ds)
+    return out
+
+
+def retrieve(node: DimseNode, study_uid: str, store: LocalStore, progress: Progress | None = None,
+             cancel: CancelToken | None = None) -> RetrieveResult:
+    """Fetch the instances of ``study_uid`` that ``store`` lacks (C-GET, or C-MOVE if the node says so)."""
+    from cxrviewer.net.store import check_uid
+
+    study_uid = check_uid(study_uid, "Study Instance UID")
+    t0 = time.perf_counter()
+    res = RetrieveResult(study_uid, str(store.study_dir(study_uid)))
+    present = store.present(study_uid)
+    if node.retrieve == "move":
+        _retrieve_move(node, study_uid, store, present, res, progress, cancel)
+    else:
+        _retrieve_get(node, study_uid, store, present, res, progress, cancel)
+    res.seconds = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def _finish(res: RetrieveResult, store: LocalStore, remote: dict[str, str], rx: _Receiver, present: set[str]) -> None:
+    now = store.present(res.study_uid)
+    res.fetched = len(set(rx.written))
+    res.already_present = len(present & set(remote)) if remote else len(present)
+    res.total = len(remote) if remote else len(now)
+    res.failed = len(set(remote) - now) if remote else 0
+    res.warnings.extend(rx.errors)
+
+
+def _retrieve_get(node, study_uid, store, present, res, progress, cancel) -> None:
+    from pynetdicom import evt
+
+    rx = _Receiver(store, study_uid, 0, progress, cancel)
+    storage = _storage_contexts()
+    contexts = [(FIND_STUDY_ROOT, UNCOMPRESSED), (GET_STUDY_ROOT, UNCOMPRESSED), *storage]
+    roles = list(IMAGE_CLASSES + OTHER_CLASSES)
+    with _association(node, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, rx)]) as assoc:
+        if not any(cx.abstract_syntax == GET_STUDY_ROOT for cx in assoc.accepted_contexts):
+            raise NetError(node.describe(), "the node does not offer C-GET (Study Root); set the node to retrieve with C-MOVE")
+        remote = list_instances(node, assoc, study_uid)
+        if not remote:
+            raise NetError(node.describe(), f"study {study_uid} not found on the node")
+        missing = set(remote) - present
+        rx.expected = len(missing)
+        if progress is not None:
+            progress(0, len(missing))
+        for ident in _identifiers(study_uid, remote, missing) if missing else []:
+            _run_retrieve(node, assoc, assoc.send_c_get(ident, GET_STUDY_ROOT), rx, cancel, "C-GET")
+    _finish(res, store, remote, rx, present)
+
+
+def _retrieve_move(node, study_uid, store, present, res, progress, cancel) -> None:
+    from pynetdicom import AE, evt
+
+    rx = _Receiver(store, study_uid, 0, progress, cancel)
+    scp = AE(ae_title=node.calling_ae)
+    for c in IMAGE_CLASSES + OTHER_CLASSES:
+        scp.add_supported_context(c, list(UNCOMPRESSED + (COMPRESSED if c in IMAGE_CLASSES else ())))
+    scp.maximum_pdu_size = 0
+    try:
+        server = scp.start_server((node.store_bind, node.store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, rx)])
+    except OSError as e:
+        raise NetError(node.describe(), f"cannot listen on port {node.store_port} for C-MOVE ({e.strerror or e})") from None
+    try:
+        with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED), (MOVE_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
+            remote = list_instances(node, assoc, study_uid)
+            if not remote:
+                raise NetError(node.describe(), f"study {study_uid} not found on the node")
+            missing = set(remote) - present
+            rx.expected = len(missing)
+            if progress is not None:
+                progress(0, len(missing))
+            for ident in _identifiers(study_uid, remote, missing) if missing else []:
+                rsp = assoc.send_c_move(ident, node.calling_ae, MOVE_STUDY_ROOT)
+                try:
+                    _run_retrieve(node, assoc, rsp, rx, cancel, "C-MOVE")
+                except NetError as e:
+                    if "0xA801" in str(e):
+                        raise NetError(node.describe(), f"C-MOVE refused: the node does not know our AE title "
+                                       f"{node.calling_ae!r} as a destination (add it with port {node.store_port})") from None
+                    raise
+    finally:
+        server.shutdown()
+    _finish(res, store, remote, rx, present)
+
+
+# ---------------------------------------------------------------------- send
+def dicom_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named, and files inside folders named (recursively, hidden ones skipped)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not any(s.startswith(".") for s in f.relative_to(p).parts))
+        else:
+            out.append(p)
+    return out
+
+
+def read_for_send(path: Path):
+    """The dataset to send, or a reason it cannot be (not DICOM, no SOP class...)."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as e:
+        return None, f"not a DICOM file ({e})" if isinstance(e, InvalidDicomError) else f"cannot read ({e})"
+    if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+        return None, "no SOP Class/Instance UID (not a storable DICOM object)"
+    if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
+        return None, "no transfer syntax in the file meta information"
+    return ds, ""
+
+
+def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress | None = None,
+         cancel: CancelToken | None = None) -> SendResult:
+    """C-STORE each file (folders are walked). Files the node refuses are listed with the status."""
+    t0 = time.perf_counter()
+    res = SendResult()
+    items = []
+    for p in dicom_files(paths):
+        ds, why = read_for_send(p)
+        if ds is None:
+            res.failed.append((str(p), why))
+        else:
+            items.append((p, ds))
+    contexts: dict[tuple[str, tuple[str, ...]], None] = {}
+    for _p, ds in items:
+        cls, ts = str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)
+        contexts[(cls, (ts,) if ts not in UNCOMPRESSED else UNCOMPRESSED)] = None
+    if len(contexts) > 128:
+        raise NetError(node.describe(), f"{len(contexts)} SOP class/transfer syntax pairs: more than one association "
+                       "can carry (128); send fewer kinds of objects at once")
+    if items:
+        with _association(node, list(contexts)) as assoc:
+            for i, (p, ds) in enumerate(items, 1):
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled(node.describe(), f"send cancelled after {res.sent} of {len(items)} files")
+                try:
+                    st = assoc.send_c_store(ds)
+                except (ValueError, AttributeError) as e:
+                    res.failed.append((str(p), f"cannot send: {e}"))
+                    continue
+                code = _status(st)
+                if code is None:
+                    raise _lost(node, assoc, f"C-STORE cut after {res.sent} of {len(items)} files")
+                if code == 0 or 0xB000 <= code <= 0xBFFF:
+                    res.sent += 1
+                    res.sop_instance_uids.append(str(ds.SOPInstanceUID))
+                else:
+                    res.failed.append((str(p), f"refused by the node with status 0x{code:04X}"))
+                if progress is not None:
+                    progress(i, len(items))
+    res.seconds = round(time.perf_counter() - t0, 3)
+    return res
