@@ -200,3 +200,27 @@ def start_orthanc(*, modalities: dict[str, tuple[str, str, int]] | None = None, 
         srv.stop()
         raise RuntimeError(f"Orthanc did not start on ports {dicom_port}/{http_port}: {tail}")
     return srv
+
+
+def synthetic_study(folder: str | os.PathLike, n: int, rows: int = 512, cols: int = 512, patient_id: str = "BENCH001",
+                    seed: int = 0) -> tuple[str, list[Path]]:
+    """Write ``n`` CR instances of one study and series (uint16 chest-like pixels) into ``folder``.
+
+    Returns the Study Instance UID and the files.
+    """
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series = generate_uid(), generate_uid()
+    base = chest_like(rows, cols, seed=seed)
+    files = []
+    for i in range(n):
+        px = np.roll(base, i, axis=1)  # distinct pixels per instance
+        ds = make_dataset(px, patient_id=patient_id, patient_name=f"Bench^{patient_id}", study_uid=study,
+                          series_uid=series, instance_number=i + 1)
+        files.append(Path(write_dataset(ds, folder / f"{i + 1:04d}.dcm")))
+    return study, files

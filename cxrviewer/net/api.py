@@ -35,8 +35,16 @@ def echo(node: Node) -> dict:
 
 def find(node: Node, query: StudyQuery) -> list[dict]:
     """Study-level C-FIND or QIDO-RS; rows keyed as :data:`cxrviewer.net.common.STUDY_FIELDS`."""
+    from cxrviewer.core import phi
+
+    # Query values and the answers are patient identifiers: registered so the log filter scrubs
+    # them from every record (urllib3 logs QIDO query strings at debug level).
+    phi.register(query.patient_name.replace("*", " ").replace("?", " "), query.patient_id, query.accession)
     log.info("find on %s", node.describe())
-    return _impl(node).find(node, query)
+    rows = _impl(node).find(node, query)
+    for r in rows:
+        phi.register(r["patient_name"], r["patient_id"], r["birth_date"], r["accession"])
+    return rows
 
 
 def retrieve(node: Node, study_uid: str, store: LocalStore | None = None, progress: Progress | None = None,

@@ -107,8 +107,40 @@ def _capture_pynetdicom():
         lg.setLevel(old)
 
 
+_PATCHED = False
+
+
+def _close_failed_sockets() -> None:
+    """Close the socket of a failed TCP connect (pynetdicom 3.0 leaks it).
+
+    ``AssociationSocket._shutdown_socket`` calls ``shutdown()`` first, which raises ENOTCONN on
+    a socket that never connected, so its ``close()`` is skipped and the descriptor stays open
+    until garbage collection (a ResourceWarning). Wrap it so ``close()`` always runs.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    from pynetdicom.transport import AssociationSocket
+
+    orig = AssociationSocket._shutdown_socket
+
+    def _shutdown_socket(self) -> None:
+        sock = self.socket
+        try:
+            orig(self)
+        finally:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    AssociationSocket._shutdown_socket = _shutdown_socket
+    _PATCHED = True
+
+
 def _make_ae(node: DimseNode):
     from pynetdicom import AE
+
+    _close_failed_sockets()
 
     ae = AE(ae_title=node.calling_ae)
     t = float(node.timeout)

@@ -111,9 +111,10 @@ def _get(js: dict, kw: str):
 def _qido_studies(node: WebNode, c, params: dict) -> list[dict]:
     """QIDO-RS ``GET {root}/studies?…`` on the client's session.
 
-    Wildcards (``*``, ``?``) and the name separator ``^`` go into the query unencoded: Orthanc
-    1.10's DICOMweb plugin does not percent-decode them, so ``%2A`` would match nothing, while
-    servers that do decode read the raw characters the same way.
+    Wildcards (``*``, ``?``) go into the query unencoded: Orthanc 1.10's DICOMweb plugin does
+    not percent-decode the query, so ``%2A`` would match nothing, while servers that do decode
+    read the raw characters the same way. For the same reason the person-name separator ``^``
+    (which urllib3 always encodes) is sent as the one-character wildcard ``?``.
     """
     from urllib.parse import quote
 
@@ -122,13 +123,12 @@ def _qido_studies(node: WebNode, c, params: dict) -> list[dict]:
     parts = []
     for k, v in params.items():
         for item in v if isinstance(v, (list, tuple)) else [v]:
-            parts.append(f"{k}={quote(str(item), safe='*?^,-')}")
+            text = str(item).replace("^", "?") if k == "PatientName" else str(item)
+            parts.append(f"{k}={quote(text, safe='*?,-')}")
     url = f"{node.url.rstrip('/')}/studies" + ("?" + "&".join(parts) if parts else "")
     s = c._session
     try:
-        prep = s.prepare_request(requests.Request("GET", url, headers={"Accept": "application/dicom+json"}))
-        prep.url = url  # keep our encoding (requests would re-quote '^')
-        r = s.send(prep, timeout=float(node.timeout), verify=s.verify)
+        r = s.get(url, headers={"Accept": "application/dicom+json"}, timeout=float(node.timeout))
         if r.status_code == 204:
             return []
         r.raise_for_status()
