@@ -27,7 +27,7 @@ def _node_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--move", action="store_true", help="DIMSE: retrieve with C-MOVE to our own storage SCP instead of C-GET")
     g.add_argument("--store-port", type=int, default=None, help="DIMSE: port our storage SCP listens on for C-MOVE (default 11112)")
     g.add_argument("--url", metavar="DICOMWEB_BASE_URL", help="DICOMweb root, e.g. https://pacs.example/dicom-web")
-    g.add_argument("--user", default="", help="DICOMweb: HTTP basic user (password from $%s or --password-env)" % PASSWORD_ENV)
+    g.add_argument("--user", default="", help=f"DICOMweb: HTTP basic user (password from ${PASSWORD_ENV} or --password-env)")
     g.add_argument("--password-env", metavar="VAR", default=PASSWORD_ENV, help="environment variable holding the password")
     g.add_argument("--token-env", metavar="VAR", default=TOKEN_ENV, help="environment variable holding a bearer token")
     g.add_argument("--insecure", action="store_true", help="DICOMweb: do not verify TLS certificates (test servers only)")

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from cxrviewer.net import api
-from cxrviewer.net.common import CancelToken, Cancelled, NetError, StudyQuery
+from cxrviewer.net.common import Cancelled, CancelToken, NetError, StudyQuery
 from cxrviewer.net.nodes import DimseNode
 from cxrviewer.net.store import LocalStore
 
