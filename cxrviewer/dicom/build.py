@@ -1,0 +1,130 @@
+"""From what the viewer (or the CLI) has -- a loaded image, the reader's window, orientation
+and rulers, a model's prediction, a rendering -- to a written object. Qt-free; the CLI's
+``export --dicom`` and the viewer's *File -> Export as DICOM...* both call :func:`export_object`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxrviewer.dicom.common import (
+    DICOM_KINDS,
+    AiResult,
+    DicomObjectError,
+    Measurement,
+    ReaderView,
+    ensure_not_source,
+    source_dataset,
+    write_dataset,
+)
+
+
+def length_measurement(img, p0: tuple[float, float], p1: tuple[float, float]) -> Measurement:
+    """A ruler on ``img`` (a ``LoadedImage``) as a measurement: mm with its calibration basis
+    when the header has a pixel size, else px (never a calibration the header lacks)."""
+    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+    g = getattr(img, "geometry", None)
+    if g is None:
+        v = math.hypot(dx, dy)
+        return Measurement.length(p0, p1, v, "px", label=f"{v:.1f} px")
+    v = math.hypot(dx * g.col_spacing_mm, dy * g.row_spacing_mm)
+    return Measurement.length(p0, p1, v, "mm", label=f"{v:.1f} {g.label}", basis=g.basis)
+
+
+def ai_result_from_prediction(pred, weights_sha256: str = "") -> AiResult:
+    """A model prediction (``cxrviewer.ml.inference.Prediction``) as an :class:`AiResult`.
+
+    The out-of-distribution verdict is read when the prediction carries one (``status`` /
+    ``reason``, or ``ood_status`` / ``ood_reason``); a model without a gate has none.
+    """
+    status = getattr(pred, "ood_status", None) or getattr(pred, "status", None)
+    reason = getattr(pred, "ood_reason", None) or getattr(pred, "reason", None)
+    return AiResult(
+        probability_abnormal=float(pred.probability_abnormal), label=str(pred.label), threshold=float(pred.threshold),
+        model_name=str(pred.model_name), model_version=str(pred.model_version),
+        weights_sha256=str(weights_sha256 or getattr(pred, "weights_sha256", "") or ""),
+        ood_status=str(status) if status else None, ood_reason=str(reason) if reason else None,
+    )
+
+
+def reader_view(preset=None, view=None, measurements: Sequence[Measurement] = ()) -> ReaderView:
+    """A :class:`ReaderView` from a ``WindowPreset`` and an orientation (anything with
+    ``rotation``, ``flip_h``, ``flip_v``, ``invert``, e.g. the export renderer's ``ViewState``)."""
+    return ReaderView(
+        window_center=float(preset.center) if preset is not None else None,
+        window_width=float(preset.width) if preset is not None else None,
+        window_name=str(getattr(preset, "name", "") or ""),
+        voi_function=str(getattr(preset, "function", "LINEAR") or "LINEAR"),
+        rotation=int(getattr(view, "rotation", 0) or 0) % 4,
+        flip_h=bool(getattr(view, "flip_h", False)),
+        flip_v=bool(getattr(view, "flip_v", False)),
+        invert=bool(getattr(view, "invert", False)),
+        measurements=tuple(measurements),
+    )
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_object` wrote."""
+
+    path: Path
+    kind: str
+    dataset: object
+    changes: list = field(default_factory=list)  # de-identification changes (deid.Change)
+
+
+def build_object(kind: str, source, *, view: ReaderView | None = None, ai: AiResult | None = None,
+                 pixels=None, frame: int = 0, description: str = ""):
+    """The dataset for ``kind`` (``"sc"``, ``"sr"`` or ``"gsps"``) from the source's header."""
+    view = view or ReaderView()
+    if kind == "sc":
+        from cxrviewer.dicom.sc import make_sc
+
+        if pixels is None:
+            raise DicomObjectError(None, "a Secondary Capture needs a rendering")
+        return make_sc(source, pixels, view=view, description=description, frame=frame)
+    if kind == "sr":
+        from cxrviewer.dicom.sr import make_sr
+
+        return make_sr(source, ai, view.measurements, frame=frame)
+    if kind == "gsps":
+        from cxrviewer.dicom.gsps import make_gsps
+
+        return make_gsps(source, view, ai=ai, frame=frame)
+    raise ValueError(f"unknown DICOM object kind {kind!r}: use one of {', '.join(DICOM_KINDS)}")
+
+
+def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathLike, *,
+                  view: ReaderView | None = None, ai: AiResult | None = None, pixels=None, frame: int = 0,
+                  description: str = "", anonymize: bool = False, seed: str | None = None,
+                  pixels_clean: bool = False) -> ExportResult:
+    """Build ``kind`` for the image at ``source_path`` and write it atomically to ``out``.
+
+    With ``anonymize`` the written file is the de-identified copy (PS3.15 Basic Profile via
+    dicognito; ``pixels_clean``: the SC's burned-in text has no patient data) and the result
+    lists what changed.
+
+    Raises
+    ------
+    DicomObjectError
+        The source cannot carry this object (not DICOM, colour for GSPS, nothing to report).
+    cxrviewer.atomic.WriteError
+        ``out`` cannot be written; nothing was left behind.
+    """
+    ensure_not_source(out, [source_path])
+    src = source_dataset(source_path)
+    try:
+        ds = build_object(kind, src, view=view, ai=ai, pixels=pixels, frame=frame, description=description)
+    except DicomObjectError as e:
+        raise DicomObjectError(source_path, e.reason) from None
+    changes: list = []
+    if anonymize:
+        from cxrviewer.dicom.deid import deidentify
+
+        ds, changes = deidentify(ds, seed=seed, pixels_clean=pixels_clean)
+    path = write_dataset(ds, out)
+    return ExportResult(Path(path), kind, ds, changes)
