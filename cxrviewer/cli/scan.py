@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  study {st.study_date} {st.study_description} ({st.n_images} images)")
             for se in st.series:
                 print(f"    series {se.series_number} {se.modality} {se.series_description}: {len(se.instances)}")
+            for o in st.objects:
+                print(f"    {o.kind.upper()} {o.series_description or o.sop_class_uid}: {o.path}")
     print(f"{result.files_seen} files, {len(result.instances())} images, {len(result.errors)} unreadable")
     for e in result.errors:
         print(f"  unreadable: {e.path}: {e.reason}")

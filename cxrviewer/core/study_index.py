@@ -25,6 +25,7 @@ from cxrviewer.core.errors import CxrError, ScanPathError
 from cxrviewer.core.types import (
     FileError,
     InstanceInfo,
+    ObjectInfo,
     PatientInfo,
     ScanResult,
     SeriesInfo,
@@ -61,6 +62,7 @@ class _Record:
     path: str
     error: str | None = None
     instance: InstanceInfo | None = None
+    obj: ObjectInfo | None = None  # an SR or presentation state (listed, not an error)
     patient_id: str = ""
     patient_name: str = ""
     patient_birth_date: str = ""
@@ -225,6 +227,9 @@ def _dicom_record(path: str, ds) -> _Record:
         if not sop_class and "PixelData" not in ds:
             return _Record(path, error="corrupt or truncated DICOM: no SOP Class UID and no image "
                                        "attributes (the file ends early or its header is damaged)")
+        kind = object_kind(sop_class)
+        if kind is not None:
+            return _object_record(path, ds, g, kind, sop_class)
         what = _sop_class_name(sop_class)
         return _Record(path, error=f"no Pixel Data (7FE0,0010): not an image ({what})")
     try:
@@ -266,6 +271,46 @@ def _dicom_record(path: str, ds) -> _Record:
         series_uid=series_uid,
         series_number=_s(g("SeriesNumber")),
         series_description=_s(g("SeriesDescription")),
+    )
+
+
+#: SOP Class UID prefixes of the non-image objects the viewer reads (PS3.4 B.5).
+_SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+_PR_PREFIX = "1.2.840.10008.5.1.4.1.1.11."
+
+
+def object_kind(sop_class: str) -> str | None:
+    """``"sr"`` for structured reports, ``"pr"`` for presentation states, else ``None``."""
+    if sop_class.startswith(_SR_PREFIX):
+        return "sr"
+    if sop_class.startswith(_PR_PREFIX):
+        return "pr"
+    return None
+
+
+def _object_record(path: str, ds, g, kind: str, sop_class: str) -> _Record:
+    refs: list[str] = []
+    if kind == "pr":
+        for series in ds.get("ReferencedSeriesSequence") or []:
+            refs += [_s(r.get("ReferencedSOPInstanceUID")) for r in series.get("ReferencedImageSequence") or []]
+    else:
+        for study in ds.get("CurrentRequestedProcedureEvidenceSequence") or []:
+            for series in study.get("ReferencedSeriesSequence") or []:
+                refs += [_s(r.get("ReferencedSOPInstanceUID")) for r in series.get("ReferencedSOPSequence") or []]
+    study_uid = _s(g("StudyInstanceUID")) or f"(no study UID) {os.path.dirname(path)}"
+    obj = ObjectInfo(
+        path=path, kind=kind, sop_class_uid=sop_class, sop_instance_uid=_s(g("SOPInstanceUID")),
+        series_instance_uid=_s(g("SeriesInstanceUID")), series_number=_s(g("SeriesNumber")),
+        series_description=_s(g("SeriesDescription")) or _s(g("ContentLabel")), modality=_s(g("Modality")),
+        content_date=_s(g("ContentDate")) or _s(g("PresentationCreationDate")),
+        content_time=_s(g("ContentTime")) or _s(g("PresentationCreationTime")),
+        referenced_sop_instance_uids=[r for r in refs if r],
+    )
+    return _Record(
+        path=path, obj=obj, patient_id=_s(g("PatientID")), patient_name=_s(g("PatientName")),
+        patient_birth_date=_s(g("PatientBirthDate")), patient_sex=_s(g("PatientSex")), study_uid=study_uid,
+        study_date=_s(g("StudyDate")), study_time=_s(g("StudyTime")), study_description=_s(g("StudyDescription")),
+        accession_number=_s(g("AccessionNumber")),
     )
 
 
@@ -365,12 +410,28 @@ class _Builder:
         self.seen_sop: set[str] = set()
 
     def add(self, r: _Record) -> None:
+        if r.obj is not None:
+            phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)
+            self._study(r).objects.append(r.obj)
+            return
         if r.error is not None or r.instance is None:
             self.errors.append(FileError(r.path, r.error or "unreadable"))
             return
         if r.instance.kind == "dicom":
             # in the parent process: records read by pool workers are registered here too
             phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)
+        st = self._study(r)
+        skey = (r.study_uid, r.series_uid)
+        se = self.series.get(skey)
+        if se is None:
+            se = self.series[skey] = SeriesInfo(
+                r.series_uid, r.series_number, r.series_description, r.instance.modality
+            )
+            st.series.append(se)
+        se.instances.append(r.instance)
+
+    def _study(self, r: _Record) -> StudyInfo:
+        """The record's study (and patient), created on first sight."""
         pkey = r.patient_id or f"(no ID) {r.patient_name}"
         p = self.patients.get(pkey)
         if p is None:
@@ -383,14 +444,7 @@ class _Builder:
                 r.study_uid, r.study_date, r.study_time, r.study_description, r.accession_number
             )
             p.studies.append(st)
-        skey = (r.study_uid, r.series_uid)
-        se = self.series.get(skey)
-        if se is None:
-            se = self.series[skey] = SeriesInfo(
-                r.series_uid, r.series_number, r.series_description, r.instance.modality
-            )
-            st.series.append(se)
-        se.instances.append(r.instance)
+        return st
 
     def result(self, files_seen: int, cancelled: bool) -> ScanResult:
         """A sorted snapshot: new containers, so the caller may keep it (e.g. on the GUI
@@ -406,8 +460,9 @@ class _Builder:
                     for se in st.series
                 ]
                 series.sort(key=lambda s: (_int(s.series_number) or 0, s.series_description, s.series_instance_uid))
+                objects = sorted(st.objects, key=lambda o: (o.content_date, o.content_time, o.path))
                 studies.append(StudyInfo(st.study_instance_uid, st.study_date, st.study_time,
-                                         st.study_description, st.accession_number, series))
+                                         st.study_description, st.accession_number, series, objects))
             studies.sort(key=lambda s: (s.study_date, s.study_time, s.study_instance_uid))
             patients.append(PatientInfo(p.patient_id, p.patient_name, p.patient_birth_date,
                                         p.patient_sex, studies))

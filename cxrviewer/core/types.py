@@ -170,6 +170,29 @@ class InstanceInfo:
 
 
 @dataclass
+class ObjectInfo:
+    """A non-image instance the viewer reads: a structured report (``kind="sr"``) or a
+    presentation state (``kind="pr"``), listed with its study instead of as an error."""
+
+    path: str
+    kind: str  # "sr" | "pr"
+    sop_class_uid: str
+    sop_instance_uid: str = ""
+    series_instance_uid: str = ""
+    series_number: str = ""
+    series_description: str = ""
+    modality: str = ""
+    content_date: str = ""
+    content_time: str = ""
+    #: SOP Instance UIDs of the images it refers to (PR: Referenced Series Sequence;
+    #: SR: Current Requested Procedure Evidence Sequence).
+    referenced_sop_instance_uids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class SeriesInfo:
     series_instance_uid: str
     series_number: str = ""
@@ -191,10 +214,13 @@ class StudyInfo:
     study_description: str = ""
     accession_number: str = ""
     series: list[SeriesInfo] = field(default_factory=list)
+    #: SR and presentation-state instances of this study (not images; never in ``series``).
+    objects: list[ObjectInfo] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "series"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("series", "objects")}
         d["series"] = [s.to_dict() for s in self.series]
+        d["objects"] = [o.to_dict() for o in self.objects]
         return d
 
     @property
@@ -251,3 +277,7 @@ class ScanResult:
             for se in st.series
             for i in se.instances
         ]
+
+    def objects(self) -> list[ObjectInfo]:
+        """Every SR / presentation state found, in study order."""
+        return [o for p in self.patients for st in p.studies for o in st.objects]

@@ -65,8 +65,11 @@ def junk(tmp_path) -> dict:
     bad[str(root / "notes.txt")] = "not a DICOM file"
     (root / "zero.dcm").write_bytes(b"")
     bad[str(root / "zero.dcm")] = "empty file"
+    # a structured report is listed with its study (issue 13), not as unreadable
     write_dataset(make_dataset(None, sop_class=BASIC_TEXT_SR), root / "report.dcm")
-    bad[str(root / "report.dcm")] = "no Pixel Data"
+    objects = [str(root / "report.dcm")]
+    write_dataset(make_dataset(None, sop_class="1.2.840.10008.5.1.4.1.1.104.1"), root / "document.dcm")
+    bad[str(root / "document.dcm")] = "no Pixel Data"  # an encapsulated PDF: still not an image
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     bad[str(root / "broken.png")] = "not a readable PNG/JPEG"
     (root / "unreadable.dcm").write_bytes(full)
@@ -77,7 +80,7 @@ def junk(tmp_path) -> dict:
     _dcm(root / ".hiddendir" / "x.dcm")
     os.symlink(root, root / "sub" / "loop")  # a directory loop
     os.symlink(root / "sub" / "self", root / "sub" / "self")  # a file symlink to itself
-    return {"root": root, "good": sorted(good), "bad": bad}
+    return {"root": root, "good": sorted(good), "bad": bad, "objects": objects}
 
 
 @pytest.fixture()
@@ -102,7 +105,8 @@ def test_junk_folder(junk, unreadable):
     assert set(errors) == set(junk["bad"])
     for path, why in junk["bad"].items():
         assert why in errors[path], (path, errors[path])
-    assert result.files_seen == len(junk["good"]) + len(junk["bad"])
+    assert sorted(o.path for o in result.objects()) == junk["objects"]
+    assert result.files_seen == len(junk["good"]) + len(junk["bad"]) + len(junk["objects"])
     assert _hashes(junk["root"]) == before
 
 
@@ -295,7 +299,7 @@ def test_cli_json_contract_with_bad_files(junk, unreadable, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert {"patients", "errors", "files_seen"} <= set(out)
-    assert out["files_seen"] == len(junk["good"]) + len(junk["bad"])
+    assert out["files_seen"] == len(junk["good"]) + len(junk["bad"]) + len(junk["objects"])
     assert {e["path"] for e in out["errors"]} == set(junk["bad"])
     assert all(set(e) == {"path", "reason"} for e in out["errors"])
     p = out["patients"][0]
