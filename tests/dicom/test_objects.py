@@ -175,10 +175,8 @@ def test_spatial_mapping_matches_the_canvas():
         out = np.rot90(arr, k=-(deg // 90))
         return out[:, ::-1] if flip else out
 
-    try:
-        from cxrviewer.render.export import ViewState, orient
-    except ImportError:  # before the render package existed
-        from cxrviewer.ui.export import ViewState, orient
+    from cxrviewer.render.export import ViewState, orient
+
     for rot, fh, fv in itertools.product(range(4), (False, True), (False, True)):
         deg, flip = to_dicom_spatial(rot, fh, fv)
         assert np.array_equal(dicom_order(a, deg, flip), orient(a, ViewState(rot, fh, fv))), (rot, fh, fv)
