@@ -27,6 +27,17 @@ def add_parser(sub) -> None:
                    help="one output pixel per image pixel (default: square display pixels, longest side <= --size)")
     p.add_argument("--size", type=int, default=1024, help="longest side without --native (default 1024)")
     p.add_argument("--frame", type=int, default=0, help="frame of a multi-frame image (default 0)")
+    p.add_argument("--dicom", choices=("sc", "sr", "gsps"), default=None,
+                   help="write a DICOM object into the source's study instead of PNG/JPEG: sc (Secondary "
+                        "Capture of the rendering), sr (TID 1500 report: the model's result + --ruler lengths), "
+                        "gsps (presentation state: window, orientation, rulers); with --anonymize a "
+                        "de-identified copy (PS3.15 Basic Profile)")
+    p.add_argument("--ruler", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
+                   help="a length measurement between two image points (column, row); repeatable")
+    p.add_argument("--rotate", type=int, default=0, choices=(0, 90, 180, 270), help="rotate clockwise (degrees)")
+    p.add_argument("--flip-h", action="store_true", help="flip horizontally (after --rotate)")
+    p.add_argument("--flip-v", action="store_true", help="flip vertically (after --rotate)")
+    p.add_argument("--invert", action="store_true", help="invert the grayscale (as the viewer's Invert)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from cxrviewer.cli._common import fail
     from cxrviewer.core.errors import CxrError
 
+    if args.dicom:
+        from cxrviewer.cli.export_dicom import run_dicom
+
+        return run_dicom(args)
     if not os.path.isfile(args.input):
         return fail(f"{args.input}: no such file")
     try:
@@ -90,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
                 return fail(f"--window width {w:g} must be >= 1")
             preset = WindowPreset("User", c, w, "LINEAR", "user")
         layers, ai_lines = heatmap_layers(img, args) if args.heatmap else ([], [])
-        arr = compose_export(img, preset, layers=layers, annotations=not args.no_annotations,
+        from cxrviewer.dicom.build import length_measurement
+        from cxrviewer.render.export import RulerSpec, ViewState
+
+        view = ViewState((args.rotate // 90) % 4, args.flip_h, args.flip_v, args.invert)
+        rulers = [RulerSpec(m.points[0], m.points[1], m.label)
+                  for m in (length_measurement(img, tuple(r[:2]), tuple(r[2:])) for r in args.ruler or [])]
+        arr = compose_export(img, preset, view=view, rulers=rulers, layers=layers, annotations=not args.no_annotations,
                              anonymize=args.anonymize, ai_lines=ai_lines,
                              native=args.native, max_size=args.size)
         save_image(arr, args.out, fmt)
