@@ -54,6 +54,13 @@ class PhiFilter(logging.Filter):
         return True
 
 
+def _not_file_detail(record: logging.LogRecord) -> bool:
+    """Keep pydicom's own log records off the console: they describe what it tolerated in
+    one file (pydicom logs each warning it issues), which the log file and that file's entry
+    already hold (:mod:`cxrviewer.core.dicom_warnings`)."""
+    return not (record.name == "pydicom" or record.name.startswith("pydicom."))
+
+
 def log_path() -> Path:
     from cxrviewer.paths import user_log_dir
 
@@ -92,6 +99,7 @@ def setup_logging(level: int = logging.INFO, *, log_file: str | Path | None = No
     if stderr_level is not None:
         sh = logging.StreamHandler(sys.stderr)
         sh.setLevel(stderr_level)
+        sh.addFilter(_not_file_detail)
         handlers.append(sh)
     for h in handlers:
         h.setFormatter(fmt)

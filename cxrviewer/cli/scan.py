@@ -36,4 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.files_seen} files, {len(result.instances())} images, {len(result.errors)} unreadable")
     for e in result.errors:
         print(f"  unreadable: {e.path}: {e.reason}")
+    # what pydicom tolerated in readable files (also in --json as each instance's "warnings")
+    for i in result.instances():
+        for w in i.warnings:
+            print(f"  note: {i.path}: {w}")
     return 0

@@ -12,9 +12,27 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrviewer.core import limits, phi
+from cxrviewer.core import dicom_warnings, limits
+from cxrviewer.core.dicom_header import (  # noqa: F401 - re-exported: callers import them from here
+    _lut_data,
+    _rescale_value,
+    _s,
+    geometry_from_dataset,
+    header_from_dataset,
+    presets_from_dataset,
+)
 from cxrviewer.core.errors import DicomReadError, ImageTooLargeError, UnsupportedTransferSyntaxError
-from cxrviewer.core.types import Geometry, ImageHeader, LoadedImage, VoiLut, WindowPreset
+from cxrviewer.core.frame_groups import FrameAttributes
+from cxrviewer.core.pixel_data import (
+    MISSING_PIXELS_REASON,
+    NATIVE_SYNTAXES,
+    check_codestream,
+    jpeg_sof_dims,
+    native_length,
+    short_native_reason,
+    truncation_reason,
+)
+from cxrviewer.core.types import ImageHeader, LoadedImage, WindowPreset
 from cxrviewer.core.window import apply_lut, apply_rescale, robust_window
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -38,199 +56,32 @@ _DECODER_HINTS = {
 #: SOP classes without pixel data that show up in exported folders.
 _NON_IMAGE_HINT = "no Pixel Data (7FE0,0010): not an image (e.g. a structured report, PDF or presentation state)"
 
-
-def _s(value) -> str:
-    """A header value as a plain one-line string ('' when absent)."""
-    if value is None:
-        return ""
-    return str(value).strip().replace("\x00", "")
+#: Media Storage SOP Class UID of a DICOMDIR (Media Storage Directory Storage, PS3.10 7.2).
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+DICOMDIR_REASON = "DICOMDIR (a directory file, not an image)"
 
 
-def _float(value, default: float | None = None) -> float | None:
+def is_dicomdir(ds) -> bool:
+    """A DICOMDIR by its Media Storage SOP Class (0002,0002), whatever the file is called
+    (a DICOMDIR without File Meta: by its Directory Record Sequence (0004,1220))."""
+    meta = getattr(ds, "file_meta", None)
+    sop = _s(meta.get("MediaStorageSOPClassUID")) if meta is not None else ""
+    if sop:
+        return sop == DICOMDIR_SOP_CLASS
+    return _s(ds.get("SOPClassUID")) == DICOMDIR_SOP_CLASS or 0x00041220 in ds
+
+
+def _missing_pixels_reason(path: str) -> str | None:
+    """Why a dataset came back without Pixel Data when its header declares an image
+    (``None`` when it does not): re-read up to the pixel data and walk it as the scan does."""
     try:
-        if value is None or value == "":
-            return default
-        f = float(value)
-    except (TypeError, ValueError):
-        return default
-    return f if math.isfinite(f) else default
-
-
-def _floats(value, keep_position: bool = False) -> list:
-    """A multi-valued DS/IS element as a list of floats.
-
-    Non-numbers are dropped, or, with ``keep_position``, kept as ``None`` so that paired
-    elements (Window Center/Width, value *i* of each) stay paired.
-    """
-    if value is None:
-        return []
-    try:
-        seq = list(value) if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__") else [value]
-    except TypeError:
-        seq = [value]
-    out = []
-    for v in seq:
-        f = _float(v)
-        if f is not None or keep_position:
-            out.append(f)
-    return out
-
-
-def _rescale_value(ds, keyword: str, tag: str, default: float, path: str) -> float:
-    """Rescale Slope/Intercept: absent or empty -> default; present but not a finite number
-    -> refused (the modality values, and so any measurement, would be unknown)."""
-    raw = ds.get(keyword)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return default
-    f = _float(raw)
-    if f is None:
-        raise DicomReadError(path, f"{_keyword_name(keyword)} {tag} = {_s(raw)!r} is not a finite number")
-    return f
-
-
-def _keyword_name(keyword: str) -> str:
-    """'RescaleSlope' -> 'Rescale Slope'."""
-    import re
-
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword)
-
-
-def header_from_dataset(ds) -> ImageHeader:
-    """The overlay/browser fields of a dataset (header only, no pixels needed)."""
-    g = ds.get
-    header = ImageHeader(
-        patient_name=_s(g("PatientName")),
-        patient_id=_s(g("PatientID")),
-        patient_birth_date=_s(g("PatientBirthDate")),
-        patient_sex=_s(g("PatientSex")),
-        patient_age=_s(g("PatientAge")),
-        accession_number=_s(g("AccessionNumber")),
-        institution_name=_s(g("InstitutionName")),
-        study_date=_s(g("StudyDate")),
-        study_time=_s(g("StudyTime")),
-        study_description=_s(g("StudyDescription")),
-        series_description=_s(g("SeriesDescription")),
-        modality=_s(g("Modality")),
-        view_position=_s(g("ViewPosition")),
-        body_part=_s(g("BodyPartExamined")),
-        series_number=_s(g("SeriesNumber")),
-        instance_number=_s(g("InstanceNumber")),
-        manufacturer=_s(g("Manufacturer")),
-        sop_instance_uid=_s(g("SOPInstanceUID")),
-        study_instance_uid=_s(g("StudyInstanceUID")),
-        series_instance_uid=_s(g("SeriesInstanceUID")),
-    )
-    # Every identifier the app sees is known to the log scrubber before anything can log it.
-    phi.register_header(header)
-    return header
-
-
-def geometry_from_dataset(ds) -> Geometry | None:
-    """Pixel size with its calibration basis (PS3.3 C.8.11.4, 10.7.1.1, 10.7.1.3).
-
-    * Pixel Spacing (0028,0030), when present and non-zero, is the calibrated spacing
-      (at the patient for projection radiography when the writer calibrated it).
-    * Otherwise Imager Pixel Spacing (0018,1164) is the spacing *at the detector*; divided by
-      Estimated Radiographic Magnification Factor (0018,1114) when that is present, it is an
-      estimate at the patient ("magnification-corrected").
-    * Neither, or zeros: ``None``; measurements are then in pixels.
-    """
-    ps = _floats(ds.get("PixelSpacing"))
-    if len(ps) >= 2 and ps[0] > 0 and ps[1] > 0:
-        cal = _s(ds.get("PixelSpacingCalibrationType"))
-        desc = "Pixel Spacing (0028,0030)"
-        if cal:
-            desc += f", calibration type {cal}"
-        return Geometry(ps[0], ps[1], "PixelSpacing", "mm", desc)
-    ips = _floats(ds.get("ImagerPixelSpacing"))
-    if len(ips) >= 2 and ips[0] > 0 and ips[1] > 0:
-        ermf = _float(ds.get("EstimatedRadiographicMagnificationFactor"))
-        if ermf is not None and ermf > 0 and ermf != 1.0:
-            return Geometry(
-                ips[0] / ermf,
-                ips[1] / ermf,
-                "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor",
-                "mm (magnification-corrected)",
-                f"Imager Pixel Spacing (0018,1164) / Estimated Radiographic Magnification Factor {ermf:g}",
-            )
-        return Geometry(
-            ips[0], ips[1], "ImagerPixelSpacing", "mm (detector)", "Imager Pixel Spacing (0018,1164), at the detector"
-        )
-    return None
-
-
-def presets_from_dataset(ds) -> tuple[list[WindowPreset], list[VoiLut]]:
-    """Every Window Center/Width pair (0028,1050/1051) and every VOI LUT Sequence item,
-    named by their explanations (0028,1055 / 0028,3003)."""
-    centers = _floats(ds.get("WindowCenter"), keep_position=True)
-    widths = _floats(ds.get("WindowWidth"), keep_position=True)
-    expl_raw = ds.get("WindowCenterWidthExplanation")
-    if expl_raw is None:
-        expls: list[str] = []
-    elif isinstance(expl_raw, str):
-        expls = [expl_raw]
-    else:
-        try:
-            expls = [_s(e) for e in expl_raw]
-        except TypeError:
-            expls = [_s(expl_raw)]
-    function = _s(ds.get("VOILUTFunction")).upper() or "LINEAR"
-    presets: list[WindowPreset] = []
-    for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
-        if c is None or w is None:
-            continue  # a non-number in one of the pair (e.g. "nan"): the pair is unusable
-        min_w = 1.0 if function == "LINEAR" else 0.0
-        if not (w >= min_w and w > 0):
-            continue  # (0028,1051) Window Width below the minimum for its function: unusable
-        name = expls[i] if i < len(expls) and expls[i] else f"Header window {i + 1}"
-        presets.append(
-            WindowPreset(
-                name=name,
-                center=c,
-                width=w,
-                function=function,
-                source="header",
-                explanation=f"From the file: Window Center {c:g} / Width {w:g}, {function}",
-            )
-        )
-    luts: list[VoiLut] = []
-    seq = ds.get("VOILUTSequence")
-    if seq:
-        for item in seq:
-            try:
-                desc = [int(v) for v in item.LUTDescriptor]
-                if len(desc) != 3:
-                    continue
-                data = _lut_data(item, desc)
-                if data.size == 0:
-                    continue
-            except Exception:  # noqa: BLE001 - a bad item is skipped, the others stay usable
-                continue
-            expl = _s(item.get("LUTExplanation"))
-            luts.append(VoiLut((desc[0], desc[1], desc[2]), data, expl))
-    for j, lut in enumerate(luts):
-        lo = lut.descriptor[1]
-        n = lut.descriptor[0] or 65536
-        presets.append(
-            WindowPreset(
-                name=lut.explanation or f"VOI LUT {j + 1}",
-                center=lo + n / 2.0,
-                width=float(n),
-                function="LUT",
-                source="voi_lut",
-                explanation=f"From the file: VOI LUT Sequence item {j + 1} ({n} entries from {lo})",
-                lut_index=j,
-            )
-        )
-    return presets, luts
-
-
-def _lut_data(item, desc: list[int]) -> np.ndarray:
-    raw = item.LUTData
-    if isinstance(raw, (bytes, bytearray)):
-        dtype = "<u2" if desc[2] > 8 else "u1"
-        return np.frombuffer(raw, dtype=dtype).astype(np.int64)
-    return np.asarray(list(raw) if not isinstance(raw, int) else [raw], dtype=np.int64)
+        head = read_dataset(path, stop_before_pixels=True)
+    except DicomReadError:
+        return None
+    if "Rows" not in head or "Columns" not in head:
+        return None
+    reason = truncation_reason(path, head, getattr(head, "_cxr_header_end", None), _transfer_syntax(head))
+    return reason or MISSING_PIXELS_REASON
 
 
 def _check_size(path: str, rows: int, cols: int, spp: int, frames: int, bits_alloc: int) -> None:
@@ -273,8 +124,16 @@ def _quiet_pydicom() -> None:
 def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False):
     """``dcmread`` read-only, accepting files without the 128-byte preamble.
 
+    pydicom's warnings about the file go to the log (and, inside a caller's
+    :func:`cxrviewer.core.dicom_warnings.collect`, to that caller's notes), never to stderr.
+
     Raises :class:`DicomReadError` for anything that is not DICOM.
     """
+    with dicom_warnings.collect(path):
+        return _read_dataset(path, stop_before_pixels)
+
+
+def _read_dataset(path: str | os.PathLike, stop_before_pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -386,27 +245,51 @@ def load_image(path: str | os.PathLike, frame: int = 0) -> LoadedImage:
     p = os.fspath(path)
     if Path(p).suffix.lower() in IMAGE_SUFFIXES:
         return load_image_file(p)
-    ds = read_dataset(p)
-    return image_from_dataset(ds, p, frame)
+    with dicom_warnings.collect(p) as notes:
+        ds = read_dataset(p)
+        img = image_from_dataset(ds, p, frame)
+    img.warnings = list(notes)
+    return img
 
 
-def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
-    """Build a :class:`LoadedImage` from a dataset read with its pixel data."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise DicomReadError(path, _NON_IMAGE_HINT)
+def _pixel_int(ds, path: str, keyword: str, tag: str, default: int | None = None) -> int:
+    """An Image Pixel integer; absent, empty or 0 -> ``default`` where the attribute may be
+    absent, else refused with its name."""
+    raw = ds.get(keyword)
+    if default is not None and not raw:
+        return default
+    from pydicom.datadict import dictionary_description
+
+    name = f"{dictionary_description(keyword)} {tag}"
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise DicomReadError(path, f"missing or invalid Image Pixel attribute: {name} is absent")
     try:
-        rows = int(ds.Rows)
-        cols = int(ds.Columns)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        bits_alloc = int(ds.BitsAllocated)
-        bits_stored = int(ds.get("BitsStored", bits_alloc) or bits_alloc)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError) as e:
-        raise DicomReadError(path, f"missing or invalid Image Pixel attribute: {e}") from None
+        return int(raw)
+    except (TypeError, ValueError):
+        raise DicomReadError(path, f"missing or invalid Image Pixel attribute: {name} = {_s(raw)!r} "
+                                   "is not an integer") from None
+
+
+def image_pixel_module(ds, path: str) -> tuple[int, int, int, int, int, int, str]:
+    """The Image Pixel attributes (PS3.3 C.7.6.3) checked for display, from the header alone.
+
+    Returns ``(rows, cols, samples per pixel, bits allocated, bits stored, frames,
+    photometric interpretation)``. The scan calls it too, so a file it lists as an image
+    is refused for the same header reasons, in the same words, as when it is opened.
+
+    Raises
+    ------
+    DicomReadError
+        (or :class:`ImageTooLargeError`) naming the attribute and the rule.
+    """
+    rows = _pixel_int(ds, path, "Rows", "(0028,0010)")
+    cols = _pixel_int(ds, path, "Columns", "(0028,0011)")
+    spp = _pixel_int(ds, path, "SamplesPerPixel", "(0028,0002)", 1)
+    bits_alloc = _pixel_int(ds, path, "BitsAllocated", "(0028,0100)")
+    bits_stored = _pixel_int(ds, path, "BitsStored", "(0028,0101)", bits_alloc)
+    frames = _pixel_int(ds, path, "NumberOfFrames", "(0028,0008)", 1)
     if frames < 1:
         raise DicomReadError(path, f"Number of Frames (0028,0008) = {frames}: must be >= 1")
-    if not 0 <= frame < frames:
-        raise DicomReadError(path, f"frame {frame} requested, the file has {frames}")
     if bits_alloc not in (1, 8, 16, 32, 64):
         raise DicomReadError(path, f"Bits Allocated (0028,0100) = {bits_alloc} is not 1, 8, 16, 32 or 64")
     if not 1 <= bits_stored <= bits_alloc:
@@ -421,7 +304,31 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
     if spp == 3 and photometric.startswith("MONOCHROME"):
         raise DicomReadError(path, f"Photometric Interpretation {photometric} with 3 samples per pixel")
 
+    return rows, cols, spp, bits_alloc, bits_stored, frames, photometric
+
+
+def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
+    """Build a :class:`LoadedImage` from a dataset read with its pixel data."""
+    if is_dicomdir(ds):
+        raise DicomReadError(path, DICOMDIR_REASON)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if ("Rows" in ds and "Columns" in ds) or "SOPClassUID" not in ds:
+            # pydicom drops a Pixel Data element that the file ends inside (and, when the
+            # delimiter is missing, everything read before it): say so, in the scan's
+            # words, from the same check on the same bytes.
+            reason = _missing_pixels_reason(path)
+            if reason is not None:
+                raise DicomReadError(path, reason)
+        raise DicomReadError(path, _NON_IMAGE_HINT)
+    rows, cols, spp, bits_alloc, bits_stored, frames, photometric = image_pixel_module(ds, path)
+    if not 0 <= frame < frames:
+        raise DicomReadError(path, f"frame {frame} requested, the file has {frames}")
+
     ts = _transfer_syntax(ds)
+    if ts in NATIVE_SYNTAXES and isinstance(ds.get("PixelData"), bytes):
+        need = native_length(rows, cols, frames, spp, bits_alloc, photometric)
+        if len(ds.PixelData) < need:
+            raise DicomReadError(path, short_native_reason(len(ds.PixelData), need))
     arr = _decode(ds, path, ts, frame, frames)
     if arr.ndim == 3 and spp == 1 and arr.shape[-1] not in (3, 4):
         arr = arr[0]
@@ -434,7 +341,10 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
         raise DicomReadError(path, f"decoded pixel array has shape {arr.shape}, the header declares {expected}")
 
     header = header_from_dataset(ds)
-    geometry = geometry_from_dataset(ds)
+    # Enhanced multi-frame objects keep rescale, window and pixel spacing per frame in their
+    # functional groups (PS3.3 C.7.6.16); classic objects answer from the top level.
+    fa = FrameAttributes(ds, frame)
+    geometry = geometry_from_dataset(fa)
     if spp == 3:
         rgb = _to_rgb8(arr, bits_stored)
         img = LoadedImage(
@@ -449,12 +359,12 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
 
     # Modality LUT (PS3.3 C.11.1): a Modality LUT Sequence wins over Rescale Slope/Intercept.
-    slope = _rescale_value(ds, "RescaleSlope", "(0028,1053)", 1.0, path)
-    intercept = _rescale_value(ds, "RescaleIntercept", "(0028,1052)", 0.0, path)
+    slope = _rescale_value(fa, "RescaleSlope", "(0028,1053)", 1.0, path)
+    intercept = _rescale_value(fa, "RescaleIntercept", "(0028,1052)", 0.0, path)
     if slope == 0.0:
         raise DicomReadError(path, "Rescale Slope (0028,1053) is 0: every pixel would map to the intercept")
-    units = _s(ds.get("RescaleType"))
-    mlut = ds.get("ModalityLUTSequence")
+    units = _s(fa.get("RescaleType"))
+    mlut = fa.get("ModalityLUTSequence")
     modality = None
     if mlut:
         try:
@@ -471,7 +381,7 @@ def image_from_dataset(ds, path: str, frame: int = 0) -> LoadedImage:
         units = "HU"
 
     padding_mask = _padding_mask(ds, stored, signed)
-    presets, luts = presets_from_dataset(ds)
+    presets, luts = presets_from_dataset(fa)
     c, w = robust_window(modality, padding_mask)
     auto = WindowPreset(
         "Auto", c, w, "LINEAR", "auto",
@@ -533,52 +443,11 @@ def _decoder_problem(ts: str) -> str | None:
     return None
 
 
-_J2K_SYNTAXES = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
-                 "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
-                 "1.2.840.10008.1.2.4.203"}
-_JPEG_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-                  "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
-
-
-def _check_codestream(ds, path: str, ts: str, spp: int) -> None:
-    """Refuse a compressed first frame whose *codestream* declares an image over the limits.
-
-    The decoders allocate what the JPEG / JPEG 2000 header inside the Pixel Data says, not
-    what Rows/Columns say; a file can claim 8x8 in its DICOM header and 60000x60000 in its
-    codestream. Mismatches within the limits are left to the shape check after decoding.
-    """
-    if ts not in _J2K_SYNTAXES and ts not in _JPEG_SYNTAXES:
-        return
-    try:
-        from pydicom.encaps import generate_fragments
-
-        fragments = generate_fragments(ds.PixelData)
-        next(fragments)  # the Basic Offset Table item
-        first = next(fragments)[: 1 << 16]
-    except Exception:  # noqa: BLE001 - malformed encapsulation: the decoder will say so
-        return
-    if ts in _J2K_SYNTAXES:
-        dims = _j2k_siz_dims(first)
-    else:
-        sof = _jpeg_sof_dims(first)
-        dims = None if sof is None else (sof[0], sof[1])
-    if dims is None:
-        return
-    r, c = dims
-    if r > limits.MAX_DIMENSION or c > limits.MAX_DIMENSION or r * c * max(spp, 1) * 4 > limits.MAX_PIXEL_BYTES:
-        raise ImageTooLargeError(
-            path,
-            f"the compressed pixel data declares {r}x{c} pixels (the header says {ds.get('Rows')}x"
-            f"{ds.get('Columns')}), over the limit of {limits.MAX_DIMENSION} per side / "
-            f"{limits.MAX_PIXEL_BYTES / 2**20:.0f} MiB",
-        )
-
-
 def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
     problem = _decoder_problem(ts)
     if problem is not None:
         raise UnsupportedTransferSyntaxError(path, problem)
-    _check_codestream(ds, path, ts, int(ds.get("SamplesPerPixel", 1) or 1))
+    check_codestream(ds, path, ts, int(ds.get("SamplesPerPixel", 1) or 1))
     try:
         if frames > 1:
             from pydicom.pixels import pixel_array
@@ -588,8 +457,25 @@ def _decode(ds, path: str, ts: str, frame: int, frames: int) -> np.ndarray:
     except MemoryError:
         raise ImageTooLargeError(path, "not enough memory to decode the pixel data") from None
     except Exception as e:  # noqa: BLE001 - corrupt pixel data raises anything
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = decoder_message(e)
         raise DicomReadError(path, f"pixel data could not be decoded ({_ts_name(ts)}): {msg}") from None
+
+
+def decoder_message(e: BaseException, max_line: int = 300) -> str:
+    """A decoder's exception as one line, keeping every line of it.
+
+    pydicom reports a failed decode as a header line followed by one indented line per
+    plugin ("Unable to decode as exceptions were raised by all available plugins:" /
+    "  pylibjpeg: ..." / "  pillow: ..."); each plugin's reason is what tells the reader
+    which package or which defect it is, so they are joined with "; " rather than dropped.
+    """
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    lines = [ln if len(ln) <= max_line else ln[: max_line - 1] + "…" for ln in lines]
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0].rstrip(':')}: " + "; ".join(lines[1:])
 
 
 def _apply_palette(ds, arr: np.ndarray, path: str) -> np.ndarray:
@@ -630,43 +516,6 @@ def _padding_mask(ds, stored: np.ndarray, signed: bool) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def _jpeg_sof_dims(b: bytes) -> tuple[int, int, int, int] | None:
-    """(height, width, components, precision) from a JPEG / JPEG-LS SOF marker, or None."""
-    if b[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(b):
-        if b[i] != 0xFF:
-            i += 1
-            continue
-        marker = b[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        seg = int.from_bytes(b[i + 2 : i + 4], "big")
-        if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
-            depth = b[i + 4]
-            h = int.from_bytes(b[i + 5 : i + 7], "big")
-            w = int.from_bytes(b[i + 7 : i + 9], "big")
-            channels = b[i + 9] if i + 9 < len(b) else 1
-            return h, w, max(1, channels), max(8, depth)
-        i += 2 + seg
-    return None
-
-
-def _j2k_siz_dims(b: bytes) -> tuple[int, int] | None:
-    """(height, width) of the image area from a JPEG 2000 SIZ marker (15444-1 A.5.1)."""
-    k = b.find(b"\xff\x4f\xff\x51")
-    if k < 0 or len(b) < k + 24:
-        return None
-    siz = k + 4
-    xsiz = int.from_bytes(b[siz + 4 : siz + 8], "big")
-    ysiz = int.from_bytes(b[siz + 8 : siz + 12], "big")
-    xo = int.from_bytes(b[siz + 12 : siz + 16], "big")
-    yo = int.from_bytes(b[siz + 16 : siz + 20], "big")
-    return max(0, ysiz - yo), max(0, xsiz - xo)
-
-
 def _image_file_dims(data: np.ndarray) -> tuple[int, int, int, int] | None:
     """(height, width, channels, bits) from a PNG's IHDR or a JPEG's SOF marker, read before
     decoding so a hostile header is refused before OpenCV allocates for it; ``None`` when
@@ -678,7 +527,7 @@ def _image_file_dims(data: np.ndarray) -> tuple[int, int, int, int] | None:
         depth = b[24]
         channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(b[25], 4)
         return h, w, channels, max(8, depth)
-    return _jpeg_sof_dims(b)
+    return jpeg_sof_dims(b)
 
 
 def load_image_file(path: str) -> LoadedImage:

@@ -19,9 +19,17 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cxrviewer.core import phi
-from cxrviewer.core.dicom_io import IMAGE_SUFFIXES, read_dataset
+from cxrviewer.core import dicom_warnings, phi
+from cxrviewer.core.dicom_io import (
+    DICOMDIR_REASON,
+    DICOMDIR_SOP_CLASS,
+    IMAGE_SUFFIXES,
+    image_pixel_module,
+    is_dicomdir,
+    read_dataset,
+)
 from cxrviewer.core.errors import CxrError, ScanPathError
+from cxrviewer.core.pixel_data import truncation_reason
 from cxrviewer.core.types import (
     FileError,
     InstanceInfo,
@@ -63,6 +71,9 @@ class _Record:
     error: str | None = None
     instance: InstanceInfo | None = None
     obj: ObjectInfo | None = None  # an SR or presentation state (listed, not an error)
+    #: a DICOMDIR found among the files: an index, neither an image nor an error
+    dicomdir: bool = False
+    warnings: tuple[str, ...] = ()
     patient_id: str = ""
     patient_name: str = ""
     patient_birth_date: str = ""
@@ -165,7 +176,7 @@ def collect_paths(path: str | os.PathLike, errors: list[FileError] | None = None
         # A DICOMDIR inside a scanned folder is an index of files the walk finds anyway:
         # neither an image nor an error.
         return [f for f in iter_files(p, errors) if Path(f).name.upper() not in _SKIP_NAMES]
-    if Path(p).name.upper() == "DICOMDIR":
+    if Path(p).name.upper() == "DICOMDIR" or _has_dicomdir_sop_class(p):
         files = _dicomdir_files(p)
         if files is not None:
             return files
@@ -173,15 +184,41 @@ def collect_paths(path: str | os.PathLike, errors: list[FileError] | None = None
     return [p]
 
 
+def _has_dicomdir_sop_class(path: str) -> bool:
+    """Whether ``path``'s File Meta names it a DICOMDIR (reads the meta group only)."""
+    try:
+        from pydicom.filereader import read_file_meta_info
+
+        with dicom_warnings.collect(path):
+            meta = read_file_meta_info(path)
+        return _s(meta.get("MediaStorageSOPClassUID")) == DICOMDIR_SOP_CLASS
+    except Exception:  # noqa: BLE001 - not DICOM, no meta: not a DICOMDIR by its class
+        return False
+
+
 def read_record(path: str) -> _Record:
-    """Read one file's header into a record; never raises."""
+    """Read one file's header into a record; never raises.
+
+    pydicom's warnings about the file go to the record (and the log), not to stderr.
+    """
+    with dicom_warnings.collect(path) as notes:
+        rec = _read_record(path)
+    if notes:
+        rec.warnings = tuple(notes)
+    return rec
+
+
+def _read_record(path: str) -> _Record:
     try:
         suffix = Path(path).suffix.lower()
         if suffix in IMAGE_SUFFIXES:
             return _image_record(path)
         if Path(path).name.upper() in _SKIP_NAMES:
-            return _Record(path, error="DICOMDIR (a directory file, not an image)")
+            return _Record(path, error=DICOMDIR_REASON, dicomdir=True)
         ds = read_dataset(path, stop_before_pixels=True)
+        if is_dicomdir(ds):
+            # recognised by its Media Storage SOP Class, whatever its name (DICOMDIR-bigEnd...)
+            return _Record(path, error=DICOMDIR_REASON, dicomdir=True)
         return _dicom_record(path, ds)
     except CxrError as e:
         return _Record(path, error=e.reason)
@@ -220,6 +257,9 @@ _TAGS: dict[str, int | None] = {}
 
 def _dicom_record(path: str, ds) -> _Record:
     g = _value_getter(ds)
+    # known to the log scrubber now: pydicom's notes on this file are logged when read_record
+    # returns, before the builder registers the record (done again there for pool workers)
+    phi.register(_s(g("PatientName")), _s(g("PatientID")), _s(g("PatientBirthDate")), _s(g("AccessionNumber")))
     sop_class = _s(g("SOPClassUID"))
     # pixel data was not read (stop_before_pixels): image-ness is judged by the Image Pixel
     # module's Rows/Columns. SR, PDF, KO, PR have none.
@@ -232,11 +272,14 @@ def _dicom_record(path: str, ds) -> _Record:
             return _object_record(path, ds, g, kind, sop_class)
         what = _sop_class_name(sop_class)
         return _Record(path, error=f"no Pixel Data (7FE0,0010): not an image ({what})")
+    # the loader's own header checks, so a listed image is not refused later for a reason
+    # the header already gave (raises DicomReadError: read_record makes it the entry's error)
+    image_pixel_module(ds, path)
     try:
         ts = str(ds.file_meta.TransferSyntaxUID)
     except AttributeError:
         ts = "1.2.840.10008.1.2"
-    short = _truncated_native(path, ds, ts)
+    short = truncation_reason(path, ds, getattr(ds, "_cxr_header_end", None), ts)
     if short:
         return _Record(path, error=short)
     inst = InstanceInfo(
@@ -314,37 +357,6 @@ def _object_record(path: str, ds, g, kind: str, sop_class: str) -> _Record:
     )
 
 
-_NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
-
-
-def _truncated_native(path: str, ds, ts: str) -> str | None:
-    """A reason when an uncompressed file is shorter than its declared pixel data.
-
-    The scan reads headers only, so a file cut in its pixel data would otherwise be listed
-    as good and fail only when opened. For native syntaxes the size is known from the
-    header (PS3.5 8.1.1); compressed streams are checked when decoded.
-    """
-    if ts not in _NATIVE_TS:
-        return None
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        bits = int(ds.get("BitsAllocated", 16) or 16)
-        frames = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
-    except (AttributeError, TypeError, ValueError):
-        return None  # the loader reports inconsistent Image Pixel attributes precisely
-    # Pixel Data element header: 8 bytes (implicit VR) or 12 (explicit VR OB/OW)
-    need = (rows * cols * spp * frames * bits + 7) // 8 + 8 + getattr(ds, "_cxr_header_end", 0)
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return None
-    if size < need:
-        return (f"truncated: the file has {size} bytes, its header declares pixel data "
-                f"that needs at least {need}")
-    return None
-
-
 def _sop_class_name(uid: str) -> str:
     if not uid:
         return "no SOP Class UID"
@@ -410,13 +422,17 @@ class _Builder:
         self.seen_sop: set[str] = set()
 
     def add(self, r: _Record) -> None:
+        if r.dicomdir:
+            return  # an index of files the walk finds anyway
         if r.obj is not None:
             phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)
             self._study(r).objects.append(r.obj)
             return
         if r.error is not None or r.instance is None:
-            self.errors.append(FileError(r.path, r.error or "unreadable"))
+            self.errors.append(FileError(r.path, r.error or "unreadable", r.warnings))
             return
+        if r.warnings:
+            r.instance.warnings = list(r.warnings)
         if r.instance.kind == "dicom":
             # in the parent process: records read by pool workers are registered here too
             phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)

@@ -124,6 +124,8 @@ class LoadedImage:
     transfer_syntax: str = ""
     kind: str = "dicom"  # "dicom" or "image" (PNG/JPEG)
     auto_preset: WindowPreset | None = None
+    #: What pydicom or a decoder tolerated in the file (its warnings), one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -164,6 +166,8 @@ class InstanceInfo:
     photometric_interpretation: str = ""
     transfer_syntax: str = ""
     image_comments: str = ""
+    #: pydicom's warnings while reading the header (what it tolerated in the file).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,9 +252,14 @@ class FileError:
 
     path: str
     reason: str
+    #: pydicom's warnings while reading the file, often the detail behind ``reason``.
+    warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path, "reason": self.reason}
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
+        return d
 
 
 @dataclass
