@@ -153,6 +153,31 @@ def check_source(ds, path: str | None = None) -> None:
                                + ", ".join(missing))
 
 
+#: Type 2 attributes of the Patient / General Study modules (and SamplesPerPixel) that the
+#: highdicom constructors read from the source; a source without them gets them empty.
+_TYPE2_DEFAULTS = (("PatientName", ""), ("PatientID", ""), ("PatientBirthDate", ""), ("PatientSex", ""),
+                   ("AccessionNumber", ""), ("StudyID", ""), ("StudyDate", ""), ("StudyTime", ""),
+                   ("ReferringPhysicianName", ""))
+
+
+def prepared_source(ds, path: str | None = None):
+    """A checked copy of the source header with the type 2 attributes every object copies
+    present (empty when the source lacks them: many real files omit Study ID or Patient ID).
+
+    The source dataset itself is never modified.
+    """
+    import copy
+
+    check_source(ds, path)
+    out = copy.deepcopy(ds)
+    for kw, default in _TYPE2_DEFAULTS:
+        if kw not in out:
+            setattr(out, kw, default)
+    if "SamplesPerPixel" not in out:
+        out.SamplesPerPixel = 1
+    return out
+
+
 def new_uid() -> str:
     """A fresh UID (2.25 UUID form: no registered root needed)."""
     from highdicom import UID

@@ -23,9 +23,9 @@ from cxrviewer.dicom.common import (
     AiResult,
     DicomObjectError,
     ReaderView,
-    check_source,
     copy_patient_study,
     new_uid,
+    prepared_source,
     quiet_source_warnings,
     set_laterality,
     software_version,
@@ -101,7 +101,7 @@ def make_gsps(
     """
     import highdicom as hd
 
-    check_source(source)
+    source = prepared_source(source)
     if int(source.get("SamplesPerPixel", 1) or 1) != 1:
         raise DicomObjectError(None, "a Grayscale Softcopy Presentation State needs a grayscale source image")
     rows, cols = int(source.Rows), int(source.Columns)

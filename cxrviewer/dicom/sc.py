@@ -18,9 +18,9 @@ from cxrviewer.dicom.common import (
     SERIES_NUMBERS,
     DicomObjectError,
     ReaderView,
-    check_source,
     copy_patient_study,
     new_uid,
+    prepared_source,
     quiet_source_warnings,
     set_laterality,
     software_version,
@@ -131,7 +131,7 @@ def make_sc(
     import highdicom as hd
     from pydicom.dataset import Dataset
 
-    check_source(source)
+    source = prepared_source(source)
     a = np.asarray(pixels)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or min(a.shape[:2]) < 1:
         raise DicomObjectError(None, f"a Secondary Capture needs uint8 gray or RGB pixels, got {a.dtype} {a.shape}")

@@ -32,9 +32,9 @@ from cxrviewer.dicom.common import (
     AiResult,
     DicomObjectError,
     Measurement,
-    check_source,
     copy_patient_study,
     new_uid,
+    prepared_source,
     quiet_source_warnings,
     software_version,
     unit_concept,
@@ -199,7 +199,7 @@ def make_sr(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    check_source(source)
+    source = prepared_source(source)
     if ai is None and not measurements:
         raise DicomObjectError(None, "nothing to report: no AI result and no measurements")
     groups = []

@@ -82,6 +82,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai import install as install_ai
 
         self.ai = install_ai(self)
+        # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
+        from cxrviewer.ui.dicom_objects import install as install_dicom
+
+        self.dicom = install_dicom(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout

@@ -15,7 +15,7 @@ import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.core.types import InstanceInfo, ScanResult
+from cxrviewer.core.types import InstanceInfo, ObjectInfo, ScanResult
 from cxrviewer.ui.loaders import ThumbnailLoader
 
 KIND_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -23,6 +23,8 @@ PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 3
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole + 4
 BADGE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 5
+#: Path of an SR / presentation-state row (not PATH_ROLE: these rows are not images).
+OBJECT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 6
 
 COLUMNS = ("Name", "#", "Date", "Type", "AI")
 COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI = range(5)
@@ -168,10 +170,29 @@ class BrowserModel(QtGui.QStandardItemModel):
                         self.by_path[inst.path] = it
                         new += 1
                     self._set(rit, COL_COUNT, str(len(se.instances)), len(se.instances))
+                for oi, o in enumerate(st.objects):
+                    self._object_row(sit, len(st.series) + oi, o)
                 self._set(sit, COL_COUNT, str(st.n_images), st.n_images)
                 p_count += st.n_images
             self._set(pit, COL_COUNT, str(p_count), p_count)
         return new
+
+    def _object_row(self, study_item: QtGui.QStandardItem, pos: int, o: ObjectInfo) -> None:
+        """A structured report or presentation state, listed under its study after the series."""
+        key = "O:" + o.path
+        if key in self.by_key:
+            return
+        what = {"sr": "Report", "pr": "Presentation state"}.get(o.kind, o.kind)
+        label = f"{what}: {o.series_description or os.path.basename(o.path)}"
+        row = _row("object", key, [label, "", _date(o.content_date), o.kind.upper(), ""],
+                   [f"~{o.content_date}{o.content_time}"])  # sorts after the series
+        row[0].setData(o.path, OBJECT_ROLE)
+        tip = "\n".join(x for x in (o.path, f"refers to {len(o.referenced_sop_instance_uids)} image(s)",
+                                     "select to show it on its image") if x)
+        for it in row:
+            it.setToolTip(tip)
+        study_item.insertRow(min(pos, study_item.rowCount()), row)
+        self.by_key[key] = row[0]
 
     def _image_row(self, inst: InstanceInfo) -> list[QtGui.QStandardItem]:
         name = os.path.basename(inst.path)
@@ -229,6 +250,8 @@ class StudyBrowser(QtWidgets.QWidget):
     """
 
     imageSelected = QtCore.Signal(str)
+    #: an SR / presentation-state row was selected (its path)
+    objectSelected = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 40):
         super().__init__(parent)
@@ -338,6 +361,17 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.scrollTo(idx)
         return True
 
+    def select_object(self, path: str) -> bool:
+        """Select an SR / presentation-state row (emits ``objectSelected``)."""
+        it = self.model.by_key.get("O:" + path)
+        if it is None:
+            return False
+        idx = self.proxy.mapFromSource(it.index())
+        if not idx.isValid():
+            return False
+        self.view.setCurrentIndex(idx)
+        return True
+
     def selected_path(self) -> str | None:
         return self._selected_path
 
@@ -355,7 +389,12 @@ class StudyBrowser(QtWidgets.QWidget):
         return self.select_path(paths[i])
 
     def _current_changed(self, cur: QtCore.QModelIndex, _prev) -> None:
-        path = self.proxy.index(cur.row(), 0, cur.parent()).data(PATH_ROLE) if cur.isValid() else None
+        first = self.proxy.index(cur.row(), 0, cur.parent()) if cur.isValid() else None
+        obj = first.data(OBJECT_ROLE) if first is not None else None
+        if obj:
+            self.objectSelected.emit(obj)
+            return
+        path = first.data(PATH_ROLE) if first is not None else None
         if path and path != self._selected_path:
             self._selected_path = path
             self.imageSelected.emit(path)

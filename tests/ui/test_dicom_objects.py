@@ -1,0 +1,122 @@
+"""File -> Export as DICOM... in the real window (pytest-qt, offscreen), and reading our
+objects back: an SR's stored AI result is shown for its image, a presentation state selected
+in the browser is applied to its image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import PHI, open_and_wait, ramp, show_image, write_cr
+from PySide6 import QtCore, QtWidgets
+
+from cxrviewer.dicom.common import AiResult, Measurement, ReaderView, source_dataset, write_dataset
+from cxrviewer.dicom.gsps import make_gsps, read_gsps
+from cxrviewer.dicom.sr import make_sr, read_measurements
+from cxrviewer.dicom.validate import dciodvfy_path, validate_file
+from cxrviewer.ui.dicom_objects import ExportDicomDialog
+
+
+def _valid(path) -> pydicom.Dataset:
+    if dciodvfy_path() is not None:
+        v = validate_file(path)
+        assert v.errors == (), "\n".join(v.errors)
+    return pydicom.dcmread(path)
+
+
+def test_export_as_dicom_dialog_writes_a_presentation_state(qtbot, viewer, tmp_path):
+    assert not viewer.dicom.act_export.isEnabled()  # nothing on screen yet
+    p = write_cr(tmp_path / "cr.dcm", ramp(64, 48), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+    show_image(qtbot, viewer, p)
+    assert viewer.dicom.act_export.isEnabled()
+    c = viewer.canvas
+    c.add_ruler((10.0, 10.0), (40.0, 50.0))
+    c.set_window(1200.0, 1800.0)
+    c.rotate(1)
+    c.flip_h()
+    viewer.dicom.act_export.trigger()
+    dlg = viewer.findChild(ExportDicomDialog)
+    assert dlg is not None and dlg.isVisible()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("gsps"))
+    out = tmp_path / "out" / "view.dcm"
+    dlg.path.setText(str(out))
+    with qtbot.waitSignal(viewer.dicom.exported, timeout=15000):
+        dlg.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).click()
+    ps = read_gsps(_valid(out))
+    assert ps.applies_to(viewer.current_image.header.sop_instance_uid)
+    assert (ps.window_center, ps.window_width) == (1200.0, 1800.0)
+    assert (ps.rotation, ps.flip_h) == (1, True)
+    (pts, label), = ps.lines
+    assert np.allclose(pts, [(10, 10), (40, 50)])
+    assert label == "10.0 mm"  # 30 x 40 px at 0.2 mm
+    assert "Exported GSPS" in viewer.status_label.text()
+
+
+def test_deidentified_capture_from_the_viewer_has_no_phi(qtbot, viewer, tmp_path):
+    p = write_cr(tmp_path / "cr.dcm", ramp(96, 80), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+    show_image(qtbot, viewer, p)
+    viewer.canvas.add_ruler((5.0, 5.0), (60.0, 70.0))
+    out = tmp_path / "sc.dcm"
+    res = viewer.dicom.export("sc-native", out, anonymize=True)
+    back = _valid(out)
+    data = out.read_bytes()
+    for v in (*PHI.values(), "20240102", "1.2.826.0.1.3680043.8.498.100"):
+        assert v.encode() not in data, v
+    assert (back.Rows, back.Columns) == (96, 80)
+    assert back.BurnedInAnnotation == "NO" and back.PatientIdentityRemoved == "YES"
+    assert any(c.keyword == "PatientName" and c.action == "replaced" for c in res.changes)
+
+
+def test_sr_from_the_viewer_holds_the_rulers(qtbot, viewer, tmp_path):
+    p = write_cr(tmp_path / "cr.dcm", ramp(64, 48), pixel_spacing=(0.5, 0.25))
+    show_image(qtbot, viewer, p)
+    viewer.canvas.add_ruler((0.0, 0.0), (40.0, 0.0))
+    out = tmp_path / "sr.dcm"
+    viewer.dicom.export("sr", out)
+    (m,) = read_measurements(_valid(out))
+    assert m.values == (("Length", pytest.approx(10.0), "mm"),)  # 40 columns x 0.25 mm
+
+
+def test_stored_result_is_shown_and_a_presentation_state_is_applied(qtbot, viewer, tmp_path):
+    d = tmp_path / "study"
+    d.mkdir()
+    p = write_cr(d / "cr.dcm", ramp(64, 48), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+    src = source_dataset(p)
+    write_dataset(make_sr(src, AiResult(0.73, "Abnormal", 0.55, "cxr-resnet50-demo", "9.9")), d / "sr.dcm")
+    view = ReaderView(900.0, 1100.0, "Reader", rotation=2, flip_v=True, invert=True,
+                      measurements=(Measurement.length((3, 4), (30, 40), 9.0, "mm"),))
+    write_dataset(make_gsps(src, view), d / "pr.dcm")
+    with qtbot.waitSignal(viewer.dicom.storedResultShown, timeout=15000,
+                          check_params_cb=lambda results: bool(results)):
+        open_and_wait(qtbot, viewer, d)
+    label = viewer.dicom.stored_label
+    assert label.isVisible()
+    assert "Stored AI result" in label.text() and "0.73" in label.text() and "9.9" in label.text()
+    assert viewer.errors.errors() == []  # the SR and the PR are not "unreadable"
+    assert viewer.browser.count_images() == 1
+    with qtbot.waitSignal(viewer.dicom.presentationApplied, timeout=15000):
+        assert viewer.browser.select_object(str(d / "pr.dcm"))
+    c = viewer.canvas
+    v = c.view_state()
+    # 180 degrees + vertical flip is a horizontal flip
+    assert (v.rotation, v.flip_h, v.flip_v) == (0, True, False)
+    assert v.invert is True and viewer.act_invert.isChecked()
+    assert c.window() == (900.0, 1100.0)
+    assert [(r.p0, r.p1) for r in c.rulers] == [((3.0, 4.0), (30.0, 40.0))]
+
+
+def test_export_errors_are_one_message(qtbot, viewer, tmp_path, monkeypatch):
+    p = write_cr(tmp_path / "cr.dcm", ramp(32, 32))
+    show_image(qtbot, viewer, p)
+    # an SR with neither an AI result nor a measurement has nothing to say
+    from cxrviewer.core.errors import CxrError
+
+    with pytest.raises(CxrError, match="nothing to report"):
+        viewer.dicom.export("sr", tmp_path / "empty.dcm")
+    assert not (tmp_path / "empty.dcm").exists()
+    # the dialog path reports it in a message box instead of raising
+    shown = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    viewer.dicom._dialog_accepted({"kind": "sr", "anonymize": False, "path": str(tmp_path / "e.dcm")})
+    assert shown and "nothing to report" in shown[0]
+    QtCore.QCoreApplication.processEvents()
