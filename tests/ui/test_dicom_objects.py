@@ -120,3 +120,50 @@ def test_export_errors_are_one_message(qtbot, viewer, tmp_path, monkeypatch):
     viewer.dicom._dialog_accepted({"kind": "sr", "anonymize": False, "path": str(tmp_path / "e.dcm")})
     assert shown and "nothing to report" in shown[0]
     QtCore.QCoreApplication.processEvents()
+
+
+def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
+    """The real demo model analyses the image in the real window; the SR exported from the
+    viewer holds exactly that result, and reopening the folder shows it as stored."""
+    import json
+    from pathlib import Path
+
+    from cxrviewer.ui.main_window import MainWindow
+    from cxrviewer.ui.settings import Settings
+
+    demo = Path(__file__).resolve().parents[2] / "resources" / "models" / "cxr-resnet50-demo"
+    if not (demo / "card.json").is_file():
+        pytest.skip("the bundled demo model is not in this checkout")
+    card = json.loads((demo / "card.json").read_text())
+
+    def factory(_model_dir):
+        from cxrviewer.ml.inference import Engine
+
+        return Engine.load(demo)
+
+    w = MainWindow(Settings(str(tmp_path / "s.ini")))
+    w.ai.controller.worker._factory = factory  # the worker thread loads the real model
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=180000):
+            w.ai.start()
+        d = tmp_path / "study"
+        d.mkdir()
+        p = write_cr(d / "cr.dcm", ramp(96, 80), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+        show_image(qtbot, w, p)
+        qtbot.waitUntil(lambda: w.ai.panel.result is not None, timeout=60000)
+        live = w.ai.panel.result.prediction
+        w.dicom.export("sr", d / "report.dcm")
+        from cxrviewer.dicom.sr import read_ai_results
+
+        (got,) = read_ai_results(_valid(d / "report.dcm"))
+        assert got.probability_abnormal == pytest.approx(live.probability_abnormal, abs=1e-6)
+        assert (got.label, got.model_name, got.model_version) == (live.label, card["name"], card["version"])
+        assert got.weights_sha256 == card["weights_sha256"]
+        with qtbot.waitSignal(w.dicom.storedResultShown, timeout=30000, check_params_cb=bool):
+            open_and_wait(qtbot, w, d)
+        assert f"{live.probability_abnormal:.2f}" in w.dicom.stored_label.text()
+        assert card["version"] in w.dicom.stored_label.text()
+    finally:
+        w.shutdown()
