@@ -38,11 +38,18 @@ def length_measurement(img, p0: tuple[float, float], p1: tuple[float, float]) ->
 def ai_result_from_prediction(pred, weights_sha256: str = "") -> AiResult:
     """A model prediction (``cxrviewer.ml.inference.Prediction``) as an :class:`AiResult`.
 
-    The out-of-distribution verdict is read when the prediction carries one (``status`` /
-    ``reason``, or ``ood_status`` / ``ood_reason``); a model without a gate has none.
+    The out-of-distribution verdict is taken from the prediction when it carries one: its
+    ``gate`` (``cxrviewer.ml.ood.GateOutcome``: ``status``, ``reason``, ``caution``), or flat
+    ``ood_status`` / ``ood_reason`` (or ``status`` / ``reason``) attributes. A model without a
+    gate has none, and the SR then says nothing about it.
     """
-    status = getattr(pred, "ood_status", None) or getattr(pred, "status", None)
-    reason = getattr(pred, "ood_reason", None) or getattr(pred, "reason", None)
+    gate = getattr(pred, "gate", None)
+    if gate is not None and getattr(gate, "status", None):
+        status = gate.status
+        reason = getattr(gate, "reason", "") or getattr(gate, "caution", "") or None
+    else:
+        status = getattr(pred, "ood_status", None) or getattr(pred, "status", None)
+        reason = getattr(pred, "ood_reason", None) or getattr(pred, "reason", None)
     return AiResult(
         probability_abnormal=float(pred.probability_abnormal), label=str(pred.label), threshold=float(pred.threshold),
         model_name=str(pred.model_name), model_version=str(pred.model_version),

@@ -244,3 +244,21 @@ def test_source_must_be_dicom(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(p)
     with pytest.raises(DicomObjectError, match="DICOM source"):
         source_dataset(p)
+
+
+def test_ai_result_takes_the_ood_gate_when_the_prediction_has_one(src):
+    """Predictions with the OOD gate (``pred.gate``: status, reason, caution) and without one."""
+    from types import SimpleNamespace
+
+    from cxrviewer.dicom.build import ai_result_from_prediction
+
+    base = dict(probability_abnormal=0.3, label="Normal", threshold=0.5, model_name="m", model_version="2")
+    plain = ai_result_from_prediction(SimpleNamespace(**base), "cd" * 32)
+    assert plain.ood_status is None and plain.weights_sha256 == "cd" * 32
+    gated = ai_result_from_prediction(SimpleNamespace(
+        **base, gate=SimpleNamespace(status="out_of_distribution", reason="a CT, not a radiograph", caution="")))
+    assert (gated.ood_status, gated.ood_reason) == ("out_of_distribution", "a CT, not a radiograph")
+    (back,) = read_ai_results(make_sr(src, gated))
+    assert (back.ood_status, back.ood_reason) == ("out_of_distribution", "a CT, not a radiograph")
+    ok = ai_result_from_prediction(SimpleNamespace(**base, gate=SimpleNamespace(status="ok", reason="", caution="")))
+    assert ok.ood_status == "ok" and ok.ood_reason is None
