@@ -316,6 +316,8 @@ class _Builder:
             return  # an index of files the walk finds anyway
         if r.obj is not None:
             phi.register(r.patient_name, r.patient_id, r.patient_birth_date, r.accession_number)
+            if r.warnings:
+                r.obj.warnings = list(r.warnings)
             self._study(r).objects.append(r.obj)
             return
         if r.error is not None or r.instance is None:

@@ -191,6 +191,8 @@ class ObjectInfo:
     #: SOP Instance UIDs of the images it refers to (PR: Referenced Series Sequence;
     #: SR: Current Requested Procedure Evidence Sequence).
     referenced_sop_instance_uids: list[str] = field(default_factory=list)
+    #: pydicom's warnings while reading the header (what it tolerated in the file).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -361,3 +361,27 @@ def test_app_console_handler_drops_pydicom_records(tmp_path, capsys):
         logsetup.teardown_logging()
     assert "implicit VR" not in err and "a real problem" in err
     assert "implicit VR" in text
+
+
+def test_object_entry_carries_pydicom_warnings(tmp_path):
+    """An SR whose body is implicit VR under an explicit VR File Meta (as pydicom's
+    SC_rgb_jpeg.dcm): listed as an object, pydicom's note on its entry."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset as write_body
+    from pydicom.filewriter import write_file_meta_info
+
+    from cxrviewer.core.synthetic import BASIC_TEXT_SR
+
+    ds = make_dataset(None, sop_class=BASIC_TEXT_SR)
+    buf = DicomBytesIO()
+    buf.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buf, ds.file_meta, enforce_standard=True)  # says explicit VR little endian
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    write_body(buf, Dataset(ds))
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(buf.getvalue())
+    result = scan(path, workers=0)
+    assert result.errors == []
+    (obj,) = result.objects()
+    assert any("implicit VR" in w for w in obj.warnings)
+    assert any("implicit VR" in w for w in result.to_dict()["patients"][0]["studies"][0]["objects"][0]["warnings"])
