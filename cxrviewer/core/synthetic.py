@@ -160,3 +160,28 @@ def write_any_transfer_syntax(ds, path: str | os.PathLike) -> str:
     with open(p, "wb") as fh:
         fh.write(buf.getvalue())
     return p
+
+
+def add_functional_groups(ds, shared: Mapping[str, Mapping[str, Any]],
+                          per_frame: list[Mapping[str, Mapping[str, Any]]]):
+    """Give ``ds`` the Multi-frame Functional Groups of an enhanced object (PS3.3 C.7.6.16).
+
+    ``shared`` and each item of ``per_frame`` map a macro's sequence keyword to its
+    attributes, e.g. ``{"PixelValueTransformationSequence": {"RescaleSlope": 1,
+    "RescaleIntercept": -1024, "RescaleType": "HU"}}``. Returns ``ds``.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def group(macros: Mapping[str, Mapping[str, Any]]) -> Dataset:
+        g = Dataset()
+        for seq_kw, attrs in macros.items():
+            item = Dataset()
+            for k, v in attrs.items():
+                setattr(item, k, v)
+            setattr(g, seq_kw, Sequence([item]))
+        return g
+
+    ds.SharedFunctionalGroupsSequence = Sequence([group(shared)])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([group(m) for m in per_frame])
+    return ds

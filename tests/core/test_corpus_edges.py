@@ -22,7 +22,6 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 
 from cxrviewer.cli import main
 from cxrviewer.core import dicom_warnings
@@ -30,7 +29,7 @@ from cxrviewer.core.dicom_io import DICOMDIR_REASON, load_image
 from cxrviewer.core.display import levels_for_preset, render
 from cxrviewer.core.errors import DicomReadError
 from cxrviewer.core.study_index import read_record, scan
-from cxrviewer.core.synthetic import make_dataset, write_dataset
+from cxrviewer.core.synthetic import add_functional_groups, make_dataset, write_dataset
 from cxrviewer.core.window import voi_linear
 
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -107,34 +106,20 @@ def _enhanced(tmp_path, *, per_frame_rescale: bool, top_level_rescale: bool = Fa
     rng = np.random.default_rng(7)
     arr = rng.integers(0, 4096, (3, 12, 10)).astype(np.uint16)
     ds = make_dataset(arr, sop_class=ENHANCED_CT)
-    ds.file_meta.MediaStorageSOPClassUID = ENHANCED_CT
     ds.Modality = "CT"
     if top_level_rescale:  # a converter's leftover: the functional groups must still win
         ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-
-    def item(**kw) -> Dataset:
-        d = Dataset()
-        for k, v in kw.items():
-            setattr(d, k, v)
-        return d
-
-    shared = item(
-        PixelValueTransformationSequence=Sequence([item(RescaleSlope=1, RescaleIntercept=-1024, RescaleType="HU")]),
-        FrameVOILUTSequence=Sequence([item(WindowCenter=40, WindowWidth=400)]),
-        PixelMeasuresSequence=Sequence([item(PixelSpacing=[0.5, 0.25], SliceThickness=1)]),
-    )
-    frames = []
-    for k in range(3):
-        f = item(FrameContentSequence=Sequence([item(InStackPositionNumber=k + 1)]))
-        if k == 1:
-            f.FrameVOILUTSequence = Sequence([item(WindowCenter=-600, WindowWidth=1500,
-                                                   WindowCenterWidthExplanation="LUNG")])
-            if per_frame_rescale:
-                f.PixelValueTransformationSequence = Sequence([item(RescaleSlope=2, RescaleIntercept=-1000,
-                                                                    RescaleType="HU")])
-        frames.append(f)
-    ds.SharedFunctionalGroupsSequence = Sequence([shared])
-    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    frames = [{"FrameContentSequence": {"InStackPositionNumber": k + 1}} for k in range(3)]
+    frames[1]["FrameVOILUTSequence"] = {"WindowCenter": -600, "WindowWidth": 1500,
+                                        "WindowCenterWidthExplanation": "LUNG"}
+    if per_frame_rescale:
+        frames[1]["PixelValueTransformationSequence"] = {"RescaleSlope": 2, "RescaleIntercept": -1000,
+                                                         "RescaleType": "HU"}
+    add_functional_groups(ds, {
+        "PixelValueTransformationSequence": {"RescaleSlope": 1, "RescaleIntercept": -1024, "RescaleType": "HU"},
+        "FrameVOILUTSequence": {"WindowCenter": 40, "WindowWidth": 400},
+        "PixelMeasuresSequence": {"PixelSpacing": [0.5, 0.25], "SliceThickness": 1},
+    }, frames)
     return write_dataset(ds, tmp_path / "enhanced.dcm"), arr
 
 
