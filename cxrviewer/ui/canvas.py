@@ -143,6 +143,20 @@ class _ViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):  # noqa: N802
         self._canvas._on_click(ev)
 
+    def resizeEvent(self, ev):  # noqa: N802
+        # Zoomed in (not fitted), a resize keeps the zoom and the point in the middle, as in
+        # other viewers (and so a restored reading state survives the window's first layout).
+        c, keep = self._canvas, None
+        old = ev.oldSize()
+        if not getattr(c, "_fit_mode", True) and c.img is not None and old.width() > 0:
+            r = self.viewRect()
+            if r.width() > 0:
+                keep = (r.center(), old.width() / r.width())
+        super().resizeEvent(ev)
+        if keep is not None and self.width() > 0 and self.height() > 0:
+            p, w, h = keep[0], self.width() / keep[1], self.height() / keep[1]
+            self.setRange(QtCore.QRectF(p.x() - w / 2, p.y() - h / 2, w, h), padding=0)
+
 
 @dataclass
 class _Layer:
@@ -240,6 +254,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self.img = img
         self.clear_rulers(emit=False)
         self._probe_marker.hide()
+        self.probed.emit(None)  # the last image's probe text (its mm) is not this image's
         if not keep_view:
             self._view = ViewState()
         g = img.geometry
@@ -280,6 +295,7 @@ class ImageCanvas(QtWidgets.QWidget):
         """Show nothing (no image open)."""
         self.img = None
         self.clear_rulers(emit=False)
+        self.probed.emit(None)
         self.image_item.clear()
         self._shown = None
         if self._pad_item is not None:
@@ -437,6 +453,23 @@ class ImageCanvas(QtWidgets.QWidget):
         """Zoom about the view centre; ``1.0`` is 1:1 (one screen pixel per image pixel)."""
         r = self.view_box.viewRect()
         c = r.center()
+        w, h = self.view_box.width() / z, self.view_box.height() / z
+        self._fit_mode = False
+        self.view_box.setRange(QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
+
+    def is_fit(self) -> bool:
+        """Whether the image is in "fit to window" mode (no zoom/pan by the reader)."""
+        return self._fit_mode
+
+    def center_zoom(self) -> tuple[tuple[float, float], float]:
+        """The image point (x = column, y = row) at the middle of the view, and the zoom."""
+        inv, _ok = self.image_transform().inverted()
+        p = inv.map(self.view_box.viewRect().center())
+        return (p.x(), p.y()), self.zoom()
+
+    def set_center_zoom(self, x: float, y: float, z: float) -> None:
+        """Show image point ``(x, y)`` in the middle of the view at zoom ``z``."""
+        c = self.image_transform().map(QtCore.QPointF(x, y))
         w, h = self.view_box.width() / z, self.view_box.height() / z
         self._fit_mode = False
         self.view_box.setRange(QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)

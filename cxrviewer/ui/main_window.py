@@ -82,6 +82,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai import install as install_ai
 
         self.ai = install_ai(self)
+        # Window, zoom/pan, orientation and rulers kept per image (before the DICOM objects,
+        # so that a presentation state the reader opens wins over the remembered state).
+        from cxrviewer.ui.reading_state import install as install_reading_state
+
+        self.reading_state = install_reading_state(self)
         # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
         from cxrviewer.ui.dicom_objects import install as install_dicom
 
@@ -548,6 +553,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # ----------------------------------------------------------------- close
     def shutdown(self) -> None:
         """Stop background work (called on close and by the test fixture)."""
+        if getattr(self, "reading_state", None) is not None:
+            self.reading_state.flush()
         self.scanner.shutdown()
         self.loader.shutdown()
         self.browser._thumb_timer.stop()
