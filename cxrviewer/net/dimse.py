@@ -321,6 +321,9 @@ class _Receiver:
         self.written: list[str] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
+        self.remote: dict[str, str] | None = None  # the listing, when one was made
+        self.listed = False
+        self.node_failed = 0
 
     def __call__(self, event) -> int:
         if self.cancel is not None and self.cancel.cancelled:
@@ -340,22 +343,30 @@ class _Receiver:
         return 0x0000
 
 
-def _run_retrieve(node: DimseNode, assoc, responses, rx: _Receiver, cancel: CancelToken | None, what: str) -> None:
+def _run_retrieve(node: DimseNode, assoc, responses, rx: _Receiver, cancel: CancelToken | None, what: str) -> int:
+    """Drain one C-GET/C-MOVE; returns the failed sub-operation count the node reported."""
+    failed = 0
     for st, _ident in responses:
         code = _status(st)
         if code is None:
-            raise _lost(node, assoc, f"{what} cut after {len(rx.written)} of {rx.expected} instances")
+            raise _lost(node, assoc, f"{what} cut after {len(rx.written)} of {rx.expected or '?'} instances")
         if cancel is not None and cancel.cancelled:
             assoc.abort()
             raise Cancelled(node.describe(), f"cancelled after {len(rx.written)} of {rx.expected} instances "
                                              "(those are complete; retrieve again to fetch the rest)")
+        counts = [int(getattr(st, f"Number{k}Suboperations", 0) or 0) for k in ("OfRemaining", "OfCompleted",
+                                                                                 "OfFailed", "OfWarning")]
         if code in _STATUS_PENDING:
+            if not rx.listed and sum(counts):
+                rx.expected = max(rx.expected, sum(counts))  # the node's own count (no listing was done)
             continue
+        failed = counts[2]
         if code == 0xFE00:
             raise Cancelled(node.describe(), f"{what} cancelled by the node")
         if code not in (0x0000, 0xB000):
             extra = f" ({rx.errors[0]})" if rx.errors else ""
             raise NetError(node.describe(), f"{what} failed with status 0x{code:04X}{extra}")
+    return failed
 
 
 def _identifiers(study_uid: str, remote: dict[str, str], missing: set[str]):
@@ -383,56 +394,78 @@ def _identifiers(study_uid: str, remote: dict[str, str], missing: set[str]):
 
 def retrieve(node: DimseNode, study_uid: str, store: LocalStore, progress: Progress | None = None,
              cancel: CancelToken | None = None) -> RetrieveResult:
-    """Fetch the instances of ``study_uid`` that ``store`` lacks (C-GET, or C-MOVE if the node says so)."""
+    """Fetch the instances of ``study_uid`` that ``store`` lacks (C-GET, or C-MOVE if the node says so).
+
+    When the store has nothing of the study, the whole study is asked for at once (the node's
+    sub-operation counts give the progress total); otherwise the instances are listed (C-FIND at
+    series then image level) and only the missing ones are asked for.
+    """
     from cxrviewer.net.store import check_uid
 
     study_uid = check_uid(study_uid, "Study Instance UID")
     t0 = time.perf_counter()
     res = RetrieveResult(study_uid, str(store.study_dir(study_uid)))
     present = store.present(study_uid)
+    rx = _Receiver(store, study_uid, 0, progress, cancel)
     if node.retrieve == "move":
-        _retrieve_move(node, study_uid, store, present, res, progress, cancel)
+        _retrieve_move(node, study_uid, present, rx)
     else:
-        _retrieve_get(node, study_uid, store, present, res, progress, cancel)
+        _retrieve_get(node, study_uid, present, rx)
+    now = store.present(study_uid)
+    res.fetched = len(set(rx.written))
+    if rx.remote is not None:
+        res.total = len(rx.remote)
+        res.already_present = len(present & set(rx.remote))
+        res.failed = len(set(rx.remote) - now)
+    else:
+        res.total = res.fetched + rx.node_failed
+        res.failed = rx.node_failed
+        if res.total == 0:
+            raise NetError(node.describe(), f"study {study_uid} not found on the node (nothing to retrieve)")
+    res.warnings.extend(rx.errors)
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
 
 
-def _finish(res: RetrieveResult, store: LocalStore, remote: dict[str, str], rx: _Receiver, present: set[str]) -> None:
-    now = store.present(res.study_uid)
-    res.fetched = len(set(rx.written))
-    res.already_present = len(present & set(remote)) if remote else len(present)
-    res.total = len(remote) if remote else len(now)
-    res.failed = len(set(remote) - now) if remote else 0
-    res.warnings.extend(rx.errors)
+def _plan(node: DimseNode, assoc, study_uid: str, present: set[str], rx: _Receiver):
+    """The identifiers to retrieve with: listing only when part of the study is already here."""
+    if present:
+        rx.remote = list_instances(node, assoc, study_uid)
+        rx.listed = True
+        if not rx.remote:
+            raise NetError(node.describe(), f"study {study_uid} not found on the node")
+        missing = set(rx.remote) - present
+        rx.expected = len(missing)
+        if rx.progress is not None:
+            rx.progress(0, len(missing))
+        return _identifiers(study_uid, rx.remote, missing) if missing else []
+    # Nothing here yet: one study-level C-FIND gives the total for the progress bar (the C-GET
+    # responses' counts arrive only after the first instance) and says early if it is unknown.
+    rows = _find(node, assoc, _study_identifier(StudyQuery(study_uid=study_uid)), "C-FIND (study)")
+    if not rows:
+        raise NetError(node.describe(), f"study {study_uid} not found on the node")
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        rx.expected = int(rows[0].NumberOfStudyRelatedInstances or 0)
+    if rx.progress is not None:
+        rx.progress(0, rx.expected)
+    return _identifiers(study_uid, {}, set())
 
 
-def _retrieve_get(node, study_uid, store, present, res, progress, cancel) -> None:
+def _retrieve_get(node: DimseNode, study_uid: str, present: set[str], rx: _Receiver) -> None:
     from pynetdicom import evt
 
-    rx = _Receiver(store, study_uid, 0, progress, cancel)
-    storage = _storage_contexts()
-    contexts = [(FIND_STUDY_ROOT, UNCOMPRESSED), (GET_STUDY_ROOT, UNCOMPRESSED), *storage]
+    contexts = [(FIND_STUDY_ROOT, UNCOMPRESSED), (GET_STUDY_ROOT, UNCOMPRESSED), *_storage_contexts()]
     roles = list(IMAGE_CLASSES + OTHER_CLASSES)
     with _association(node, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, rx)]) as assoc:
         if not any(cx.abstract_syntax == GET_STUDY_ROOT for cx in assoc.accepted_contexts):
             raise NetError(node.describe(), "the node does not offer C-GET (Study Root); set the node to retrieve with C-MOVE")
-        remote = list_instances(node, assoc, study_uid)
-        if not remote:
-            raise NetError(node.describe(), f"study {study_uid} not found on the node")
-        missing = set(remote) - present
-        rx.expected = len(missing)
-        if progress is not None:
-            progress(0, len(missing))
-        for ident in _identifiers(study_uid, remote, missing) if missing else []:
-            _run_retrieve(node, assoc, assoc.send_c_get(ident, GET_STUDY_ROOT), rx, cancel, "C-GET")
-    _finish(res, store, remote, rx, present)
+        for ident in _plan(node, assoc, study_uid, present, rx):
+            rx.node_failed += _run_retrieve(node, assoc, assoc.send_c_get(ident, GET_STUDY_ROOT), rx, rx.cancel, "C-GET")
 
 
-def _retrieve_move(node, study_uid, store, present, res, progress, cancel) -> None:
+def _retrieve_move(node: DimseNode, study_uid: str, present: set[str], rx: _Receiver) -> None:
     from pynetdicom import AE, evt
 
-    rx = _Receiver(store, study_uid, 0, progress, cancel)
     scp = AE(ae_title=node.calling_ae)
     for c in IMAGE_CLASSES + OTHER_CLASSES:
         scp.add_supported_context(c, list(UNCOMPRESSED + (COMPRESSED if c in IMAGE_CLASSES else ())))
@@ -443,17 +476,10 @@ def _retrieve_move(node, study_uid, store, present, res, progress, cancel) -> No
         raise NetError(node.describe(), f"cannot listen on port {node.store_port} for C-MOVE ({e.strerror or e})") from None
     try:
         with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED), (MOVE_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
-            remote = list_instances(node, assoc, study_uid)
-            if not remote:
-                raise NetError(node.describe(), f"study {study_uid} not found on the node")
-            missing = set(remote) - present
-            rx.expected = len(missing)
-            if progress is not None:
-                progress(0, len(missing))
-            for ident in _identifiers(study_uid, remote, missing) if missing else []:
+            for ident in _plan(node, assoc, study_uid, present, rx):
                 rsp = assoc.send_c_move(ident, node.calling_ae, MOVE_STUDY_ROOT)
                 try:
-                    _run_retrieve(node, assoc, rsp, rx, cancel, "C-MOVE")
+                    rx.node_failed += _run_retrieve(node, assoc, rsp, rx, rx.cancel, "C-MOVE")
                 except NetError as e:
                     if "0xA801" in str(e):
                         raise NetError(node.describe(), f"C-MOVE refused: the node does not know our AE title "
@@ -461,7 +487,6 @@ def _retrieve_move(node, study_uid, store, present, res, progress, cancel) -> No
                     raise
     finally:
         server.shutdown()
-    _finish(res, store, remote, rx, present)
 
 
 # ---------------------------------------------------------------------- send

@@ -1,0 +1,123 @@
+"""C-GET retrieval speed: our retrieve of one 50-instance study from a local Orthanc vs dcmtk's getscu.
+
+Starts Orthanc on free loopback ports (Debian ``orthanc``), uploads one synthetic CR study
+(``--instances`` × ``--rows``×``--cols`` uint16, explicit VR little endian) through its REST API,
+then alternates, ``--repeats`` times each, our :func:`cxrviewer.net.api.retrieve` (C-FIND of the
+instance list, then C-GET, one fsync'd atomic file per instance) into an empty store and dcmtk's
+``getscu`` (C-GET of the study into an empty folder, no fsync) on the same study in the same run.
+``images_per_s`` and ``getscu_images_per_s`` are medians over the repeats; ``ratio`` = ours / getscu.
+pynetdicom ships its own ``getscu`` script, which often comes first in PATH: this uses dcmtk's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--instances", type=int, default=50, help="instances in the study (default 50)")
+    p.add_argument("--rows", type=int, default=1024, help="image rows (default 1024)")
+    p.add_argument("--cols", type=int, default=1024, help="image columns (default 1024)")
+    p.add_argument("--repeats", type=int, default=3, help="timed retrieves of each tool (default 3)")
+    p.add_argument("--getscu", default=None, help="path of dcmtk's getscu (default: found, skipping pynetdicom's)")
+
+
+def dcmtk_getscu(explicit: str | None = None) -> str | None:
+    """dcmtk's getscu (its ``--version`` names dcmtk), not pynetdicom's script of the same name."""
+    cands = [explicit] if explicit else []
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/usr/local/bin"]:
+        cands.append(os.path.join(d, "getscu"))
+    for c in cands:
+        if not c or not os.access(c, os.X_OK):
+            continue
+        try:
+            out = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if "dcmtk" in (out.stdout + out.stderr).lower():
+            return c
+    return None
+
+
+def _time_ours(node, study: str, n: int) -> float:
+    from cxrviewer.net import api
+    from cxrviewer.net.store import LocalStore
+
+    d = Path(tempfile.mkdtemp(prefix="bench-pacs-ours-"))
+    try:
+        t0 = time.perf_counter()
+        res = api.retrieve(node, study, LocalStore(d))
+        dt = time.perf_counter() - t0
+        if res.fetched != n or res.failed:
+            raise RuntimeError(f"our retrieve fetched {res.fetched} of {n} (failed {res.failed})")
+        return dt
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _time_getscu(exe: str, port: int, study: str, n: int) -> float:
+    d = Path(tempfile.mkdtemp(prefix="bench-pacs-getscu-"))
+    try:
+        cmd = [exe, "-aet", "GETSCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+               "-k", f"StudyInstanceUID={study}", "-od", str(d), "127.0.0.1", str(port)]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        dt = time.perf_counter() - t0
+        got = len([p for p in d.iterdir() if p.is_file()])
+        if r.returncode != 0 or got != n:
+            raise RuntimeError(f"getscu fetched {got} of {n} (rc {r.returncode}): {r.stderr[-500:]}")
+        return dt
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from cxrviewer.bench._orthanc import orthanc_binary, start_orthanc, synthetic_study
+    from cxrviewer.net.nodes import DimseNode
+
+    if not orthanc_binary():
+        return {"skipped": "Orthanc is not installed (Debian package 'orthanc')"}
+    exe = dcmtk_getscu(args.getscu)
+    src = Path(tempfile.mkdtemp(prefix="bench-pacs-src-"))
+    try:
+        study, files = synthetic_study(src, args.instances, args.rows, args.cols)
+        size = sum(f.stat().st_size for f in files)
+        with start_orthanc(dicomweb=False) as srv:
+            for f in files:
+                srv.upload(f)
+            node = DimseNode("bench", "127.0.0.1", srv.dicom_port, srv.aet, calling_ae="CXRBENCH", timeout=60)
+            _time_ours(node, study, args.instances)  # warm-up: Orthanc's caches, imports
+            ours, theirs = [], []
+            for _ in range(max(1, args.repeats)):
+                ours.append(_time_ours(node, study, args.instances))
+                if exe:
+                    theirs.append(_time_getscu(exe, srv.dicom_port, study, args.instances))
+            version = srv.rest("/system").get("Version")
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    n = args.instances
+    ips = n / statistics.median(ours)
+    gips = n / statistics.median(theirs) if theirs else None
+    return {
+        "instances": n,
+        "image_size": [args.rows, args.cols],
+        "study_mb": round(size / 1e6, 1),
+        "images_per_s": round(ips, 1),
+        "getscu_images_per_s": round(gips, 1) if gips else None,
+        "ratio": round(ips / gips, 3) if gips else None,
+        "seconds_ours": [round(t, 3) for t in ours],
+        "seconds_getscu": [round(t, 3) for t in theirs],
+        "mb_per_s": round(size / 1e6 / statistics.median(ours), 1),
+        "ours_includes": "C-FIND of the instance list + C-GET + fsync'd atomic write per instance",
+        "getscu": exe or "dcmtk getscu not found (Debian package 'dcmtk')",
+        "orthanc_version": version,
+        "cpu_count": os.cpu_count(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+    }

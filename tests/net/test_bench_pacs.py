@@ -1,0 +1,27 @@
+"""``cxrviewer bench pacs --json`` on a small study: the contract keys, both tools really ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def test_bench_pacs_small(orthanc):  # the fixture only skips when Orthanc is absent
+    from cxrviewer.bench.pacs import dcmtk_getscu
+
+    r = subprocess.run([sys.executable, "-m", "cxrviewer", "bench", "pacs", "--json", "--instances", "6", "--rows", "128",
+                        "--cols", "128", "--repeats", "1"], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["instances"] == 6 and out["images_per_s"] > 0
+    if dcmtk_getscu() is None:
+        pytest.skip("dcmtk's getscu is not installed: only our side was measured")
+    assert out["getscu_images_per_s"] > 0
+    assert out["ratio"] == pytest.approx(out["images_per_s"] / out["getscu_images_per_s"], rel=0.05)
+    from pathlib import Path
+
+    assert not Path(out["getscu"]).read_bytes()[:2] == b"#!"  # dcmtk's binary, not pynetdicom's script
