@@ -91,6 +91,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.dicom_objects import install as install_dicom
 
         self.dicom = install_dicom(self)
+        # File → Query/Retrieve… and Send to PACS… (nothing connects until the reader asks)
+        from cxrviewer.ui.pacs import install as install_pacs
+
+        self.pacs = install_pacs(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout
@@ -561,6 +565,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.thumbs.shutdown()
         if getattr(self, "ai", None) is not None:
             self.ai.shutdown()
+        if getattr(self, "pacs", None) is not None:
+            self.pacs.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())

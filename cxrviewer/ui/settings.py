@@ -13,6 +13,21 @@ from PySide6 import QtCore
 MAX_RECENT = 10
 
 
+def _make_private(path: str) -> None:
+    """Make the settings file readable by the user only (0600) before Qt writes to it.
+
+    It lists recent folders (often named after patients) beside the PACS node file. QSettings
+    saves through QSaveFile, which keeps an existing file's mode, so creating it 0600 once is
+    enough.
+    """
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    except OSError:
+        pass  # a read-only profile: Qt reports nothing either; the viewer still runs
+
+
 class Settings:
     """Typed access to the few settings the viewer keeps."""
 
@@ -21,6 +36,7 @@ class Settings:
             from cxrviewer.paths import user_data_dir
 
             path = str(user_data_dir() / "settings.ini")
+        _make_private(path)
         self.q = QtCore.QSettings(path, QtCore.QSettings.Format.IniFormat)
 
     # ---------------------------------------------------------------- recent

@@ -1,0 +1,136 @@
+"""File → Query/Retrieve… and Send to PACS… in the real main window, against a real Orthanc."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
+
+from PySide6 import QtCore  # noqa: E402
+
+from cxrviewer.net.nodes import DimseNode, NodeBook  # noqa: E402
+from cxrviewer.net.store import LocalStore  # noqa: E402
+
+RG1_STUDY = "1.3.6.1.4.1.5962.1.2.9.20040826185059.5457"
+
+
+@pytest.fixture()
+def window(qtbot):
+    from cxrviewer.ui.app import create_window
+
+    w = create_window()
+    qtbot.addWidget(w)
+    w.resize(1100, 750)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.shutdown()
+    w.close()
+
+
+@pytest.fixture()
+def book_path(tmp_path, orthanc):
+    book = NodeBook(path=tmp_path / "pacs_nodes.json")
+    book.put(DimseNode("orthanc", "127.0.0.1", orthanc.dicom_port, orthanc.aet, calling_ae="CXRGUI", timeout=20))
+    book.put(DimseNode("wrong-ae", "127.0.0.1", orthanc.dicom_port, "NOTTHERE", timeout=20))
+    book.save()
+    return book.path
+
+
+def test_query_retrieve_dialog_opens_the_study_in_the_browser(qtbot, window, orthanc, book_path, rg1_unci, tmp_path):
+    orthanc.upload(rg1_unci)
+    window.pacs.book_path = book_path
+    window.pacs.act_qr.trigger()
+    dlg = window.pacs.qr
+    assert dlg.isVisible()
+    dlg.store = LocalStore(tmp_path / "store")
+    dlg.picker.combo.setCurrentText("orthanc")
+
+    qtbot.mouseClick(dlg.test_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "connection OK" in dlg.status.text(), timeout=20000)
+
+    dlg.patient_name.setText("Compressed*")
+    dlg.date_from.setText("20040101")
+    dlg.date_to.setText("20041231")
+    dlg.modality.setCurrentText("CR")
+    qtbot.mouseClick(dlg.search_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.table.rowCount() >= 1 and dlg.retrieve_button.isEnabled(), timeout=20000)
+    assert dlg.selected_study_uids() == [RG1_STUDY]
+    assert dlg.table.item(0, 1).text() == "9RG1"
+
+    with qtbot.waitSignals([dlg.studyRetrieved, window.scanFinished], timeout=60000, order="strict"):
+        qtbot.mouseClick(dlg.retrieve_button, QtCore.Qt.MouseButton.LeftButton)
+    files = dlg.store.files(RG1_STUDY)
+    assert files and dlg.store.partial_files() == []
+    assert window.browser.count_images() == len(files)
+    assert "retrieved" in dlg.status.text()
+    qtbot.waitUntil(lambda: window.current_image is not None, timeout=20000)
+    assert Path(window.current_image.path).parent == dlg.store.study_dir(RG1_STUDY)
+
+    # a node with the wrong AE title: the reason, in red, naming the node
+    dlg.picker.combo.setCurrentText("wrong-ae")
+    qtbot.mouseClick(dlg.test_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "rejected" in dlg.status.text(), timeout=20000)
+    assert dlg.status.text().startswith("wrong-ae (NOTTHERE@127.0.0.1:")
+    assert "d9534f" in dlg.status.styleSheet()
+    assert dlg.test_button.isEnabled()
+
+
+def test_node_editor_saves_a_private_file(qtbot, window, tmp_path):
+    from cxrviewer.ui.pacs_nodes import NodeEditor
+
+    book = NodeBook(path=tmp_path / "nodes.json")
+    ed = NodeEditor(book, window)
+    qtbot.addWidget(ed)
+    ed.new("dicomweb")
+    ed.name.setText("cloud")
+    ed.url.setText("https://pacs.example/dicom-web")
+    ed.user.setText("reader")
+    ed.password.setText("s3cr3t-pw")
+    ed.accept()
+    assert ed.result() == ed.DialogCode.Accepted
+    p = tmp_path / "nodes.json"
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    n = NodeBook.load(p).get("cloud")
+    assert n.password == "s3cr3t-pw" and n.verify_tls is True
+    # a bad AE title is refused with the reason and nothing is saved
+    ed2 = NodeEditor(NodeBook.load(p), window)
+    qtbot.addWidget(ed2)
+    ed2.new("dimse")
+    ed2.name.setText("bad")
+    ed2.host.setText("pacs")
+    ed2.called_ae.setText("WAY_TOO_LONG_AE_TITLE")
+    ed2.accept()
+    assert "called AE title" in ed2.error.text() and ed2.isVisible() or ed2.result() != ed2.DialogCode.Accepted
+    assert "bad" not in NodeBook.load(p).nodes
+
+
+def test_settings_file_is_private(tmp_path):
+    from cxrviewer.ui.settings import Settings
+
+    s = Settings(str(tmp_path / "settings.ini"))
+    s.add_recent(str(tmp_path))
+    assert stat.S_IMODE(os.stat(tmp_path / "settings.ini").st_mode) == 0o600
+
+
+def test_send_dialog_sends_the_image_on_screen(qtbot, window, fresh_orthanc, tmp_path, rg1_unci):
+    book = NodeBook(path=tmp_path / "pacs_nodes.json")
+    book.put(DimseNode("fresh", "127.0.0.1", fresh_orthanc.dicom_port, fresh_orthanc.aet, timeout=20))
+    book.save()
+    with qtbot.waitSignals([window.scanFinished, window.imageLoaded], timeout=20000, order="none"):
+        window.open_path(str(rg1_unci))
+    window.pacs.book_path = book.path
+    window.pacs.act_send.trigger()
+    dlg = window.pacs.send_dialog
+    dlg.scope.setCurrentIndex(dlg.scope.findData("image"))
+    for cb in dlg.checks.values():
+        cb.setChecked(False)
+    assert dlg.files() == [str(rg1_unci)]
+    with qtbot.waitSignal(dlg.sent, timeout=30000) as sig:
+        qtbot.mouseClick(dlg.send_button, QtCore.Qt.MouseButton.LeftButton)
+    assert sig.args[0].sent == 1 and not sig.args[0].failed
+    assert fresh_orthanc.rest("/statistics")["CountInstances"] == 1
