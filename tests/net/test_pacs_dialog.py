@@ -134,3 +134,15 @@ def test_send_dialog_sends_the_image_on_screen(qtbot, window, fresh_orthanc, tmp
         qtbot.mouseClick(dlg.send_button, QtCore.Qt.MouseButton.LeftButton)
     assert sig.args[0].sent == 1 and not sig.args[0].failed
     assert fresh_orthanc.rest("/statistics")["CountInstances"] == 1
+    # the view as an SC and the reading as a GSPS, built at send time by the DICOM-object layer
+    if getattr(window, "dicom", None) is None:
+        pytest.skip("this checkout has no DICOM-object layer (window.dicom)")
+    dlg.scope.setCurrentIndex(dlg.scope.findData("none"))
+    dlg.checks["sc-view"].setChecked(True)
+    dlg.checks["gsps"].setChecked(True)
+    with qtbot.waitSignal(dlg.sent, timeout=60000) as sig:
+        qtbot.mouseClick(dlg.send_button, QtCore.Qt.MouseButton.LeftButton)
+    assert sig.args[0].sent == 2 and not sig.args[0].failed, sig.args[0].failed
+    assert dlg._tmp is None  # the temporary objects are gone
+    series = fresh_orthanc.rest("/series?expand")
+    assert sorted(s["MainDicomTags"].get("Modality") for s in series) == ["CR", "OT", "PR"]
