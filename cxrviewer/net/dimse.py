@@ -181,12 +181,19 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
         ae.add_requested_context(abstract, list(syntaxes))
     ext = [build_role(uid, scu_role=False, scp_role=True) for uid in roles]
     who = node.describe()
-    with _capture_pynetdicom() as cap:
-        try:
-            assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext or None,
-                                 evt_handlers=handlers or [])
-        except (OSError, ValueError) as e:
-            raise NetError(who, f"cannot connect: {e}") from None
+    # pynetdicom 3.0 sometimes (~1 in 40 here) sees the peer close the connection before it
+    # reads the A-ASSOCIATE-RJ that came first, and reports a bare abort. One more attempt
+    # then gets the node's actual reason (a wrong AE title, say) instead of "aborted".
+    for attempt in (1, 2):
+        with _capture_pynetdicom() as cap:
+            try:
+                assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext or None,
+                                     evt_handlers=handlers or [])
+            except (OSError, ValueError) as e:
+                raise NetError(who, f"cannot connect: {e}") from None
+        if assoc.is_established or assoc.is_rejected or cap.lines or attempt == 2:
+            break
+        time.sleep(0.2)
     if assoc.is_established:
         return assoc
     if assoc.is_rejected:
