@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from cxrviewer.core import phi
+from cxrviewer.core import orientation, phi
 from cxrviewer.core.errors import DicomReadError
 from cxrviewer.core.types import Geometry, ImageHeader, VoiLut, WindowPreset
 
@@ -70,6 +70,21 @@ def _keyword_name(keyword: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword)
 
 
+def _multi(value) -> str:
+    """A multi-valued string element as DICOM writes it: values joined by a backslash."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
+        return "\\".join(_s(v) for v in value)
+    return _s(value)
+
+
+def _orientation_cosines(value) -> tuple[float, ...]:
+    """Image Orientation (Patient): six finite numbers, else ``()``."""
+    v = _floats(value, keep_position=True)
+    return tuple(v) if len(v) == 6 and all(x is not None for x in v) else ()
+
+
 def header_from_dataset(ds) -> ImageHeader:
     """The overlay/browser fields of a dataset (header only, no pixels needed)."""
     g = ds.get
@@ -94,6 +109,9 @@ def header_from_dataset(ds) -> ImageHeader:
         sop_instance_uid=_s(g("SOPInstanceUID")),
         study_instance_uid=_s(g("StudyInstanceUID")),
         series_instance_uid=_s(g("SeriesInstanceUID")),
+        patient_orientation=_multi(g("PatientOrientation")),
+        image_orientation=_orientation_cosines(g("ImageOrientationPatient")),
+        laterality=orientation.laterality(_s(g("ImageLaterality")), _s(g("Laterality"))),
     )
     # Every identifier the app sees is known to the log scrubber before anything can log it.
     phi.register_header(header)

@@ -86,6 +86,12 @@ class ImageHeader:
     sop_instance_uid: str = ""
     study_instance_uid: str = ""
     series_instance_uid: str = ""
+    #: Patient Orientation (0020,0020) as written, e.g. ``"L\\F"`` ('' when absent)
+    patient_orientation: str = ""
+    #: Image Orientation (Patient) (0020,0037): six direction cosines, or ``()``
+    image_orientation: tuple[float, ...] = ()
+    #: Image Laterality (0020,0062), else Laterality (0020,0060): R, L or B ('' when neither)
+    laterality: str = ""
 
     def anonymized(self) -> ImageHeader:
         """A copy with every PHI field emptied."""

@@ -75,6 +75,7 @@ def compose_export(
             window_name=preset.name if preset else "",
             anonymize=anonymize,
             extra_br=list(ai_lines),
+            view=view,
         )
     return render_export(img, preset, view or ViewState(), layers=layers, text=text, rulers=rulers,
                          native=native, max_size=max_size)

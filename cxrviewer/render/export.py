@@ -149,7 +149,7 @@ def render_export(
     ``uint8`` array, ``(rows, cols)`` when nothing colourful was drawn, else ``(rows, cols, 3)``.
     """
     base = base_pixels(img, preset, view.invert)
-    plain = not layers and not rulers and (text is None or not text.strings())
+    plain = not layers and not rulers and (text is None or not (text.strings() or text.edges))
     if layers:
         rgb = (base if base.ndim == 3 else np.repeat(base[..., None], 3, axis=2)).astype(np.float32) / 255.0
         for layer in layers:
@@ -228,6 +228,11 @@ def _draw_annotations(
                 else:
                     y = h - margin - (len(lines) - i) * line_h
                 d.text((x, y), line, font=font, fill=(235, 235, 235), stroke_width=stroke, stroke_fill=(0, 0, 0))
+        for edge, letters in text.edges.items():
+            tw = d.textlength(letters, font=font)
+            x = {"left": margin, "right": w - margin - tw}.get(edge, (w - tw) / 2)
+            y = {"top": margin, "bottom": h - margin - line_h}.get(edge, (h - line_h) / 2)
+            d.text((x, y), letters, font=font, fill=(255, 255, 160), stroke_width=stroke, stroke_fill=(0, 0, 0))
     return np.asarray(im)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cxrviewer.core import orientation
 from cxrviewer.core.types import ImageHeader, LoadedImage
 
 CORNERS = ("tl", "tr", "bl", "br")
@@ -22,6 +23,8 @@ class CornerText:
     tr: list[str] = field(default_factory=list)
     bl: list[str] = field(default_factory=list)
     br: list[str] = field(default_factory=list)
+    #: Orientation letters at the edge midpoints: ``{"top": "H", "right": "L", ...}`` or ``{}``
+    edges: dict[str, str] = field(default_factory=dict)
 
     def corners(self) -> dict[str, list[str]]:
         return {"tl": self.tl, "tr": self.tr, "bl": self.bl, "br": self.br}
@@ -56,6 +59,7 @@ def corner_text(
     zoom: float | None = None,
     anonymize: bool = False,
     extra_br: list[str] | None = None,
+    view=None,
 ) -> CornerText:
     """Build the corner text for ``img``.
 
@@ -69,6 +73,9 @@ def corner_text(
         Use :meth:`ImageHeader.anonymized` so no PHI field reaches the text.
     extra_br
         Extra lines for the bottom-right corner (e.g. the AI result).
+    view
+        The reader's rotation/flips (anything with ``rotation``, ``flip_h``, ``flip_v``) for
+        the orientation letters (``edges``); ``None``: as stored.
     """
     h: ImageHeader = img.header.anonymized() if anonymize else img.header
     ct = CornerText()
@@ -91,7 +98,7 @@ def corner_text(
         ct.tr.append(_date(h.study_date))
     if h.study_description:
         ct.tr.append(h.study_description)
-    mv = " ".join(x for x in (h.modality, h.view_position) if x)
+    mv = " ".join(x for x in (h.modality, h.view_position, f"Lat {h.laterality}" if h.laterality else "") if x)
     if mv:
         ct.tr.append(mv)
     if h.accession_number:
@@ -112,4 +119,10 @@ def corner_text(
         ct.br.append(f"Zoom {zoom * 100:.0f}%")
     if extra_br:
         ct.br.extend(extra_br)
+    # Edge midpoints: orientation letters from the header only, turned with the view.
+    dirs = orientation.directions_from_header(h.patient_orientation, h.image_orientation or None)
+    if view is None:
+        ct.edges = orientation.edge_letters(dirs)
+    else:
+        ct.edges = orientation.edge_letters(dirs, view.rotation, view.flip_h, view.flip_v)
     return ct

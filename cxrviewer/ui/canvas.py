@@ -29,6 +29,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset, render, window_from_levels
+from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.compose import compose_export
 from cxrviewer.render.export import RulerSpec, ViewState
@@ -202,13 +203,17 @@ class ImageCanvas(QtWidgets.QWidget):
         lay.addWidget(self.graphics)
         self.setMinimumSize(200, 200)
         self._labels: dict[str, QtWidgets.QLabel] = {}
-        for corner in ("tl", "tr", "bl", "br"):
+        # Corner text ("tl"...) and the orientation letters at the edge midpoints ("top"...).
+        for corner in ("tl", "tr", "bl", "br", *EDGES):
             lab = QtWidgets.QLabel(self)
-            lab.setObjectName(f"corner_{corner}")
+            lab.setObjectName(f"corner_{corner}" if len(corner) == 2 else f"edge_{corner}")
             lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
-            align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
-            lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
+            if len(corner) == 2:
+                lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
+                align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
+                lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
+            else:
+                lab.setStyleSheet("color: #ffffa0; background: transparent; font-size: 15px; font-weight: bold;")
             eff = QtWidgets.QGraphicsDropShadowEffect(lab)
             eff.setBlurRadius(0)
             eff.setOffset(1, 1)
@@ -707,11 +712,14 @@ class ImageCanvas(QtWidgets.QWidget):
             zoom=self.zoom() if with_zoom else None,
             anonymize=anonymize,
             extra_br=self._extra_text,
+            view=self._view,
         )
 
     def _set_label_text(self, ct: CornerText) -> None:
         for corner, lines in ct.corners().items():
             self._labels[corner].setText("\n".join(lines))
+        for edge in EDGES:
+            self._labels[edge].setText(ct.edges.get(edge, ""))
         self._place_labels()
 
     def _update_text(self) -> None:
@@ -725,8 +733,12 @@ class ImageCanvas(QtWidgets.QWidget):
         for corner, lab in self._labels.items():
             lab.adjustSize()
             lw, lh = lab.width(), lab.height()
-            x = m if corner[1] == "l" else w - m - lw
-            y = m if corner[0] == "t" else h - m - lh
+            if corner in EDGES:
+                x = {"left": m, "right": w - m - lw}.get(corner, (w - lw) // 2)
+                y = {"top": m, "bottom": h - m - lh}.get(corner, (h - lh) // 2)
+            else:
+                x = m if corner[1] == "l" else w - m - lw
+                y = m if corner[0] == "t" else h - m - lh
             lab.move(x, y)
             lab.raise_()
         self._placeholder.setGeometry(0, 0, w, h)
