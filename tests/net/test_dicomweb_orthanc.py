@@ -68,3 +68,6 @@ def test_tls_verification_is_on_by_default():
 
     assert _client(n)._session.verify is True  # builds a session; opens no connection
     assert _client(replace(n, ca_bundle="/etc/site-ca.pem"))._session.verify == "/etc/site-ca.pem"
+    assert _client(replace(n, verify_tls=False))._session.verify is False
+    tok = _client(replace(n, token="tok-123"))._session
+    assert tok.headers["Authorization"] == "Bearer tok-123" and tok.auth is None and tok.trust_env is False

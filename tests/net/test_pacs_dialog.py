@@ -146,3 +146,30 @@ def test_send_dialog_sends_the_image_on_screen(qtbot, window, fresh_orthanc, tmp
     assert dlg._tmp is None  # the temporary objects are gone
     series = fresh_orthanc.rest("/series?expand")
     assert sorted(s["MainDicomTags"].get("Modality") for s in series) == ["CR", "OT", "PR"]
+
+
+def test_cancel_in_the_dialog_leaves_complete_files_only(qtbot, window, fresh_orthanc, tmp_path):
+    from cxrviewer.bench._orthanc import synthetic_study
+
+    study, files = synthetic_study(tmp_path / "src", 30, 512, 512, patient_id="CANCEL1")
+    for f in files:
+        fresh_orthanc.upload(f)
+    book = NodeBook(path=tmp_path / "pacs_nodes.json")
+    book.put(DimseNode("fresh", "127.0.0.1", fresh_orthanc.dicom_port, fresh_orthanc.aet, timeout=20))
+    book.save()
+    window.pacs.book_path = book.path
+    dlg = window.pacs.open_query()
+    dlg.store = LocalStore(tmp_path / "store")
+    job = dlg.retrieve(study)
+    assert job is not None and dlg.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: dlg.progress.value() >= 2, timeout=30000)
+    qtbot.mouseClick(dlg.cancel_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cancelled after" in dlg.status.text(), timeout=30000)
+    have = dlg.store.files(study)
+    assert 2 <= len(have) < 30 and dlg.store.partial_files() == []
+    assert dlg.search_button.isEnabled() and not dlg.cancel_button.isVisible()
+    # Retrieve again: only the rest comes, and the study opens with all 30 images
+    with qtbot.waitSignals([dlg.studyRetrieved, window.scanFinished], timeout=60000, order="strict"):
+        dlg.retrieve(study)
+    assert len(dlg.store.files(study)) == 30 and f"{30 - len(have)} retrieved, {len(have)} already here" in dlg.status.text()
+    assert window.browser.count_images() == 30
