@@ -173,3 +173,21 @@ def test_cancel_in_the_dialog_leaves_complete_files_only(qtbot, window, fresh_or
         dlg.retrieve(study)
     assert len(dlg.store.files(study)) == 30 and f"{30 - len(have)} retrieved, {len(have)} already here" in dlg.status.text()
     assert window.browser.count_images() == 30
+
+
+def test_dialog_over_dicomweb(qtbot, window, orthanc, web_node, rg1_unci, tmp_path):
+    orthanc.upload(rg1_unci)
+    book = NodeBook(path=tmp_path / "pacs_nodes.json")
+    book.put(web_node)
+    book.save()
+    window.pacs.book_path = book.path
+    dlg = window.pacs.open_query()
+    dlg.store = LocalStore(tmp_path / "store")
+    dlg.picker.reload("test-web")
+    dlg.patient_id.setText("9RG1")
+    qtbot.mouseClick(dlg.search_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.table.rowCount() == 1 and dlg.retrieve_button.isEnabled(), timeout=20000)
+    with qtbot.waitSignals([dlg.studyRetrieved, window.scanFinished], timeout=60000, order="strict"):
+        qtbot.mouseClick(dlg.retrieve_button, QtCore.Qt.MouseButton.LeftButton)
+    assert dlg.store.files(RG1_STUDY) and window.browser.count_images() == len(dlg.store.files(RG1_STUDY))
+    assert web_node.password not in dlg.status.text()
