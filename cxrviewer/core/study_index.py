@@ -272,7 +272,6 @@ def _image_record(path: str) -> _Record:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         return _Record(path, error=f"not a readable PNG/JPEG image: {e}")
     folder = os.path.dirname(path)
-    name = Path(path).name
     inst = InstanceInfo(
         path=path,
         kind="image",
@@ -287,8 +286,10 @@ def _image_record(path: str) -> _Record:
         patient_name="(image files)",
         study_uid=f"folder:{folder}",
         study_description=os.path.basename(folder) or folder,
-        series_uid=f"file:{path}",
-        series_description=name,
+        # One series per folder (a folder of PNGs is one set of images, listed by file name;
+        # one series per file gave two tree rows per image and hid the names).
+        series_uid=f"folder:{folder}",
+        series_description=os.path.basename(folder) or folder,
     )
 
 

@@ -82,6 +82,9 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai import install as install_ai
 
         self.ai = install_ai(self)
+        from cxrviewer.ui.worklist import link_ai_filter
+
+        link_ai_filter(self)
         # Window, zoom/pan, orientation and rulers kept per image (before the DICOM objects,
         # so that a presentation state the reader opens wins over the remembered state).
         from cxrviewer.ui.reading_state import install as install_reading_state

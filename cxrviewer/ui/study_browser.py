@@ -7,6 +7,10 @@ requested lazily, only for rows the view actually paints, and built off the GUI 
 
 An "AI" column is filled by the AI layer through :meth:`StudyBrowser.set_badge`; it sorts by
 the numeric value and :meth:`StudyBrowser.set_badge_filter` keeps images at or above a value.
+A click on any column header sorts (again: the other way; a third time: scan order), the AI
+column by probability with unscored and refused images last either way. An active filter is
+said above the list ("12 of 30 shown · Abnormal ≥ 0.55 · clear"). *Worklist* mode shows the
+same images as one flat list (:mod:`cxrviewer.ui.worklist`), for triage across series.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def _row(kind: str, key: str, texts: list[str], sort_values: list | None = None)
         it.setData(key, KEY_ROLE)
         sv = sort_values[i] if sort_values is not None and i < len(sort_values) else None
         it.setData(sv if sv is not None else t.lower(), SORT_ROLE)
+        if i == 0:
+            it.setToolTip(t)  # the name column elides in the middle: the whole name on hover
         items.append(it)
     return items
 
@@ -211,21 +217,33 @@ class BrowserModel(QtGui.QStandardItemModel):
         for it in row:
             it.setToolTip(tip)
         row[COL_AI].setData(None, BADGE_ROLE)
-        row[COL_AI].setData(-1.0, SORT_ROLE)  # unanalysed images sort below any probability
+        row[COL_AI].setData(None, SORT_ROLE)  # unanalysed images sort after any probability
         return row
 
 
-class _Proxy(QtCore.QSortFilterProxyModel):
-    """Sorts by ``SORT_ROLE``; filters images by their AI badge value."""
+class BadgeProxy(QtCore.QSortFilterProxyModel):
+    """Sorts by ``SORT_ROLE`` (the AI column by its value, images without one last in either
+    order); filters images by their AI badge value."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, ai_col: int = COL_AI):
         super().__init__(parent)
         self.min_badge: float | None = None
+        self.ai_col = ai_col
         self.setSortRole(SORT_ROLE)
         self.setRecursiveFilteringEnabled(True)
         self.setDynamicSortFilter(True)
 
     def lessThan(self, a, b) -> bool:  # noqa: N802
+        if a.column() == self.ai_col:
+            va, vb = a.data(BADGE_ROLE), b.data(BADGE_ROLE)
+            if va is None or vb is None:
+                if (va is None) == (vb is None):
+                    return False
+                # Unscored / refused / failed last whatever the order (Qt calls lessThan(b, a)
+                # to sort descending).
+                ascending = self.sortOrder() == QtCore.Qt.SortOrder.AscendingOrder
+                return (vb is None) if ascending else (va is None)
+            return float(va) < float(vb)
         va, vb = a.data(SORT_ROLE), b.data(SORT_ROLE)
         try:
             return va < vb
@@ -239,8 +257,11 @@ class _Proxy(QtCore.QSortFilterProxyModel):
         idx = m.index(row, 0, parent)
         if m.data(idx, KIND_ROLE) != "image":
             return False  # parents are kept by recursive filtering when a child matches
-        v = m.data(m.index(row, COL_AI, parent), BADGE_ROLE)
+        v = m.data(m.index(row, self.ai_col, parent), BADGE_ROLE)
         return v is not None and float(v) >= self.min_badge
+
+
+_Proxy = BadgeProxy  # the earlier name
 
 
 class StudyBrowser(QtWidgets.QWidget):
@@ -252,12 +273,15 @@ class StudyBrowser(QtWidgets.QWidget):
     imageSelected = QtCore.Signal(str)
     #: an SR / presentation-state row was selected (its path)
     objectSelected = QtCore.Signal(str)
+    #: the AI threshold filter changed (its value, ``None``: off, e.g. the reader clicked *clear*)
+    badgeFilterChanged = QtCore.Signal(object)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 40):
         super().__init__(parent)
+        self._selected_path: str | None = None
         self.thumbs = ThumbnailLoader(self, size=thumb_size)
         self.model = BrowserModel(self.thumbs, self)
-        self.proxy = _Proxy(self)
+        self.proxy = BadgeProxy(self)
         self.proxy.setSourceModel(self.model)
         self.view = QtWidgets.QTreeView(self)
         self.view.setModel(self.proxy)
@@ -283,6 +307,10 @@ class StudyBrowser(QtWidgets.QWidget):
         self.model.setHeaderData(COL_MOD, QtCore.Qt.Orientation.Horizontal, "Modality and view position", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
         self.view.installEventFilter(self)
+        self._build_worklist()
+        from cxrviewer.ui.worklist import make_sortable
+
+        make_sortable(self.view.header(), self.proxy)
         self._thumb_timer = QtCore.QTimer(self)
         self._thumb_timer.setSingleShot(True)
         self._thumb_timer.setInterval(60)
@@ -292,18 +320,70 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.view)
-        self._selected_path: str | None = None
+        lay.setSpacing(2)
+        lay.addLayout(self._mode_bar)
+        lay.addWidget(self.filter_label)
+        lay.addWidget(self.stack)
+
+    # ------------------------------------------------------------- worklist
+    def _build_worklist(self) -> None:
+        from cxrviewer.ui import worklist as wl
+
+        self.worklist_model = wl.WorklistModel(self)
+        self.worklist_proxy = BadgeProxy(self, ai_col=wl.W_AI)
+        self.worklist_proxy.setSourceModel(self.worklist_model)
+        self.worklist = wl.make_worklist_view(self, self.worklist_proxy)
+        self.worklist.installEventFilter(self)
+        wl.make_sortable(self.worklist.horizontalHeader(), self.worklist_proxy)
+        self.worklist.selectionModel().currentChanged.connect(self._current_changed)
+        self.stack = QtWidgets.QStackedWidget(self)
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.worklist)
+        self._mode_bar, self.mode_buttons = wl.make_mode_bar(self, self.set_mode)
+        self.filter_label = wl.make_filter_label(self, lambda: self.set_badge_filter(None))
+
+    def mode(self) -> str:
+        """``"tree"`` or ``"worklist"``."""
+        return "worklist" if self.stack.currentWidget() is self.worklist else "tree"
+
+    def set_mode(self, mode: str) -> None:
+        """Show the study tree or the flat worklist (the selection is kept)."""
+        if mode not in ("tree", "worklist"):
+            raise ValueError(f"unknown browser mode {mode!r}")
+        self.stack.setCurrentWidget(self.worklist if mode == "worklist" else self.view)
+        self.mode_buttons[mode].setChecked(True)
+        if self._selected_path:
+            self.select_path(self._selected_path)
+
+    def filter_state_text(self) -> str:
+        """What the filter line says (plain text), ``""`` when no filter is on."""
+        t = self.proxy.min_badge
+        if t is None:
+            return ""
+        shown = self.worklist_proxy.rowCount()
+        return f"{shown} of {self.count_images()} shown · Abnormal ≥ {t:.2f} · clear"
+
+    def _update_filter_label(self) -> None:
+        text = self.filter_state_text()
+        self.filter_label.setVisible(bool(text))
+        if text:
+            head = text.rsplit(" · clear", 1)[0]
+            self.filter_label.setText(f'{head} · <a href="clear" style="color:#80d8ff">clear</a>')
 
     # ------------------------------------------------------------------ data
     def clear(self) -> None:
         self.thumbs.reset()
         self.model.clear_all()
+        self.worklist_model.clear_all()
         self._selected_path = None
+        self._update_filter_label()
 
     def update_from(self, res: ScanResult) -> int:
         """Add the new part of a (partial) scan result; returns the number of new images."""
         n = self.model.update_from(res)
+        self.worklist_model.update_from(res)
+        if self.proxy.min_badge is not None:
+            self._update_filter_label()
         # Expand only what is new (expandAll on every chunk made a 2,000-file folder
         # freeze the GUI for seconds: it lays out every row again).
         for it in self.model.new_parents:
@@ -332,8 +412,11 @@ class StudyBrowser(QtWidgets.QWidget):
         return n
 
     def image_paths(self) -> list[str]:
-        """Every image path in display (proxy) order."""
+        """Every image path in display (proxy) order of the mode shown (tree or worklist)."""
         out: list[str] = []
+        if self.mode() == "worklist":
+            px = self.worklist_proxy
+            return [px.index(r, 0).data(PATH_ROLE) for r in range(px.rowCount())]
 
         def walk(parent: QtCore.QModelIndex) -> None:
             for r in range(self.proxy.rowCount(parent)):
@@ -351,6 +434,13 @@ class StudyBrowser(QtWidgets.QWidget):
 
     # -------------------------------------------------------------- selection
     def select_path(self, path: str) -> bool:
+        """Select an image in the tree and the worklist (emits ``imageSelected`` once)."""
+        wit = self.worklist_model.by_path.get(path)
+        if wit is not None:
+            widx = self.worklist_proxy.mapFromSource(wit.index())
+            if widx.isValid():
+                self.worklist.setCurrentIndex(widx)
+                self.worklist.scrollTo(widx)
         it = self.model.by_path.get(path)
         if it is None:
             return False
@@ -389,7 +479,7 @@ class StudyBrowser(QtWidgets.QWidget):
         return self.select_path(paths[i])
 
     def _current_changed(self, cur: QtCore.QModelIndex, _prev) -> None:
-        first = self.proxy.index(cur.row(), 0, cur.parent()) if cur.isValid() else None
+        first = cur.siblingAtColumn(0) if cur.isValid() else None  # tree or worklist
         obj = first.data(OBJECT_ROLE) if first is not None else None
         if obj:
             self.objectSelected.emit(obj)
@@ -404,7 +494,7 @@ class StudyBrowser(QtWidgets.QWidget):
         self._thumb_timer.start()
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802
-        if obj is self.view and ev.type() == QtCore.QEvent.Type.KeyPress:
+        if obj in (self.view, getattr(self, "worklist", None)) and ev.type() == QtCore.QEvent.Type.KeyPress:
             if ev.key() == QtCore.Qt.Key.Key_PageDown:
                 self.select_next(1)
                 return True
@@ -425,8 +515,13 @@ class StudyBrowser(QtWidgets.QWidget):
         cost ~20 ms each here (header resize + proxy), which would stall the GUI."""
         touched: dict[int, tuple[QtGui.QStandardItem, list[int]]] = {}
         self.model.blockSignals(True)
+        self.worklist_model.blockSignals(True)
+        wrows: list[int] = []
         try:
             for path, text, value in items:
+                r = self.worklist_model.set_badge_cell(path, text, value)
+                if r is not None:
+                    wrows.append(r)
                 it = self.model.by_path.get(path)
                 if it is None:
                     continue
@@ -434,7 +529,8 @@ class StudyBrowser(QtWidgets.QWidget):
                 cell = parent.child(it.row(), COL_AI)
                 cell.setText(text)
                 cell.setData(None if value is None else float(value), BADGE_ROLE)
-                cell.setData(-1.0 if value is None else float(value), SORT_ROLE)
+                cell.setData(None if value is None else float(value), SORT_ROLE)
+                cell.setToolTip(text)
                 if value is not None:
                     # Colour: red above 0.5 fades to green below (the AI layer may restyle).
                     v = max(0.0, min(1.0, float(value)))
@@ -442,6 +538,13 @@ class StudyBrowser(QtWidgets.QWidget):
                 touched.setdefault(id(parent), (parent, []))[1].append(it.row())
         finally:
             self.model.blockSignals(False)
+            self.worklist_model.blockSignals(False)
+        if wrows:
+            from cxrviewer.ui.worklist import W_AI
+
+            wm = self.worklist_model
+            wm.dataChanged.emit(wm.index(min(wrows), W_AI), wm.index(max(wrows), W_AI))
+            self.worklist_proxy.invalidate()
         if not touched:
             return
         for parent, rows in touched.values():
@@ -453,6 +556,7 @@ class StudyBrowser(QtWidgets.QWidget):
             self.view.setColumnWidth(COL_AI, self.view.fontMetrics().horizontalAdvance("0.00 Abnormal") + 16)
             self.view.setColumnHidden(COL_AI, False)
         self.proxy.invalidate()
+        self._update_filter_label()
 
     def badge(self, instance_path: str) -> tuple[str, float | None] | None:
         it = self.model.by_path.get(instance_path)
@@ -464,16 +568,31 @@ class StudyBrowser(QtWidgets.QWidget):
 
     def set_badge_filter(self, min_value: float | None) -> None:
         """Show only images whose badge value is ``>= min_value`` (``None``: show all)."""
+        changed = self.proxy.min_badge != min_value
         self.proxy.min_badge = min_value
+        self.worklist_proxy.min_badge = min_value
         self.proxy.invalidate()
+        self.worklist_proxy.invalidate()
         self.view.expandAll()
         self._thumb_timer.start()
+        self._update_filter_label()
+        if changed:
+            self.badgeFilterChanged.emit(min_value)
 
     def sort_by_badge(self, descending: bool = True) -> None:
-        """Sort siblings by AI value (highest first by default)."""
+        """Sort by AI value (highest first by default; images without one last): siblings in
+        the tree, the whole list in the worklist."""
+        from cxrviewer.ui.worklist import W_AI
+
         order = QtCore.Qt.SortOrder.DescendingOrder if descending else QtCore.Qt.SortOrder.AscendingOrder
+        self.view.header().setSortIndicator(COL_AI, order)  # sorts, through sortIndicatorChanged
+        self.worklist.horizontalHeader().setSortIndicator(W_AI, order)
         self.proxy.sort(COL_AI, order)
+        self.worklist_proxy.sort(W_AI, order)
 
     def sort_default(self) -> None:
         """Back to scan order (patient, date, series number, instance number)."""
+        self.view.header().setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+        self.worklist.horizontalHeader().setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
         self.proxy.sort(-1)
+        self.worklist_proxy.sort(-1)

@@ -117,11 +117,12 @@ def test_grouping_and_instance_order(junk, unreadable):
     assert p1.patient_name == "Alpha^A" and len(p1.studies) == 1
     (series,) = p1.studies[0].series
     assert [Path(i.path).name for i in series.instances] == ["a1.dcm", "a2.dcm"]  # by InstanceNumber
-    # image files: one series per file, named after it
+    # image files: one series per folder, named after the folder, one instance per file
     images = [p for p in result.patients if p.patient_name == "(image files)"]
-    assert images and all(len(se.instances) == 1 for p in images for st in p.studies for se in st.series)
-    names = {se.series_description for p in images for st in p.studies for se in st.series}
-    assert names == {"chest.png", "chest.jpg"}
+    series = {se.series_description: se for p in images for st in p.studies for se in st.series}
+    assert set(series) == {junk["root"].name, "sub"}
+    assert [Path(i.path).name for i in series["sub"].instances] == ["chest.png"]
+    assert [Path(i.path).name for i in series[junk["root"].name].instances] == ["chest.jpg"]
 
 
 def test_instance_order_falls_back_to_acquisition_time(tmp_path):
