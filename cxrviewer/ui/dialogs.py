@@ -112,9 +112,13 @@ MOUSE_HELP = [
 
 
 class ShortcutsDialog(QtWidgets.QDialog):
-    """Every action with its shortcut, plus the mouse mapping."""
+    """Every action with its shortcut, grouped by menu, plus the mouse mapping.
 
-    def __init__(self, actions: list[QtGui.QAction], parent: QtWidgets.QWidget | None = None):
+    ``actions``: rows from :func:`cxrviewer.ui.shortcuts.action_rows` (generated from the
+    window's real actions, so the list cannot drift), or plain ``QAction`` objects.
+    """
+
+    def __init__(self, actions: list, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts and mouse")
         self.resize(640, 620)
@@ -128,14 +132,28 @@ class ShortcutsDialog(QtWidgets.QDialog):
             mouse.addChild(c)
         tree.addTopLevelItem(mouse)
         keys = QtWidgets.QTreeWidgetItem(["Keyboard", ""])
+        groups: dict[str, QtWidgets.QTreeWidgetItem] = {}
         seen = set()
+        #: (group, action text, shortcut) as listed, for tests
+        self.rows: list[tuple[str, str, str]] = []
         for a in actions:
-            text = a.text().replace("&", "").rstrip(".…")
-            sc = ", ".join(s.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
-            if not text or (text, sc) in seen:
+            group = getattr(a, "group", "")
+            if isinstance(a, QtGui.QAction):
+                text = a.text().replace("&", "").rstrip(".…")
+                sc = ", ".join(s.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
+            else:
+                text, sc = a.text, a.shortcut
+            if not text or (group, text, sc) in seen:
                 continue
-            seen.add((text, sc))
-            keys.addChild(QtWidgets.QTreeWidgetItem([text, sc]))
+            seen.add((group, text, sc))
+            self.rows.append((group, text, sc))
+            parent_item = keys
+            if group:
+                if group not in groups:
+                    groups[group] = QtWidgets.QTreeWidgetItem([group, ""])
+                    tree.addTopLevelItem(groups[group])
+                parent_item = groups[group]
+            parent_item.addChild(QtWidgets.QTreeWidgetItem([text, sc]))
         keys.addChild(QtWidgets.QTreeWidgetItem(["Previous / next image", "Page Up / Page Down"]))
         tree.addTopLevelItem(keys)
         tree.expandAll()

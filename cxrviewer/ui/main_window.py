@@ -498,7 +498,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return dlg
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        dlg = ShortcutsDialog(self.actions_list, self)
+        from cxrviewer.ui.shortcuts import action_rows
+
+        dlg = ShortcutsDialog(action_rows(self), self)  # from the real actions: cannot drift
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
         return dlg
