@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from cxrviewer.net.common import (
     STUDY_FIELDS,
@@ -28,6 +27,7 @@ from cxrviewer.net.common import (
     StudyQuery,
     study_row,
 )
+from cxrviewer.net.files import dicom_files, read_for_send
 from cxrviewer.net.nodes import DimseNode
 from cxrviewer.net.store import LocalStore, StoreError
 
@@ -497,33 +497,6 @@ def _retrieve_move(node: DimseNode, study_uid: str, present: set[str], rx: _Rece
 
 
 # ---------------------------------------------------------------------- send
-def dicom_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named, and files inside folders named (recursively, hidden ones skipped)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and not any(s.startswith(".") for s in f.relative_to(p).parts))
-        else:
-            out.append(p)
-    return out
-
-
-def read_for_send(path: Path):
-    """The dataset to send, or a reason it cannot be (not DICOM, no SOP class...)."""
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = dcmread(path)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as e:
-        return None, f"not a DICOM file ({e})" if isinstance(e, InvalidDicomError) else f"cannot read ({e})"
-    if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-        return None, "no SOP Class/Instance UID (not a storable DICOM object)"
-    if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
-        return None, "no transfer syntax in the file meta information"
-    return ds, ""
-
-
 def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress | None = None,
          cancel: CancelToken | None = None) -> SendResult:
     """C-STORE each file (folders are walked). Files the node refuses are listed with the status."""

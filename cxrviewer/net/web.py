@@ -220,7 +220,7 @@ def retrieve(node: WebNode, study_uid: str, store: LocalStore, progress: Progres
 def send(node: WebNode, paths: Iterable[str | os.PathLike], progress: Progress | None = None,
          cancel: CancelToken | None = None) -> SendResult:
     """STOW-RS in batches of :data:`STOW_BATCH`; instances the server refuses are listed."""
-    from cxrviewer.net.dimse import dicom_files, read_for_send
+    from cxrviewer.net.files import dicom_files, read_for_send
 
     t0 = time.perf_counter()
     res = SendResult()
