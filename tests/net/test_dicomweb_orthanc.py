@@ -71,3 +71,26 @@ def test_tls_verification_is_on_by_default():
     assert _client(replace(n, verify_tls=False))._session.verify is False
     tok = _client(replace(n, token="tok-123"))._session
     assert tok.headers["Authorization"] == "Bearer tok-123" and tok.auth is None and tok.trust_env is False
+
+
+def test_server_killed_mid_wado_retrieve(fresh_orthanc, tmp_path):
+    from cxrviewer.bench._orthanc import synthetic_study
+
+    if not fresh_orthanc.dicomweb:
+        pytest.skip("Orthanc's DICOMweb plugin is not installed (orthanc-dicomweb)")
+    study, files = synthetic_study(tmp_path / "src", 10, 256, 256)
+    for f in files:
+        fresh_orthanc.upload(f)
+    node = WebNode("web", fresh_orthanc.dicomweb_url, timeout=10)
+    store = LocalStore(tmp_path / "store")
+
+    def progress(done, total):
+        if done == 3:
+            fresh_orthanc.kill()
+
+    with pytest.raises(NetError) as e:
+        api.retrieve(node, study, store, progress=progress)
+    assert str(e.value).startswith(f"web ({node.url}): WADO-RS cut after 3 of 10 instances")
+    assert len(store.files(study)) == 3 and store.partial_files() == []
+    for f in store.files(study):
+        assert pydicom.dcmread(f).pixel_array.shape == (256, 256)
