@@ -94,3 +94,17 @@ def test_server_killed_mid_wado_retrieve(fresh_orthanc, tmp_path):
     assert len(store.files(study)) == 3 and store.partial_files() == []
     for f in store.files(study):
         assert pydicom.dcmread(f).pixel_array.shape == (256, 256)
+
+
+def test_hung_server_times_out_with_the_reason():
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)  # the kernel accepts the connection; nobody ever answers
+    try:
+        node = WebNode("hung", f"http://127.0.0.1:{srv.getsockname()[1]}/dicom-web", timeout=1.5)
+        with pytest.raises(NetError, match=r"^hung \(http://127\.0\.0\.1:\d+/dicom-web\): no response within 1\.5 s"):
+            api.echo(node)
+    finally:
+        srv.close()

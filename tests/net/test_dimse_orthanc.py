@@ -183,3 +183,21 @@ def test_c_move_to_our_own_storage_scp(tmp_path, rg1_unci):
                              retrieve="move", store_port=free_port(), store_bind="127.0.0.1", timeout=20)
         with pytest.raises(NetError, match="movepacs .*C-MOVE"):
             api.retrieve(stranger, RG1_STUDY, LocalStore(tmp_path / "other"))
+
+
+def test_a_pacs_without_c_get_says_to_use_c_move(tmp_path):
+    """A real pynetdicom SCP that offers C-FIND but not C-GET (as some PACS do)."""
+    from pynetdicom import AE
+
+    from cxrviewer.net.dimse import FIND_STUDY_ROOT, UNCOMPRESSED
+
+    scp = AE(ae_title="NOGET")
+    scp.add_supported_context(FIND_STUDY_ROOT, list(UNCOMPRESSED))
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        port = server.server_address[1]
+        node = DimseNode("noget", "127.0.0.1", port, "NOGET", timeout=10)
+        with pytest.raises(NetError, match=r"^noget \(NOGET@127\.0\.0\.1:\d+\): the node does not offer C-GET.*C-MOVE"):
+            api.retrieve(node, "1.2.3.4", LocalStore(tmp_path))
+    finally:
+        server.shutdown()
