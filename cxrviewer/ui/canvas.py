@@ -307,6 +307,7 @@ class ImageCanvas(QtWidgets.QWidget):
             self.remove_layer(self._pad_item)
             self._pad_item = None
         self._placeholder.show()
+        self._corner_lines = {}
         for lab in self._labels.values():
             lab.setText("")
 
@@ -716,8 +717,8 @@ class ImageCanvas(QtWidgets.QWidget):
         )
 
     def _set_label_text(self, ct: CornerText) -> None:
-        for corner, lines in ct.corners().items():
-            self._labels[corner].setText("\n".join(lines))
+        # Fitted to the canvas in _place_labels (elided / fewer lines), so corners never overlap.
+        self._corner_lines = {c: list(lines) for c, lines in ct.corners().items()}
         for edge in EDGES:
             self._labels[edge].setText(ct.edges.get(edge, ""))
         self._place_labels()
@@ -730,6 +731,19 @@ class ImageCanvas(QtWidgets.QWidget):
     def _place_labels(self) -> None:
         w, h = self.width(), self.height()
         m = 8
+        lines = getattr(self, "_corner_lines", {})
+        if lines:
+            from cxrviewer.render.text_fit import corner_boxes, fit_lines
+
+            ref = self._labels["tl"]
+            ref.ensurePolished()
+            fm = ref.fontMetrics()
+            big = self._labels["top"]
+            big.ensurePolished()
+            room = 2 * big.fontMetrics().height() if any(self._labels[e].text() for e in EDGES) else 0
+            max_w, max_n = corner_boxes(w, h, fm.lineSpacing(), m, room)
+            for corner, ls in lines.items():
+                self._labels[corner].setText("\n".join(fit_lines(ls, fm.horizontalAdvance, max_w, max_n)))
         for corner, lab in self._labels.items():
             lab.adjustSize()
             lw, lh = lab.width(), lab.height()

@@ -69,8 +69,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wl_dock = self._dock("Window / Level", self.wl_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, "window_level")
         self.errors_dock = self._dock("Unreadable files", self.errors, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
         self.errors_dock.hide()
-        self.browser_dock.setMinimumWidth(400)
-        self.wl_dock.setMinimumWidth(280)
+        # Narrow enough that the canvas keeps most of a 1280x720 (or 960-wide) window.
+        self.browser_dock.setMinimumWidth(240)
+        self.wl_dock.setMinimumWidth(220)
 
         self._build_status_bar()
         self.actions_list: list[QtGui.QAction] = []
@@ -234,8 +235,7 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
         tb.setMovable(False)
         self.addToolBar(tb)
-        for a in (self.act_open_folder, self.act_open_file):
-            tb.addAction(a)
+        tb.addAction(self.act_open_folder)  # Open File stays in the menu (Ctrl+O): room at 1280 px
         tb.addSeparator()
         for a in self.tool_actions.values():
             tb.addAction(a)
@@ -251,11 +251,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _short_labels(self) -> None:
         """Compact toolbar texts (menus keep the long ones)."""
         short = {
-            self.act_open_folder: "Open Folder", self.act_open_file: "Open File", self.act_auto: "Auto W/L",
+            self.act_open_folder: "Open Folder", self.act_open_file: "Open File", self.act_auto: "Auto",
             self.act_fit: "Fit", self.act_one: "1:1", self.act_rot_cw: "Rotate", self.act_flip_h: "Flip H",
             self.act_flip_v: "Flip V", self.act_invert: "Invert", self.act_reset: "Reset",
             self.act_overlay: "Text", self.act_tags: "Tags", self.act_export: "Export",
         }
+        short[self.tool_actions["wl"]] = "W/L"
         for a, t in short.items():
             a.setIconText(t)
 

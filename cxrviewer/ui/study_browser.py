@@ -491,6 +491,10 @@ class StudyBrowser(QtWidgets.QWidget):
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
+        # Narrow (a 1280x720 screen): the names matter more than the count and date columns.
+        narrow = self.width() < 340
+        for c in (COL_COUNT, COL_DATE):
+            self.view.setColumnHidden(c, narrow)
         self._thumb_timer.start()
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802
