@@ -63,21 +63,9 @@ def user_log_dir() -> Path:
 
 
 def sample_paths() -> list[Path]:
-    """The bundled sample study: the RG1 chest CR from ``pydicom-data``.
-
-    Looked up offline through pydicom's data manager; a copy under
-    ``resources/sample/`` (PyInstaller bundles one) is used first when present.
-    """
-    bundled = resource("sample")
-    if bundled.is_dir():
-        files = sorted(p for p in bundled.iterdir() if p.suffix.lower() == ".dcm")
-        if files:
-            return files
-    from pydicom.data import get_testdata_file
-
-    out = []
-    for name in ("RG1_UNCI.dcm",):
-        f = get_testdata_file(name, download=False)
-        if f:
-            out.append(Path(f))
-    return out
+    """The bundled sample study: ``resources/sample/*.dcm`` (the RG1 chest CR; provenance in
+    ``resources/sample/README.md``). Empty when the folder was left out of a build."""
+    folder = resource("sample")
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".dcm")

@@ -35,7 +35,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SPEC = HERE / "cxrviewer.spec"
-SAMPLE_NAMES = ("RG1_UNCI.dcm",)
 
 
 class BuildError(Exception):
@@ -79,47 +78,33 @@ def size_report(app_dir: Path, top: int = 15) -> dict:
 # --------------------------------------------------------------------------- staging
 
 
-def _copy_sample(dest: Path) -> list[Path]:
-    from pydicom.data import get_testdata_file
-
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name in SAMPLE_NAMES:
-        src = get_testdata_file(name, download=False)
-        if not src:
-            raise BuildError(
-                f"{name}: not found in pydicom-data (pip install pydicom-data); "
-                "the bundle ships it as the sample study (use --no-sample to build without)"
-            )
-        shutil.copy2(src, dest / name)
-        out.append(dest / name)
-    return out
-
-
 def ensure_onnx(model_dir: Path) -> Path:
-    """The model's ``model.onnx`` (+ its ``.json`` sidecar of hashes) beside the weights,
-    exported with torch from this environment when missing or stale.
+    """The model's ``model.onnx`` beside the weights, recorded and verified through its card
+    (``onnx_file``, ``onnx_sha256``); written with torch from this environment when missing.
 
-    The frozen viewer-only app finds it there (``cxrviewer.ml.inference.find_onnx``) and never
-    needs torch; a stale or foreign file (hashes not matching the weights) is replaced.
+    The frozen viewer-only app runs it with ONNX Runtime (``cxrviewer.ml.onnx_model.find_onnx``)
+    and never needs torch.
     """
-    from cxrviewer.ml.inference import ONNX_FILE, export_onnx_for_dir, find_onnx
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.onnx_model import ONNX_FILE, card_onnx, ensure_model_onnx
     from cxrviewer.ml.registry import read_card
 
-    card = read_card(model_dir)
-    have = find_onnx(model_dir, card)
-    if have is not None and have.parent == model_dir:
-        return have
-    _log(f"exporting {model_dir.name} to ONNX (viewer-only bundles infer through ONNX Runtime)")
     try:
-        out = export_onnx_for_dir(model_dir, into_model_dir=True)
-    except ImportError as e:
+        have = card_onnx(model_dir, read_card(model_dir))
+    except CxrError:  # named but stale or altered: write it again
+        have = None
+    if have is not None:
+        return have
+    _log(f"writing {model_dir.name}/{ONNX_FILE} (viewer-only bundles infer through ONNX Runtime)")
+    try:
+        out = ensure_model_onnx(model_dir)
+    except (ImportError, CxrError) as e:
         raise BuildError(
-            f"{model_dir}: has no valid {ONNX_FILE} and it cannot be exported here ({e}); "
+            f"{model_dir}: has no valid {ONNX_FILE} and it cannot be written here ({e}); "
             "install torch in the build environment (the CPU wheel is enough)"
         ) from None
-    if find_onnx(model_dir, card) != out:
-        raise BuildError(f"{model_dir}: the ONNX export did not verify")
+    if card_onnx(model_dir, read_card(model_dir)) != out:
+        raise BuildError(f"{model_dir}: the ONNX file did not verify")
     return out
 
 
@@ -133,8 +118,10 @@ def stage_resources(work: Path, models: list[Path], sample: bool) -> Path:
     shutil.copytree(
         REPO / "resources", stage, ignore=shutil.ignore_patterns("__pycache__", ".*", "*.tmp")
     )
-    if sample:
-        for p in _copy_sample(stage / "sample"):
+    if not sample:  # resources/sample/ ships the RG1 study (see its README.md)
+        shutil.rmtree(stage / "sample", ignore_errors=True)
+    else:
+        for p in sorted((stage / "sample").glob("*.dcm")):
             _log(f"sample: {p.name}")
     (stage / "models").mkdir(exist_ok=True)
     for m in models:

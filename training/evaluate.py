@@ -32,14 +32,47 @@ def run_args(args: argparse.Namespace, prog: str = "training.evaluate") -> int:
     return 0
 
 
-def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
+def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any]:
+    """``(labels, P(Abnormal))`` through torch (the training loop's own ``predict``)."""
     import torch
     from torch.utils.data import DataLoader
 
     from cxrviewer.ml.model import pick_device
-    from cxrviewer.ml.preprocess import PreprocessSpec
-    from cxrviewer.ml.registry import Registry, load_model_dir
+    from cxrviewer.ml.registry import load_model_dir
     from training.loops import predict
+
+    model, _ = load_model_dir(model_dir)
+    device = pick_device(args.device)
+    model.to(device)
+    ns = argparse.Namespace(channels_last=False)
+    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, num_workers=0)
+    with torch.inference_mode():
+        y, s, _ = predict(model, loader, device, spec, ns, amp=False)
+    return y, s
+
+
+def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any]:
+    """``(labels, P(Abnormal))`` through ONNX Runtime (the base install has no torch); the same
+    uint8 cache and the same normalisation (:func:`cxrviewer.ml.preprocess.normalize`)."""
+    import numpy as np
+
+    from cxrviewer.ml.inference import Engine
+    from cxrviewer.ml.preprocess import normalize
+
+    eng = Engine.load(model_dir, backend="onnxruntime", device="cpu" if args.device == "cpu" else "auto")
+    scores = []
+    for i in range(0, len(cache.arrays), max(1, args.batch_size)):
+        x = np.stack([normalize(u8, spec) for u8 in cache.arrays[i:i + args.batch_size]]).astype(np.float32)
+        probs, _, _ = eng.run_arrays(x)
+        scores.append(probs[:, 1])
+    s = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+    return np.asarray(cache.labels, dtype=np.int64), s
+
+
+def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
+    from cxrviewer.ml.extras import torch_available
+    from cxrviewer.ml.preprocess import PreprocessSpec
+    from cxrviewer.ml.registry import Registry, read_card, verify_checksum
     from training.plan import subsample
     from training.progress import Progress
     from training.train import resolve_model
@@ -51,7 +84,8 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         if entry is None:
             raise CxrError(None, "no model installed: give --model NAME_OR_DIR")
         model_dir = entry.path
-    model, card = load_model_dir(model_dir)
+    card = read_card(model_dir)
+    verify_checksum(model_dir, card)
     spec = PreprocessSpec.from_dict(card.get("preprocessing"))
     samples: list[D.Sample] = []
     notes: list[str] = []
@@ -67,12 +101,7 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     if not cache.samples:
         raise CxrError(None, f"none of the {len(samples)} images could be read")
     D.check_two_classes("evaluation", cache.samples)
-    device = pick_device(args.device)
-    model.to(device)
-    ns = argparse.Namespace(channels_last=False)
-    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, num_workers=0)
-    with torch.inference_mode():
-        y, s, _ = predict(model, loader, device, spec, ns, amp=False)
+    y, s = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
     thr = float(args.threshold if args.threshold is not None else card.get("threshold", 0.5))
     mets = M.bootstrap(y, s, thr, n=args.bootstrap, seed=args.seed)
     conf = M.confusion(y, s, thr)

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
         "--replace", action="store_true", help="replace an installed model of the same name"
     )
     imp.add_argument(
-        "--onnx", action="store_true", help="also export model.onnx beside it (torch-free viewing)"
+        "--onnx", action="store_true", help="(always on) write model.onnx beside the weights, recorded in card.json, for torch-free viewing"
     )
     imp.set_defaults(func=run_import)
 
@@ -94,11 +94,9 @@ def run_import(args: argparse.Namespace) -> int:
     reg = Registry()
     before = reg.active()
     try:
-        entry = reg.import_dir(args.dir, replace=args.replace, activate=args.activate)
-        if args.onnx:
-            from cxrviewer.ml.inference import export_onnx_for_dir
-
-            export_onnx_for_dir(entry.path, into_model_dir=True)
+        # model.onnx always (the --onnx flag is kept for old scripts): the base install infers
+        # through ONNX Runtime without torch
+        entry = reg.import_dir(args.dir, replace=args.replace, activate=args.activate, onnx=True)
     except CxrError as e:
         kept = f"; active model unchanged ({before.name})" if before is not None else ""
         return fail(f"{e}{kept}", 1)

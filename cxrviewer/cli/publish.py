@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         if src is None:
             return fail(f"{args.run_dir}: a cross-validation run has one model per fold; publish one of its foldN/ folders")
         reg = Registry()
-        entry = reg.import_dir(src, replace=args.replace, activate=args.activate)
+        entry = reg.import_dir(src, replace=args.replace, activate=args.activate, onnx=True)
     except CxrError as e:
         return fail(str(e))
     thr = entry.card.get("threshold")

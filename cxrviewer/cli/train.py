@@ -18,6 +18,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxrviewer.ml.extras import missing_train_extra
+
+    missing = missing_train_extra("cxrviewer train")
+    if missing:
+        from cxrviewer.cli._common import fail
+
+        return fail(missing)
     from training.train import run_args
 
     return run_args(args, prog="cxrviewer train")

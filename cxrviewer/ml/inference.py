@@ -22,13 +22,11 @@ machine whose onnxruntime has no CUDA provider, torch on the GPU instead), else 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from cxrviewer import atomic, paths
+from cxrviewer import paths
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.types import LoadedImage
 from cxrviewer.ml.cam import closed_form_cam_numpy, normalize_cam
+from cxrviewer.ml.extras import TRAIN_EXTRA_HINT
+from cxrviewer.ml.onnx_model import (  # noqa: F401 - re-exported: the ONNX side of the engine
+    ONNX_FILE,
+    export_onnx,
+    export_onnx_for_dir,
+    find_onnx,
+    onnx_cache_path,
+)
 from cxrviewer.ml.preprocess import PreprocessSpec, ResizeMapping, preprocess
 from cxrviewer.ml.registry import (
     ModelError,
@@ -54,8 +60,6 @@ log = logging.getLogger(__name__)
 
 CLASSES = ("Normal", "Abnormal")
 BACKENDS = ("auto", "onnxruntime", "torch")
-ONNX_FILE = "model.onnx"
-ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -100,104 +104,6 @@ def _ort_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def onnx_cache_path(weights_sha256: str) -> Path:
-    """Where the lazily exported ONNX file of a model lives (keyed by its weights)."""
-    return paths.user_cache_dir() / "onnx" / f"{weights_sha256}.onnx"
-
-
-def _sidecar(onnx_path: Path) -> Path:
-    return onnx_path.with_name(onnx_path.name + ".json")
-
-
-def _valid_onnx(onnx_path: Path, weights_sha256: str) -> bool:
-    """An ONNX file made from these weights, intact (sidecar records both hashes)."""
-    side = _sidecar(onnx_path)
-    if not onnx_path.is_file() or not side.is_file():
-        return False
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        return meta.get("weights_sha256") == weights_sha256 and meta.get(
-            "onnx_sha256"
-        ) == sha256_file(onnx_path)
-    except (OSError, ValueError):
-        return False
-
-
-def find_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None:
-    """An existing, valid ONNX export of this model: beside the weights, else in the cache."""
-    sha = str(card["weights_sha256"])
-    for p in (Path(model_dir) / ONNX_FILE, onnx_cache_path(sha)):
-        if _valid_onnx(p, sha):
-            return p
-    return None
-
-
-def export_onnx(
-    model: Any, out_path: str | os.PathLike, weights_sha256: str, size: int = 224
-) -> Path:
-    """Export ``model`` to ONNX with outputs ``logits`` and ``layer4`` (dynamic batch), atomically,
-    plus a ``.json`` sidecar with the weights' and the file's sha256."""
-    import torch
-
-    from cxrviewer.ml.cam import backbone_features, head_logits
-
-    class _TwoOutputs(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            a = backbone_features(self.m, x)
-            return head_logits(self.m, a), a
-
-    out_path = Path(out_path)
-    # The wrapper must be in eval mode itself: the legacy exporter exports BatchNorm in
-    # training mode when the top module says so (measured: wrong logits).
-    wrapper = _TwoOutputs(model).eval().to("cpu", torch.float32)
-
-    def write(tmp: Path) -> None:
-        # The TorchScript-based exporter needs no onnxscript; it warns that it is legacy.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                torch.zeros(1, 3, size, size),
-                str(tmp),
-                input_names=["input"],
-                output_names=["logits", "layer4"],
-                dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}, "layer4": {0: "n"}},
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
-
-    atomic.write_with(out_path, write)
-    meta = {
-        "weights_sha256": weights_sha256,
-        "onnx_sha256": sha256_file(out_path),
-        "opset": ONNX_OPSET,
-    }
-    atomic.write_text(_sidecar(out_path), json.dumps(meta, indent=2) + "\n")
-    return out_path
-
-
-def export_onnx_for_dir(model_dir: str | os.PathLike, into_model_dir: bool = True) -> Path:
-    """Export a model directory's ONNX file (publish/import time): ``model.onnx`` beside the
-    weights (or into the user cache). Returns the path; a valid existing export is reused."""
-    from cxrviewer.ml.registry import load_model_dir
-
-    model_dir = Path(model_dir)
-    card = read_card(model_dir)
-    existing = find_onnx(model_dir, card)
-    if existing is not None and (not into_model_dir or existing.parent == model_dir):
-        return existing
-    model, card = load_model_dir(model_dir)
-    size = PreprocessSpec.from_dict(card.get("preprocessing")).size
-    target = (
-        model_dir / ONNX_FILE if into_model_dir else onnx_cache_path(str(card["weights_sha256"]))
-    )
-    return export_onnx(model, target, str(card["weights_sha256"]), size=size)
 
 
 def read_fc_weight_numpy(weights_file: Path) -> np.ndarray:
@@ -446,8 +352,8 @@ class Engine:
         except ImportError as e:  # a viewer-only install without torch
             raise CxrError(
                 model_dir,
-                f"this model has no ONNX export ({ONNX_FILE}) and torch is not installed ({e}); "
-                "export it where torch is available (`cxrviewer models import DIR --onnx`) or install torch",
+                f"this model has no {ONNX_FILE} and torch is not installed ({e}): import it where torch "
+                f"is available (`cxrviewer models import DIR` writes {ONNX_FILE}), or {TRAIN_EXTRA_HINT}",
             ) from None
         return cls(model_dir, card, _TorchBackend(model, device, bf16=bf16))
 

@@ -357,6 +357,36 @@ def load_model_dir(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), card
 
 
+def verify_model_dir(path: str | os.PathLike) -> dict[str, Any]:
+    """Verify a model folder fully; return its card.
+
+    With torch: :func:`load_model_dir` (checksum, architecture, every tensor). Without torch
+    (the base install): the weights' checksum, the card's ONNX file and its checksum, and an
+    ONNX Runtime session built from them, which fails on any missing or misshapen tensor.
+    """
+    from cxrviewer.ml.extras import TRAIN_EXTRA_HINT, torch_available
+
+    if torch_available():
+        return load_model_dir(path)[1]
+    from cxrviewer.ml.onnx_model import card_onnx
+
+    card = read_card(path)
+    verify_checksum(path, card)
+    onnx_path = card_onnx(path, card)
+    if onnx_path is None:
+        raise ModelError(
+            Path(path) / CARD_FILE,
+            f"this model has no model.onnx and torch is not installed to check or export it: {TRAIN_EXTRA_HINT}",
+        )
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - any ORT failure means an unusable model
+        raise ModelError(onnx_path, f"ONNX Runtime cannot load it: {e}") from None
+    return card
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -462,20 +492,26 @@ class Registry:
         """Make ``name`` the active model after verifying it fully (checksum, architecture,
         tensors). On any failure ``active_model.json`` is not touched."""
         entry = self.get(name)
-        load_model_dir(entry.path)  # raises on anything wrong, before we write a byte
+        verify_model_dir(entry.path)  # raises on anything wrong, before we write a byte
         record = {"name": entry.name, "version": entry.version, "activated": _utcnow()}
         atomic.write_text(self.active_file, json.dumps(record, indent=2) + "\n")
         return entry
 
     def import_dir(
-        self, src: str | os.PathLike, *, replace: bool = False, activate: bool = False
+        self,
+        src: str | os.PathLike,
+        *,
+        replace: bool = False,
+        activate: bool = False,
+        onnx: bool = False,
     ) -> ModelEntry:
         """Install a model directory into the user registry, atomically.
 
         The files are copied into a hidden temp folder beside the target, fully verified there
-        (:func:`load_model_dir`), then renamed into place. An existing model of the same name
+        (:func:`verify_model_dir`), then renamed into place. An existing model of the same name
         with identical weights is left as is; with different weights it is refused unless
-        ``replace``.
+        ``replace``. With ``onnx`` the installed folder carries ``model.onnx`` recorded in its
+        card (written with torch when the source has none), so a torch-free viewer can run it.
         """
         src = Path(src)
         card = read_card(src)
@@ -488,12 +524,13 @@ class Registry:
                 old = read_card(target)
             except ModelError:
                 old = {}
-            if old.get("weights_sha256") == card["weights_sha256"] and not replace:
+            same = old.get("weights_sha256") == card["weights_sha256"]
+            if same and not replace and (not onnx or old.get("onnx_file")):
                 entry = ModelEntry(name, str(old["version"]), target, False, old)
                 if activate:
                     return self.activate(name)
                 return entry
-            if not replace:
+            if not replace and not same:
                 raise ModelError(
                     target,
                     f"a different model named {name!r} (version {old.get('version', '?')}) is already installed; "
@@ -505,7 +542,11 @@ class Registry:
                 # Top-level regular files only: weights, card, exported ONNX, report, plots.
                 if f.is_file() and not f.name.startswith("."):
                     shutil.copy2(f, tmp / f.name)
-            load_model_dir(tmp)
+            if onnx:
+                from cxrviewer.ml.onnx_model import ensure_model_onnx
+
+                ensure_model_onnx(tmp)
+            verify_model_dir(tmp)
             if target.exists():
                 old_tmp = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=self.user_dir))
                 os.replace(target, old_tmp / name)

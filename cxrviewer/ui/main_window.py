@@ -315,7 +315,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         paths = sample_paths()
         if not paths:
-            self.show_message("The sample study (pydicom-data's RG1) is not installed", error=True)
+            self.show_message("The sample study (resources/sample/) is not in this installation", error=True)
             return
         self.open_path(str(paths[0]) if len(paths) == 1 else str(Path(paths[0]).parent))
 

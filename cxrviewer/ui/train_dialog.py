@@ -66,7 +66,7 @@ def _num(v: Any, fmt: str = ".4f") -> str:
 
 class _Publisher(QtCore.QThread):
     """Copies and verifies a model directory into the registry off the GUI thread
-    (verification reads the weights with torch)."""
+    (verification reads the weights with torch; model.onnx is written for torch-free viewers)."""
 
     published = QtCore.Signal(object)  # ModelEntry
     failed = QtCore.Signal(str)
@@ -79,7 +79,7 @@ class _Publisher(QtCore.QThread):
         try:
             from cxrviewer.ml.registry import Registry
 
-            entry = Registry().import_dir(self.model_dir, activate=True)
+            entry = Registry().import_dir(self.model_dir, activate=True, onnx=True)
         except Exception as e:  # any failure is shown in the dialog; the registry is unchanged
             self.failed.emit(str(e) or type(e).__name__)
             return
@@ -642,10 +642,17 @@ class _QuitGuard(QtCore.QObject):
         return False
 
 
-def show_for(ai) -> TrainDialog:
+def show_for(ai) -> TrainDialog | None:
     """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.AiIntegration`:
     "the active model" is the one the viewer uses, and Activate loads the new model in the
-    AI worker (the Models dialog's path)."""
+    AI worker (the Models dialog's path). Without torch (the base install) it says in one
+    line which extra to install instead, and returns ``None``."""
+    from cxrviewer.ml.extras import missing_train_extra
+
+    missing = missing_train_extra("Training")
+    if missing:
+        QtWidgets.QMessageBox.information(ai.window, "Train / Refresh model", missing)
+        return None
     dlg = getattr(ai, "_train_dialog", None)
     if dlg is None:
         dlg = TrainDialog(active_model_dir(ai), ai.window)

@@ -192,8 +192,9 @@ def test_no_torch_and_no_onnx_is_a_clear_error(resnet_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     assert (
         out.stdout.startswith("ERR")
-        and "no ONNX export" in out.stdout
+        and "no model.onnx" in out.stdout
         and "torch is not installed" in out.stdout
+        and "pip install 'cxrviewer[train]'" in out.stdout
     )
 
 

@@ -43,11 +43,12 @@ def test_bundle_layout(viewer_bundle):
     internal = viewer_bundle / "_internal"
     assert (viewer_bundle / "cxrviewer").is_file() and os.access(viewer_bundle / "cxrviewer", os.X_OK)
     res = internal / "resources"
-    assert (res / "sample" / "RG1_UNCI.dcm").is_file()
+    assert (res / "sample" / "RG1_J2KR.dcm").is_file()
     assert (res / "icons" / "cxrviewer.png").is_file() and (res / "cxrviewer.desktop").is_file()
     model = res / "models" / "selftest-random"
     assert (model / "card.json").is_file() and (model / "model.onnx").is_file(), "viewer-only model has no .onnx"
-    assert (model / "model.onnx.json").is_file()  # the hashes that let the app trust it without torch
+    card = json.loads((model / "card.json").read_text())  # the hash that lets the app trust it without torch
+    assert card["onnx_file"] == "model.onnx" and len(card["onnx_sha256"]) == 64
     # torch and friends left out; what pydicom needs to find the codecs kept in
     for gone in ("torch", "torchvision", "triton", "nvidia", "matplotlib", "tensorboard"):
         assert not (internal / gone).exists(), f"{gone} is in the viewer-only bundle"

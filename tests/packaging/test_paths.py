@@ -47,11 +47,19 @@ def test_sample_prefers_bundled_copy(monkeypatch, tmp_path, rg1_unci):
     assert paths.sample_paths() == [tmp_path / "sample" / "RG1_UNCI.dcm"]
 
 
-def test_sample_falls_back_to_pydicom_data(monkeypatch, tmp_path, rg1_unci):
-    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path))  # no sample/ folder here
+def test_the_shipped_sample_is_rg1_lossless(monkeypatch, tmp_path, rg1_uncr):
+    """resources/sample/ ships one file (pydicom-data is a dev dependency only): RG1 in JPEG 2000
+    lossless, the same pixels as pydicom-data's uncompressed RG1_UNCR, with its provenance."""
+    import pydicom
+
     found = paths.sample_paths()
-    assert [p.name for p in found] == ["RG1_UNCI.dcm"]
-    assert found[0].resolve() == rg1_unci.resolve()
+    assert [p.name for p in found] == ["RG1_J2KR.dcm"]
+    assert "WG04" in (found[0].parent / "README.md").read_text()
+    a = pydicom.dcmread(found[0]).pixel_array
+    b = pydicom.dcmread(rg1_uncr).pixel_array
+    assert a.shape == b.shape and (a == b).all()
+    monkeypatch.setenv("CXRVIEWER_RESOURCES", str(tmp_path))  # a build without the sample
+    assert paths.sample_paths() == []
 
 
 def test_icons_are_valid_images():

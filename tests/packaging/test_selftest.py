@@ -23,7 +23,7 @@ def test_selftest_all_steps_pass(random_model_dir, tmp_path, rg1_unci):
     assert selftest.passed(results), "\n".join(lines)
     assert len(lines) == len(selftest.STEPS) and all(line.startswith("PASS") for line in lines)
     r = _by_name(results)
-    assert "RG1_UNCI.dcm 1955x1841" in r["sample"].detail
+    assert "RG1_J2KR.dcm 1955x1841" in r["sample"].detail  # resources/sample/
     assert "selftest-random 0.0.1" in r["model"].detail
     # the export it checked is really there, with the heatmap's colours in it
     with Image.open(out) as im:
