@@ -294,11 +294,9 @@ def step_export(ctx: Context) -> str:
     _check(got.shape[:2] == with_heat.shape[:2], f"{out}: {size} but rendered {with_heat.shape[1]}x{with_heat.shape[0]}")
     _check(max(size) == min(max_size, max(size)) and max(size) > 0, f"{out}: size {size} over {max_size}")
     # Expected size: longest side max_size (or less for a small image), aspect as on screen.
-    g = img.geometry
-    sx = sy = 1.0
-    if g is not None and g.row_spacing_mm > 0 and g.col_spacing_mm > 0:
-        m = min(g.row_spacing_mm, g.col_spacing_mm)
-        sx, sy = g.col_spacing_mm / m, g.row_spacing_mm / m
+    from cxrviewer.core.geometry import display_aspect
+
+    sx, sy = display_aspect(img.geometry)
     w0, h0 = img.cols * sx, img.rows * sy
     f = min(1.0, max_size / max(w0, h0))
     want = (max(1, round(w0 * f)), max(1, round(h0 * f)))

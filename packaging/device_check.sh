@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# One-shot check of the FULL (torch + CUDA) bundle on a GPU machine, through the device tool:
-#   run(command="bash packaging/device_check.sh", carry=["build/devwhl", "build/devsample"])
-# build/devwhl: wheels the GPU image lacks (pyinstaller, hooks-contrib, altgraph, pydicom,
-# platformdirs, pylibjpeg*); build/devsample/RG1_UNCI.dcm: the sample. The GPU image has no
-# PySide6 (and its wheel is over the carry limit), so the bundle has no Qt and the selftest
-# runs with --no-gui; everything else is the real spec and build.py. Fetch the wheels first:
+# One-shot check of the FULL (torch + CUDA) bundle on a machine with an NVIDIA GPU.
+# Needs: a CUDA GPU with driver, Python with torch + torchvision (CUDA build), no network, and
+# in build/devwhl/ the wheels that such an image usually lacks (pyinstaller, hooks-contrib,
+# altgraph, pydicom, platformdirs, pylibjpeg*); the sample comes from resources/sample/. An image
+# without PySide6 builds a bundle without Qt, so the selftest runs with --no-gui. Writes its log,
+# the size report and the exports to $OUT (default /tmp/out). Fetch the wheels first, elsewhere:
 #   P="--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64"
 #   for w in pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9 altgraph pydicom==3.0.2 platformdirs \
 #            pylibjpeg==2.1.0 pylibjpeg-libjpeg pylibjpeg-openjpeg==2.6.0; do
 #     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 #       --implementation cp $P -d build/devwhl $w; done
-#   mkdir -p build/devsample && cp "$(python3 -c "from pydicom.data import get_testdata_file as g; print(g('RG1_UNCI.dcm'))")" build/devsample/
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -41,7 +40,7 @@ export -n PYTHONPATH
 for backend in torch auto; do
   env -u PYTHONPATH CXRVIEWER_DATA_DIR=/tmp/u/d CXRVIEWER_CACHE_DIR=/tmp/u/c CXRVIEWER_LOG_DIR=/tmp/u/l \
     timeout 120 /tmp/d/cxrviewer/cxrviewer selftest --no-gui --backend $backend \
-    --sample "$PWD/build/devsample/RG1_UNCI.dcm" --out "$OUT/export_$backend.png"
+    --sample "$PWD/resources/sample/RG1_J2KR.dcm" --out "$OUT/export_$backend.png"
   echo "selftest backend=$backend rc=$?"
 done
 echo "total $(( $(date +%s) - t0 )) s"

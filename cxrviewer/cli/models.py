@@ -1,4 +1,4 @@
-"""``cxrviewer models list | show NAME | import DIR | activate NAME``: the model registry."""
+"""``cxrviewer models list | show NAME | import DIR | activate NAME | onnx DIR``: the model registry."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def add_parser(sub) -> None:
     )
     act.add_argument("name")
     act.set_defaults(func=run_activate)
+
+    ox = msub.add_parser(
+        "onnx", help="write DIR/model.onnx in place and record it in DIR/card.json (needs the train extra)"
+    )
+    ox.add_argument("dir")
+    ox.set_defaults(func=run_onnx)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -119,4 +125,23 @@ def run_activate(args: argparse.Namespace) -> int:
         kept = f"; active model unchanged ({before.name})" if before is not None else ""
         return fail(f"{e}{kept}", 1)
     print(f"active model: {entry.name} {entry.version}")
+    return 0
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """For a model folder kept outside the registry (e.g. the bundled one after a retrain)."""
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.extras import missing_train_extra
+
+    missing = missing_train_extra("Writing model.onnx")
+    if missing:
+        return fail(missing)
+    from cxrviewer.ml.onnx_model import write_model_onnx
+
+    try:
+        out = write_model_onnx(args.dir)
+    except CxrError as e:
+        return fail(str(e), 1)
+    print(f"{out} ({out.stat().st_size} bytes; weights read from {out.parent / 'model.safetensors'})")
     return 0

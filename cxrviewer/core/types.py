@@ -149,11 +149,6 @@ class LoadedImage:
                 return p
         return self.auto_preset
 
-    @property
-    def cache_key(self) -> str:
-        """SOPInstanceUID (+frame) for DICOM; for image files the caller hashes the file."""
-        return f"{self.header.sop_instance_uid}#{self.frame}"
-
 
 @dataclass
 class InstanceInfo:

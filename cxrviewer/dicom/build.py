@@ -5,12 +5,12 @@ and rulers, a model's prediction, a rendering -- to a written object. Qt-free; t
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cxrviewer.core.geometry import length
 from cxrviewer.dicom.common import (
     DICOM_KINDS,
     AiResult,
@@ -26,13 +26,11 @@ from cxrviewer.dicom.common import (
 def length_measurement(img, p0: tuple[float, float], p1: tuple[float, float]) -> Measurement:
     """A ruler on ``img`` (a ``LoadedImage``) as a measurement: mm with its calibration basis
     when the header has a pixel size, else px (never a calibration the header lacks)."""
-    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
     g = getattr(img, "geometry", None)
+    v, unit_label = length(g, p0, p1)
     if g is None:
-        v = math.hypot(dx, dy)
         return Measurement.length(p0, p1, v, "px", label=f"{v:.1f} px")
-    v = math.hypot(dx * g.col_spacing_mm, dy * g.row_spacing_mm)
-    return Measurement.length(p0, p1, v, "mm", label=f"{v:.1f} {g.label}", basis=g.basis)
+    return Measurement.length(p0, p1, v, "mm", label=f"{v:.1f} {unit_label}", basis=g.basis)
 
 
 def ai_result_from_prediction(pred, weights_sha256: str = "") -> AiResult:

@@ -20,6 +20,7 @@ from typing import Union
 import numpy as np
 
 from cxrviewer.core.display import render
+from cxrviewer.core.geometry import display_aspect
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.overlay_text import CornerText
 
@@ -162,14 +163,8 @@ def render_export(
     if not native:
         from PIL import Image
 
-        sx, sy = 1.0, 1.0
-        g = img.geometry
-        if g is not None and g.row_spacing_mm > 0 and g.col_spacing_mm > 0:
-            # Display pixels square in mm: stretch the axis with the larger spacing.
-            m = min(g.row_spacing_mm, g.col_spacing_mm)
-            sx, sy = g.col_spacing_mm / m, g.row_spacing_mm / m
-            if view.rotation % 2:
-                sx, sy = sy, sx
+        # Display pixels square in mm: stretch the axis with the larger spacing.
+        sx, sy = display_aspect(img.geometry, view.rotation)
         w0, h0 = out.shape[1] * sx, out.shape[0] * sy
         f = min(1.0, max_size / max(w0, h0))
         nw, nh = max(1, round(w0 * f)), max(1, round(h0 * f))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cxrviewer.core import orientation
+from cxrviewer.core.geometry import format_date as _date
+from cxrviewer.core.geometry import format_person_name as _name
 from cxrviewer.core.types import ImageHeader, LoadedImage
 
 CORNERS = ("tl", "tr", "bl", "br")
@@ -32,22 +34,6 @@ class CornerText:
     def strings(self) -> list[str]:
         """Every line, in corner order (tests check these for PHI)."""
         return [s for c in CORNERS for s in getattr(self, c)]
-
-
-def _date(d: str) -> str:
-    d = (d or "").strip()
-    if len(d) == 8 and d.isdigit():
-        return f"{d[:4]}-{d[4:6]}-{d[6:]}"
-    return d
-
-
-def _name(n: str) -> str:
-    # DICOM PN "Family^Given^Middle" -> "Family, Given Middle"
-    parts = [p for p in (n or "").split("^")]
-    if len(parts) >= 2 and parts[0]:
-        rest = " ".join(p for p in parts[1:] if p)
-        return f"{parts[0]}, {rest}" if rest else parts[0]
-    return (n or "").replace("^", " ").strip()
 
 
 def corner_text(

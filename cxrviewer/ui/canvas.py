@@ -29,6 +29,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset, render, window_from_levels
+from cxrviewer.core.geometry import display_aspect, fallback_window, length, pixel_centre_mm
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.compose import compose_export
@@ -262,14 +263,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self.probed.emit(None)  # the last image's probe text (its mm) is not this image's
         if not keep_view:
             self._view = ViewState()
-        g = img.geometry
-        if g is not None and g.row_spacing_mm > 0 and g.col_spacing_mm > 0 and not math.isclose(
-            g.row_spacing_mm, g.col_spacing_mm, rel_tol=1e-6
-        ):
-            m = min(g.row_spacing_mm, g.col_spacing_mm)
-            self._aspect = (g.col_spacing_mm / m, g.row_spacing_mm / m)
-        else:
-            self._aspect = (1.0, 1.0)
+        self._aspect = display_aspect(img.geometry)
         if self._pad_item is not None:
             self.remove_layer(self._pad_item)
             self._pad_item = None
@@ -291,7 +285,7 @@ class ImageCanvas(QtWidgets.QWidget):
             self.image_item.setLookupTable(None)
             self.image_item.setLevels(None)
         else:
-            self.set_preset(preset or img.default_preset or _fallback_preset(img), force=True)
+            self.set_preset(preset or fallback_window(img), force=True)
         self.fit()
         self._update_text()
         self.imageShown.emit()
@@ -431,7 +425,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self._apply_transform()
         self._update_lut()
         if self.img is not None and not self.img.is_color:
-            self.set_preset(self.img.default_preset or _fallback_preset(self.img))
+            self.set_preset(fallback_window(self.img))
         self.fit()
         self.viewChanged.emit()
 
@@ -538,11 +532,7 @@ class ImageCanvas(QtWidgets.QWidget):
         Never claims a calibration the header lacks: without Pixel Spacing or Imager Pixel
         Spacing the unit is ``px``.
         """
-        dx, dy = p1[0] - p0[0], p1[1] - p0[1]
-        g = self.img.geometry if self.img is not None else None
-        if g is None:
-            return math.hypot(dx, dy), "px"
-        return math.hypot(dx * g.col_spacing_mm, dy * g.row_spacing_mm), g.label
+        return length(self.img.geometry if self.img is not None else None, p0, p1)
 
     def add_ruler(self, p0: tuple[float, float], p1: tuple[float, float]) -> Ruler:
         """Add a ruler between two image points (x = column, y = row)."""
@@ -588,9 +578,7 @@ class ImageCanvas(QtWidgets.QWidget):
         if not (0 <= r < img.rows and 0 <= c < img.cols):
             return None
         g = img.geometry
-        xm = ym = None
-        if g is not None:
-            xm, ym = (c + 0.5) * g.col_spacing_mm, (r + 0.5) * g.row_spacing_mm
+        xm, ym = pixel_centre_mm(g, r, c)
         if img.is_color:
             return ProbeInfo(r, c, tuple(int(v) for v in img.stored[r, c]), None, "", xm, ym, g.label if g else "")
         mod = float(img.modality[r, c]) if img.modality is not None else None
@@ -834,9 +822,3 @@ def rgb_to_qimage(arr: np.ndarray) -> QtGui.QImage:
         q = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
     return q.copy()
 
-
-def _fallback_preset(img: LoadedImage) -> WindowPreset:
-    from cxrviewer.core.window import robust_window
-
-    c, w = robust_window(img.modality if img.modality is not None else img.stored, img.padding_mask)
-    return WindowPreset("Auto", c, w, "LINEAR", "auto")

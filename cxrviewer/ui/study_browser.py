@@ -19,6 +19,7 @@ import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from cxrviewer.core.geometry import format_date as _date
 from cxrviewer.core.types import InstanceInfo, ObjectInfo, ScanResult
 from cxrviewer.ui.loaders import ThumbnailLoader
 
@@ -32,10 +33,6 @@ OBJECT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 6
 
 COLUMNS = ("Name", "#", "Date", "Type", "AI")
 COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI = range(5)
-
-
-def _date(d: str) -> str:
-    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
 def _row(kind: str, key: str, texts: list[str], sort_values: list | None = None) -> list[QtGui.QStandardItem]:

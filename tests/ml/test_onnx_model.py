@@ -35,7 +35,8 @@ def test_the_bundled_model_ships_a_small_verified_onnx_pointing_into_its_weights
     d = _bundled()
     card = read_card(d)
     p = card_onnx(d, card)
-    assert p == d / ONNX_FILE and card["onnx_sha256"] == sha256_file(p)
+    # after replacing the bundled weights: `cxrviewer models onnx resources/models/cxr-resnet50-demo`
+    assert p == d / ONNX_FILE and card["onnx_sha256"] == sha256_file(p), "run `cxrviewer models onnx DIR`"
     assert p.stat().st_size < 1_000_000  # graph only
     proto = onnx.load(str(p), load_external_data=False)
     ext = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]

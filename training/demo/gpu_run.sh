@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One-shot GPU job: training benchmark + the whole demo recipe, results packed for a file
-# transfer that limits files to 16 MiB (the model directory is tarred and split).
+# The training benchmark + the whole demo recipe in one job. Needs: one CUDA GPU with torch
+# (CUDA build), the data folder packed by training/demo/pack_data.py, and /tmp (or $WORK) space
+# for the run. Results are packed so that no file is over 16 MiB (the model directory is tarred
+# and split), for transfers that limit file sizes.
 #
 #   training/demo/gpu_run.sh DATA_DIR RESULTS_DIR      (DATA_DIR from training/demo/pack_data.py)
 #
