@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,18 @@ def find_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
 # --------------------------------------------------------------------------- writing (torch)
 
 
+#: torch's ONNX exporter (TorchScript tracing) is not thread-safe: two AI workers exporting at
+#: once aborted the process in a test; one export at a time.
+_EXPORT_LOCK = threading.Lock()
+
+
 def _torch_export(model: Any, out: Path, size: int, fold: bool) -> None:
     """torch -> ONNX with outputs ``logits`` and ``layer4`` (dynamic batch)."""
+    with _EXPORT_LOCK:
+        _torch_export_unlocked(model, out, size, fold)
+
+
+def _torch_export_unlocked(model: Any, out: Path, size: int, fold: bool) -> None:
     import torch
 
     from cxrviewer.ml.cam import backbone_features, head_logits

@@ -21,11 +21,14 @@ def model_dir(tmp_path_factory):
     import torch
 
     from cxrviewer.ml.model import build_model
+    from cxrviewer.ml.onnx_model import write_model_onnx
     from cxrviewer.ml.registry import save_model_dir
 
     torch.manual_seed(0)
-    return save_model_dir(build_model(), tmp_path_factory.mktemp("m") / "rand50",
-                          {"name": "rand50", "version": "0.1", "threshold": 0.5}, dtype="float32")
+    d = save_model_dir(build_model(), tmp_path_factory.mktemp("m") / "rand50",
+                       {"name": "rand50", "version": "0.1", "threshold": 0.5}, dtype="float32")
+    write_model_onnx(d)  # as publish/import would: the workers never export (torch) themselves
+    return d
 
 
 class Counting:
