@@ -13,8 +13,10 @@ same objects without touching a disk:
   the AI result and the reader's measurements.
 * :func:`cxrviewer.dicom.gsps.make_gsps` -- Grayscale Softcopy Presentation State: window,
   rotation/flip, measurements and text.
-* :func:`cxrviewer.dicom.sr.read_ai_result`, :func:`cxrviewer.dicom.gsps.read_gsps` -- back
+* :func:`cxrviewer.dicom.sr.read_ai_results`, :func:`cxrviewer.dicom.gsps.read_gsps` -- back
   into the viewer.
+* :func:`cxrviewer.dicom.build.export_object` -- build + (de-identify) + write, as the CLI's
+  ``export --dicom`` and the viewer's *Export as DICOM...* do.
 * :func:`cxrviewer.dicom.deid.deidentify` -- PS3.15 Basic Profile through dicognito, with the
   list of what changed.
 """

@@ -64,6 +64,7 @@ def _codes():
         "ood": _cc("OOD-STATUS", SCHEME, "Out-of-distribution status"),
         "ood_reason": _cc("OOD-REASON", SCHEME, "Out-of-distribution reason"),
         "weights": _cc("WEIGHTS-SHA256", SCHEME, "Model weights sha256"),
+        "basis": _cc("MEAS-BASIS", SCHEME, "Pixel size calibration basis"),
         "finding": _cc("CXR-NORMAL-ABNORMAL", SCHEME, "Chest radiograph Normal/Abnormal classification"),
         "Normal": codes.SCT.Normal,
         "Abnormal": codes.SCT.Abnormal,
@@ -160,8 +161,15 @@ def _measurement_group(i: int, m: Measurement, source, frame: int):
                 raise DicomObjectError(None, f"unknown measurement name {name!r}")
             items.append(hd.sr.Measurement(name=c[name], value=float(value), unit=unit_concept(unit),
                                            referenced_coordinates=[coords]))
-        return hd.sr.MeasurementsAndQualitativeEvaluations(
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking, measurements=items, source_images=[group_src])
+        if m.basis:
+            # mm against Imager Pixel Spacing is at the detector, not in the patient: say so
+            from highdicom.sr import RelationshipTypeValues
+
+            group[0].ContentSequence.append(hd.sr.TextContentItem(
+                name=c["basis"], value=m.basis[:1024], relationship_type=RelationshipTypeValues.CONTAINS))
+        return group
     if not np.allclose(pts[0], pts[-1]):
         pts = np.vstack([pts, pts[:1]])  # a closed SCOORD POLYLINE: first vertex = last (PS3.3 C.18.6.1.1)
     region = hd.sr.ImageRegion(graphic_type="POLYLINE", graphic_data=pts, source_image=region_src)
@@ -355,7 +363,8 @@ def read_measurements(ds) -> list[Measurement]:
                 points = points[:-1]
             try:
                 label = ", ".join(f"{v:.1f} {u}".strip() for _n, v, u in values)
-                out.append(Measurement(kind, points, tuple(values), label=label))
+                out.append(Measurement(kind, points, tuple(values), label=label,
+                                       basis=_text(g, ("MEAS-BASIS", SCHEME)) or ""))
             except ValueError:
                 continue
     return out

@@ -35,7 +35,8 @@ needs_dciodvfy = pytest.mark.skipif(dciodvfy_path() is None,
 AI = AiResult(0.8234, "Abnormal", 0.41, "cxr-resnet50-demo", "2.0", "ab" * 32,
               "out_of_distribution", "Mahalanobis distance 41.2 > 30.1")
 MEAS = (
-    Measurement.length((10.5, 20.0), (100.0, 200.0), 123.4, "mm", label="123.4 mm (detector)"),
+    Measurement.length((10.5, 20.0), (100.0, 200.0), 123.4, "mm", label="123.4 mm (detector)",
+                       basis="ImagerPixelSpacing"),
     Measurement("angle", ((0.0, 0.0), (50.0, 50.0), (100.0, 0.0)), (("Angle", 90.0, "deg"),)),
     Measurement("roi", ((10.0, 10.0), (60.0, 10.0), (60.0, 60.0), (10.0, 60.0)),
                 (("Mean", 1234.5, ""), ("Standard Deviation", 12.0, ""), ("Area", 2500.0, "px2"))),
@@ -126,7 +127,7 @@ def test_sr_validates_and_reads_back(src, tmp_path):
     got = read_measurements(back)
     assert [m.kind for m in got] == ["length", "angle", "roi"]
     for want, m in zip(MEAS, got, strict=True):
-        assert m.values == want.values
+        assert m.values == want.values and m.basis == want.basis
         assert np.allclose(m.points, want.points)
     # every measurement group points at the source image
     groups = [it for it in back.ContentSequence if it.ValueType == "CONTAINER"]
