@@ -210,9 +210,11 @@ def test_gsps_presentation_lut_respects_monochrome1(src):
 
 
 def test_gsps_refuses_colour(src):
+    import copy
+
     from cxrviewer.dicom.common import DicomObjectError
 
-    rgb = src.copy()
+    rgb = copy.deepcopy(src)  # Dataset.copy() is shallow: it would turn the shared fixture colour
     rgb.SamplesPerPixel = 3
     with pytest.raises(DicomObjectError, match="grayscale"):
         make_gsps(rgb, ReaderView())
