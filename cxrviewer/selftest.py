@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 #: step names, in order (the CLI prints them in this order)
-STEPS = ("runtime", "sample", "codecs", "viewer", "model", "inference", "export")
+STEPS = ("runtime", "sample", "codecs", "viewer", "model", "inference", "export", "pacs")
 
 
 @dataclass
@@ -317,6 +317,32 @@ def step_export(ctx: Context) -> str:
     )
 
 
+def step_pacs(ctx: Context) -> str:
+    """The PACS stack is in this install: a C-ECHO through :mod:`cxrviewer.net` to a pynetdicom
+    Verification SCP that this step starts on 127.0.0.1 (loopback only, stopped at once), and
+    the DICOMweb client's modules import (a bundle that lost them fails here, not at a site)."""
+    import dicomweb_client
+    import pynetdicom
+    import requests  # noqa: F401 - DICOMweb's HTTP stack must be in the bundle
+    from pynetdicom import AE
+
+    from cxrviewer.net import api
+    from cxrviewer.net.dimse import VERIFICATION
+    from cxrviewer.net.nodes import DimseNode
+
+    scp = AE(ae_title="SELFTEST")
+    scp.add_supported_context(VERIFICATION)
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        port = server.server_address[1]
+        out = api.echo(DimseNode("selftest", "127.0.0.1", port, "SELFTEST", timeout=10))
+    finally:
+        server.shutdown()
+    _check(out.get("ok") is True, "C-ECHO to the loopback SCP failed")
+    return (f"C-ECHO over loopback in {out['ms']:.0f} ms (pynetdicom {pynetdicom.__version__}, "
+            f"dicomweb-client {dicomweb_client.__version__})")
+
+
 class _Skip(Exception):
     """A step that does not apply (its reason is printed)."""
 
@@ -329,6 +355,7 @@ _FUNCS: dict[str, Callable[[Context], str]] = {
     "model": step_model,
     "inference": step_inference,
     "export": step_export,
+    "pacs": step_pacs,
 }
 
 #: a step is skipped when one it depends on did not pass
