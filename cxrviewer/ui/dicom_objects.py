@@ -124,7 +124,8 @@ class DicomObjects(QtCore.QObject):
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
         window.browser.objectSelected.connect(self.open_object)
-        window.scanFinished.connect(lambda _res: self._sr_cache.clear())
+        window.scanFinished.connect(self._scan_finished)
+        self._select_after_scan: str | None = None
 
     # ------------------------------------------------------------------ export
     def _ai_result(self):
@@ -284,6 +285,22 @@ class DicomObjects(QtCore.QObject):
         self.act_export.setEnabled(False)
         self.stored = []
         self.stored_label.hide()
+
+    def _scan_finished(self, res) -> None:
+        """A lone SR / presentation state opened as a file: open its folder (where its image
+        usually is) and select it there, so opening it shows it on its image."""
+        self._sr_cache.clear()
+        pending, self._select_after_scan = self._select_after_scan, None
+        if pending is not None:
+            self.window.browser.select_object(pending)
+            return
+        root = getattr(self.window, "_scan_root", None)
+        objs = res.objects() if hasattr(res, "objects") else []
+        if root and os.path.isfile(root) and not res.instances() and len(objs) == 1 and not res.cancelled:
+            folder = os.path.dirname(os.path.abspath(root))
+            self._select_after_scan = objs[0].path
+            self.window.show_message(f"Opening {folder} to show {os.path.basename(root)} on its image")
+            self.window.open_path(folder)
 
     def _image_path_for(self, uids) -> str | None:
         scan = getattr(self.window, "last_scan", None)

@@ -167,3 +167,16 @@ def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
         assert card["version"] in w.dicom.stored_label.text()
     finally:
         w.shutdown()
+
+
+def test_opening_a_presentation_state_file_applies_it_to_its_image(qtbot, viewer, tmp_path):
+    d = tmp_path / "study"
+    d.mkdir()
+    p = write_cr(d / "cr.dcm", ramp(64, 48), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+    write_cr(d / "other.dcm", ramp(64, 48, seed=3), instance=2)
+    write_dataset(make_gsps(source_dataset(p), ReaderView(700.0, 900.0, rotation=1)), d / "pr.dcm")
+    with qtbot.waitSignal(viewer.dicom.presentationApplied, timeout=30000) as blk:
+        viewer.open_path(d / "pr.dcm")
+    assert blk.args[0].applies_to(viewer.current_image.header.sop_instance_uid)
+    assert str(viewer.current_image.path) == str(p)
+    assert viewer.canvas.window() == (700.0, 900.0) and viewer.canvas.view_state().rotation == 1
