@@ -15,14 +15,16 @@ Why it is built this way:
   image item: :meth:`ImageCanvas.image_transform`. Overlay layers (the AI heatmap) get the
   same transform through :meth:`ImageCanvas.add_layer`, so they stay aligned pixel-exactly.
   Rulers keep their end points in image coordinates and are re-placed when the view turns.
-* Corner text is four ``QLabel`` children of the canvas widget, so ``grab()`` includes them.
+* Corner text is four ``QLabel`` children of the canvas widget, so ``grab()`` includes them
+  (:mod:`cxrviewer.ui.canvas_overlay`: the text, the labels and the export); rulers, the probe
+  report and small Qt helpers are in :mod:`cxrviewer.ui.canvas_items`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,9 +34,16 @@ from cxrviewer.core.display import levels_for_preset, render, window_from_levels
 from cxrviewer.core.geometry import display_aspect, fallback_window, length, pixel_centre_mm
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
-from cxrviewer.render.compose import compose_export
-from cxrviewer.render.export import RulerSpec, ViewState
-from cxrviewer.render.overlay_text import CornerText, corner_text
+from cxrviewer.render.export import ViewState
+from cxrviewer.ui.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
+    ProbeInfo,
+    Ruler,
+    _Layer,
+    _ViewBox,
+    qimage_to_rgb,
+    rgb_to_qimage,
+)
+from cxrviewer.ui.canvas_overlay import CanvasOverlay
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -45,128 +54,7 @@ _GRAY = np.arange(256, dtype=np.uint8)
 _GRAY_INV = _GRAY[::-1].copy()
 
 
-@dataclass(frozen=True)
-class ProbeInfo:
-    """What the pixel probe reports for one image pixel."""
-
-    row: int
-    col: int
-    stored: float | tuple[int, ...]
-    modality: float | None
-    units: str
-    x_mm: float | None = None
-    y_mm: float | None = None
-    mm_label: str = ""
-
-    def text(self) -> str:
-        """The status bar line."""
-        if isinstance(self.stored, tuple):
-            s = f"RGB {self.stored}"
-        else:
-            s = f"stored {self.stored:g}"
-            if self.modality is not None:
-                s += f"  value {self.modality:g}" + (f" {self.units}" if self.units else "")
-        s += f"  (row {self.row}, col {self.col})"
-        if self.x_mm is not None and self.y_mm is not None:
-            s += f"  x {self.x_mm:.1f} y {self.y_mm:.1f} {self.mm_label}"
-        return s
-
-
-class Ruler:
-    """A distance measurement: end points in image coordinates, drawn in the view."""
-
-    def __init__(self, canvas: ImageCanvas, p0: tuple[float, float]):
-        self.canvas = canvas
-        self.p0 = p0
-        self.p1 = p0
-        self.selected = False
-        self.line = pg.PlotCurveItem(pen=pg.mkPen((255, 220, 0), width=2))
-        self.ends = pg.ScatterPlotItem(size=7, pen=pg.mkPen((255, 220, 0)), brush=None, symbol="o")
-        self.label = pg.TextItem("", color=(255, 220, 0), anchor=(0, 1.0), fill=pg.mkBrush(0, 0, 0, 140))
-        for it in (self.line, self.ends, self.label):
-            it.setZValue(100)
-            canvas.view_box.addItem(it, ignoreBounds=True)
-        self.update()
-
-    def items(self):
-        return (self.line, self.ends, self.label)
-
-    def length(self) -> tuple[float, str]:
-        """``(value, unit label)``: mm with its calibration basis, else pixels."""
-        return self.canvas.measure(self.p0, self.p1)
-
-    def text(self) -> str:
-        v, unit = self.length()
-        return f"{v:.1f} {unit}"
-
-    def spec(self) -> RulerSpec:
-        return RulerSpec(self.p0, self.p1, self.text())
-
-    def update(self) -> None:
-        t = self.canvas.image_transform()
-        a = t.map(QtCore.QPointF(*self.p0))
-        b = t.map(QtCore.QPointF(*self.p1))
-        color = (0, 200, 255) if self.selected else (255, 220, 0)
-        self.line.setData([a.x(), b.x()], [a.y(), b.y()])
-        self.line.setPen(pg.mkPen(color, width=2))
-        self.ends.setData([a.x(), b.x()], [a.y(), b.y()])
-        self.ends.setPen(pg.mkPen(color))
-        self.label.setText(self.text(), color=color)
-        self.label.setPos(b)
-
-    def distance_to(self, scene_pos: QtCore.QPointF) -> float:
-        """Distance in screen pixels from a scene point to the drawn segment."""
-        vb = self.canvas.view_box
-        t = self.canvas.image_transform()
-        a = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p0)))
-        b = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p1)))
-        ax, ay, bx, by = a.x(), a.y(), b.x(), b.y()
-        px, py = scene_pos.x(), scene_pos.y()
-        dx, dy = bx - ax, by - ay
-        L2 = dx * dx + dy * dy
-        u = 0.0 if L2 == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
-        return math.hypot(ax + u * dx - px, ay + u * dy - py)
-
-    def remove(self) -> None:
-        for it in self.items():
-            self.canvas.view_box.removeItem(it)
-
-
-class _ViewBox(pg.ViewBox):
-    """ViewBox whose mouse gestures are decided by the canvas (tool selector)."""
-
-    def __init__(self, canvas: ImageCanvas):
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self._canvas = canvas
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
-        self._canvas._on_drag(ev)
-
-    def mouseClickEvent(self, ev):  # noqa: N802
-        self._canvas._on_click(ev)
-
-    def resizeEvent(self, ev):  # noqa: N802
-        # Zoomed in (not fitted), a resize keeps the zoom and the point in the middle, as in
-        # other viewers (and so a restored reading state survives the window's first layout).
-        c, keep = self._canvas, None
-        old = ev.oldSize()
-        if not getattr(c, "_fit_mode", True) and c.img is not None and old.width() > 0:
-            r = self.viewRect()
-            if r.width() > 0:
-                keep = (r.center(), old.width() / r.width())
-        super().resizeEvent(ev)
-        if keep is not None and self.width() > 0 and self.height() > 0:
-            p, w, h = keep[0], self.width() / keep[1], self.height() / keep[1]
-            self.setRange(QtCore.QRectF(p.x() - w / 2, p.y() - h / 2, w, h), padding=0)
-
-
-@dataclass
-class _Layer:
-    item: QtWidgets.QGraphicsItem
-    export_fn: Callable[[LoadedImage], np.ndarray] | None
-
-
-class ImageCanvas(QtWidgets.QWidget):
+class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     """Shows one :class:`LoadedImage` with window/level, zoom/pan/rotate/flip and reading tools.
 
     Signals
@@ -504,27 +392,6 @@ class ImageCanvas(QtWidgets.QWidget):
         self._layers = [la for la in self._layers if la.item is not item]
         self.view_box.removeItem(item)
 
-    def export_layers(self) -> list[np.ndarray]:
-        """The visible overlay layers as RGBA arrays in original geometry, bottom to top."""
-        out = []
-        img = self.img
-        if img is None:
-            return out
-        for la in sorted(self._layers, key=lambda la: la.item.zValue()):
-            if not la.item.isVisible() or la.item is self._pad_item:
-                continue
-            if la.export_fn is not None:
-                arr = la.export_fn(img)
-            else:
-                data = getattr(la.item, "image", None)
-                if data is None or data.ndim != 3 or data.shape[2] != 4:
-                    continue
-                arr = data.astype(np.float32) / 255.0
-                arr[..., 3] *= float(la.item.opacity())
-            if arr is not None and arr.size:
-                out.append(arr)
-        return out
-
     # ---------------------------------------------------------------- rulers
     def measure(self, p0: tuple[float, float], p1: tuple[float, float]) -> tuple[float, str]:
         """Length between two image points: mm with the calibration basis, else px.
@@ -677,74 +544,6 @@ class ImageCanvas(QtWidgets.QWidget):
         self._probe_marker.show()
 
     # ------------------------------------------------------------- overlay
-    def set_overlay_visible(self, on: bool) -> None:
-        self._overlay_visible = bool(on)
-        for lab in self._labels.values():
-            lab.setVisible(self._overlay_visible)
-
-    def overlay_visible(self) -> bool:
-        return self._overlay_visible
-
-    def set_extra_text(self, lines: list[str]) -> None:
-        """Extra bottom-right lines (the AI result); shown and exported with the corner text."""
-        self._extra_text = list(lines)
-        self._update_text()
-
-    def corner_text(self, anonymize: bool = False, with_zoom: bool = True) -> CornerText:
-        assert self.img is not None
-        name = self._preset.name if self._preset is not None else ""
-        return corner_text(
-            self.img,
-            center=self._center,
-            width=self._width,
-            window_name=name,
-            zoom=self.zoom() if with_zoom else None,
-            anonymize=anonymize,
-            extra_br=self._extra_text,
-            view=self._view,
-        )
-
-    def _set_label_text(self, ct: CornerText) -> None:
-        # Fitted to the canvas in _place_labels (elided / fewer lines), so corners never overlap.
-        self._corner_lines = {c: list(lines) for c, lines in ct.corners().items()}
-        for edge in EDGES:
-            self._labels[edge].setText(ct.edges.get(edge, ""))
-        self._place_labels()
-
-    def _update_text(self) -> None:
-        if self.img is None:
-            return
-        self._set_label_text(self.corner_text())
-
-    def _place_labels(self) -> None:
-        w, h = self.width(), self.height()
-        m = 8
-        lines = getattr(self, "_corner_lines", {})
-        if lines:
-            from cxrviewer.render.text_fit import corner_boxes, fit_lines
-
-            ref = self._labels["tl"]
-            ref.ensurePolished()
-            fm = ref.fontMetrics()
-            big = self._labels["top"]
-            big.ensurePolished()
-            room = 2 * big.fontMetrics().height() if any(self._labels[e].text() for e in EDGES) else 0
-            max_w, max_n = corner_boxes(w, h, fm.lineSpacing(), m, room)
-            for corner, ls in lines.items():
-                self._labels[corner].setText("\n".join(fit_lines(ls, fm.horizontalAdvance, max_w, max_n)))
-        for corner, lab in self._labels.items():
-            lab.adjustSize()
-            lw, lh = lab.width(), lab.height()
-            if corner in EDGES:
-                x = {"left": m, "right": w - m - lw}.get(corner, (w - lw) // 2)
-                y = {"top": m, "bottom": h - m - lh}.get(corner, (h - lh) // 2)
-            else:
-                x = m if corner[1] == "l" else w - m - lw
-                y = m if corner[0] == "t" else h - m - lh
-            lab.move(x, y)
-            lab.raise_()
-        self._placeholder.setGeometry(0, 0, w, h)
-
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
         self._place_labels()
@@ -752,73 +551,3 @@ class ImageCanvas(QtWidgets.QWidget):
     def _on_range_changed(self, *_a) -> None:
         self._update_text()
         self.viewChanged.emit()
-
-    # -------------------------------------------------------------- export
-    def render_array(self, native: bool = False, anonymize: bool = False, annotations: bool = True) -> np.ndarray:
-        """What is on screen (``native=False``) or the whole image at native resolution, with
-        the visible layers, rulers and (unless ``annotations`` is False) corner text burned in.
-
-        Returns an RGB ``uint8`` array ``(height, width, 3)``; saving is separate.
-        """
-        if self.img is None:
-            raise ValueError("no image is shown")
-        show_text = annotations and self._overlay_visible
-        if native:
-            arr = compose_export(
-                self.img,
-                self._preset,
-                view=self._view,
-                layers=self.export_layers(),
-                rulers=[r.spec() for r in self.rulers] if annotations else [],
-                annotations=show_text,
-                anonymize=anonymize,
-                ai_lines=self._extra_text,
-                native=True,
-            )
-            if arr.ndim == 2:
-                arr = np.repeat(arr[..., None], 3, axis=2)
-            return arr
-        # On screen: grab the widget (image, layers, rulers, labels) after putting the
-        # requested text in the labels, so an anonymized grab never shows PHI.
-        hidden_rulers = []
-        if not annotations:
-            for r in self.rulers:
-                for it in r.items():
-                    if it.isVisible():
-                        it.hide()
-                        hidden_rulers.append(it)
-        self._set_label_text(self.corner_text(anonymize=anonymize))
-        for lab in self._labels.values():
-            lab.setVisible(show_text)
-        self._probe_marker_was = self._probe_marker.isVisible()
-        self._probe_marker.hide()
-        try:
-            qimg = self.grab().toImage()
-        finally:
-            for it in hidden_rulers:
-                it.show()
-            if self._probe_marker_was:
-                self._probe_marker.show()
-            for lab in self._labels.values():
-                lab.setVisible(self._overlay_visible)
-            self._update_text()
-        return qimage_to_rgb(qimg)
-
-
-def qimage_to_rgb(qimg: QtGui.QImage) -> np.ndarray:
-    """A ``QImage`` -> RGB uint8 array (copied)."""
-    q = qimg.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    w, h, bpl = q.width(), q.height(), q.bytesPerLine()
-    buf = np.frombuffer(q.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def rgb_to_qimage(arr: np.ndarray) -> QtGui.QImage:
-    """RGB or gray uint8 array -> ``QImage`` (owns a copy of the data)."""
-    a = np.ascontiguousarray(arr)
-    if a.ndim == 2:
-        q = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_Grayscale8)
-    else:
-        q = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
-    return q.copy()
-
