@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 #: step names, in order (the CLI prints them in this order)
-STEPS = ("runtime", "sample", "codecs", "viewer", "model", "inference", "export", "pacs")
+STEPS = ("runtime", "sample", "codecs", "viewer", "model", "inference", "export", "dicom", "pacs")
 
 
 @dataclass
@@ -317,6 +317,45 @@ def step_export(ctx: Context) -> str:
     )
 
 
+def step_dicom(ctx: Context) -> str:
+    """The DICOM-object stack is in this install: the sample's TID 1500 SR (with the model's
+    result when inference passed), GSPS and SC built with highdicom, the SR de-identified with
+    dicognito, written atomically, re-read with pydicom and its result read back."""
+    import numpy as np
+    import pydicom
+
+    from cxrviewer.dicom.build import ai_result_from_prediction, length_measurement
+    from cxrviewer.dicom.common import NOT_FOR_DIAGNOSTIC, ReaderView, source_dataset, write_dataset
+    from cxrviewer.dicom.deid import deidentify
+    from cxrviewer.dicom.gsps import make_gsps, read_gsps
+    from cxrviewer.dicom.sc import make_sc
+    from cxrviewer.dicom.sr import make_sr, read_ai_results, read_measurements
+
+    img = ctx.img
+    if img is None or img.kind != "dicom":
+        raise _Skip("the sample is not DICOM (objects join a DICOM study)")
+    src = source_dataset(img.path)
+    ruler = length_measurement(img, (img.cols * 0.25, img.rows * 0.25), (img.cols * 0.75, img.rows * 0.75))
+    ai = ai_result_from_prediction(ctx.pred) if ctx.pred is not None else None
+    sr, changes = deidentify(make_sr(src, ai, [ruler], frame=img.frame), seed="selftest")
+    pr = make_gsps(src, ReaderView(1000.0, 2000.0, rotation=1, measurements=(ruler,))) if not img.is_color else None
+    sc = make_sc(src, np.zeros((64, 64), np.uint8))
+    _check(NOT_FOR_DIAGNOSTIC in str(sc.ImageComments) and sc.BurnedInAnnotation == "YES", "SC lacks its markings")
+    out = Path(tempfile.mkdtemp(prefix="cxrviewer-selftest-dicom-")) / "sr.dcm"
+    write_dataset(sr, out)
+    back = pydicom.dcmread(out)
+    _check(back.PatientIdentityRemoved == "YES" and str(back.PatientID) != str(src.PatientID or "x"),
+           "the de-identified SR still names the patient")
+    _check(len(read_measurements(back)) == 1, "the SR's length did not read back")
+    if ai is not None:
+        (got,) = read_ai_results(back)
+        _check(abs(got.probability_abnormal - ai.probability_abnormal) < 1e-6, "the SR's AI result did not read back")
+    if pr is not None:
+        _check(read_gsps(pr).rotation == 1, "the presentation state's rotation did not read back")
+    return (f"SR{' with the AI result' if ai is not None else ''}, GSPS, SC built; SR de-identified "
+            f"({len(changes)} attributes changed), written and read back ({out.stat().st_size} bytes)")
+
+
 def step_pacs(ctx: Context) -> str:
     """The PACS stack is in this install: a C-ECHO through :mod:`cxrviewer.net` to a pynetdicom
     Verification SCP that this step starts on 127.0.0.1 (loopback only, stopped at once), and
@@ -355,6 +394,7 @@ _FUNCS: dict[str, Callable[[Context], str]] = {
     "model": step_model,
     "inference": step_inference,
     "export": step_export,
+    "dicom": step_dicom,
     "pacs": step_pacs,
 }
 
@@ -364,6 +404,7 @@ _NEEDS = {
     "viewer": ("sample",),
     "inference": ("sample", "model"),
     "export": ("inference",),
+    "dicom": ("sample",),
 }
 
 
