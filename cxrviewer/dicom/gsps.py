@@ -141,6 +141,19 @@ def make_gsps(
             # a list: highdicom splits a bare string into characters (["U", "s", "e", "r"])
             window_explanation=[(view.window_name or "reader")[:64]],
             voi_lut_function=fn if fn in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR")]
+    modality_lut = None
+    if frames > 1 and "SharedFunctionalGroupsSequence" not in source:
+        # A legacy multi-frame image (rescale, if any, at the top level): highdicom looks for
+        # it in the functional groups only, so hand it over explicitly, or say there is none.
+        if "RescaleSlope" in source or "RescaleIntercept" in source:
+            modality_lut = hd.ModalityLUTTransformation(
+                rescale_intercept=float(source.get("RescaleIntercept", 0) or 0),
+                rescale_slope=float(source.get("RescaleSlope", 1) or 1),
+                rescale_type=str(source.get("RescaleType", "") or "US"))
+        else:
+            from pydicom.dataset import Dataset
+
+            source.SharedFunctionalGroupsSequence = [Dataset()]  # our copy: no modality LUT to copy
     mono1 = str(source.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
     # The presentation state pipeline ends in P-values: a MONOCHROME1 image shows with its
     # usual polarity only through an INVERSE shape (PS3.3 C.11.6.1); the reader's Invert flips it.
@@ -161,6 +174,7 @@ def make_gsps(
             graphic_annotations=annotations,
             graphic_layers=layers,
             voi_lut_transformations=voi,
+            modality_lut_transformation=modality_lut,
             presentation_lut_transformation=hd.PresentationLUTTransformation(presentation_lut_shape=shape),
         )
     copy_patient_study(pr, source)

@@ -287,3 +287,24 @@ def test_dciodvfy_reports_no_errors(src, tmp_path, kind, anonymize):
     assert v.counts()["errors"] == 0, "\n".join(v.errors)
     known = ("Retired Person Name form", "<Laterality>", "<99CXRV>")
     assert all(any(k in w for k in known) for w in v.warnings), v.warnings
+
+
+@pytest.mark.parametrize("name", ["emri_small.dcm", "eCT_Supplemental.dcm"])
+def test_multi_frame_sources_reference_the_frame(tmp_path, name):
+    """A legacy multi-frame MR (rescale at the top level, no functional groups) and an enhanced
+    CT: the objects reference the frame the reader was on, and still validate."""
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name, download=False)
+    if not p:
+        pytest.skip(f"pydicom-data's {name} is not installed")
+    mf = source_dataset(p)
+    m = (Measurement.length((1.0, 2.0), (10.0, 20.0), 5.0, "mm"),)
+    pr = _write_check(make_gsps(mf, ReaderView(100.0, 200.0, measurements=m), frame=1), tmp_path / "pr.dcm")
+    assert pr.GraphicAnnotationSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber == 2
+    assert "SharedFunctionalGroupsSequence" not in mf or name == "eCT_Supplemental.dcm"  # source untouched
+    sr = _write_check(make_sr(mf, AI, m, frame=1), tmp_path / "sr.dcm")
+    (ai,) = read_ai_results(sr)
+    assert ai.source_sop_instance_uid == mf.SOPInstanceUID
+    sc = _write_check(make_sc(mf, np.zeros((40, 30), np.uint8), frame=1), tmp_path / "sc.dcm")
+    assert sc.SourceImageSequence[0].ReferencedFrameNumber == 2
