@@ -1,6 +1,6 @@
 """Fixtures for the packaging tests: a random-init ResNet-50 model directory made here.
 
-Never written to resources/models: the bundled demo model is the lead's, trained elsewhere.
+Never written to resources/models: the bundled demo model comes from training/demo/recipe.sh.
 """
 
 from __future__ import annotations

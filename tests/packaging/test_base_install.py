@@ -93,7 +93,8 @@ def test_viewer_selftest_infer_export_evaluate_without_torch(base_venv, tmp_path
     # selftest: sample, codecs, the real main window (offscreen), model, inference + Grad-CAM, export
     r = _run(base_venv, "selftest")
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert "via onnxruntime" in r.stdout and r.stdout.count("PASS") == 7, r.stdout
+    steps = [ln for ln in r.stdout.splitlines() if ln[:4] in ("PASS", "FAIL", "SKIP")]
+    assert "via onnxruntime" in r.stdout and steps and all(ln.startswith("PASS") for ln in steps), r.stdout
 
     sample = ROOT / "resources" / "sample" / "RG1_J2KR.dcm"
     out = tmp_path / "r.csv"
