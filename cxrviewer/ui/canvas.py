@@ -34,7 +34,7 @@ from cxrviewer.core.display import levels_for_preset, render, window_from_levels
 from cxrviewer.core.geometry import display_aspect, fallback_window, length, pixel_centre_mm
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
-from cxrviewer.render.export import ViewState
+from cxrviewer.render.export import RulerSpec, ViewState
 from cxrviewer.ui.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
     ProbeInfo,
     Ruler,
@@ -127,6 +127,12 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self.rulers: list[Ruler] = []
         self._drawing: Ruler | None = None
         self._tool = "wl"
+        #: tools added by other modules (measure_tools): name -> left-drag handler(ev)
+        self._tool_handlers: dict[str, Callable] = {}
+        #: callables returning more annotation line specs for the native export
+        self.export_specs: list[Callable[[], list[RulerSpec]]] = []
+        #: callables returning more annotation items (hidden in an export without annotations)
+        self.annotation_items: list[Callable[[], list]] = []
         self._overlay_visible = True
         self._extra_text: list[str] = []
         self._wl_sensitivity = 1.0
@@ -464,10 +470,14 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
 
     def set_tool(self, tool: str) -> None:
         """Left-button tool: ``wl`` (default), ``pan``, ``zoom``, ``ruler``, ``probe``."""
-        if tool not in TOOLS:
-            raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
+        if tool not in TOOLS and tool not in self._tool_handlers:
+            raise ValueError(f"unknown tool {tool!r}; one of {TOOLS + tuple(self._tool_handlers)}")
         self._tool = tool
         self.toolChanged.emit(tool)
+
+    def register_tool(self, name: str, drag_handler: Callable) -> None:
+        """Another left-button tool: ``drag_handler(ev)`` gets its drags (pyqtgraph events)."""
+        self._tool_handlers[name] = drag_handler
 
     def drag_window(self, dx: float, dy: float) -> None:
         """W/L drag by ``(dx, dy)`` screen pixels: right = wider, left = narrower;
@@ -494,7 +504,9 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
             return
         if btn != B.LeftButton:
             return
-        if self._tool == "wl":
+        if self._tool in self._tool_handlers:
+            self._tool_handlers[self._tool](ev)
+        elif self._tool == "wl":
             self.drag_window(d.x(), d.y())
         elif self._tool == "zoom":
             self._fit_mode = False

@@ -121,7 +121,8 @@ class CanvasOverlay:
                 self._preset,
                 view=self._view,
                 layers=self.export_layers(),
-                rulers=[r.spec() for r in self.rulers] if annotations else [],
+                rulers=[r.spec() for r in self.rulers] + [s for f in self.export_specs for s in f()]
+                if annotations else [],
                 annotations=show_text,
                 anonymize=anonymize,
                 ai_lines=self._extra_text,
@@ -134,11 +135,11 @@ class CanvasOverlay:
         # requested text in the labels, so an anonymized grab never shows PHI.
         hidden_rulers = []
         if not annotations:
-            for r in self.rulers:
-                for it in r.items():
-                    if it.isVisible():
-                        it.hide()
-                        hidden_rulers.append(it)
+            extra = [it for f in self.annotation_items for it in f()]  # measure_tools' shapes
+            for it in [*(it for r in self.rulers for it in r.items()), *extra]:
+                if it.isVisible():
+                    it.hide()
+                    hidden_rulers.append(it)
         self._set_label_text(self.corner_text(anonymize=anonymize))
         for lab in self._labels.values():
             lab.setVisible(show_text)

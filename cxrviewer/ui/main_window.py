@@ -83,7 +83,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai import install as install_ai
 
         self.ai = install_ai(self)
+        from cxrviewer.ui.measure_tools import install as install_measure_tools
         from cxrviewer.ui.worklist import link_ai_filter
+
+        self.measure_tools = install_measure_tools(self)
 
         link_ai_filter(self)
         # Window, zoom/pan, orientation and rulers kept per image (before the DICOM objects,

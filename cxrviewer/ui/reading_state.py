@@ -95,6 +95,8 @@ class ReadingState:
     center: tuple[float, float] | None = None
     zoom: float | None = None
     rulers: list[tuple[float, float, float, float]] = field(default_factory=list)
+    #: the other measurements (:mod:`cxrviewer.ui.measure_tools`): ``(kind, points)``
+    measurements: list[tuple[str, list[tuple[float, float]]]] = field(default_factory=list)
 
     def is_default(self) -> bool:
         return self == ReadingState()
@@ -112,6 +114,7 @@ class ReadingState:
             "view": {"rotation": self.rotation % 4, "flip_h": self.flip_h, "flip_v": self.flip_v, "invert": self.invert},
             "zoom": None if self.zoom is None or self.center is None else {"center": list(self.center), "zoom": self.zoom},
             "rulers": [list(r) for r in self.rulers],
+            "measurements": [{"kind": k, "points": [list(p) for p in pts]} for k, pts in self.measurements],
         }
 
     @classmethod
@@ -162,6 +165,18 @@ class ReadingState:
             if not isinstance(r, list) or len(r) != 4:
                 raise ValueError("a ruler is not four numbers")
             st.rulers.append(tuple(_num(x, "ruler end") for x in r))  # type: ignore[arg-type]
+        meas = d.get("measurements") or []
+        if not isinstance(meas, list) or len(meas) > 1000:
+            raise ValueError("measurements is not a list")
+        for m in meas:
+            if not isinstance(m, dict) or not isinstance(m.get("kind"), str) or not isinstance(m.get("points"), list):
+                raise ValueError("a measurement is malformed")
+            pts = []
+            for p in m["points"][:8]:
+                if not isinstance(p, list) or len(p) != 2:
+                    raise ValueError("a measurement point is not two numbers")
+                pts.append((_num(p[0], "measurement point"), _num(p[1], "measurement point")))
+            st.measurements.append((m["kind"], pts))
         return st
 
 
@@ -244,7 +259,11 @@ class ReadingStateKeeper(QtCore.QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self.flush)
-        for sig in (self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged):
+        self.tools = getattr(window, "measure_tools", None)
+        sigs = [self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged]
+        if self.tools is not None:
+            sigs.append(self.tools.changed)
+        for sig in sigs:
             sig.connect(self._changed)
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
@@ -261,6 +280,7 @@ class ReadingStateKeeper(QtCore.QObject):
             window=None if win is None or win == default else win,
             rotation=v.rotation % 4, flip_h=v.flip_h, flip_v=v.flip_v, invert=v.invert,
             rulers=[(r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in c.rulers],
+            measurements=[(m.kind, m.points()) for m in self.tools.measurements] if self.tools is not None else [],
         )
         if not c.is_fit():
             st.center, st.zoom = c.center_zoom()
@@ -320,6 +340,13 @@ class ReadingStateKeeper(QtCore.QObject):
             c.clear_rulers(emit=False)
             for x0, y0, x1, y1 in st.rulers:
                 c.add_ruler((x0, y0), (x1, y1))
+            if self.tools is not None:
+                self.tools.clear()
+                for kind, pts in st.measurements:
+                    try:
+                        self.tools.add(kind, pts)
+                    except (ValueError, IndexError) as e:  # a kind this version does not know
+                        _log.warning("reading state of %s: measurement %r skipped: %s", c.img.path if c.img else "?", kind, e)
             if st.center is not None and st.zoom is not None:
                 c.set_center_zoom(st.center[0], st.center[1], st.zoom)
             else:

@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import drag, image_point_to_viewport, open_and_wait, ramp, write_cr
 from PySide6 import QtCore
@@ -67,6 +68,7 @@ def _snapshot(w):
         "centre": centre,
         "zoom": zoom,
         "rulers": [(r.p0, r.p1, r.text()) for r in c.rulers],
+        "measurements": [(m.kind, m.points(), m.text()) for m in w.measure_tools.measurements],
     }
 
 
@@ -84,6 +86,8 @@ def _read_like_a_reader(qtbot, w):
     w.act_invert.trigger()
     c.set_center_zoom(20.0, 30.0, 3.0)
     assert not c.is_fit()
+    w.measure_tools.add("angle", [(50, 10), (20, 20), (30, 60)])
+    w.measure_tools.add("ellipse", [(5, 5), (30, 25)])
 
 
 def _same(a, b):
@@ -97,6 +101,9 @@ def _same(a, b):
     assert len(a["rulers"]) == len(b["rulers"])
     for (p0, p1, t), (q0, q1, u) in zip(a["rulers"], b["rulers"], strict=True):
         assert p0 == pytest.approx(q0) and p1 == pytest.approx(q1) and t == u
+    assert [(k, t) for k, _p, t in a["measurements"]] == [(k, t) for k, _p, t in b["measurements"]]
+    for (_k, p, _t), (_k2, q, _u) in zip(a["measurements"], b["measurements"], strict=True):
+        assert np.allclose(p, q, atol=1e-6)
 
 
 def test_measure_pgdown_pgup_restores_everything(qtbot, make_window, two_images):
@@ -104,10 +111,11 @@ def test_measure_pgdown_pgup_restores_everything(qtbot, make_window, two_images)
     open_and_wait(qtbot, w, two_images)
     _read_like_a_reader(qtbot, w)
     before = _snapshot(w)
-    assert "mm" in before["rulers"][0][2]
+    assert "mm" in before["rulers"][0][2] and len(before["measurements"]) == 2
     _goto(qtbot, w, w.act_next)
     # the next image has its own (default) state, not the first one's
     assert w.canvas.rulers == [] and w.canvas.view_state().rotation == 0 and w.canvas.is_fit()
+    assert w.measure_tools.measurements == []
     assert not w.act_invert.isChecked()
     _goto(qtbot, w, w.act_prev)
     _same(_snapshot(w), before)
@@ -212,7 +220,8 @@ def test_store_round_trip_and_validation(tmp_path):
     store = ReadingStateStore(tmp_path)
     key = StateKey("1.2.3", "ab" * 32, 2)
     st = ReadingState(window=WindowPreset("User", 10.0, 20.0, "LINEAR", "user"), rotation=3, flip_v=True,
-                      invert=True, center=(1.5, 2.5), zoom=0.75, rulers=[(0.0, 1.0, 2.0, 3.5)])
+                      invert=True, center=(1.5, 2.5), zoom=0.75, rulers=[(0.0, 1.0, 2.0, 3.5)],
+                      measurements=[("angle", [(1.0, 2.0), (3.0, 4.0), (5.0, 6.5)])])
     store.save(key, st)
     assert store.load(key) == st
     assert store.load(StateKey("1.2.3", "ab" * 32, 1)) is None  # another frame: nothing stored

@@ -37,3 +37,15 @@ def test_an_action_added_later_is_listed_without_editing_the_dialog(viewer):
     rows = action_rows(viewer)
     assert [(r.group, r.shortcut) for r in rows if r.text == "Brand-new tool"] == [("Tools", "Ctrl+Alt+J")]
     assert len({id(r.action) for r in rows}) == len(rows)  # each action once
+
+
+def test_no_two_actions_share_a_shortcut(viewer):
+    seen: dict[str, str] = {}
+    clashes = []
+    for r in action_rows(viewer):
+        for sc in r.action.shortcuts():
+            key = sc.toString()
+            if key in seen and seen[key] != r.text:
+                clashes.append((key, seen[key], r.text))
+            seen.setdefault(key, r.text)
+    assert clashes == []

@@ -1,0 +1,108 @@
+"""Measurement tools on the real canvas: values with their basis, real drags, the panel, the
+native export, annotations off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import drag, image_point_to_viewport, ramp, show_image, write_cr
+from PySide6 import QtCore, QtGui
+
+from cxrviewer.core import measure as M
+
+
+@pytest.fixture
+def calibrated(qtbot, viewer, tmp_path):
+    img = show_image(qtbot, viewer, write_cr(tmp_path / "cal.dcm", ramp(80, 100, seed=4), pixel_spacing=(0.2, 0.25)))
+    return viewer, img
+
+
+def test_each_tool_reports_its_value_with_the_basis(calibrated):
+    w, img = calibrated
+    t = w.measure_tools
+    sp = (0.2, 0.25)
+    ang = t.add("angle", [(60, 20), (20, 20), (20, 60)])
+    assert ang.value() == ("Angle", f"{M.angle_deg((20, 20), (60, 20), (20, 60), sp):.1f}°")
+    cobb = t.add("cobb", [(10, 10), (50, 10), (10, 40), (50, 52)])
+    assert cobb.text() == f"Cobb {M.cobb_angle_deg(((10, 10), (50, 10)), ((10, 40), (50, 52)), sp):.1f}°"
+    ctr = t.add("ctr", [(5, 50), (95, 50), (30, 40), (70, 40)])
+    assert ctr.text().startswith("CTR 0.44 (heart 10.0 / thorax 22.5 mm)")
+    el = t.add("ellipse", [(10.2, 12.7), (60.4, 50.1)])
+    st = el.stats()
+    mask = M.roi_mask((img.rows, img.cols), "ellipse", (10.2, 12.7), (60.4, 50.1))
+    ref = img.modality[mask].astype(np.float64)
+    assert st.n == ref.size and st.mean == pytest.approx(ref.mean(), abs=1e-6) and st.sd == pytest.approx(ref.std(), abs=1e-6)
+    assert st.area_mm2 == pytest.approx(ref.size * 0.05, abs=1e-6)
+    assert el.text().endswith("mm²")
+    rc = t.add("rect", [(0, 0), (10, 10)])
+    assert rc.stats().n == 100 and rc.stats().min == pytest.approx(float(img.modality[:10, :10].min()))
+    # the panel lists them with their values; Copy gives the text
+    w.canvas.add_ruler((0, 0), (40, 0))
+    panel = t.panel
+    names = [n for n, _v, _o in panel.entries()]
+    assert names == ["Length", "Angle", "Cobb Angle", "Cardiothoracic Ratio", "Ellipse ROI", "Rectangle ROI"]
+    text = panel.copy()
+    assert QtGui.QGuiApplication.clipboard().text() == text and "Length: 10.0 mm" in text and "CTR 0.44" in text
+    assert panel.table.rowCount() == 6 and t.dock.isVisibleTo(w)
+
+
+def test_uncalibrated_image_says_px(qtbot, viewer, tmp_path):
+    show_image(qtbot, viewer, write_cr(tmp_path / "u.dcm", ramp(40, 40)))
+    t = viewer.measure_tools
+    assert "px" in t.add("ctr", [(0, 0), (30, 0), (0, 5), (10, 5)]).text()
+    assert t.add("rect", [(0, 0), (4, 5)]).text().endswith("20 px²")
+
+
+def test_drawing_with_the_mouse_and_following_rotation(calibrated, qtbot):
+    w, img = calibrated
+    c = w.canvas
+    w.tool_actions["ellipse"].trigger()
+    assert c.tool() == "ellipse"
+    a, b = image_point_to_viewport(c, 20, 15), image_point_to_viewport(c, 70, 55)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, a, b)
+    (m,) = w.measure_tools.measurements
+    (x0, y0), (x1, y1) = m.points()
+    assert (x0, y0, x1, y1) == pytest.approx((20, 15, 70, 55), abs=1.5)  # one screen pixel
+    # the two-line tools take two drags
+    w.tool_actions["cobb"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 60, 10))
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 60), image_point_to_viewport(c, 60, 70))
+    cobb = w.measure_tools.measurements[-1]
+    assert len(cobb.points()) == 4 and cobb.text().startswith("Cobb ")
+    # rotating the view keeps the measurement on the same pixels
+    before = m.points()
+    w.act_rot_cw.trigger()
+    assert m.points() == pytest.approx(before)
+    scr = c.image_to_scene(70, 55)
+    h = m.rois[0].getHandles()[0]
+    hs = h.scenePos()
+    assert abs(hs.x() - scr.x()) < 2 and abs(hs.y() - scr.y()) < 2
+
+
+def test_export_burns_them_in_and_annotations_off_hides_them(calibrated):
+    w, img = calibrated
+    c = w.canvas
+    base = c.render_array(native=True, annotations=False)
+    w.measure_tools.add("rect", [(10, 10), (60, 50)])
+    with_m = c.render_array(native=True)
+    diff = np.any(with_m != base, axis=-1)
+    assert diff[10, 10:60].any() and diff[50, 10:60].any()  # the outline's edges
+    assert not diff[30, 30]  # the inside untouched
+    grab_on = c.render_array(native=False)
+    grab_off = c.render_array(native=False, annotations=False)
+    assert (grab_on != grab_off).any()
+    assert all(it.isVisible() for it in w.measure_tools.items())  # shown again after the grab
+
+
+def test_delete_and_next_image_clears(calibrated, qtbot):
+    w, _img = calibrated
+    t = w.measure_tools
+    t.add("angle", [(1, 1), (5, 5), (9, 1)])
+    m2 = t.add("rect", [(0, 0), (5, 5)])
+    t.panel.refresh()
+    t.panel.table.selectRow(1)
+    assert t.selected is m2
+    t.panel.delete_selected()
+    assert [m.kind for m in t.measurements] == ["angle"]
+    t.delete()
+    assert t.measurements == [] and t.panel.table.rowCount() == 0
