@@ -83,17 +83,12 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai import install as install_ai
 
         self.ai = install_ai(self)
-        from cxrviewer.ui.measure_tools import install as install_measure_tools
-        from cxrviewer.ui.worklist import link_ai_filter
+        # Measurement tools, per-image reading state (window, zoom/pan, orientation, annotations;
+        # before the DICOM objects, so that a presentation state the reader opens wins over the
+        # remembered state), Undo/Redo, cine, the browser filter's link to the AI menu.
+        from cxrviewer.ui.reading_tools import install as install_reading_tools
 
-        self.measure_tools = install_measure_tools(self)
-
-        link_ai_filter(self)
-        # Window, zoom/pan, orientation and rulers kept per image (before the DICOM objects,
-        # so that a presentation state the reader opens wins over the remembered state).
-        from cxrviewer.ui.reading_state import install as install_reading_state
-
-        self.reading_state = install_reading_state(self)
+        install_reading_tools(self)
         # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
         from cxrviewer.ui.dicom_objects import install as install_dicom
 

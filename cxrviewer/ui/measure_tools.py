@@ -213,11 +213,12 @@ class MeasureTools(QtCore.QObject):
         canvas.annotation_items.append(self.items)
 
     # ------------------------------------------------------------- API
-    def add(self, kind: str, points: list[tuple[float, float]]) -> Measurement:
+    def add(self, kind: str, points: list[tuple[float, float]], emit: bool = True) -> Measurement:
         """Add a finished (or, for two-line tools, half-finished) measurement."""
         m = Measurement(self, kind, [tuple(map(float, p)) for p in points])
         self.measurements.append(m)
-        self.changed.emit()
+        if emit:
+            self.changed.emit()
         return m
 
     def clear(self, *_a) -> None:
@@ -268,7 +269,7 @@ class MeasureTools(QtCore.QObject):
                 self._drawing = pend
             else:
                 first = {"angle": [p, p0, p], "cobb": [p0, p], "ctr": [p0, p], "ellipse": [p0, p], "rect": [p0, p]}[tool]
-                self._drawing = self.add(tool, first)
+                self._drawing = self.add(tool, first, emit=False)  # "changed" when the drag ends
                 self._pending = self._drawing if tool in ("angle", "cobb", "ctr") else None
             self._second = pend is not None
         m = self._drawing

@@ -1,0 +1,57 @@
+"""Undo / Redo of rulers and measurements; Delete removes the selected measurement."""
+
+from __future__ import annotations
+
+from conftest import drag, image_point_to_viewport, open_and_wait, ramp, write_cr
+from PySide6 import QtCore
+
+
+def _kinds(w):
+    return [m.kind for m in w.measure_tools.measurements], len(w.canvas.rulers)
+
+
+def test_undo_redo_steps_through_drawn_annotations(qtbot, viewer, tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    for i in range(2):
+        write_cr(d / f"{i}.dcm", ramp(60, 50, seed=i), pixel_spacing=(0.2, 0.2), instance=i + 1)
+    open_and_wait(qtbot, viewer, d)
+    c, h = viewer.canvas, viewer.annotation_history
+    assert not viewer.annotation_history.act_undo.isEnabled()
+    viewer.tool_actions["ruler"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 5, 5), image_point_to_viewport(c, 40, 5))
+    viewer.tool_actions["rect"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 30, 40))
+    viewer.measure_tools.add("angle", [(1, 1), (20, 20), (30, 5)])
+    assert _kinds(viewer) == (["rect", "angle"], 1)
+    assert viewer.annotation_history.act_undo.isEnabled()
+    viewer.annotation_history.act_undo.trigger()
+    assert _kinds(viewer) == (["rect"], 1)
+    h.undo()
+    assert _kinds(viewer) == ([], 1)
+    h.undo()
+    assert _kinds(viewer) == ([], 0) and not h.can_undo()
+    h.redo()
+    h.redo()
+    assert _kinds(viewer) == (["rect"], 1)
+    rect_pts = viewer.measure_tools.measurements[0].points()
+    assert rect_pts[0][0] < rect_pts[1][0]
+    # a new change drops the redo steps
+    viewer.measure_tools.add("ellipse", [(2, 2), (8, 8)])
+    assert not h.can_redo() and _kinds(viewer) == (["rect", "ellipse"], 1)
+    # Delete removes the selected measurement (not a ruler)
+    viewer.measure_tools.select(viewer.measure_tools.measurements[0])
+    viewer.act_del_ruler.trigger()
+    assert _kinds(viewer) == (["ellipse"], 1)
+    viewer.act_del_ruler.trigger()  # nothing selected: the ruler, as before
+    assert _kinds(viewer) == (["ellipse"], 0)
+    h.undo()
+    h.undo()
+    assert _kinds(viewer) == (["rect", "ellipse"], 1)
+    # another image: a history of its own
+    with qtbot.waitSignal(viewer.imageLoaded, timeout=10000):
+        viewer.act_next.trigger()
+    assert _kinds(viewer) == ([], 0) and not h.can_undo()
+    with qtbot.waitSignal(viewer.imageLoaded, timeout=10000):
+        viewer.act_prev.trigger()
+    assert _kinds(viewer) == (["rect", "ellipse"], 1)  # what Undo left, kept by the reading state
