@@ -126,6 +126,10 @@ def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathL
         ds = build_object(kind, src, view=view, ai=ai, pixels=pixels, frame=frame, description=description)
     except DicomObjectError as e:
         raise DicomObjectError(source_path, e.reason) from None
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as e:
+        # a header highdicom cannot take (a malformed value the source carries): one clear line
+        raise DicomObjectError(source_path, f"cannot build the {kind.upper()} from this header: "
+                                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     changes: list = []
     if anonymize:
         from cxrviewer.dicom.deid import deidentify

@@ -175,7 +175,45 @@ def prepared_source(ds, path: str | None = None):
             setattr(out, kw, default)
     if "SamplesPerPixel" not in out:
         out.SamplesPerPixel = 1
+    _clean_da_tm(out)
+    if multiframe_iod(out) and "NumberOfFrames" not in out:
+        out.NumberOfFrames = 1  # a multi-frame IOD's instance that omits it has one frame
+    if str(out.get("PatientIdentityRemoved", "")).upper() == "YES" and not (
+            out.get("DeidentificationMethod") or out.get("DeidentificationMethodCodeSequence")):
+        # type 1C once identity is removed; the source claims it without saying how
+        out.DeidentificationMethod = "removed before cxrviewer; method not recorded"
     return out
+
+
+def multiframe_iod(ds) -> bool:
+    """Whether the source's IOD is a multi-frame one (its SOP class allows Number of Frames),
+    which is when a reference may name a frame; a single-frame class carrying Number of Frames
+    (seen in the wild) must not be referenced by frame."""
+    try:
+        from highdicom._standard_utils import is_multiframe_image
+
+        return bool(is_multiframe_image(ds))
+    except Exception:  # noqa: BLE001 - an unknown SOP class: go by the header
+        return int(ds.get("NumberOfFrames", 1) or 1) > 1
+
+
+def frame_numbers(ds, frame: int) -> list[int] | None:
+    """Referenced Frame Number (1-based) for ``frame`` of a multi-frame source, else ``None``."""
+    return [int(frame) + 1] if multiframe_iod(ds) else None
+
+
+def _clean_da_tm(out) -> None:
+    """Study/birth date and study time as DA/TM: old ACR-NEMA style values ("1995.09.26",
+    "11:20:00") lose their separators; what still is not a DA/TM becomes empty (type 2)."""
+    import re
+
+    rules = (("StudyDate", ".-/", r"\d{8}"), ("PatientBirthDate", ".-/", r"\d{8}"),
+             ("StudyTime", ":", r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"))
+    for kw, seps, pattern in rules:
+        v = str(out.get(kw, "") or "").strip()
+        if v:
+            v = v.translate({ord(c): None for c in seps})
+            setattr(out, kw, v if re.fullmatch(pattern, v) else "")
 
 
 def new_uid() -> str:
@@ -221,6 +259,7 @@ def copy_patient_study(dst, src) -> None:
     """
     dst.SpecificCharacterSet = "ISO_IR 192"
     for kw in ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+               "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
                "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                "StudyDescription", "ReferringPhysicianName"):
         if kw in src and src[kw].value not in (None, ""):

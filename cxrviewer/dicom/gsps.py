@@ -24,6 +24,8 @@ from cxrviewer.dicom.common import (
     DicomObjectError,
     ReaderView,
     copy_patient_study,
+    frame_numbers,
+    multiframe_iod,
     new_uid,
     prepared_source,
     quiet_source_warnings,
@@ -105,8 +107,7 @@ def make_gsps(
     if int(source.get("SamplesPerPixel", 1) or 1) != 1:
         raise DicomObjectError(None, "a Grayscale Softcopy Presentation State needs a grayscale source image")
     rows, cols = int(source.Rows), int(source.Columns)
-    frames = int(source.get("NumberOfFrames", 1) or 1)
-    ref_frame = [int(frame) + 1] if frames > 1 else None
+    ref_frame = frame_numbers(source, frame)
     layers = [hd.pr.GraphicLayer(layer_name=LAYER_MEASUREMENTS, order=1, description="reader's measurements"),
               hd.pr.GraphicLayer(layer_name=LAYER_AI, order=2, description=f"AI result - {NOT_FOR_DIAGNOSTIC}")]
     annotations = []
@@ -142,7 +143,7 @@ def make_gsps(
             window_explanation=[(view.window_name or "reader")[:64]],
             voi_lut_function=fn if fn in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR")]
     modality_lut = None
-    if frames > 1 and "SharedFunctionalGroupsSequence" not in source:
+    if multiframe_iod(source) and "SharedFunctionalGroupsSequence" not in source:
         # A legacy multi-frame image (rescale, if any, at the top level): highdicom looks for
         # it in the functional groups only, so hand it over explicitly, or say there is none.
         if "RescaleSlope" in source or "RescaleIntercept" in source:

@@ -9,6 +9,7 @@ lack it, and says so in Burned In Annotation, Image Comments and Series Descript
 from __future__ import annotations
 
 import datetime
+import re
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from cxrviewer.dicom.common import (
     DicomObjectError,
     ReaderView,
     copy_patient_study,
+    multiframe_iod,
     new_uid,
     prepared_source,
     quiet_source_warnings,
@@ -27,6 +29,7 @@ from cxrviewer.dicom.common import (
 )
 
 _NEGATE = str.maketrans("LRAPHF", "RLPAFH")
+_ORIENT = re.compile(r"[LRAPHF]{1,3}")
 
 
 def burn_banner(pixels: np.ndarray, text: str = NOT_FOR_DIAGNOSTIC) -> np.ndarray:
@@ -69,8 +72,8 @@ def oriented_patient_orientation(orientation, view: ReaderView | None) -> tuple[
         row, col = (str(v).strip().upper() for v in orientation)
     except (TypeError, ValueError):
         return None
-    if not row or not col:
-        return None
+    if not (_ORIENT.fullmatch(row) and _ORIENT.fullmatch(col)):
+        return None  # empty or not made of L/R/A/P/H/F: nothing can be said
     if view is None:
         return row, col
     # linear part of the view transform acting on direction vectors (x right, y down)
@@ -151,11 +154,11 @@ def make_sc(
             sop_instance_uid=new_uid(),
             instance_number=instance_number,
             manufacturer=MANUFACTURER,
-            patient_orientation=orient or ("L", "F"),
+            patient_orientation=("L", "F"),  # replaced below
             transfer_syntax_uid="1.2.840.10008.1.2.1",
         )
-    if orient is None:
-        sc.PatientOrientation = None  # type 2C: present, empty (the source does not say)
+    # highdicom accepts single letters only; oblique values ("LP") are valid DICOM: set ours
+    sc.PatientOrientation = list(orient) if orient is not None else None  # None: type 2C, empty
     copy_patient_study(sc, source)
     set_laterality(sc, source)
     now = datetime.datetime.now()
@@ -171,7 +174,7 @@ def make_sc(
     ref = Dataset()
     ref.ReferencedSOPClassUID = source.SOPClassUID
     ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
-    if int(source.get("NumberOfFrames", 1) or 1) > 1:
+    if multiframe_iod(source):
         ref.ReferencedFrameNumber = int(frame) + 1
     purpose = Dataset()
     purpose.CodeValue = "121322"

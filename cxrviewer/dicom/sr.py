@@ -33,6 +33,7 @@ from cxrviewer.dicom.common import (
     DicomObjectError,
     Measurement,
     copy_patient_study,
+    frame_numbers,
     new_uid,
     prepared_source,
     quiet_source_warnings,
@@ -97,7 +98,7 @@ def _ood_code(status: str):
 def _source_refs(source, frame: int):
     import highdicom as hd
 
-    frames = [int(frame) + 1] if int(source.get("NumberOfFrames", 1) or 1) > 1 else None
+    frames = frame_numbers(source, frame)
     kw = {"referenced_sop_class_uid": source.SOPClassUID, "referenced_sop_instance_uid": source.SOPInstanceUID,
           "referenced_frame_numbers": frames}
     return hd.sr.SourceImageForMeasurementGroup(**kw), hd.sr.SourceImageForRegion(**kw)

@@ -308,3 +308,40 @@ def test_multi_frame_sources_reference_the_frame(tmp_path, name):
     assert ai.source_sop_instance_uid == mf.SOPInstanceUID
     sc = _write_check(make_sc(mf, np.zeros((40, 30), np.uint8), frame=1), tmp_path / "sc.dcm")
     assert sc.SourceImageSequence[0].ReferencedFrameNumber == 2
+
+
+@needs_dciodvfy
+@pytest.mark.parametrize("name", ["693_UNCI.dcm", "OT-PAL-8-face.dcm", "J2K_pixelrep_mismatch.dcm",
+                                  "rtdose_1frame.dcm", "SC_rgb_2frame.dcm", "ExplVR_BigEnd.dcm"])
+def test_odd_real_sources_still_give_valid_objects(tmp_path, name):
+    """Headers found by running every pydicom-data file through the writers: identity removed
+    without a method, ACR-NEMA dates/times ("1996.10.29", "15:18:59"), an oblique Patient
+    Orientation ("PF"), a multi-frame IOD without Number of Frames, a single-frame SOP class
+    carrying two frames, big endian. Each object validates with 0 errors."""
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name, download=False)
+    if not p:
+        pytest.skip(f"pydicom-data's {name} is not installed")
+    s = source_dataset(p)
+    m = (Measurement.length((1.0, 2.0), (3.0, 4.0), 5.0, "mm"),)
+    objs = [make_sr(s, AI, m), make_sc(s, np.zeros((20, 20), np.uint8), view=ReaderView(rotation=1))]
+    if int(s.get("SamplesPerPixel", 1)) == 1:
+        objs.append(make_gsps(s, ReaderView(100.0, 200.0, measurements=m)))
+    for i, obj in enumerate(objs):
+        _write_check(obj, tmp_path / f"{i}.dcm")
+
+
+def test_a_header_highdicom_cannot_take_is_one_clear_error(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from cxrviewer.dicom.build import export_object
+    from cxrviewer.dicom.common import DicomObjectError
+
+    p = get_testdata_file("color-pl.dcm", download=False)  # retired Ultrasound Image Storage class
+    if not p:
+        pytest.skip("pydicom-data's color-pl.dcm is not installed")
+    with pytest.raises(DicomObjectError) as e:
+        export_object("sr", p, tmp_path / "x.dcm", ai=AI)
+    assert str(p) in str(e.value) and "cannot build the SR" in str(e.value)
+    assert not (tmp_path / "x.dcm").exists()
