@@ -74,10 +74,11 @@ class AiResult:
 class Measurement:
     """A reader's measurement on the source image.
 
-    ``kind``: ``"length"`` (2 points), ``"angle"`` (3 points: end, vertex, end) or ``"roi"``
-    (a closed polygon, 3+ points, with statistics). ``values``: ``(name, value, unit)``
-    triples, e.g. ``("Length", 42.1, "mm")``; names are ``Length``, ``Angle``, ``Mean``,
-    ``Standard Deviation``, ``Minimum``, ``Maximum``, ``Area``; units ``mm``, ``px``,
+    ``kind``: ``"length"`` (2 points), ``"angle"`` (3 points: end, vertex, end), ``"cobb"`` /
+    ``"ctr"`` (4 points: two lines; Cobb angle, cardiothoracic ratio with the thorax line
+    first) or ``"roi"`` (a closed polygon, 3+ points, with statistics). ``values``: ``(name, value, unit)``
+    triples, e.g. ``("Length", 42.1, "mm")``; names are ``Length``, ``Angle``, ``Cobb Angle``,
+    ``Cardiothoracic Ratio``, ``Mean``, ``Standard Deviation``, ``Minimum``, ``Maximum``, ``Area``; units ``mm``, ``px``,
     ``deg``, ``mm2``, ``px2``, ``HU`` or ``""`` (no unit). ``label`` is the text the viewer
     draws beside it. ``basis`` says what a mm value is calibrated against.
     """
@@ -89,9 +90,9 @@ class Measurement:
     basis: str = ""
 
     def __post_init__(self) -> None:
-        need = {"length": 2, "angle": 3, "roi": 3}
+        need = {"length": 2, "angle": 3, "roi": 3, "cobb": 4, "ctr": 4}
         if self.kind not in need:
-            raise ValueError(f"measurement kind must be length, angle or roi, not {self.kind!r}")
+            raise ValueError(f"measurement kind must be one of {', '.join(need)}, not {self.kind!r}")
         if len(self.points) < need[self.kind] or (self.kind != "roi" and len(self.points) != need[self.kind]):
             raise ValueError(f"a {self.kind} measurement needs {need[self.kind]} points, got {len(self.points)}")
         for x, y in self.points:

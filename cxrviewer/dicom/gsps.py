@@ -116,9 +116,11 @@ def make_gsps(
         if m.kind == "roi" and not np.allclose(pts[0], pts[-1]):
             pts = np.vstack([pts, pts[:1]])
         label = m.label or ", ".join(f"{v:.1f} {u}".strip() for _n, v, u in m.values)
+        lines = [pts[0:2], pts[2:4]] if m.kind in ("cobb", "ctr") else [pts]
         annotations.append(hd.pr.GraphicAnnotation(
             referenced_images=[source], graphic_layer=layers[0], referenced_frame_number=ref_frame,
-            graphic_objects=[hd.pr.GraphicObject(graphic_type="POLYLINE", graphic_data=pts, units="PIXEL")],
+            graphic_objects=[hd.pr.GraphicObject(graphic_type="POLYLINE", graphic_data=ln, units="PIXEL")
+                             for ln in lines],
             text_objects=[hd.pr.TextObject(text_value=label[:1024], units="PIXEL",
                                            bounding_box=_text_box(tuple(pts[-1] if m.kind != "angle" else pts[1]),
                                                                   label, rows, cols),

@@ -71,6 +71,8 @@ def _codes():
         "Abnormal": codes.SCT.Abnormal,
         "Length": codes.SCT.Length,
         "Angle": codes.SCT.Angle,
+        "Cobb Angle": _cc("COBB", SCHEME, "Cobb angle"),
+        "Cardiothoracic Ratio": _cc("CTR", SCHEME, "Cardiothoracic ratio"),
         "Mean": codes.SCT.Mean,
         "Standard Deviation": codes.SCT.StandardDeviation,
         "Minimum": codes.SCT.Minimum,
@@ -154,14 +156,17 @@ def _measurement_group(i: int, m: Measurement, source, frame: int):
     group_src, region_src = _source_refs(source, frame)
     pts = np.asarray(m.points, dtype=np.float64)
     tracking = hd.sr.TrackingIdentifier(uid=new_uid(), identifier=f"Reader {m.kind} {i + 1}")
-    if m.kind in ("length", "angle"):
-        coords = hd.sr.CoordinatesForMeasurement(graphic_type="POLYLINE", graphic_data=pts, source_image=region_src)
+    if m.kind in ("length", "angle", "cobb", "ctr"):
+        # one polyline, or two lines (Cobb, CTR): the value is inferred from these SCOORDs (TID 300)
+        lines = [pts] if m.kind in ("length", "angle") else [pts[0:2], pts[2:4]]
+        coords = [hd.sr.CoordinatesForMeasurement(graphic_type="POLYLINE", graphic_data=ln, source_image=region_src)
+                  for ln in lines]
         items = []
-        for name, value, unit in m.values:
+        for j, (name, value, unit) in enumerate(m.values):
             if name not in c:
                 raise DicomObjectError(None, f"unknown measurement name {name!r}")
             items.append(hd.sr.Measurement(name=c[name], value=float(value), unit=unit_concept(unit),
-                                           referenced_coordinates=[coords]))
+                                           referenced_coordinates=coords if j == 0 else None))
         group = hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking, measurements=items, source_images=[group_src])
         if m.basis:
@@ -356,10 +361,10 @@ def read_measurements(ds) -> list[Measurement]:
                     mv = it.MeasuredValueSequence[0]
                     unit = str(mv.MeasurementUnitsCodeSequence[0].CodeValue)
                     values.append((name, float(mv.NumericValue), unit_text(unit)))
-            elif it.get("ValueType") == "SCOORD" and points is None:
+            elif it.get("ValueType") == "SCOORD":
                 d = [float(v) for v in it.GraphicData]
-                points = tuple(zip(d[0::2], d[1::2], strict=False))
-        if points and values and kind in ("length", "angle", "roi"):
+                points = (points or ()) + tuple(zip(d[0::2], d[1::2], strict=False))
+        if points and values and kind in ("length", "angle", "roi", "cobb", "ctr"):
             if kind == "roi" and len(points) > 3 and points[0] == points[-1]:
                 points = points[:-1]
             try:

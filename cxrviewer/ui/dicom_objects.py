@@ -29,6 +29,48 @@ KINDS = (
 )
 
 
+def tool_measurements(img, tools_measurements) -> list:
+    """The measurement tools' results (angle, Cobb, CTR, ellipse/rectangle ROI statistics) as
+    :class:`cxrviewer.dicom.common.Measurement` values with their units; unfinished ones are
+    left out. The numbers are recomputed here with :mod:`cxrviewer.core.measure`, the module
+    the tools themselves use."""
+    from cxrviewer.core import measure as M
+    from cxrviewer.dicom.common import Measurement
+
+    g = getattr(img, "geometry", None)
+    sp = (g.row_spacing_mm, g.col_spacing_mm) if g is not None else None
+    basis = g.basis if g is not None else ""
+    units = img.units if img.units and img.units.upper() != "US" else ""
+    out = []
+    for m in tools_measurements or []:
+        try:
+            if not m.complete():
+                continue
+            pts = tuple((float(x), float(y)) for x, y in m.points())
+            label = m.text()
+            if m.kind == "angle":
+                a, v, b = pts[:3]
+                out.append(Measurement("angle", (a, v, b), (("Angle", M.angle_deg(v, a, b, sp), "deg"),), label, basis))
+            elif m.kind == "cobb":
+                val = M.cobb_angle_deg(pts[0:2], pts[2:4], sp)
+                out.append(Measurement("cobb", pts[:4], (("Cobb Angle", val, "deg"),), label, basis))
+            elif m.kind == "ctr":  # thorax line first, then the heart
+                val = M.cardiothoracic_ratio(pts[2:4], pts[0:2], sp)
+                out.append(Measurement("ctr", pts[:4], (("Cardiothoracic Ratio", val, ""),), label, basis))
+            elif m.kind in ("ellipse", "rect"):
+                st = m.stats()
+                outline = (M.ellipse_outline if m.kind == "ellipse" else M.rect_outline)(pts[0], pts[1])
+                vals = [("Area", st.area_mm2, "mm2") if st is not None and st.area_mm2 is not None
+                        else ("Area", float(st.area_px) if st is not None else 0.0, "px2")]
+                if st is not None and st.n > 0:
+                    vals = [("Mean", st.mean, units), ("Standard Deviation", st.sd, units),
+                            ("Minimum", st.min, units), ("Maximum", st.max, units), *vals]
+                out.append(Measurement("roi", tuple(outline), tuple(vals), label, basis))
+        except (ValueError, TypeError, IndexError) as e:  # a half-drawn or degenerate shape
+            _log.warning("measurement %s left out of the DICOM object: %s", getattr(m, "kind", "?"), e)
+    return out
+
+
 class ExportDicomDialog(QtWidgets.QDialog):
     """Choose the object, whether to de-identify it, and where to write it."""
 
@@ -166,6 +208,7 @@ class DicomObjects(QtCore.QObject):
             raise CxrError(None, "no image is shown")
         canvas = win.canvas
         rulers = [length_measurement(img, r.p0, r.p1) for r in getattr(canvas, "rulers", [])]
+        rulers += tool_measurements(img, getattr(getattr(win, "measure_tools", None), "measurements", []))
         view = canvas.view_state()
         ai = self._ai_result()
         pixels = None
@@ -210,8 +253,8 @@ class DicomObjects(QtCore.QObject):
             return None
         start_dir = win.settings.get("export_dir", str(Path.home()))
         start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
-        dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None,
-                                n_rulers=len(getattr(win.canvas, "rulers", [])))
+        n = len(getattr(win.canvas, "rulers", [])) + len(getattr(getattr(win, "measure_tools", None), "measurements", []))
+        dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n)
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self._dialog_accepted(dlg.options()))
         dlg.open()

@@ -40,6 +40,7 @@ MEAS = (
     Measurement("angle", ((0.0, 0.0), (50.0, 50.0), (100.0, 0.0)), (("Angle", 90.0, "deg"),)),
     Measurement("roi", ((10.0, 10.0), (60.0, 10.0), (60.0, 60.0), (10.0, 60.0)),
                 (("Mean", 1234.5, ""), ("Standard Deviation", 12.0, ""), ("Area", 2500.0, "px2"))),
+    Measurement("cobb", ((0.0, 0.0), (10.0, 2.0), (0.0, 20.0), (10.0, 25.0)), (("Cobb Angle", 17.0, "deg"),)),
 )
 
 
@@ -125,7 +126,7 @@ def test_sr_validates_and_reads_back(src, tmp_path):
     assert (ai.model_name, ai.model_version, ai.weights_sha256) == ("cxr-resnet50-demo", "2.0", "ab" * 32)
     assert (ai.ood_status, ai.ood_reason) == (AI.ood_status, AI.ood_reason)
     got = read_measurements(back)
-    assert [m.kind for m in got] == ["length", "angle", "roi"]
+    assert [m.kind for m in got] == ["length", "angle", "roi", "cobb"]
     for want, m in zip(MEAS, got, strict=True):
         assert m.values == want.values and m.basis == want.basis
         assert np.allclose(m.points, want.points)

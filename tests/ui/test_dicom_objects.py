@@ -180,3 +180,32 @@ def test_opening_a_presentation_state_file_applies_it_to_its_image(qtbot, viewer
     assert blk.args[0].applies_to(viewer.current_image.header.sop_instance_uid)
     assert str(viewer.current_image.path) == str(p)
     assert viewer.canvas.window() == (700.0, 900.0) and viewer.canvas.view_state().rotation == 1
+
+
+def test_measurement_tools_go_into_the_sr_and_gsps(qtbot, viewer, tmp_path):
+    """Angle, Cobb, CTR and ROI statistics drawn with the viewer's tools reach the SR with
+    their units (and the GSPS as graphics); both validate."""
+    from cxrviewer.core import measure as M
+
+    p = write_cr(tmp_path / "cr.dcm", ramp(96, 80), pixel_spacing=(0.5, 0.5), slope=1.0, intercept=-1024.0,
+                 rescale_type="HU", window=(0.0, 2000.0))
+    img = show_image(qtbot, viewer, p)
+    tools = viewer.measure_tools
+    tools.add("angle", [(10.0, 10.0), (30.0, 30.0), (60.0, 30.0)])
+    tools.add("cobb", [(5.0, 5.0), (40.0, 10.0), (5.0, 60.0), (40.0, 50.0)])
+    tools.add("ctr", [(2.0, 70.0), (78.0, 70.0), (20.0, 80.0), (50.0, 80.0)])
+    roi = tools.add("rect", [(10.0, 10.0), (30.0, 40.0)])
+    viewer.dicom.export("sr", tmp_path / "sr.dcm")
+    got = {m.kind: m for m in read_measurements(_valid(tmp_path / "sr.dcm"))}
+    assert set(got) == {"angle", "cobb", "ctr", "roi"}
+    sp = (0.5, 0.5)
+    assert got["angle"].values == (("Angle", pytest.approx(M.angle_deg((30, 30), (10, 10), (60, 30), sp)), "deg"),)
+    assert got["cobb"].values[0][0] == "Cobb Angle" and got["cobb"].values[0][2] == "deg"
+    assert got["ctr"].values == (("Cardiothoracic Ratio", pytest.approx(30 / 76), ""),)
+    st = roi.stats()
+    names = {n: (v, u) for n, v, u in got["roi"].values}
+    assert names["Mean"] == (pytest.approx(st.mean), "HU") and names["Area"] == (pytest.approx(st.area_mm2), "mm2")
+    assert img.units == "HU"
+    viewer.dicom.export("gsps", tmp_path / "pr.dcm")
+    ps = read_gsps(_valid(tmp_path / "pr.dcm"))
+    assert len(ps.lines) == 1 + 2 + 2 + 1  # angle polyline, two lines each for Cobb and CTR, the ROI outline
