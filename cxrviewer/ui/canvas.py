@@ -516,11 +516,17 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         elif self._tool == "ruler" and self.img is not None:
             x, y = self.scene_to_image(ev.scenePos())
             if ev.isStart():
-                x0, y0 = self.scene_to_image(ev.buttonDownScenePos())
-                self._drawing = Ruler(self, (x0, y0))
-                self.rulers.append(self._drawing)
+                # On an end point of a ruler: move that end (rulers stay editable); else draw.
+                self._drawing, self._drawing_end = self.ruler_end_at(ev.buttonDownScenePos())
+                if self._drawing is None:
+                    x0, y0 = self.scene_to_image(ev.buttonDownScenePos())
+                    self._drawing = Ruler(self, (x0, y0))
+                    self.rulers.append(self._drawing)
             if self._drawing is not None:
-                self._drawing.p1 = (x, y)
+                if self._drawing_end == 0:
+                    self._drawing.p0 = (x, y)
+                else:
+                    self._drawing.p1 = (x, y)
                 self._drawing.update()
             if ev.isFinish():
                 self._drawing = None
@@ -544,6 +550,18 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
             for r in self.rulers:
                 r.selected = best is not None and r is best[1]
                 r.update()
+
+    def ruler_end_at(self, scene_pos, tolerance: float = 8.0) -> tuple[Ruler | None, int]:
+        """The ruler end point within ``tolerance`` screen pixels: ``(ruler, 0 or 1)``, else
+        ``(None, 1)``."""
+        best: tuple[float, Ruler | None, int] = (tolerance, None, 1)
+        for r in self.rulers:
+            for end, p in ((0, r.p0), (1, r.p1)):
+                q = self.image_to_scene(*p)
+                d = math.hypot(q.x() - scene_pos.x(), q.y() - scene_pos.y())
+                if d <= best[0]:
+                    best = (d, r, end)
+        return best[1], best[2]
 
     def _show_probe(self, scene_pos) -> None:
         x, y = self.scene_to_image(scene_pos)

@@ -55,3 +55,24 @@ def test_undo_redo_steps_through_drawn_annotations(qtbot, viewer, tmp_path):
     with qtbot.waitSignal(viewer.imageLoaded, timeout=10000):
         viewer.act_prev.trigger()
     assert _kinds(viewer) == (["rect", "ellipse"], 1)  # what Undo left, kept by the reading state
+
+
+def test_a_ruler_end_can_be_dragged_after_drawing(qtbot, viewer, tmp_path):
+    from conftest import show_image
+
+    show_image(qtbot, viewer, write_cr(tmp_path / "r.dcm", ramp(60, 80), pixel_spacing=(0.5, 0.5)))
+    c = viewer.canvas
+    viewer.tool_actions["ruler"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 50, 10))
+    (r,) = c.rulers
+    assert r.text() == "20.0 mm"
+    # grab the far end and move it: the same ruler, longer, no new one
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 50, 10), image_point_to_viewport(c, 70, 10))
+    assert c.rulers == [r]
+    assert abs(r.p1[0] - 70) < 1.0 and abs(r.p0[0] - 10) < 1.0 and abs(r.p0[1] - 10) < 1.0
+    assert r.text() == f"{abs(r.p1[0] - r.p0[0]) * 0.5:.1f} mm" and abs(r.p1[0] - r.p0[0]) > 55
+    # the start end too
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 10, 40))
+    assert len(c.rulers) == 1 and abs(r.p0[1] - 40) < 1.0
+    viewer.annotation_history.undo()  # one step per edit
+    assert len(c.rulers) == 1 and abs(c.rulers[0].p0[1] - 10) < 1.0

@@ -156,8 +156,9 @@ def test_ruler_reads_mm_with_its_basis_or_px(qtbot, viewer, tmp_path, kw, unit, 
     assert r.text().endswith(unit)
     # Drawn with the mouse in the Ruler tool: same length within a pixel's worth.
     viewer.tool_actions["ruler"].trigger()
-    a = image_point_to_viewport(c, 10, 10)
-    b = image_point_to_viewport(c, 50, 40)
+    # (away from the first ruler's ends: a drag that starts on an end point edits that ruler)
+    a = image_point_to_viewport(c, 20, 45)
+    b = image_point_to_viewport(c, 60, 75)
     drag(c, QtCore.Qt.MouseButton.LeftButton, a, b, steps=12)
     assert len(c.rulers) == 2
     v2, u2 = c.rulers[-1].length()
