@@ -213,6 +213,38 @@ class PresentationState:
     lines: tuple[tuple[tuple[tuple[float, float], ...], str], ...] = field(default_factory=tuple)
     texts: tuple[str, ...] = field(default_factory=tuple)
     label: str = ""
+    #: one entry per graphic annotation (one measurement): its polylines and its label
+    groups: tuple[tuple[tuple[tuple[tuple[float, float], ...], ...], str], ...] = field(default_factory=tuple)
+
+    def measurements(self) -> list[tuple[str, list[tuple[float, float]]]]:
+        """The annotations as the viewer's tools: ``(kind, points)`` with kind ``ruler``,
+        ``angle``, ``cobb``, ``ctr``, ``rect`` or ``ellipse`` (rect/ellipse: the box corners).
+        Shapes that match no tool (another viewer's free polylines) are left out."""
+        out = []
+        for polys, label in self.groups:
+            if len(polys) == 2 and all(len(p) == 2 for p in polys):
+                low = label.strip().lower()
+                kind = "cobb" if low.startswith("cobb") else "ctr" if low.startswith("ctr") else None
+                if kind is None:
+                    out += [("ruler", list(p)) for p in polys]
+                else:
+                    out.append((kind, [*polys[0], *polys[1]]))
+            elif len(polys) == 1:
+                pts = list(polys[0])
+                closed = len(pts) > 3 and np.allclose(pts[0], pts[-1])
+                xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+                box = [(min(xs), min(ys)), (max(xs), max(ys))]
+                if len(pts) == 2:
+                    out.append(("ruler", pts))
+                elif len(pts) == 3:
+                    out.append(("angle", pts))
+                elif closed and len(pts) == 5 and all(
+                        any(np.isclose(p[0], b[0]) for b in box) and any(np.isclose(p[1], b[1]) for b in box)
+                        for p in pts):
+                    out.append(("rect", box))
+                elif closed and len(pts) > 8:
+                    out.append(("ellipse", box))
+        return out
 
     def reader_invert(self, photometric: str) -> bool:
         """The viewer's Invert toggle for an image of ``photometric`` (MONOCHROME1 shows
@@ -271,16 +303,20 @@ def read_gsps(ds, path: str | None = None) -> PresentationState:
         fn = str(voi[0].get("VOILUTFunction", "LINEAR") or "LINEAR")
     rotation, flip_h, flip_v = from_dicom_spatial(int(ds.get("ImageRotation", 0) or 0),
                                                   str(ds.get("ImageHorizontalFlip", "N")).upper() == "Y")
-    lines, texts = [], []
+    lines, texts, groups = [], [], []
     for ann in ds.get("GraphicAnnotationSequence") or []:
         labels = [str(t.get("UnformattedTextValue", "")) for t in ann.get("TextObjectSequence") or []]
         pixel_labels = [str(t.get("UnformattedTextValue", "")) for t in ann.get("TextObjectSequence") or []
                         if str(t.get("BoundingBoxAnnotationUnits", t.get("AnchorPointAnnotationUnits", ""))) == "PIXEL"]
         graphics = [g for g in ann.get("GraphicObjectSequence") or []
                     if str(g.get("GraphicAnnotationUnits", "")) == "PIXEL" and str(g.get("GraphicType", "")) == "POLYLINE"]
+        polys = []
         for i, g in enumerate(graphics):
             d = [float(v) for v in g.GraphicData]
-            lines.append((tuple(zip(d[0::2], d[1::2], strict=False)), pixel_labels[i] if i < len(pixel_labels) else ""))
+            polys.append(tuple(zip(d[0::2], d[1::2], strict=False)))
+            lines.append((polys[-1], pixel_labels[i] if i < len(pixel_labels) else ""))
+        if polys:
+            groups.append((tuple(polys), pixel_labels[0] if pixel_labels else ""))
         if not graphics:
             texts.extend(x for x in labels if x)
     return PresentationState(
@@ -288,5 +324,5 @@ def read_gsps(ds, path: str | None = None) -> PresentationState:
         window_center=center, window_width=width, window_name=name, voi_function=fn,
         rotation=rotation, flip_h=flip_h, flip_v=flip_v,
         inverse_shape=str(ds.get("PresentationLUTShape", "IDENTITY")).upper() == "INVERSE",
-        lines=tuple(lines), texts=tuple(texts), label=str(ds.get("ContentLabel", "")),
+        lines=tuple(lines), texts=tuple(texts), label=str(ds.get("ContentLabel", "")), groups=tuple(groups),
     )

@@ -408,9 +408,14 @@ class DicomObjects(QtCore.QObject):
             canvas.set_preset(WindowPreset(ps.window_name or "Presentation state", ps.window_center,
                                            max(ps.window_width, 1.0), fn, "user"))
         canvas.clear_rulers()
-        for pts, _label in ps.lines:
-            if len(pts) == 2:  # rulers; the viewer has no polygon tool yet
+        tools = getattr(win, "measure_tools", None)
+        if tools is not None:
+            tools.clear()
+        for kind, pts in ps.measurements():
+            if kind == "ruler":
                 canvas.add_ruler(tuple(pts[0]), tuple(pts[1]))
+            elif tools is not None:
+                tools.add(kind, [tuple(p) for p in pts])
         win.show_message(f"Presentation state {ps.label or ps.sop_instance_uid} applied")
         self.presentationApplied.emit(ps)
 

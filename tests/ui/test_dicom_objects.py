@@ -209,3 +209,26 @@ def test_measurement_tools_go_into_the_sr_and_gsps(qtbot, viewer, tmp_path):
     viewer.dicom.export("gsps", tmp_path / "pr.dcm")
     ps = read_gsps(_valid(tmp_path / "pr.dcm"))
     assert len(ps.lines) == 1 + 2 + 2 + 1  # angle polyline, two lines each for Cobb and CTR, the ROI outline
+
+
+def test_presentation_state_brings_the_measurement_tools_back(qtbot, viewer, tmp_path):
+    p = write_cr(tmp_path / "cr.dcm", ramp(96, 80), pixel_spacing=(0.5, 0.5))
+    show_image(qtbot, viewer, p)
+    tools = viewer.measure_tools
+    drawn = {"angle": [(10.0, 10.0), (30.0, 30.0), (60.0, 30.0)],
+             "cobb": [(5.0, 5.0), (40.0, 10.0), (5.0, 60.0), (40.0, 50.0)],
+             "ctr": [(2.0, 70.0), (78.0, 70.0), (20.0, 80.0), (50.0, 80.0)],
+             "rect": [(10.0, 10.0), (30.0, 40.0)],
+             "ellipse": [(40.0, 40.0), (70.0, 60.0)]}
+    for kind, pts in drawn.items():
+        tools.add(kind, pts)
+    viewer.canvas.add_ruler((1.0, 1.0), (20.0, 1.0))
+    viewer.dicom.export("gsps", tmp_path / "pr.dcm")
+    tools.clear()
+    viewer.canvas.clear_rulers()
+    viewer.dicom.apply_presentation(read_gsps(pydicom.dcmread(tmp_path / "pr.dcm")))
+    back = {m.kind: m.points() for m in tools.measurements}
+    assert set(back) == set(drawn)
+    for kind, pts in drawn.items():
+        assert np.allclose(back[kind], pts, atol=1e-3), kind
+    assert [(r.p0, r.p1) for r in viewer.canvas.rulers] == [((1.0, 1.0), (20.0, 1.0))]
