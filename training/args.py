@@ -18,6 +18,22 @@ def _fractions(s: str) -> tuple[float, float, float]:
     return tuple(parts)  # type: ignore[return-value]
 
 
+def _shortcut_flags(g) -> None:
+    """The flags of :class:`training.augment.ShortcutAug` (defaults: off; the demo recipe turns them on)."""
+    g.add_argument("--resolution-aug", type=float, default=0.0, metavar="P",
+                   help="probability of random down-then-up resampling (resolution augmentation; default 0: off)")
+    g.add_argument("--resolution-min", type=float, default=0.25, metavar="F",
+                   help="smallest side fraction of --resolution-aug (default 0.25: 128 px inputs down to 32 px)")
+    g.add_argument("--border-erase", type=float, default=0.0, metavar="P",
+                   help="probability of overwriting random strips at the image borders (film edges, markers; default 0)")
+    g.add_argument("--border-max", type=float, default=0.15, metavar="F",
+                   help="widest erased strip as a fraction of the side (default 0.15)")
+    g.add_argument("--crop-scale", type=float, default=1.0, metavar="A",
+                   help="centred lung-field crop keeping at least this area fraction, resized back (default 1: off)")
+    g.add_argument("--text-aug", type=float, default=0.0, metavar="P",
+                   help="probability of burning random annotation text into the image (default 0)")
+
+
 def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, add_help=add_help,
@@ -74,10 +90,13 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
                    help="no horizontal flips (a flip mirrors anatomy: the heart changes side)")
     g.add_argument("--rotation", type=float, default=10.0, help="random rotation range in degrees (±)")
     g.add_argument("--jitter", type=float, default=0.2, help="brightness/contrast jitter (factor in [1-j, 1+j])")
+    _shortcut_flags(g)
     g.add_argument("--pretrained", default="none", choices=["none", "imagenet"],
                    help="imagenet: torchvision weights from the local torch cache only (never downloaded)")
     g.add_argument("--init", default=None, metavar="MODEL",
                    help="start from a model directory (or a registry name), e.g. a pretraining run's RUN_DIR/model")
+    g.add_argument("--freeze", default="none", choices=["none", "stem", "layer1", "layer2", "layer3"],
+                   help="with --init: do not train the stem and the stages up to this one (cheaper fine-tuning on a CPU; default none)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
                    help="operating threshold: the highest with validation sensitivity >= S (default: Youden's J)")

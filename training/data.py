@@ -498,8 +498,9 @@ class CachedDataset:
     """
 
     def __init__(self, cache: Cache, train: bool, seed: int = 0, hflip: bool = True,
-                 rotation: float = 10.0, jitter: float = 0.2) -> None:
+                 rotation: float = 10.0, jitter: float = 0.2, shortcut_aug=None) -> None:
         self.cache = cache
+        self.shortcut_aug = shortcut_aug  # training.augment.ShortcutAug (or None)
         self.train = train
         self.seed = seed
         self.hflip = hflip
@@ -522,6 +523,8 @@ class CachedDataset:
             rng = np.random.default_rng([self.seed, self.epoch, int(i)])
             x = augment(x, rng, hflip=self.hflip, rotation=self.rotation,
                         brightness=self.jitter, contrast=self.jitter)
+            if self.shortcut_aug is not None and self.shortcut_aug.active:
+                x = self.shortcut_aug(x, rng)
         return torch.from_numpy(np.array(x, copy=True)), int(self.labels[i])
 
 

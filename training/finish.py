@@ -15,6 +15,7 @@ from training import checkpoint as C
 from training import data as D
 from training import loops as L
 from training import metrics as M
+from training.augment import ShortcutAug
 from training.distributed import Dist, unwrap
 
 BEST = "best.pt"
@@ -132,6 +133,8 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
             "recipe": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule",
                                                        "loss", "class_weights", "dropout", "clip_grad", "patience",
                                                        "hflip", "rotation", "jitter", "pretrained", "seed", "image_size")},
+            "shortcut_augmentation": ShortcutAug.from_args(args).to_dict(),
+            "freeze": getattr(args, "freeze", "none"),
             "init": init_note,
             "best_epoch": best_epoch + 1,
             "selection": selection,

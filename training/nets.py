@@ -40,3 +40,21 @@ def build(arch: str = "resnet50", dropout: float = 0.0):
             return self.fc(torch.flatten(self.avgpool(x), 1))
 
     return Tiny().eval()
+
+
+_STAGES = ("stem", "layer1", "layer2", "layer3")
+
+
+def freeze_stages(model, upto: str) -> str:
+    """Stop training the stem and the residual stages up to ``upto`` (fine-tuning on a CPU:
+    no backward pass through them). BatchNorm statistics there still adapt. Returns what
+    was frozen, as text ('' for none)."""
+    if upto in (None, "", "none"):
+        return ""
+    names = _STAGES[: _STAGES.index(upto) + 1]
+    prefixes = tuple(("conv1.", "bn1.") if n == "stem" else (n + ".",) for n in names)
+    flat = tuple(x for t in prefixes for x in t)
+    for name, par in model.named_parameters():
+        if name.startswith(flat):
+            par.requires_grad_(False)
+    return ", ".join(names)

@@ -34,6 +34,7 @@ from cxrviewer.core.errors import CxrError
 from training import data as D
 from training import metrics as M
 from training.args import get_args_parser
+from training.augment import shortcut_aug_from_args
 from training.checkpoint import CHECKPOINT
 from training.distributed import Dist, unwrap, weights_digest
 from training.finish import BEST, MODEL_DIR, RESULTS, finish_run
@@ -159,7 +160,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             _log(f"  {pth}: {why}", dist.rank)
 
     train_ds = D.CachedDataset(caches["train"], train=True, seed=args.seed, hflip=args.hflip,
-                               rotation=args.rotation, jitter=args.jitter)
+                               rotation=args.rotation, jitter=args.jitter,
+                               shortcut_aug=shortcut_aug_from_args(args))
     val_ds = D.CachedDataset(caches["val"], train=False)
     base_sampler = DistributedSampler(train_ds, num_replicas=dist.world, rank=dist.rank, shuffle=True,
                                       seed=args.seed, drop_last=False)
@@ -182,6 +184,9 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         init_note = "ImageNet (torchvision, local cache)"
     if args.init:
         init_note = _init_from(model, args.init)
+    frozen = nets.freeze_stages(model, getattr(args, "freeze", "none"))
+    if frozen:
+        notes.append(f"frozen (not trained): {frozen}")
     model.to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -192,7 +197,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     cw = class_weights(args.class_weights, train_ds.labels)
     criterion = make_criterion(args.loss, cw, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(loader))
     total_steps = steps_per_epoch * args.epochs
     warm = int(args.warmup_epochs * steps_per_epoch)
