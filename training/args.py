@@ -62,6 +62,9 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--fold", type=int, default=None, help="with --folds: run only this fold (0-based)")
     g.add_argument("--max-images", type=int, default=0, metavar="N",
                    help="use at most N images of each PATH (stratified, seeded; for quick trials)")
+    g.add_argument("--boxes", default=None, metavar="CSV",
+                   help="lesion boxes for the report's pointing game: path,x,y,w,h in the image's pixels, or NIH's "
+                        "BBox_List_2017.csv[.gz] (matched by file name)")
     g.add_argument("--image-size", type=int, default=224, help="model input size in pixels (default 224)")
     g.add_argument("--window-policy", default="default", choices=["default", "auto"],
                    help="preprocessing window (stored in the card; the viewer uses the same)")
@@ -132,6 +135,9 @@ def get_eval_args_parser(add_help: bool = True, prog: str = "python -m training.
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                    help="with predefined splits in the data: evaluate only this one")
     p.add_argument("--threshold", type=float, default=None, help="override the card's operating threshold")
+    p.add_argument("--boxes", default=None, metavar="CSV",
+                   help="also measure where the Abnormal Grad-CAM points: pointing game on images with boxes "
+                        "(path,x,y,w,h or NIH's BBox_List_2017.csv[.gz]) and the CAM mass at the borders of every image")
     p.add_argument("--out", default=None, metavar="DIR", help="write report.md, metrics.json, roc.png, confusion.png here")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32)

@@ -32,28 +32,24 @@ def run_args(args: argparse.Namespace, prog: str = "training.evaluate") -> int:
     return 0
 
 
-def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any]:
-    """``(labels, P(Abnormal))`` through torch (the training loop's own ``predict``)."""
-    import torch
-    from torch.utils.data import DataLoader
-
+def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any]:
+    """``(labels, logits (n, 2), pass)`` through torch: one forward gives the logits and the
+    Abnormal CAMs (:func:`training.postfit.model_pass`)."""
     from cxrviewer.ml.model import pick_device
     from cxrviewer.ml.registry import load_model_dir
-    from training.loops import predict
+    from training.postfit import model_pass
 
     model, _ = load_model_dir(model_dir)
     device = pick_device(args.device)
     model.to(device)
-    ns = argparse.Namespace(channels_last=False)
-    loader = DataLoader(D.CachedDataset(cache, train=False), batch_size=args.batch_size, num_workers=0)
-    with torch.inference_mode():
-        y, s, _ = predict(model, loader, device, spec, ns, amp=False)
-    return y, s
+    fwd = model_pass(model, cache, spec, device, args.batch_size)
+    return fwd.labels, fwd.logits, fwd
 
 
-def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any]:
-    """``(labels, P(Abnormal))`` through ONNX Runtime (the base install has no torch); the same
-    uint8 cache and the same normalisation (:func:`cxrviewer.ml.preprocess.normalize`)."""
+def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any]:
+    """``(labels, logits (n, 2), None)`` through ONNX Runtime (the base install has no torch); the
+    same uint8 cache and the same normalisation (:func:`cxrviewer.ml.preprocess.normalize`).
+    The logits are recovered from the softmax (exact up to float32 saturation, |z1 - z0| > ~16)."""
     import numpy as np
 
     from cxrviewer.ml.inference import Engine
@@ -64,15 +60,17 @@ def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tupl
     for i in range(0, len(cache.arrays), max(1, args.batch_size)):
         x = np.stack([normalize(u8, spec) for u8 in cache.arrays[i:i + args.batch_size]]).astype(np.float32)
         probs, _, _ = eng.run_arrays(x)
-        scores.append(probs[:, 1])
-    s = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
-    return np.asarray(cache.labels, dtype=np.int64), s
+        scores.append(probs)
+    p = np.concatenate(scores).astype(np.float64) if scores else np.zeros((0, 2))
+    logits = np.log(np.clip(p, 1e-30, 1.0))
+    return np.asarray(cache.labels, dtype=np.int64), logits, None
 
 
 def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     from cxrviewer.ml.extras import torch_available
     from cxrviewer.ml.preprocess import PreprocessSpec
     from cxrviewer.ml.registry import Registry, read_card, verify_checksum
+    from training.calibration import probabilities
     from training.plan import subsample
     from training.progress import Progress
     from training.train import resolve_model
@@ -101,7 +99,14 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     if not cache.samples:
         raise CxrError(None, f"none of the {len(samples)} images could be read")
     D.check_two_classes("evaluation", cache.samples)
-    y, s = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
+    if getattr(args, "boxes", None) and not torch_available():
+        from cxrviewer.ml.extras import missing_train_extra
+
+        raise CxrError(None, missing_train_extra("--boxes (Grad-CAM localization)") or "--boxes needs torch")
+    y, logits, fwd = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
+    # P(Abnormal) = softmax(logits / T) with the card's temperature: the scale of its threshold
+    temperature = float((card.get("calibration") or {}).get("temperature") or 1.0)
+    s = probabilities(logits, temperature).astype("float32")
     thr = float(args.threshold if args.threshold is not None else card.get("threshold", 0.5))
     mets = M.bootstrap(y, s, thr, n=args.bootstrap, seed=args.seed)
     conf = M.confusion(y, s, thr)
@@ -111,13 +116,32 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         "data": list(map(str, args.data)), "images": desc, "threshold": thr,
         "metrics": mets, "confusion": conf,
         "skipped": [{"path": p, "reason": r} for p, r in cache.skipped], "notes": notes,
+        "temperature": temperature,
     }
+    loc = grid = None
+    if getattr(args, "boxes", None) and fwd is not None:
+        from training.localization import read_boxes
+        from training.postfit import localization
+
+        out_dir = Path(args.out) if args.out else None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        loc, grid = localization(fwd, cache, spec, read_boxes(args.boxes), "evaluation", out_dir,
+                                 temperature=temperature)
+        res["localization"] = {k: v for k, v in loc.items() if not k.startswith("_")}
+        res["pointing_images"] = loc["_pointing_images"]
     if not getattr(args, "json", False):
         print(f"{card.get('name')} {card.get('version')} on {desc['images']} images "
               f"({desc['normal']} normal / {desc['abnormal']} abnormal, {desc['patients']} patients), threshold {thr:.4f}")
         for k in M.METRIC_NAMES:
             print(f"  {M.METRIC_TITLES[k]:<22} {M.fmt_ci(mets[k])}")
         print(f"  confusion: TP {conf['tp']} FP {conf['fp']} TN {conf['tn']} FN {conf['fn']}")
+        if loc is not None:
+            from training.localization import markdown as loc_markdown
+
+            for line in loc_markdown(loc, None, "Localization")[2:]:
+                if line and not line.startswith("|---"):
+                    print("  " + line)
         if cache.skipped:
             print(f"  skipped {len(cache.skipped)} unreadable images:")
             for p, r in cache.skipped[:20]:
@@ -139,6 +163,10 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         lines += [f"| {M.METRIC_TITLES[k]} | {M.fmt_ci(mets[k])} |" for k in M.METRIC_NAMES]
         lines += ["", f"Confusion: TP {conf['tp']}, FP {conf['fp']}, TN {conf['tn']}, FN {conf['fn']}.", ""]
         lines += [f"![{p.stem}]({p.name})" for p in pngs]
+        if loc is not None:
+            from training.localization import markdown as loc_markdown
+
+            lines += [""] + loc_markdown(loc, grid.name if grid else None)
         atomic.write_text(out / "report.md", "\n".join(lines) + "\n")
         print(f"report: {out / 'report.md'}")
     return M.jsonable(res)

@@ -67,16 +67,24 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
             shipped = shipped.to(memory_format=torch.channels_last)
     val_loader = DataLoader(val_ds, batch_size=args.batch_size * 2, num_workers=0)
     vy, vs, _ = L.predict(shipped, val_loader, device, spec, args, amp)
+    post = _postfit(args, shipped, spec, caches, device, out, model_dir)
+    temperature = (post.get("calibration") or {}).get("temperature")
+    if temperature:  # the threshold is chosen on the calibrated scale
+        vs = post["passes"]["val"].calibrated(temperature)
     if args.target_sensitivity is not None:
         thr = M.sensitivity_threshold(vy, vs, args.target_sensitivity)
         rule = f"highest threshold with validation sensitivity >= {args.target_sensitivity:g}"
     else:
         thr = M.youden_threshold(vy, vs)
         rule = "Youden's J on the validation split"
+    if temperature:
+        rule += f", on probabilities calibrated with T = {temperature:.3f}"
     evals = {"val": (vy, vs)}
     if "test" in caches:
         test_loader = DataLoader(D.CachedDataset(caches["test"], train=False), batch_size=args.batch_size * 2, num_workers=0)
         ty, ts, _ = L.predict(shipped, test_loader, device, spec, args, amp)
+        if temperature:
+            ts = post["passes"]["test"].calibrated(temperature)
         evals["test"] = (ty, ts)
     report_split = "test" if "test" in evals else "val"
     ry, rs = evals[report_split]
@@ -149,8 +157,12 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
         "intended_use": "Research and demonstration only. Not a medical device: not for diagnosis, triage or "
                         "any clinical decision. Retrain and validate on your own site's data before any study use.",
     })
+    card.update(post.get("card", {}))
     results["card"] = M.jsonable(card)
     text = R.report_md(card, results, history, pngs)
+    if post.get("markdown"):
+        text = text.rstrip() + "\n\n" + post["markdown"]
+        pngs = pngs + post["pngs"]
     atomic.write_text(out / "report.md", text)
     atomic.write_text(out / RESULTS, json.dumps(M.jsonable({k: v for k, v in results.items() if k != "card"}), indent=1) + "\n")
     if args.arch == "resnet50":
@@ -169,3 +181,24 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
                                      "model_dir": str(model_dir) if args.arch == "resnet50" else None,
                                      "threshold": thr, "auc": m["auc"]})), flush=True)
     return results
+
+
+def _postfit(args, shipped, spec, caches: dict[str, D.Cache], device, out: Path, model_dir: Path) -> dict[str, Any]:
+    """Calibration, OOD gate and localization of the shipped weights (:mod:`training.postfit`);
+    ``{}`` for the test-only tiny network. ``card`` holds the entries for the model card."""
+    if args.arch != "resnet50":
+        return {}
+    from training import localization as LOC
+    from training import postfit as PF
+
+    boxes = LOC.read_boxes(args.boxes) if getattr(args, "boxes", None) else None
+    post = PF.run(shipped, spec, {k: caches[k] for k in ("train", "val", "test") if k in caches}, device, boxes,
+                  out, "test", args.batch_size * 2, model_dir=model_dir)
+    post["card"] = PF.card_entries(post)
+    if post["calibration"]:
+        post["card"]["calibration"]["threshold_scale"] = "calibrated"
+    if post["ood"]:
+        post["card"]["ood"] = post["ood"]
+    for n in post["notes"]:
+        print(f"note: {n}", flush=True)
+    return post

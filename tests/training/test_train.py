@@ -129,9 +129,22 @@ def test_resnet50_run_gives_a_model_that_evaluate_and_publish_use(tmp_path):
     env = {"CXRVIEWER_DATA_DIR": str(tmp_path / "user"), "TORCH_HOME": str(tmp_path / "torch")}
     r = _run([sys.executable, "-m", "training", "--data", str(root), "--out", str(out), "--epochs", "1",
               "--image-size", "32", "--batch-size", "8", "--bootstrap", "50", "--split", "0.5,0.25,0.25",
-              "--name", "synthetic-test", "--device", "cpu"], env=env)
+              "--name", "synthetic-test", "--device", "cpu", "--boxes", str(root.parent / "boxes.csv"),
+              "--resolution-aug", "0.5", "--border-erase", "0.5", "--crop-scale", "0.8", "--text-aug", "0.3"], env=env)
     assert r.returncode == 0, r.stderr
     card = json.loads((out / "model" / "card.json").read_text())
+    # calibrated on validation, threshold on that scale; localization of the test split's CAMs
+    cal = card["calibration"]
+    assert {"temperature", "ece_before", "ece_after", "n"} <= set(cal) and cal["temperature"] > 0
+    assert cal["n"] == card["training_data"]["splits"]["val"]["images"]
+    assert "calibrated with T = " in card["threshold_rule"]
+    loc = card["localization"]
+    assert loc["split"] == "test" and loc["pointing_n"] == card["training_data"]["splits"]["test"]["abnormal"]
+    assert card["training"]["shortcut_augmentation"]["border_p"] == 0.5
+    report = (out / "model" / "report.md").read_text()
+    assert "## Calibration" in report and "## Localization" in report
+    for f in ("reliability.png", "cam_grid.png"):
+        assert (out / "model" / f).is_file(), f
     assert card["architecture"] == "resnet50" and card["weights_dtype"] == "float16"
     assert 0.0 <= card["threshold"] <= 1.0 and card["preprocessing"]["size"] == 32
     for k in ("accuracy", "precision", "recall", "specificity", "npv", "f1", "auc"):
