@@ -196,6 +196,9 @@ def get_args_parser(prog: str = "python -m training.postfit") -> argparse.Argume
     p.add_argument("--data", required=True, action="append", metavar="PATH",
                    help="labelled set with a split column, e.g. a run's splits.csv (repeatable)")
     p.add_argument("--boxes", default=None, metavar="CSV", help="path,x,y,w,h boxes or NIH's BBox_List_2017.csv.gz")
+    p.add_argument("--pointing-data", default=None, metavar="PATH",
+                   help="labelled set whose boxed images give the pointing game when the --loc-split images have "
+                        "no boxes (e.g. the few boxed images of a validation set); the CAM mass stays on --loc-split")
     p.add_argument("--loc-split", default="test", choices=["train", "val", "test"],
                    help="split whose CAMs are measured (default test)")
     p.add_argument("--out", default=None, metavar="DIR", help="where the plots and postfit.json go (default: the model dir with --write)")
@@ -242,6 +245,21 @@ def postfit_model(a: argparse.Namespace) -> dict[str, Any]:
     res = run(model, spec, caches, device, boxes, out, a.loc_split, a.batch_size,
               model_dir=model_dir if (a.write and not a.no_ood) else None)
     entries = card_entries(res)
+    if a.pointing_data and boxes and entries.get("localization") is not None:
+        pts = [s for s in D.load_dataset(a.pointing_data).samples if LOC.boxes_for(boxes, s.path)]
+        if not pts:
+            raise CxrError(a.pointing_data, "none of its images has a box in --boxes")
+        pc = D.build_cache(pts, spec)
+        pp = model_pass(model, pc, spec, device, a.batch_size)
+        items = [{"path": pth, "cam": pp.cams[i], "mapping": _mapping(pth, spec)} for i, pth in enumerate(pp.paths)]
+        pg = LOC.pointing_game(items, boxes)
+        entries["localization"].update({"pointing_game": pg["pointing_game"], "centre_baseline": pg["centre_baseline"],
+                                        "random_baseline": pg["random_baseline"], "pointing_n": pg["n"],
+                                        "pointing_hits": pg["hits"], "pointing_data": str(a.pointing_data)})
+        res["localization"]["_pointing_images"] = pg["images"]
+        res["markdown"] += (f"\nPointing game on {pg['n']} boxed images of {a.pointing_data}: CAM peak inside a box "
+                            f"{pg['hits']}/{pg['n']}; image centre {pg['centre_baseline']:.3f}; a random point "
+                            f"{pg['random_baseline']:.3f}.\n")
     thr = float(card.get("threshold", 0.5))
     if a.write:
         card = read_card(model_dir)  # re-read: the OOD gate may have written its entry

@@ -37,3 +37,43 @@ def test_bundled_models_verify_and_agree(rg1_unci):
         assert a.cam.shape == (img.rows, img.cols) and not np.isnan(a.cam).any()
         if b.cam.max() > 0:
             assert pearson(a.cam, b.cam) >= 0.9999
+
+
+def test_bundled_card_is_consistent():
+    """Structural facts of the card: calibration, localization and metrics agree with its own data
+    description and with the files beside it (no metric value is hard-coded here)."""
+    import json
+
+    from cxrviewer.ml.registry import read_card, sha256_file
+
+    for d in _bundled():
+        card = read_card(d)
+        size = card["preprocessing"]["size"]
+        td = card["training_data"]
+        assert td["image_size"] == size
+        assert td["leak_check"].startswith("patients in more than one split: 0 ")
+        auc = card["metrics"]["auc"]
+        assert auc["split"] == "test" and auc["ci95"][0] <= auc["value"] <= auc["ci95"][1]
+        cal = card.get("calibration")
+        if cal is not None:
+            assert cal["temperature"] > 0 and cal["n"] == td["splits"]["val"]["images"]
+            assert 0.0 <= cal["ece_after"] <= 1.0 and 0.0 <= cal["ece_before"] <= 1.0
+            assert cal.get("threshold_scale") == "calibrated"
+        loc = card.get("localization")
+        if loc is not None:
+            assert loc["mass_n"] <= td["splits"][loc["split"]]["images"]
+            assert 0.0 <= loc["outer_ring_mass_median"] <= 1.0
+            if loc["pointing_n"]:
+                assert loc["pointing_game"] == pytest.approx(loc["pointing_hits"] / loc["pointing_n"])
+                assert 0.0 <= loc["centre_baseline"] <= 1.0
+        ood = card.get("ood")
+        if ood is not None:
+            assert sha256_file(d / ood["file"]) == ood["sha256"]
+        for key in ("onnx_file",):
+            if card.get(key):
+                assert (d / card[key]).is_file()
+        # report.md shows the figures the card states
+        report = (d / "report.md").read_text(encoding="utf-8")
+        if cal is not None:
+            assert f"T = {cal['temperature']:.3f}" in report
+        json.dumps(card)  # plain JSON (no NaN objects)

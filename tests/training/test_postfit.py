@@ -82,7 +82,8 @@ def test_postfit_write_and_evaluate_boxes(tmp_path, capsys):
     mdir = _model_dir(tmp_path, size=64)
     splits, boxes = _split_csv(tmp_path)
     before = json.loads((mdir / "card.json").read_text())
-    assert postfit.main(["--model", str(mdir), "--data", str(splits), "--boxes", str(boxes), "--write"]) == 0
+    assert postfit.main(["--model", str(mdir), "--data", str(splits), "--boxes", str(boxes), "--write",
+                         "--pointing-data", str(splits)]) == 0
     assert '"temperature"' in capsys.readouterr().out
     card = json.loads((mdir / "card.json").read_text())
     cal = card["calibration"]
@@ -92,7 +93,8 @@ def test_postfit_write_and_evaluate_boxes(tmp_path, capsys):
     assert card["threshold_uncalibrated"] == before["threshold"]
     loc = card["localization"]
     assert {"pointing_game", "centre_baseline", "outer_ring_mass_median"} <= set(loc)
-    assert loc["split"] == "test" and loc["mass_n"] == 4 and loc["pointing_n"] == 2  # the 2 abnormal test images
+    assert loc["split"] == "test" and loc["mass_n"] == 4  # the CAM mass of the test split...
+    assert loc["pointing_n"] == 6 and loc["pointing_data"] == str(splits)  # ...the pointing game on --pointing-data
     assert 0.0 <= loc["outer_ring_mass_median"] <= 1.0
     for f in ("reliability.png", "cam_grid.png", "postfit.json"):
         assert (mdir / f).is_file(), f
