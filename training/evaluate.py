@@ -67,6 +67,8 @@ def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tupl
 
 
 def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
+    import sys
+
     from cxrviewer.ml.extras import torch_available
     from cxrviewer.ml.preprocess import PreprocessSpec
     from cxrviewer.ml.registry import Registry, read_card, verify_checksum
@@ -168,7 +170,8 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
 
             lines += [""] + loc_markdown(loc, grid.name if grid else None)
         atomic.write_text(out / "report.md", "\n".join(lines) + "\n")
-        print(f"report: {out / 'report.md'}")
+        # with --json, stdout carries the JSON only
+        print(f"report: {out / 'report.md'}", file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     return M.jsonable(res)
 
 
