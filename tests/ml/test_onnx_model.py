@@ -18,7 +18,6 @@ from cxrviewer.ml.onnx_model import (
     ONNX_FILE,
     card_onnx,
     safetensors_layout,
-    write_model_onnx,
 )
 from cxrviewer.ml.registry import read_card, sha256_file
 
@@ -102,7 +101,7 @@ def test_publish_and_import_write_model_onnx_into_the_card(tmp_path, monkeypatch
     assert not (src / ONNX_FILE).exists()  # the source folder is never written
     # float32 weights: referenced as they are, no Cast needed; graph only
     assert (entry.path / ONNX_FILE).stat().st_size < 1_000_000
-    # writing again over a stale file replaces it and re-records the hash
+    # a stale or altered file is refused on load, by name (rewriting it: `cxrviewer models onnx DIR`)
     (entry.path / ONNX_FILE).write_bytes(b"junk")
-    out = write_model_onnx(entry.path)
-    assert read_card(entry.path)["onnx_sha256"] == sha256_file(out)
+    with pytest.raises(CxrError, match="checksum mismatch"):
+        card_onnx(entry.path, read_card(entry.path))
