@@ -172,6 +172,7 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
         atomic.write_text(model_dir / "report.md", text.replace("](", "](./"))
         for png in pngs:
             atomic.write_bytes(model_dir / png.name, png.read_bytes())
+        _write_onnx(model_dir)
     m = mets
     print(f"{report_split} ({len(ry)} images) at threshold {thr:.3f} [{rule}]: " +
           ", ".join(f"{k} {M.fmt_ci(m[k])}" for k in M.METRIC_NAMES), flush=True)
@@ -202,3 +203,17 @@ def _postfit(args, shipped, spec, caches: dict[str, D.Cache], device, out: Path,
     for n in post["notes"]:
         print(f"note: {n}", flush=True)
     return post
+
+
+def _write_onnx(model_dir: Path) -> None:
+    """``model_dir/model.onnx`` (graph only, weights read from model.safetensors), recorded in
+    its card, so the viewer's torch-free base install runs the model as it comes out of training
+    (``cxrviewer publish`` would write it otherwise)."""
+    try:
+        import onnx  # noqa: F401 - the train extra's
+    except ImportError:
+        print("model.onnx not written (onnx is not installed); `cxrviewer publish` writes it", flush=True)
+        return
+    from cxrviewer.ml.onnx_model import write_model_onnx
+
+    write_model_onnx(model_dir)

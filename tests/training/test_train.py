@@ -146,6 +146,10 @@ def test_resnet50_run_gives_a_model_that_evaluate_and_publish_use(tmp_path):
     for f in ("reliability.png", "cam_grid.png"):
         assert (out / "model" / f).is_file(), f
     assert card["architecture"] == "resnet50" and card["weights_dtype"] == "float16"
+    # the run's model carries model.onnx (the viewer's torch-free install runs it), hash in the card
+    from cxrviewer.ml.onnx_model import card_onnx
+
+    assert card["onnx_file"] == "model.onnx" and card_onnx(out / "model", card) == out / "model" / "model.onnx"
     assert 0.0 <= card["threshold"] <= 1.0 and card["preprocessing"]["size"] == 32
     for k in ("accuracy", "precision", "recall", "specificity", "npv", "f1", "auc"):
         m = card["metrics"][k]
