@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui
 
-Snapshot = tuple[tuple[tuple[float, float, float, float], ...], tuple[tuple[str, tuple[tuple[float, float], ...]], ...]]
+Snapshot = tuple[tuple[tuple[float, float, float, float], ...], tuple[tuple[str, tuple[tuple[float, float], ...], str], ...]]
 
 
 class AnnotationHistory(QtCore.QObject):
@@ -39,7 +39,7 @@ class AnnotationHistory(QtCore.QObject):
 
     def snapshot(self) -> Snapshot:
         rulers = tuple((r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in self.canvas.rulers)
-        meas = tuple((m.kind, tuple(m.points())) for m in self.tools.measurements)
+        meas = tuple((m.kind, tuple(m.points()), m.note) for m in self.tools.measurements)
         return rulers, meas
 
     def reset(self) -> None:
@@ -87,8 +87,8 @@ class AnnotationHistory(QtCore.QObject):
             for x0, y0, x1, y1 in rulers:
                 self.canvas.add_ruler((x0, y0), (x1, y1))
             self.tools.clear()
-            for kind, pts in meas:
-                self.tools.add(kind, list(pts))
+            for kind, pts, note in meas:
+                self.tools.add(kind, list(pts), note=note)
         finally:
             self._applying = False
         self.canvas.rulersChanged.emit()  # the reading state saves what is on screen now

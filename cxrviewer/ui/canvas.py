@@ -538,7 +538,9 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         if ev.button() != QtCore.Qt.MouseButton.LeftButton:
             return
         ev.accept()
-        if self._tool == "probe":
+        if self._tool in self._tool_handlers:
+            self._tool_handlers[self._tool](ev)  # a click (no isStart): e.g. placing a text label
+        elif self._tool == "probe":
             self._show_probe(ev.scenePos())
         elif self._tool == "ruler":
             # A click selects the nearest ruler (Delete removes it).

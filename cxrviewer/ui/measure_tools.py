@@ -13,12 +13,16 @@ Drawing (left button with the tool chosen in Tools):
 * **Cobb angle** (C): drag one line, then the other.
 * **CTR** (X): drag the inner thoracic width, then the heart width.
 * **Ellipse ROI** (E) / **Rectangle ROI** (Q): drag the box.
+* **Arrow** (Shift+A): drag from the tail to the point shown. **Text label** (Shift+T): click
+  where the text goes and type it.
 
 Delete (the panel's button, or Tools → Delete Selected Ruler for rulers) removes; the panel's
 *Copy* puts every measurement of the image on the clipboard as text.
 """
 
 from __future__ import annotations
+
+import math
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -35,6 +39,8 @@ TOOLS = {
     "ctr": ("Cardiothoracic Ratio", "X", 4),
     "ellipse": ("Ellipse ROI", "E", 2),
     "rect": ("Rectangle ROI", "Q", 2),
+    "arrow": ("Arrow", "Shift+A", 2),
+    "text": ("Text Label", "Shift+T", 1),
 }
 
 
@@ -49,15 +55,25 @@ class _EllipseROI(pg.EllipseROI):
 class Measurement:
     """One measurement: its kind, its points (image coordinates) and its ROI items."""
 
-    def __init__(self, tools: MeasureTools, kind: str, points: list[tuple[float, float]]):
+    def __init__(self, tools: MeasureTools, kind: str, points: list[tuple[float, float]], note: str = ""):
         self.tools = tools
         self.kind = kind
+        self.note = note  # the text of a text label or an arrow
         self.rois: list[pg.ROI] = []
+        self.head: pg.ArrowItem | None = None
         self.label = pg.TextItem("", color=COLOR, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140))
         self.label.setParentItem(tools.container)
         pen = pg.mkPen(COLOR, width=2)
         if kind == "angle":
             self.rois = [pg.PolyLineROI(points, closed=False, pen=pen, movable=True)]
+        elif kind == "arrow":
+            self.rois = [pg.LineSegmentROI([points[0], points[1]], pen=pen)]
+            self.head = pg.ArrowItem(headLen=16, tipAngle=30, pen=pen, brush=pg.mkBrush(COLOR))
+            self.head.setParentItem(tools.container)
+            self.head.setZValue(101)
+        elif kind == "text":
+            t = pg.TargetItem(points[0], size=9, symbol="o", pen=pen, movable=True)
+            self.rois = [t]
         elif kind in ("cobb", "ctr"):
             self.rois = [pg.LineSegmentROI([points[0], points[1]], pen=pen)]
             if len(points) >= 4:
@@ -80,6 +96,10 @@ class Measurement:
     def _own(self, roi: pg.ROI) -> None:
         roi.setParentItem(self.tools.container)
         roi.setZValue(100)
+        if isinstance(roi, pg.TargetItem):
+            roi.sigPositionChanged.connect(lambda *_: self.update())
+            roi.sigPositionChangeFinished.connect(lambda *_: self.tools.changed.emit())
+            return
         roi.sigRegionChanged.connect(lambda *_: self.update())
         roi.sigRegionChangeFinished.connect(lambda *_: self.tools.changed.emit())
         roi.sigClicked.connect(lambda *_: self.tools.select(self))
@@ -96,7 +116,9 @@ class Measurement:
         """The defining points in image coordinates."""
         out: list[tuple[float, float]] = []
         for r in self.rois:
-            if isinstance(r, (pg.LineSegmentROI, pg.PolyLineROI)):
+            if isinstance(r, pg.TargetItem):
+                out.append((r.pos().x(), r.pos().y()))
+            elif isinstance(r, (pg.LineSegmentROI, pg.PolyLineROI)):
                 for _name, p in r.getLocalHandlePositions():
                     q = r.mapToParent(p)
                     out.append((q.x(), q.y()))
@@ -115,6 +137,8 @@ class Measurement:
         sp = (g.row_spacing_mm, g.col_spacing_mm) if g is not None else None
         pts = self.points()
         name = TOOLS[self.kind][0]
+        if self.kind in ("arrow", "text"):
+            return name, self.note
         if self.kind == "angle":
             a, v, b = pts[:3]
             return name, f"{M.angle_deg(v, a, b, sp):.1f}°"
@@ -155,6 +179,8 @@ class Measurement:
 
     def anchor(self) -> tuple[float, float]:
         pts = self.points()
+        if self.kind in ("arrow", "text"):
+            return pts[0]  # the text at the tail, where it does not hide what the arrow shows
         if self.kind == "angle":
             return pts[1]
         if self.kind in ("ellipse", "rect"):
@@ -162,12 +188,26 @@ class Measurement:
         return pts[-1]
 
     def update(self) -> None:
-        self.label.setText(self.text(), color=SELECTED if self.tools.selected is self else COLOR)
+        text = self.text()
+        self.label.setText(text, color=SELECTED if self.tools.selected is self else COLOR)
         self.label.setPos(*self.anchor())
+        self.label.setVisible(bool(text))
+        if self.head is not None:
+            tail, head = self.points()[:2]
+            c = self.tools.canvas
+            a, b = c.image_to_scene(*tail), c.image_to_scene(*head)
+            dx, dy = b.x() - a.x(), b.y() - a.y()
+            # ArrowItem: angle 0 points left, rotated clockwise on screen (y down)
+            self.head.setStyle(angle=math.degrees(math.atan2(-dy, -dx)))
+            self.head.setPos(*head)
 
     def specs(self) -> list[RulerSpec]:
         """Line segments for the native export, the label on the last one."""
         pts = self.points()
+        if self.kind == "text":
+            return [RulerSpec(pts[0], pts[0], self.note)]
+        if self.kind == "arrow":
+            return _arrow_specs(pts[0], pts[1], self.note, self.tools.canvas.img)
         if self.kind == "angle":
             segs = M.polyline_segments(pts[:3])
         elif self.kind in ("cobb", "ctr"):
@@ -182,7 +222,7 @@ class Measurement:
         return out
 
     def items(self) -> list[QtWidgets.QGraphicsItem]:
-        return [*self.rois, self.label]
+        return [*self.rois, self.label, *([self.head] if self.head is not None else [])]
 
     def remove(self) -> None:
         for it in self.items():
@@ -190,6 +230,21 @@ class Measurement:
             it.setParentItem(None)
             if sc is not None:
                 sc.removeItem(it)
+
+
+def _arrow_specs(tail, head, note: str, img) -> list[RulerSpec]:
+    """An arrow for the export: the shaft (its text at the tail) and two head strokes, the head
+    about 2.5% of the image's size."""
+    size = 0.025 * max(img.rows, img.cols) if img is not None else 10.0
+    dx, dy = head[0] - tail[0], head[1] - tail[1]
+    n = math.hypot(dx, dy) or 1.0
+    ux, uy = dx / n, dy / n
+    out = [RulerSpec(head, tail, note)]
+    for s in (1, -1):
+        c, si = math.cos(math.radians(25)), s * math.sin(math.radians(25))
+        bx, by = -(ux * c - uy * si), -(uy * c + ux * si)
+        out.append(RulerSpec(head, (head[0] + size * bx, head[1] + size * by), ""))
+    return out
 
 
 class MeasureTools(QtCore.QObject):
@@ -209,13 +264,17 @@ class MeasureTools(QtCore.QObject):
         for tool in TOOLS:
             canvas.register_tool(tool, self._drag)
         canvas.imageShown.connect(self.clear)
+        canvas.viewChanged.connect(self._view_changed)  # arrow heads are drawn in screen space
+        #: asks the reader for a text label's text: ``(text, ok)``
+        self.ask_text = lambda: QtWidgets.QInputDialog.getText(canvas, "Text label", "Text:")
         canvas.export_specs.append(self.specs)
         canvas.annotation_items.append(self.items)
 
     # ------------------------------------------------------------- API
-    def add(self, kind: str, points: list[tuple[float, float]], emit: bool = True) -> Measurement:
-        """Add a finished (or, for two-line tools, half-finished) measurement."""
-        m = Measurement(self, kind, [tuple(map(float, p)) for p in points])
+    def add(self, kind: str, points: list[tuple[float, float]], emit: bool = True, note: str = "") -> Measurement:
+        """Add a finished (or, for two-line tools, half-finished) measurement; ``note`` is the
+        text of a text label or an arrow."""
+        m = Measurement(self, kind, [tuple(map(float, p)) for p in points], note)
         self.measurements.append(m)
         if emit:
             self.changed.emit()
@@ -249,6 +308,11 @@ class MeasureTools(QtCore.QObject):
     def specs(self) -> list[RulerSpec]:
         return [s for m in self.measurements for s in m.specs()]
 
+    def _view_changed(self) -> None:
+        for m in self.measurements:
+            if m.head is not None:
+                m.update()
+
     def items(self) -> list[QtWidgets.QGraphicsItem]:
         return [it for m in self.measurements for it in m.items()]
 
@@ -259,6 +323,14 @@ class MeasureTools(QtCore.QObject):
             return
         tool = c.tool()
         p = c.scene_to_image(ev.scenePos())
+        if tool == "text":
+            if not hasattr(ev, "isStart") or ev.isFinish():  # a click, or the end of a drag
+                text, ok = self.ask_text()
+                if ok and text.strip():
+                    self.add("text", [p], note=text.strip())
+            return
+        if not hasattr(ev, "isStart"):
+            return  # a click: the other tools are drawn by dragging
         if ev.isStart():
             p0 = c.scene_to_image(ev.buttonDownScenePos())
             pend = self._pending if self._pending is not None and self._pending.kind == tool else None
@@ -268,7 +340,8 @@ class MeasureTools(QtCore.QObject):
             elif pend is not None and tool == "angle":
                 self._drawing = pend
             else:
-                first = {"angle": [p, p0, p], "cobb": [p0, p], "ctr": [p0, p], "ellipse": [p0, p], "rect": [p0, p]}[tool]
+                first = {"angle": [p, p0, p], "cobb": [p0, p], "ctr": [p0, p], "ellipse": [p0, p], "rect": [p0, p],
+                         "arrow": [p0, p]}[tool]
                 self._drawing = self.add(tool, first, emit=False)  # "changed" when the drag ends
                 self._pending = self._drawing if tool in ("angle", "cobb", "ctr") else None
             self._second = pend is not None
@@ -296,11 +369,11 @@ class MeasureTools(QtCore.QObject):
         handles = roi.getHandles()
         if tool == "angle":
             h = handles[2] if self._second else handles[0]
-            if not self._second:
-                handles[2].setPos(roi.mapFromParent(QtCore.QPointF(*p)))  # the second arm starts on the first
+            if not self._second:  # the second arm starts on the first
+                roi.movePoint(handles[2], QtCore.QPointF(*p), finish=False)
         else:
             h = handles[1]
-        roi.movePoint(h, roi.mapToScene(roi.mapFromParent(QtCore.QPointF(*p))), finish=False)
+        roi.movePoint(h, QtCore.QPointF(*p), finish=False)  # coords="parent": image coordinates
 
 
 class MeasurementsPanel(QtWidgets.QWidget):
@@ -412,7 +485,9 @@ def install(window) -> MeasureTools:
     window.actions_list.append(a)
 
     def first_measurement() -> None:
-        if tools.measurements and not dock.isVisible():
+        # not in the middle of a drag: the panel appearing resizes the canvas under the mouse
+        pressed = QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
+        if tools.measurements and not dock.isVisible() and tools._drawing is None and not pressed:
             dock.show()
 
     tools.changed.connect(first_measurement)

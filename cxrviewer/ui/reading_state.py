@@ -95,8 +95,9 @@ class ReadingState:
     center: tuple[float, float] | None = None
     zoom: float | None = None
     rulers: list[tuple[float, float, float, float]] = field(default_factory=list)
-    #: the other measurements (:mod:`cxrviewer.ui.measure_tools`): ``(kind, points)``
-    measurements: list[tuple[str, list[tuple[float, float]]]] = field(default_factory=list)
+    #: the other measurements (:mod:`cxrviewer.ui.measure_tools`): ``(kind, points)``, or
+    #: ``(kind, points, text)`` for a text label or an arrow with text
+    measurements: list[tuple] = field(default_factory=list)
 
     def is_default(self) -> bool:
         return self == ReadingState()
@@ -114,7 +115,8 @@ class ReadingState:
             "view": {"rotation": self.rotation % 4, "flip_h": self.flip_h, "flip_v": self.flip_v, "invert": self.invert},
             "zoom": None if self.zoom is None or self.center is None else {"center": list(self.center), "zoom": self.zoom},
             "rulers": [list(r) for r in self.rulers],
-            "measurements": [{"kind": k, "points": [list(p) for p in pts]} for k, pts in self.measurements],
+            "measurements": [{"kind": m[0], "points": [list(p) for p in m[1]], **({"text": m[2]} if len(m) > 2 and m[2] else {})}
+                             for m in self.measurements],
         }
 
     @classmethod
@@ -176,7 +178,10 @@ class ReadingState:
                 if not isinstance(p, list) or len(p) != 2:
                     raise ValueError("a measurement point is not two numbers")
                 pts.append((_num(p[0], "measurement point"), _num(p[1], "measurement point")))
-            st.measurements.append((m["kind"], pts))
+            text = m.get("text", "")
+            if not isinstance(text, str) or len(text) > 2000:
+                raise ValueError("a measurement's text is not a short string")
+            st.measurements.append((m["kind"], pts, text) if text else (m["kind"], pts))
         return st
 
 
@@ -280,7 +285,8 @@ class ReadingStateKeeper(QtCore.QObject):
             window=None if win is None or win == default else win,
             rotation=v.rotation % 4, flip_h=v.flip_h, flip_v=v.flip_v, invert=v.invert,
             rulers=[(r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in c.rulers],
-            measurements=[(m.kind, m.points()) for m in self.tools.measurements] if self.tools is not None else [],
+            measurements=[(m.kind, m.points(), m.note) if m.note else (m.kind, m.points())
+                          for m in self.tools.measurements] if self.tools is not None else [],
         )
         if not c.is_fit():
             st.center, st.zoom = c.center_zoom()
@@ -342,9 +348,9 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.add_ruler((x0, y0), (x1, y1))
             if self.tools is not None:
                 self.tools.clear()
-                for kind, pts in st.measurements:
+                for kind, pts, *text in st.measurements:
                     try:
-                        self.tools.add(kind, pts)
+                        self.tools.add(kind, pts, note=text[0] if text else "")
                     except (ValueError, IndexError) as e:  # a kind this version does not know
                         _log.warning("reading state of %s: measurement %r skipped: %s", c.img.path if c.img else "?", kind, e)
             if st.center is not None and st.zoom is not None:

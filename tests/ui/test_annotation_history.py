@@ -69,10 +69,10 @@ def test_a_ruler_end_can_be_dragged_after_drawing(qtbot, viewer, tmp_path):
     # grab the far end and move it: the same ruler, longer, no new one
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 50, 10), image_point_to_viewport(c, 70, 10))
     assert c.rulers == [r]
-    assert abs(r.p1[0] - 70) < 1.0 and abs(r.p0[0] - 10) < 1.0 and abs(r.p0[1] - 10) < 1.0
+    assert abs(r.p1[0] - 70) < 1.5 and abs(r.p0[0] - 10) < 1.5 and abs(r.p0[1] - 10) < 1.5
     assert r.text() == f"{abs(r.p1[0] - r.p0[0]) * 0.5:.1f} mm" and abs(r.p1[0] - r.p0[0]) > 55
     # the start end too
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 10, 40))
-    assert len(c.rulers) == 1 and abs(r.p0[1] - 40) < 1.0
+    assert len(c.rulers) == 1 and abs(r.p0[1] - 40) < 1.5
     viewer.annotation_history.undo()  # one step per edit
-    assert len(c.rulers) == 1 and abs(c.rulers[0].p0[1] - 10) < 1.0
+    assert len(c.rulers) == 1 and abs(c.rulers[0].p0[1] - 10) < 1.5

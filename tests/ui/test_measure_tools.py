@@ -69,6 +69,16 @@ def test_drawing_with_the_mouse_and_following_rotation(calibrated, qtbot):
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 60), image_point_to_viewport(c, 60, 70))
     cobb = w.measure_tools.measurements[-1]
     assert len(cobb.points()) == 4 and cobb.text().startswith("Cobb ")
+    assert np.allclose(cobb.points(), [(10, 10), (60, 10), (10, 60), (60, 70)], atol=1.5)
+    # the angle: first arm from the vertex, then the second arm's end
+    w.tool_actions["angle"].trigger()
+    qtbot.wait(50)  # the Measurements panel appeared: let the canvas take its new size first
+    # (away from the ellipse: a drag that starts on an ROI moves that ROI)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 85, 70), image_point_to_viewport(c, 95, 70))
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 90, 76), image_point_to_viewport(c, 85, 58))
+    ang = w.measure_tools.measurements[-1]
+    assert ang.kind == "angle" and np.allclose(ang.points(), [(95, 70), (85, 70), (85, 58)], atol=1.5)
+    assert ang.text() == "90.0°" or abs(float(ang.text()[:-1]) - 90) < 8
     # rotating the view keeps the measurement on the same pixels
     before = m.points()
     w.act_rot_cw.trigger()
@@ -106,3 +116,41 @@ def test_delete_and_next_image_clears(calibrated, qtbot):
     assert [m.kind for m in t.measurements] == ["angle"]
     t.delete()
     assert t.measurements == [] and t.panel.table.rowCount() == 0
+
+
+def test_arrow_and_text_label(calibrated, qtbot):
+    w, img = calibrated
+    t, c = w.measure_tools, w.canvas
+    base = c.render_array(native=True, annotations=False)
+    w.tool_actions["arrow"].trigger()
+    qtbot.wait(50)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 80, 60), image_point_to_viewport(c, 40, 30))
+    (arrow,) = t.measurements
+    (tx, ty), (hx, hy) = arrow.points()
+    assert abs(tx - 80) < 1.5 and abs(hy - 30) < 1.5 and arrow.head.isVisible()
+    # the head sits on the point shown and points along the shaft, on screen
+    hs = arrow.head.scenePos()
+    ps = c.image_to_scene(hx, hy)
+    assert abs(hs.x() - ps.x()) < 1 and abs(hs.y() - ps.y()) < 1
+    lab = t.add("text", [(20, 70)], note="effusion?")
+    assert lab.value() == ("Text Label", "effusion?") and lab.label.isVisible()
+    # a click with the Text tool asks for the text (the dialog is replaced by a function here)
+    t.ask_text = lambda: ("apex", True)
+    w.tool_actions["text"].trigger()
+    pos = image_point_to_viewport(c, 30, 20)
+    from PySide6.QtTest import QTest
+
+    QTest.mouseClick(c.graphics.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, pos)
+    assert [m.note for m in t.measurements if m.kind == "text"] == ["effusion?", "apex"]
+    p = t.measurements[-1].points()[0]
+    assert abs(p[0] - 30) < 1.5 and abs(p[1] - 20) < 1.5
+    # burned into the native export: shaft between tail and head, head strokes
+    out = c.render_array(native=True)
+    diff = np.any(out != base, axis=-1)
+    assert diff[43:48, 58:63].any() and diff[28:33, 38:43].any()  # on the shaft / at the head
+    # rotation turns the arrow head with the shaft
+    w.act_rot_cw.trigger()
+    hs2 = arrow.head.scenePos()
+    ps2 = c.image_to_scene(hx, hy)
+    assert abs(hs2.x() - ps2.x()) < 1 and abs(hs2.y() - ps2.y()) < 1
+    assert "Text Label: effusion?" in t.panel.as_text()
