@@ -15,7 +15,8 @@ for var, sub in (("CXRVIEWER_DATA_DIR", "data"), ("CXRVIEWER_CACHE_DIR", "cache"
     os.environ.setdefault(var, str(_TMP / sub))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+# CXRVIEWER_SHARED_DATA: the same data seen from a git worktree elsewhere
+SHARED_DATA = Path(os.environ.get("CXRVIEWER_SHARED_DATA") or (REPO.parent / "shared" / "data")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,27 @@
 
 Scans PATH like the viewer (folder, file or DICOMDIR), predicts each image (frame 0 of
 multi-frame instances), writes one row per image with the columns
-``path, sop_instance_uid, probability_abnormal, label, model, model_version`` (a JSON
-document ``{"model", "model_version", "results": [rows], "errors": [...]}`` when the output
-name ends in ``.json``), and optionally a Grad-CAM overlay PNG per image. Unreadable files
-are listed with their reasons on stderr and in the JSON; they do not stop the run.
+``path, sop_instance_uid, probability_abnormal, label, model, model_version, status, reason``
+(a JSON document ``{"model", "model_version", "results": [rows], "errors": [...]}`` when the
+output name ends in ``.json``), and optionally a Grad-CAM overlay PNG per image. Unreadable
+files are listed with their reasons on stderr and in the JSON; they do not stop the run.
+
+``status`` is the out-of-distribution gate's outcome (:mod:`cxrviewer.ml.ood`): ``ok`` or
+``out_of_distribution``; ``reason`` says why an image was refused (or, for ``ok``, the caution
+its score carries). A refused image gets an empty ``probability_abnormal`` and ``label``
+(and no heatmap) unless ``--score-all``. Probabilities are calibrated when the model card
+has a temperature.
 """
 
 from __future__ import annotations
 
 import argparse
 
-COLUMNS = ["path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version"]
+#: CSV columns (a contract: add at the end, rename nothing)
+COLUMNS = [
+    "path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version",
+    "status", "reason",
+]
 
 
 def add_parser(sub) -> None:
@@ -32,6 +42,12 @@ def add_parser(sub) -> None:
         help="also write a Grad-CAM overlay PNG per image into this folder",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument(
+        "--score-all",
+        action="store_true",
+        help="also fill probability and label for images the out-of-distribution gate refuses "
+        "(their status and reason still say so)",
+    )
     p.add_argument(
         "--backend",
         default="auto",
@@ -101,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     cam_dir = Path(args.cam_dir) if args.cam_dir else None
 
     rows: list[dict] = []
+    refused = 0
     progress = TtyProgress("inferring")
     done = 0
     for start in range(0, len(instances), args.batch_size):
@@ -121,17 +138,21 @@ def run(args: argparse.Namespace) -> int:
             preds = engine.predict_batch([im for _, im in imgs], cam=cam_dir is not None)
             for (inst, img), p in zip(imgs, preds, strict=True):
                 uid = img.header.sop_instance_uid or inst.sop_instance_uid
+                shown = p.scored or args.score_all
+                refused += not p.scored
                 rows.append(
                     {
                         "path": inst.path,
                         "sop_instance_uid": uid,
-                        "probability_abnormal": round(p.probability_abnormal, 6),
-                        "label": p.label,
+                        "probability_abnormal": round(p.probability_abnormal, 6) if shown else "",
+                        "label": p.label if shown else "",
                         "model": p.model_name,
                         "model_version": p.model_version,
+                        "status": p.gate.status,
+                        "reason": p.gate.reason if not p.scored else p.gate.caution,
                     }
                 )
-                if cam_dir is not None and p.cam is not None:
+                if cam_dir is not None and p.cam is not None and shown:
                     try:
                         atomic.write_bytes(
                             cam_dir / _cam_name(inst.path, uid), overlay_png(render(img), p.cam)
@@ -164,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unreadable: {e['path']}: {e['reason']}", file=sys.stderr)
     print(
         f"{len(rows)} images -> {out} (model {engine.name} {engine.version}, {engine.backend} on {engine.device}); "
+        f"{refused} out of distribution ({'scored anyway' if args.score_all else 'not scored'}); "
         f"{len(errors)} unreadable",
         file=sys.stderr,
     )

@@ -1,4 +1,4 @@
-"""``cxrviewer models list | show NAME | import DIR | activate NAME | onnx DIR``: the model registry."""
+"""``cxrviewer models list | show NAME | import DIR | activate NAME | onnx DIR | fit-ood NAME``: the model registry."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
     )
     ox.add_argument("dir")
     ox.set_defaults(func=run_onnx)
+
+    from cxrviewer.cli import fit_ood
+
+    fit_ood.add_parser(msub)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -27,7 +27,6 @@ import os
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 from cxrviewer import paths
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.types import LoadedImage
+from cxrviewer.ml import ood
 from cxrviewer.ml.cam import closed_form_cam_numpy, normalize_cam
 from cxrviewer.ml.extras import TRAIN_EXTRA_HINT
 from cxrviewer.ml.onnx_model import (  # noqa: F401 - re-exported: the ONNX side of the engine
@@ -52,13 +52,25 @@ from cxrviewer.ml.registry import (
     ModelError,
     Registry,
     read_card,
-    sha256_file,
     verify_checksum,
 )
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("Normal", "Abnormal")
+#: the class every heatmap explains unless a caller asks for another
+CAM_CLASS = 1
+
+
+def calibration_temperature(card: dict[str, Any]) -> float:
+    """The card's ``calibration.temperature`` (a positive finite number), else 1.0."""
+    cal = card.get("calibration")
+    t = cal.get("temperature") if isinstance(cal, dict) else None
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        return 1.0
+    return t if np.isfinite(t) and t > 0 else 1.0
 BACKENDS = ("auto", "onnxruntime", "torch")
 
 
@@ -67,7 +79,11 @@ class Prediction:
     """The model's answer for one image.
 
     ``cam`` is float32 ``(rows, cols)`` in [0, 1] in the original image geometry (or None);
-    ``cam_class`` the class it explains (by default the predicted label's class).
+    ``cam_class`` the class it explains (by default Abnormal, whatever the label).
+    ``gate`` is the out-of-distribution gate's outcome (:mod:`cxrviewer.ml.ood`): when it is
+    not ``ok`` the probability is still computed, but callers show it only when the user
+    asks ("Score anyway", ``infer --score-all``), with a caution. ``temperature`` is the
+    calibration temperature applied (``softmax(logits / T)``; 1.0 = uncalibrated).
     """
 
     probabilities: tuple[float, float]
@@ -81,10 +97,26 @@ class Prediction:
     device: str
     backend: str
     elapsed_ms: float
+    gate: ood.GateOutcome = ood.PASSED
+    temperature: float = 1.0
+
+    @property
+    def scored(self) -> bool:
+        """Whether the gate let this image be scored (else it is shown only on request)."""
+        return self.gate.ok
+
+    @property
+    def caution(self) -> str:
+        """What every display of this result must say beside it ("" when nothing)."""
+        if not self.gate.ok:
+            return f"scored anyway although out of distribution: {self.gate.reason}"
+        return self.gate.caution
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax over the last axis of ``logits / temperature`` (temperature scaling,
+    Guo et al. 2017: ``T > 1`` softens over-confident probabilities)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float64)
@@ -146,7 +178,8 @@ class _OrtBackend:
 
     def run(
         self, x: np.ndarray, cam: bool, target: Sequence[int] | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> (logits, maps or None, pooled layer4 features ``(n, 2048)``)."""
         with self.lock:
             logits, acts = self.session.run(
                 None, {"input": np.ascontiguousarray(x, dtype=np.float32)}
@@ -155,7 +188,7 @@ class _OrtBackend:
         if cam:
             assert target is not None
             maps = closed_form_cam_numpy(acts, self.fc_weight, np.asarray(target))
-        return logits.astype(np.float32), maps
+        return logits.astype(np.float32), maps, ood.gap_features(acts)
 
 
 BF16_TOLERANCE = 0.005
@@ -229,14 +262,18 @@ class _TorchBackend:
 
     def run(
         self, x: np.ndarray, cam: bool, target: Sequence[int] | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> (logits, maps or None, pooled layer4 features ``(n, 2048)``)."""
         from cxrviewer.ml.cam import backbone_features, head_logits
 
         torch = self.torch
         t = self._input(x)
         if not cam:
             with torch.inference_mode(), self._autocast():
-                return self.model(t).float().cpu().numpy(), None
+                acts = backbone_features(self.model, t)
+                logits = head_logits(self.model, acts)
+                feats = acts.float().mean(dim=(2, 3)).cpu().numpy()
+                return logits.float().cpu().numpy(), None, feats
         # Exact Grad-CAM at layer4 through the head only (cam.head_gradcam), with the
         # class chosen by the caller (which needs the logits first: both come from one pass).
         with torch.no_grad(), self._autocast():
@@ -251,7 +288,8 @@ class _TorchBackend:
             (grads,) = torch.autograd.grad(logits.gather(1, cls[:, None]).sum(), acts)
         with torch.no_grad():
             raw = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
-        return logits.detach().float().cpu().numpy(), normalize_cam(raw.cpu().numpy())
+            feats = acts.mean(dim=(2, 3)).cpu().numpy()
+        return logits.detach().float().cpu().numpy(), normalize_cam(raw.cpu().numpy()), feats
 
 
 # --------------------------------------------------------------------------- engine
@@ -268,6 +306,12 @@ class Engine:
         ``"cpu"``, ``"cuda"`` or ``"mps"``.
     backend
         ``"onnxruntime"`` or ``"torch"``.
+    temperature
+        The card's ``calibration.temperature`` (1.0 when absent): probabilities are
+        ``softmax(logits / temperature)`` and the card's threshold is on that scale.
+    gate, gate_error
+        The learned out-of-distribution check (``ood.npz``; ``None`` when the model has none
+        or its file fails verification, ``gate_error`` then says why).
     """
 
     def __init__(self, model_dir: Path, card: dict[str, Any], impl: Any):
@@ -277,10 +321,20 @@ class Engine:
         self.version = str(card["version"])
         self.threshold = float(card.get("threshold", 0.5))
         self.spec = PreprocessSpec.from_dict(card.get("preprocessing"))
+        self.temperature = calibration_temperature(card)
         self._impl = impl
         self.backend: str = impl.name
         self.device: str = impl.device
         self._lazy_torch: Any = None
+        self.gate: ood.FeatureGate | None = None
+        self.gate_error = ""
+        try:
+            self.gate = ood.load_feature_gate(model_dir, card)
+        except CxrError as e:
+            # The model still loads (the viewer stays usable); every result then carries a
+            # caution saying the learned check is off and why.
+            self.gate_error = str(e)
+            log.warning("OOD gate of %s not used: %s", model_dir, e)
 
     @classmethod
     def load(
@@ -395,48 +449,46 @@ class Engine:
     def _label(self, p_abn: float) -> str:
         return CLASSES[1] if p_abn >= self.threshold else CLASSES[0]
 
-    def _targets(self, probs: np.ndarray, target_class: int | None) -> list[int]:
-        if target_class is not None:
-            if target_class not in (0, 1):
-                raise ValueError(f"target_class must be 0 or 1, not {target_class!r}")
-            return [int(target_class)] * len(probs)
-        # The class the user is shown (label at the card threshold), not a bare argmax.
-        return [1 if p[1] >= self.threshold else 0 for p in probs]
+    @staticmethod
+    def _target(target_class: int | None) -> int:
+        # The heatmap explains the Abnormal class whatever the label: a Normal call's map in
+        # the same colours would read as disease ("evidence for Abnormal" is what it shows).
+        if target_class is None:
+            return CAM_CLASS
+        if target_class not in (0, 1):
+            raise ValueError(f"target_class must be 0 or 1, not {target_class!r}")
+        return int(target_class)
+
+    def forward(
+        self, x: np.ndarray, cam: bool = False, target_class: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[int] | None, np.ndarray]:
+        """Batch ``(n, 3, S, S)`` -> (calibrated probabilities ``(n, 2)``, low-res maps or
+        None, classes explained or None, pooled layer4 features ``(n, 2048)``): one pass."""
+        targets = [self._target(target_class)] * x.shape[0] if cam else None
+        logits, maps, feats = self._impl.run(x, cam, targets)
+        return softmax(logits, self.temperature), maps, targets, feats
 
     def run_arrays(
         self, x: np.ndarray, cam: bool = False, target_class: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, list[int] | None]:
         """Batch ``(n, 3, S, S)`` -> (probabilities ``(n, 2)``, low-res maps or None, classes)."""
-        if not cam:
-            logits, _ = self._impl.run(x, False, None)
-            return softmax(logits), None, None
-        if target_class is None and self.backend == "onnxruntime":
-            # one run gives logits and activations: choose the classes after it
-            with self._impl.lock:
-                logits, acts = self._impl.session.run(
-                    None, {"input": np.ascontiguousarray(x, dtype=np.float32)}
-                )
-            probs = softmax(logits)
-            targets = self._targets(probs, None)
-            return (
-                probs,
-                closed_form_cam_numpy(acts, self._impl.fc_weight, np.asarray(targets)),
-                targets,
-            )
-        if target_class is None:
-            # torch: the head is cheap, so run it for the logits, then explain the shown class.
-            logits, maps = self._impl.run(x, True, None)
-            probs = softmax(logits)
-            targets = self._targets(probs, None)
-            if targets != [int(i) for i in np.argmax(logits, axis=1)]:
-                _, maps = self._impl.run(x, True, targets)
-            return probs, maps, targets
-        targets = [int(target_class)] * x.shape[0]
-        logits, maps = self._impl.run(x, True, targets)
-        return softmax(logits), maps, targets
+        probs, maps, targets, _ = self.forward(x, cam, target_class)
+        return probs, maps, targets
+
+    def features(self, imgs: Sequence[LoadedImage]) -> np.ndarray:
+        """Pooled layer4 features ``(n, 2048)`` float32 of images (what the OOD gate reads)."""
+        if not imgs:
+            return np.zeros((0, 2048), np.float32)
+        x = np.stack([self.prepare(im)[0] for im in imgs])
+        return self.forward(x, cam=False)[3].astype(np.float32)
 
     def _prediction(
-        self, probs: np.ndarray, cam: np.ndarray | None, cls: int | None, ms: float
+        self,
+        probs: np.ndarray,
+        cam: np.ndarray | None,
+        cls: int | None,
+        ms: float,
+        gate: ood.GateOutcome = ood.PASSED,
     ) -> Prediction:
         p = (float(probs[0]), float(probs[1]))
         return Prediction(
@@ -451,20 +503,29 @@ class Engine:
             device=self.device,
             backend=self.backend,
             elapsed_ms=ms,
+            gate=gate,
+            temperature=self.temperature,
         )
+
+    def assess(self, img: LoadedImage, feat: np.ndarray | None) -> ood.GateOutcome:
+        """The OOD gate's outcome for ``img`` with its pooled features (header rules first)."""
+        return ood.assess(img, feat, self.gate, self.gate_error)
 
     def predict(
         self, img: LoadedImage, cam: bool = True, target_class: int | None = None
     ) -> Prediction:
-        """Predict one image; with ``cam`` the Grad-CAM map in the original geometry."""
+        """Predict one image; with ``cam`` the Grad-CAM map (of ``target_class``, default
+        Abnormal) in the original geometry. Always scores; ``Prediction.gate`` says whether
+        the score may be shown without the user asking."""
         t0 = time.perf_counter()
         x, mapping = self.prepare(img)
-        probs, maps, targets = self.run_arrays(x[None], cam=cam, target_class=target_class)
+        probs, maps, targets, feats = self.forward(x[None], cam=cam, target_class=target_class)
         full = None
         if maps is not None:
             full = np.clip(mapping.to_original(maps[0]), 0.0, 1.0).astype(np.float32, copy=False)
+        gate = self.assess(img, feats[0])
         ms = (time.perf_counter() - t0) * 1000.0
-        return self._prediction(probs[0], full, targets[0] if targets else None, ms)
+        return self._prediction(probs[0], full, targets[0] if targets else None, ms, gate)
 
     def explain(
         self,
@@ -485,10 +546,7 @@ class Engine:
 
         x, mapping = self.prepare(img)
         t = torch.from_numpy(x)[None].to(next(torch_model.parameters()).device)
-        if target_class is None:
-            with torch.inference_mode():
-                p = softmax(torch_model(t).float().cpu().numpy())
-            target_class = self._targets(p, None)[0]
+        target_class = self._target(target_class)
         m = "gradcam++" if method == "gradcam++" else "hook"
         r = gradcam(torch_model, t, target_class, method=m, target_layer=target_layer)[0]
         return r.to_original(mapping), r.class_idx
@@ -509,7 +567,7 @@ class Engine:
         t0 = time.perf_counter()
         prepped = [self.prepare(im) for im in imgs]
         x = np.stack([p[0] for p in prepped])
-        probs, maps, targets = self.run_arrays(x, cam=cam)
+        probs, maps, targets, feats = self.forward(x, cam=cam)
         out_maps: list[np.ndarray | None] = [None] * len(imgs)
         if maps is not None:
             out_maps = [
@@ -518,83 +576,18 @@ class Engine:
             ]
         ms = (time.perf_counter() - t0) * 1000.0 / len(imgs)
         return [
-            self._prediction(probs[i], out_maps[i], targets[i] if targets else None, ms)
+            self._prediction(
+                probs[i], out_maps[i], targets[i] if targets else None, ms,
+                self.assess(imgs[i], feats[i]),
+            )
             for i in range(len(imgs))
         ]
-
-
-# --------------------------------------------------------------------------- results cache
-
-
-def result_key(img: LoadedImage) -> str:
-    """Identity of an image for caching results: ``uid:SOPInstanceUID#frame`` for DICOM,
-    ``sha256:<file hash>#frame`` for PNG/JPEG (or DICOM without a UID)."""
-    uid = img.header.sop_instance_uid if img.kind == "dicom" else ""
-    if uid:
-        return f"uid:{uid}#{img.frame}"
-    return f"sha256:{sha256_file(img.path)}#{img.frame}"
-
-
-class ResultsCache:
-    """In-memory LRU of predictions keyed by image identity and model name+version.
-
-    Bounded by bytes (a full-size map is ~20 MB) so re-selecting recent images is instant
-    without unbounded memory.
-    """
-
-    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[tuple[str, str, str], Prediction] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _size(p: Prediction) -> int:
-        return 256 + (p.cam.nbytes if p.cam is not None else 0)
-
-    @staticmethod
-    def key(image_key: str, model_name: str, model_version: str) -> tuple[str, str, str]:
-        return (image_key, model_name, model_version)
-
-    def get(self, image_key: str, model_name: str, model_version: str) -> Prediction | None:
-        k = self.key(image_key, model_name, model_version)
-        with self._lock:
-            p = self._items.get(k)
-            if p is not None:
-                self._items.move_to_end(k)
-            return p
-
-    def put(self, image_key: str, pred: Prediction) -> None:
-        k = self.key(image_key, pred.model_name, pred.model_version)
-        with self._lock:
-            old = self._items.pop(k, None)
-            if old is not None:
-                self._bytes -= self._size(old)
-            self._items[k] = pred
-            self._bytes += self._size(pred)
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, ev = self._items.popitem(last=False)
-                self._bytes -= self._size(ev)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file (re-exported for callers that key caches themselves)."""
-    return sha256_file(path)
 
 
 __all__ = [
     "Engine",
     "Prediction",
-    "ResultsCache",
-    "result_key",
+    "calibration_temperature",
     "export_onnx",
     "export_onnx_for_dir",
     "find_onnx",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxrviewer import atomic, paths
 from cxrviewer.core.errors import CxrError
+from cxrviewer.core.hashing import sha256_file  # noqa: F401  (the project's one sha256 helper; re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -74,18 +74,6 @@ class ModelError(CxrError):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def _utcnow() -> str:

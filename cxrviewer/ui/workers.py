@@ -19,8 +19,10 @@ Protocol (the napari layer-slicer / superqt pattern):
 * Cancellation is cooperative: a folder run checks a ``threading.Event`` between images.
   A forward pass itself cannot be interrupted (neither torch nor onnxruntime offers a safe
   way to abort one mid-flight), so Cancel takes effect after the image in progress.
-* Results are cached per image (SOPInstanceUID + frame for DICOM, the file's sha256 for
-  PNG/JPEG) and model name + version, so re-selecting an image costs no engine call.
+* Results are cached by content (:func:`cxrviewer.ml.results.content_key`: the decoded
+  pixels + frame + model + preprocessing, never a UID alone) in the app's one
+  :class:`~cxrviewer.ml.results.ResultCache`, so re-selecting an image costs no engine call
+  and two files that share a SOPInstanceUID but not their pixels get their own results.
 
 The per-pixel work on a result (CAM -> ``uint8`` index image for the heatmap LUT) happens in
 the worker too: colour-mapping a 2000×2000 map on the GUI thread would stall it.
@@ -29,7 +31,6 @@ the worker too: colour-mapping a 2000×2000 map on the GUI thread would stall it
 from __future__ import annotations
 
 import atexit
-import hashlib
 import itertools
 import logging
 import os
@@ -37,7 +38,6 @@ import threading
 import time
 import traceback
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -46,6 +46,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from cxrviewer.core.types import LoadedImage
+from cxrviewer.ml.results import ResultCache, content_key, pixel_digest
 
 _log = logging.getLogger(__name__)
 
@@ -132,29 +133,22 @@ class BatchSummary:
 # --------------------------------------------------------------------------- image keys
 
 
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ImageKeys:
-    """Cache keys of images: ``dicom:<SOPInstanceUID>#<frame>`` or ``sha256:<hex>[#frame]``.
+    """Content keys of images (:func:`~cxrviewer.ml.results.content_key`).
 
-    Once a file's key is known it is memoised by (path, frame) with the file's size and
-    mtime, so re-selecting a file by path finds its result without reading it. The dict is
-    shared by both threads (single dict operations are atomic under the GIL).
+    Hashing a decoded frame costs ~20 ms for a large radiograph, so each file's pixel digest
+    is memoised by (path, frame) with the file's size and mtime: re-selecting a file finds its
+    result without decoding or hashing it again, and a file changed on disk is hashed anew.
+    The dict is shared by both threads (single dict operations are atomic under the GIL).
     """
 
     def __init__(self) -> None:
         self._memo: dict[tuple[str, int], tuple[int, int, str]] = {}
 
-    def known(self, path: str, frame: int = 0, image: LoadedImage | None = None) -> str | None:
-        """The key if it is cheap to know now (no file read), else ``None``."""
-        if image is not None and image.kind == "dicom" and image.header.sop_instance_uid:
-            return f"dicom:{image.header.sop_instance_uid}#{image.frame}"
+    def known(self, path: str, frame: int, model: ModelInfo | None) -> str | None:
+        """The key if it is cheap to know now (memoised digest, no hashing), else ``None``."""
+        if model is None:
+            return None
         m = self._memo.get((os.path.abspath(path), int(frame)))
         if m is None:
             return None
@@ -162,80 +156,29 @@ class ImageKeys:
             st = os.stat(path)
         except OSError:
             return None
-        return m[2] if (st.st_size, st.st_mtime_ns) == (m[0], m[1]) else None
+        if (st.st_size, st.st_mtime_ns) != (m[0], m[1]):
+            return None
+        return content_key(m[2], frame, _identity(model))
 
-    def compute(self, path: str, frame: int, image: LoadedImage) -> str:
-        """The key, reading the file when needed (worker thread)."""
-        k = self.known(path, frame, image)
-        st = os.stat(path)
-        if k is None:
-            digest = "sha256:" + file_sha256(path)
-            # a DICOM without SOPInstanceUID falls back to the file hash + frame
-            k = digest if image.kind != "dicom" else f"{digest}#{frame}"
-        self._memo[(os.path.abspath(path), int(frame))] = (st.st_size, st.st_mtime_ns, k)
-        return k
+    def compute(self, path: str, frame: int, image: LoadedImage, model: ModelInfo) -> str:
+        """The key, hashing the decoded pixels when not memoised (worker thread)."""
+        k = self.known(path, frame, model)
+        if k is not None:
+            return k
+        try:
+            st = os.stat(path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        digest = pixel_digest(image)
+        if stamp[0] >= 0:
+            self._memo[(os.path.abspath(path), int(frame))] = (stamp[0], stamp[1], digest)
+        return content_key(digest, frame, _identity(model))
 
 
-# --------------------------------------------------------------------------- cache
-
-
-class ResultCache:
-    """Results per (image key, model name, model version).
-
-    Probabilities are kept for every analysed image (they feed the browser badges); the
-    CAMs (a few MB each at full resolution) live in a byte-bounded LRU. A hit that lacks
-    the CAM when one is wanted counts as a miss. Thread-safe (the worker fills it, the GUI
-    reads it).
-    """
-
-    def __init__(self, cam_budget_bytes: int = 384 << 20) -> None:
-        self._lock = threading.Lock()
-        self._pred: dict[tuple[str, str, str], Any] = {}
-        self._cams: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
-        self._cam_bytes = 0
-        self.budget = int(cam_budget_bytes)
-
-    @staticmethod
-    def _k(key: str, model: ModelInfo) -> tuple[str, str, str]:
-        return (key, model.name, model.version)
-
-    def get(self, key: str, model: ModelInfo, need_cam: bool) -> tuple[Any, np.ndarray | None] | None:
-        k = self._k(key, model)
-        with self._lock:
-            pred = self._pred.get(k)
-            if pred is None:
-                return None
-            cam = self._cams.get(k)
-            if cam is not None:
-                self._cams.move_to_end(k)
-            if need_cam and cam is None:
-                return None
-            return pred, cam
-
-    def put(self, key: str, model: ModelInfo, prediction: Any, cam_u8: np.ndarray | None) -> None:
-        k = self._k(key, model)
-        with self._lock:
-            self._pred[k] = prediction
-            if cam_u8 is None:
-                return
-            old = self._cams.pop(k, None)
-            if old is not None:
-                self._cam_bytes -= old.nbytes
-            self._cams[k] = cam_u8
-            self._cam_bytes += cam_u8.nbytes
-            while self._cam_bytes > self.budget and len(self._cams) > 1:
-                _, ev = self._cams.popitem(last=False)
-                self._cam_bytes -= ev.nbytes
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._pred)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pred.clear()
-            self._cams.clear()
-            self._cam_bytes = 0
+def _identity(model: ModelInfo) -> dict:
+    """The model's card with the loaded engine's own name and version on top."""
+    return {**(model.card or {}), "name": model.name, "version": model.version}
 
 
 # --------------------------------------------------------------------------- worker
@@ -351,8 +294,9 @@ class AiWorker(QtCore.QObject):
             return None
         try:
             img = req.image if req.image is not None else _load(req.path, req.frame)
-            key = req.key or self.keys.compute(req.path, req.frame, img)
-            hit = self.cache.get(key, self.model, need_cam=req.cam)
+            # always this worker's model: a key the GUI computed may predate a model switch
+            key = self.keys.compute(req.path, req.frame, img, self.model)
+            hit = self.cache.get(key, need_cam=req.cam)
             if hit is not None:
                 return AnalyzeResult(req.request_id, req.path, req.frame, key, hit[0], hit[1], True, req.batch_id)
             # The forward pass (and CAM) runs to completion once started: it cannot be
@@ -360,7 +304,7 @@ class AiWorker(QtCore.QObject):
             pred = self.engine.predict(img, cam=req.cam)
             cam_u8 = _cam_index(getattr(pred, "cam", None)) if req.cam else None
             slim = _strip_cam(pred)
-            self.cache.put(key, self.model, slim, cam_u8)
+            self.cache.put(key, slim, cam_u8)
             return AnalyzeResult(req.request_id, req.path, req.frame, key, slim, cam_u8, False, req.batch_id)
         except Exception as e:
             path = getattr(e, "path", None) or req.path
@@ -544,9 +488,9 @@ class AiController(QtCore.QObject):
         rid = next(self._ids)
         self.current_id = rid
         self.worker.latest_single = rid  # an int store: atomic under the GIL
-        key = self.keys.known(path, frame, image)
-        if key is not None and self.model is not None:
-            hit = self.cache.get(key, self.model, need_cam=cam)
+        key = self.keys.known(path, frame, self.model)
+        if key is not None:
+            hit = self.cache.get(key, need_cam=cam)
             if hit is not None:
                 res = AnalyzeResult(rid, path, frame, key, hit[0], hit[1], True)
                 self.badgeReady.emit(res)

@@ -13,7 +13,7 @@ import pytest
 
 from cxrviewer.core.errors import CxrError
 from cxrviewer.ml.cam import pearson
-from cxrviewer.ml.inference import Engine, Prediction, ResultsCache, find_onnx, result_key
+from cxrviewer.ml.inference import Engine, Prediction, find_onnx
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def test_prediction_fields_and_threshold(engines, rg1_unci, resnet_dir, tmp_path
         and p.threshold == 0.5
     )
     assert p.cam.dtype == np.float32 and 0.0 <= p.cam.min() and p.cam.max() <= 1.0
-    assert p.cam_class == (1 if p.label == "Abnormal" else 0)
+    assert p.cam_class == 1  # the heatmap explains Abnormal whatever the label
     assert p.model_name == "test-resnet" and p.model_version == "1.0" and p.elapsed_ms > 0
     assert ort.predict(img, cam=False).cam is None
-    # a card threshold on the other side of p flips the label (and the class explained)
+    # a card threshold on the other side of p flips the label (not the class explained)
     d = tmp_path / "thr"
     shutil.copytree(resnet_dir, d)
     card = json.loads((d / "card.json").read_text())
@@ -89,7 +89,7 @@ def test_prediction_fields_and_threshold(engines, rg1_unci, resnet_dir, tmp_path
     (d / "card.json").write_text(json.dumps(card))
     e2 = Engine.load(d, backend="onnxruntime", device="cpu")
     p2 = e2.predict(img)
-    assert p2.label != p.label and p2.cam_class != p.cam_class
+    assert p2.label != p.label and p2.cam_class == p.cam_class == 1
     assert abs(p2.probability_abnormal - p.probability_abnormal) < 1e-6
 
 
@@ -147,30 +147,6 @@ def test_engine_load_errors(tmp_path, monkeypatch, resnet_dir):
     Registry().import_dir(resnet_dir, activate=True)
     e = Engine.load(backend="onnxruntime", device="cpu")
     assert e.name == "test-resnet" and e.model_dir.parent == tmp_path / "data" / "models"
-
-
-def test_result_key_and_cache(rg1_unci, tmp_path):
-    import cv2
-
-    from cxrviewer.core.dicom_io import load_image
-
-    img = load_image(rg1_unci)
-    assert result_key(img) == f"uid:{img.header.sop_instance_uid}#0"
-    png = tmp_path / "a.png"
-    cv2.imwrite(str(png), np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8))
-    k = result_key(load_image(png))
-    assert k.startswith("sha256:") and len(k) == len("sha256:") + 64 + 2
-    cache = ResultsCache(max_bytes=3 * (256 + 100 * 100 * 4))
-
-    def pred(v: str) -> Prediction:
-        cam = np.zeros((100, 100), np.float32)
-        return Prediction((0.5, 0.5), 0.5, "Abnormal", 0.5, cam, 1, "m", v, "cpu", "torch", 1.0)
-
-    cache.put("a", pred("1"))
-    assert cache.get("a", "m", "1") is not None and cache.get("a", "m", "2") is None
-    for key in ("b", "c", "d"):
-        cache.put(key, pred("1"))
-    assert len(cache) == 3 and cache.get("a", "m", "1") is None  # oldest evicted
 
 
 def test_no_torch_and_no_onnx_is_a_clear_error(resnet_dir, tmp_path):
@@ -242,3 +218,35 @@ def test_explain_general_path(engines, rg1_unci):
         and 0 <= m2.min()
         and m2.max() <= 1
     )
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_calibration_temperature_applied(engines, resnet_dir, rg1_unci, tmp_path, backend):
+    """p = softmax(logits / T) with T from card["calibration"]["temperature"], both backends."""
+    base = engines[0] if backend == "onnxruntime" else engines[1]
+    img = _images(rg1_unci)[0]
+    p1 = base.predict(img, cam=False)
+    assert base.temperature == 1.0 and p1.temperature == 1.0
+    d = tmp_path / "cal"
+    shutil.copytree(resnet_dir, d)
+    card = json.loads((d / "card.json").read_text())
+    card["calibration"] = {"temperature": 2.5, "ece_before": 0.2, "ece_after": 0.05, "n": 100}
+    (d / "card.json").write_text(json.dumps(card))
+    e = Engine.load(d, backend=backend, device="cpu")
+    p = e.predict(img, cam=False)
+    assert e.temperature == 2.5 and p.temperature == 2.5
+
+    def logit(q: float) -> float:
+        return float(np.log(q) - np.log1p(-q))
+
+    # two classes: the calibrated log-odds are the raw log-odds divided by T
+    assert abs(logit(p.probability_abnormal) - logit(p1.probability_abnormal) / 2.5) < 1e-4
+    assert abs(p.probability_abnormal - 0.5) < abs(p1.probability_abnormal - 0.5) or abs(
+        p1.probability_abnormal - 0.5
+    ) < 1e-6
+    # a nonsense temperature is ignored (T = 1), never a crash or NaN
+    from cxrviewer.ml.inference import calibration_temperature
+
+    for bad in (0, -1, "x", None, float("nan")):
+        assert calibration_temperature({"calibration": {"temperature": bad}}) == 1.0
+    assert calibration_temperature({}) == 1.0

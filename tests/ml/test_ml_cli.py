@@ -64,6 +64,8 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
         "label",
         "model",
         "model_version",
+        "status",
+        "reason",
     ]
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
     assert set(by_name) == {"rg1.dcm", "chest.png", "colour.jpg"}
@@ -72,14 +74,20 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
         and by_name["chest.png"]["sop_instance_uid"] == ""
     )
     for r in rows:
+        assert r["model"] == "test-resnet" and r["model_version"] == "1.0"
+        if r["path"].endswith("colour.jpg"):
+            # a true-colour picture is refused by the gate: no score, the reason says why
+            assert r["status"] == "out_of_distribution" and "greyscale" in r["reason"]
+            assert r["probability_abnormal"] == "" and r["label"] == ""
+            continue
+        assert r["status"] == "ok"
         p = float(r["probability_abnormal"])
         assert 0.0 <= p <= 1.0 and r["label"] == ("Abnormal" if p >= 0.5 else "Normal")
-        assert r["model"] == "test-resnet" and r["model_version"] == "1.0"
     # the bad files are reported with reasons, not fatal
     assert "unreadable:" in err and "broken.dcm" in err and "truncated.png" in err
-    # one overlay per readable image, same size as the image, actually coloured
+    # one overlay per scored image, same size as the image, actually coloured
     pngs = sorted(cams.glob("*.png"))
-    assert len(pngs) == 3
+    assert len(pngs) == 2 and not any(p.name.startswith("colour_") for p in pngs)
     rg1_png = next(p for p in pngs if p.name.startswith("rg1_"))
     ov = cv2.imread(str(rg1_png))
     from cxrviewer.core.dicom_io import load_image
@@ -100,7 +108,42 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
     assert all(e["reason"] for e in doc["errors"])
     got = {r["path"]: r["probability_abnormal"] for r in doc["results"]}
     for r in rows:
-        assert abs(got[r["path"]] - float(r["probability_abnormal"])) < 1e-5
+        if r["status"] == "ok":
+            assert abs(got[r["path"]] - float(r["probability_abnormal"])) < 1e-5
+        else:
+            assert got[r["path"]] == ""
+    assert {r["path"]: r["status"] for r in doc["results"]} == {r["path"]: r["status"] for r in rows}
+
+
+def test_infer_gate_refuses_non_chest_and_score_all(resnet_dir, tmp_path, rg1_unci):
+    """A CT and an RG3 tibia radiograph are refused with their reasons; --score-all scores them
+    (status and reason still say out_of_distribution) and leaves the chest rows unchanged."""
+    from pydicom.data import get_testdata_file
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copy(rg1_unci, d / "chest.dcm")
+    for name in ("CT_small.dcm", "RG3_UNCI.dcm"):
+        src = get_testdata_file(name, download=False)
+        if not src:
+            pytest.skip(f"pydicom test file {name} is not installed")
+        shutil.copy(src, d / name)
+
+    def run(*extra):
+        out = tmp_path / f"r{len(extra)}.csv"
+        assert main(["infer", str(d), "--out", str(out), "--model", str(resnet_dir), *extra]) == 0
+        with open(out, newline="") as fh:
+            return {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(fh)}
+
+    plain, every = run(), run("--score-all")
+    assert plain["CT_small.dcm"]["status"] == "out_of_distribution"
+    assert "Modality CT" in plain["CT_small.dcm"]["reason"]
+    assert plain["RG3_UNCI.dcm"]["status"] == "out_of_distribution" and plain["RG3_UNCI.dcm"]["reason"]
+    for name in ("CT_small.dcm", "RG3_UNCI.dcm"):
+        assert plain[name]["probability_abnormal"] == "" and plain[name]["label"] == ""
+        assert every[name]["status"] == "out_of_distribution" and every[name]["reason"] == plain[name]["reason"]
+        assert 0.0 <= float(every[name]["probability_abnormal"]) <= 1.0 and every[name]["label"]
+    assert plain["chest.dcm"]["status"] == "ok" and plain["chest.dcm"] == every["chest.dcm"]
 
 
 def test_infer_errors(user_dirs, tmp_path, capsys, resnet_dir):

@@ -77,12 +77,52 @@ def test_real_engine_result_with_cam_in_original_geometry(qtbot, controller, rg1
     assert pred.model_name == "rand50" and pred.label in ("Normal", "Abnormal")
     assert abs(sum(pred.probabilities) - 1.0) < 1e-4 and 0.0 <= res.probability <= 1.0
     assert res.cam_u8 is not None and res.cam_u8.shape == (1955, 1841) and res.cam_u8.dtype == np.uint8
-    assert res.key.startswith("dicom:")
+    assert res.key.startswith("c:")  # content key, never a UID
     calls = controller.engine.calls
     got = []
     controller.resultReady.connect(got.append)
     controller.analyze(rg1_unci)  # the second time: cached, synchronous, no engine call
     assert got and got[0].from_cache and controller.engine.calls == calls
+
+
+def test_siim_pair_same_uid_different_pixels_two_results(qtbot, controller, shared_data, tmp_path):
+    """The shared SIIM pair: one SOPInstanceUID, different pixels (the second is flagged
+    MONOCHROME1, so the model sees the negative). Each gets its own result, equal to a fresh
+    single-file run; neither is served from the other's cache entry."""
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ml.inference import Engine
+
+    a = shared_data / "dicom" / "siim_chest_pa_jpeg_baseline.dcm"
+    b = shared_data / "dicom" / "siim_chest_pa_flagged_monochrome1.dcm"
+    ia, ib = load_image(a), load_image(b)
+    assert ia.header.sop_instance_uid == ib.header.sop_instance_uid  # the premise
+    results = {}
+    for p in (a, b):
+        with qtbot.waitSignal(controller.resultReady, timeout=120000) as blk:
+            controller.analyze(p)
+        results[p] = blk.args[0]
+        assert not results[p].from_cache
+    ra, rb = results[a], results[b]
+    assert ra.key != rb.key and controller.engine.calls == 2
+    fresh = Engine.load(controller.engine.model_dir)
+    for p, r in ((a, ra), (b, rb)):
+        f = fresh.predict(load_image(p), cam=True)
+        assert abs(r.probability - f.probability_abnormal) < 1e-5
+        np.testing.assert_array_equal(r.cam_u8, cam_to_index(f.cam))
+    assert abs(ra.probability - rb.probability) > 1e-4 or not np.array_equal(ra.cam_u8, rb.cam_u8)
+    # selecting each again: served from the cache, each its own
+    got = []
+    controller.resultReady.connect(got.append)
+    controller.analyze(a)
+    controller.analyze(b)
+    assert [g.from_cache for g in got] == [True, True] and controller.engine.calls == 2
+    assert got[0].probability == ra.probability and got[1].probability == rb.probability
+    # a copy of a at another path is the same content: same key
+    c = tmp_path / "copy.dcm"
+    c.write_bytes(a.read_bytes())
+    with qtbot.waitSignal(controller.resultReady, timeout=120000) as blk:
+        controller.analyze(c)
+    assert blk.args[0].key == ra.key and blk.args[0].from_cache
 
 
 def test_real_engine_fast_selection_shows_only_the_last(qtbot, controller, tmp_path):

@@ -60,7 +60,7 @@ def test_selecting_an_image_produces_a_result(qtbot, make_controller, tmp_path):
         rid = ctrl.analyze(p)
     res: AnalyzeResult = blk.args[0]
     assert res.request_id == rid and res.path == str(p) and not res.from_cache
-    assert res.key.startswith("sha256:")
+    assert res.key.startswith("c:") and len(res.key) == 2 + 64  # content key
     assert 0.0 < res.probability < 1.0
     assert res.cam_u8 is not None and res.cam_u8.dtype == np.uint8 and res.cam_u8.shape == (40, 30)
     assert res.prediction.cam is None  # the float CAM is not kept twice
