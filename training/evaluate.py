@@ -32,9 +32,10 @@ def run_args(args: argparse.Namespace, prog: str = "training.evaluate") -> int:
     return 0
 
 
-def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any]:
-    """``(labels, logits (n, 2), pass)`` through torch: one forward gives the logits and the
-    Abnormal CAMs (:func:`training.postfit.model_pass`)."""
+def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any, Any]:
+    """``(labels, logits (n, 2), pass, pooled layer4 features)`` through torch: one forward gives
+    the logits, the features the OOD gate reads and the Abnormal CAMs
+    (:func:`training.postfit.model_pass`)."""
     from cxrviewer.ml.model import pick_device
     from cxrviewer.ml.registry import load_model_dir
     from training.postfit import model_pass
@@ -43,27 +44,31 @@ def _scores_torch(model_dir: Path, cache, args: argparse.Namespace, spec) -> tup
     device = pick_device(args.device)
     model.to(device)
     fwd = model_pass(model, cache, spec, device, args.batch_size)
-    return fwd.labels, fwd.logits, fwd
+    return fwd.labels, fwd.logits, fwd, fwd.feats
 
 
-def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any]:
-    """``(labels, logits (n, 2), None)`` through ONNX Runtime (the base install has no torch); the
-    same uint8 cache and the same normalisation (:func:`cxrviewer.ml.preprocess.normalize`).
-    The logits are recovered from the softmax (exact up to float32 saturation, |z1 - z0| > ~16)."""
+def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tuple[Any, Any, Any, Any]:
+    """``(labels, logits (n, 2), None, pooled layer4 features)`` through ONNX Runtime (the base
+    install has no torch); the same uint8 cache and the same normalisation
+    (:func:`cxrviewer.ml.preprocess.normalize`). The logits are recovered from the engine's
+    calibrated softmax, ``softmax(z / T)``: ``T · log p`` differs from ``z`` by a constant per
+    image (exact up to float32 saturation, |z1 - z0| > ~16 T)."""
     import numpy as np
 
     from cxrviewer.ml.inference import Engine
     from cxrviewer.ml.preprocess import normalize
 
     eng = Engine.load(model_dir, backend="onnxruntime", device="cpu" if args.device == "cpu" else "auto")
-    scores = []
+    scores, feats = [], []
     for i in range(0, len(cache.arrays), max(1, args.batch_size)):
         x = np.stack([normalize(u8, spec) for u8 in cache.arrays[i:i + args.batch_size]]).astype(np.float32)
-        probs, _, _ = eng.run_arrays(x)
+        probs, _, _, f = eng.forward(x)
         scores.append(probs)
+        feats.append(f)
     p = np.concatenate(scores).astype(np.float64) if scores else np.zeros((0, 2))
-    logits = np.log(np.clip(p, 1e-30, 1.0))
-    return np.asarray(cache.labels, dtype=np.int64), logits, None
+    logits = np.log(np.clip(p, 1e-30, 1.0)) * eng.temperature
+    f = np.concatenate(feats) if feats else np.zeros((0, 2048), np.float32)
+    return np.asarray(cache.labels, dtype=np.int64), logits, None, f
 
 
 def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +110,7 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         from cxrviewer.ml.extras import missing_train_extra
 
         raise CxrError(None, missing_train_extra("--boxes (Grad-CAM localization)") or "--boxes needs torch")
-    y, logits, fwd = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
+    y, logits, fwd, feats = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
     # P(Abnormal) = softmax(logits / T) with the card's temperature: the scale of its threshold
     temperature = float((card.get("calibration") or {}).get("temperature") or 1.0)
     s = probabilities(logits, temperature).astype("float32")
@@ -113,12 +118,15 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     mets = M.bootstrap(y, s, thr, n=args.bootstrap, seed=args.seed)
     conf = M.confusion(y, s, thr)
     desc = D.describe(cache.samples)
+    from training.ood_fit import gate_report
+
+    gate = gate_report(Path(model_dir), card, feats, y, s, thr, args.bootstrap, args.seed)
     res = {
         "model": str(card.get("name")), "version": str(card.get("version")), "model_dir": str(model_dir),
         "data": list(map(str, args.data)), "images": desc, "threshold": thr,
         "metrics": mets, "confusion": conf,
         "skipped": [{"path": p, "reason": r} for p, r in cache.skipped], "notes": notes,
-        "temperature": temperature,
+        "temperature": temperature, "ood": gate,
     }
     loc = grid = None
     if getattr(args, "boxes", None) and fwd is not None:
@@ -138,6 +146,7 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         for k in M.METRIC_NAMES:
             print(f"  {M.METRIC_TITLES[k]:<22} {M.fmt_ci(mets[k])}")
         print(f"  confusion: TP {conf['tp']} FP {conf['fp']} TN {conf['tn']} FN {conf['fn']}")
+        print("  " + _gate_line(gate))
         if loc is not None:
             from training.localization import markdown as loc_markdown
 
@@ -163,7 +172,8 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
                  f"{desc['abnormal']} abnormal, {desc['patients']} patients). Threshold {thr:.4f}.", "",
                  "| metric | value [95% CI] |", "|---|---|"]
         lines += [f"| {M.METRIC_TITLES[k]} | {M.fmt_ci(mets[k])} |" for k in M.METRIC_NAMES]
-        lines += ["", f"Confusion: TP {conf['tp']}, FP {conf['fp']}, TN {conf['tn']}, FN {conf['fn']}.", ""]
+        lines += ["", f"Confusion: TP {conf['tp']}, FP {conf['fp']}, TN {conf['tn']}, FN {conf['fn']}.", "",
+                  _gate_line(gate) + ".", ""]
         lines += [f"![{p.stem}]({p.name})" for p in pngs]
         if loc is not None:
             from training.localization import markdown as loc_markdown
@@ -173,6 +183,14 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         # with --json, stdout carries the JSON only
         print(f"report: {out / 'report.md'}", file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     return M.jsonable(res)
+
+
+def _gate_line(gate: dict[str, Any]) -> str:
+    if not gate.get("available"):
+        return f"OOD gate: none ({gate.get('reason')})"
+    acc = gate.get("metrics_accepted")
+    return (f"OOD gate: refuses {gate['refused']} of {gate['images']} images ({gate['refusal_rate']:.1%})"
+            + (f"; AUC on the accepted images {M.fmt_ci(acc['auc'])}" if acc else ""))
 
 
 if __name__ == "__main__":

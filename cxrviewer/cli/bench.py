@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["scan", "display", "infer", "startup", "ui", "train", "fuzz", "memory", "pacs"]
+BENCHES = ["scan", "display", "infer", "startup", "ui", "train", "fuzz", "memory", "pacs", "ood"]
 
 
 def add_parser(sub) -> None:

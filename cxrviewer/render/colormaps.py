@@ -134,11 +134,29 @@ def heat_rgba(
     return lut[np.asarray(cam_u8, dtype=np.uint8)]
 
 
-def prediction_text(pred) -> list[str]:
-    """Lines describing a prediction, burned into exports next to the corner text."""
-    return [
+def prediction_text(pred, forced: bool = False) -> list[str]:
+    """Lines describing a prediction, shown in the corner text and burned into exports.
+
+    An image the out-of-distribution gate refused (``pred.gate``, :mod:`cxrviewer.ml.ood`) gets
+    "not scored" and its reason unless ``forced`` (the reader chose *Score anyway*); then, and
+    for a gate caution, the score carries the caution line wherever it is shown.
+    """
+    gate = getattr(pred, "gate", None)
+    refused = gate is not None and not gate.ok
+    if refused and not forced:
+        return [
+            "AI: not scored - out of distribution",
+            f"{gate.reason}",
+            f"{pred.model_name} {pred.model_version}",
+        ]
+    lines = [
         f"AI: P(Abnormal) {float(pred.probability_abnormal):.2f} -> {pred.label} "
         f"(threshold {float(pred.threshold):.2f})",
         f"{pred.model_name} {pred.model_version}",
         "Research model - not a diagnosis",
     ]
+    if refused:
+        lines.insert(1, f"CAUTION: scored anyway, out of distribution: {gate.reason}")
+    elif gate is not None and gate.caution:
+        lines.insert(1, f"Caution: {gate.caution}")
+    return lines

@@ -4,6 +4,16 @@ menu into a main window.
 The main window creates one :class:`AiIntegration` after its canvas and study browser exist and
 calls :meth:`AiIntegration.start` once it is shown: the model (and torch) then load in the
 worker thread while the window is already usable. Everything works without a model.
+
+Reader first: an image opens alone (no analysis, no heatmap, no AI text in the corners or the
+browser) until the reader asks: *Analyze image*, *Analyze study/folder*, or the heatmap (H).
+With the heatmap on, each image opened is analysed (the reader asked to see AI); a result the
+reader already asked for is shown again from the cache. The setting "Analyse automatically
+when an image opens" (off by default) restores analysing every image on selection.
+
+An image the out-of-distribution gate refuses shows "Not scored: <reason>" with *Score
+anyway*; a result scored anyway carries its caution in the panel, the corner text, exports
+and the browser badge.
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, Mode
 
 _log = logging.getLogger(__name__)
 
-#: QSettings key: analyse the image on screen automatically when it is selected
+#: QSettings key: analyse the image on screen automatically when it is selected (off by default)
 AUTO_ANALYZE_KEY = "ai/auto_analyze"
+AUTO_ANALYZE_TEXT = "Analyse automatically when an image opens"
 #: hidden: print startup timestamps and quit once the model is loaded (``bench startup``)
 PROBE_ENV = "CXRVIEWER_STARTUP_PROBE"
 #: how often the study browser's badges are refreshed during a folder run
@@ -117,6 +128,8 @@ class AiIntegration(QtCore.QObject):
         self._badge_timer.setSingleShot(True)
         self._badge_timer.timeout.connect(self.flush_badges)
         self._model_dir: str | None = None
+        #: content keys of results the reader chose to see although the gate refused them
+        self._forced: set[str] = set()
 
         # -- panel (dock)
         self.panel = PredictionPanel()
@@ -157,6 +170,9 @@ class AiIntegration(QtCore.QObject):
         c.finished.connect(self._on_batch_finished)
         canvas.imageShown.connect(self._on_image_shown)
         self.panel.analyzeRequested.connect(lambda: self.analyze_current())
+        self.panel.cardRequested.connect(self.show_card)
+        self.panel.scoreAnywayRequested.connect(self.score_anyway)
+        self.heatmap.toggled.connect(self._on_heatmap_toggled)
         app = QtWidgets.QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -180,7 +196,8 @@ class AiIntegration(QtCore.QObject):
         self.act_cancel = A("&Cancel analysis", w)
         self.act_cancel.setEnabled(False)
         self.act_cancel.triggered.connect(lambda _=False: self.cancel())
-        self.act_auto = A("Analyze automatically on &selection", w, checkable=True)
+        self.act_auto = A(AUTO_ANALYZE_TEXT, w, checkable=True)
+        self.act_auto.setToolTip("Off (default): the image opens alone and the AI runs only when you ask")
         self.act_auto.setChecked(self.auto_analyze)
         self.act_auto.toggled.connect(self.set_auto_analyze)
         self.act_models = A("&Models…", w)
@@ -229,7 +246,7 @@ class AiIntegration(QtCore.QObject):
     # ------------------------------------------------------------------ settings
     @property
     def auto_analyze(self) -> bool:
-        v = self.settings.value(AUTO_ANALYZE_KEY, True)
+        v = self.settings.value(AUTO_ANALYZE_KEY, False)
         return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
 
     def set_auto_analyze(self, on: bool) -> None:
@@ -293,6 +310,16 @@ class AiIntegration(QtCore.QObject):
             return
         ModelCardDialog(m.card, self.window).exec()
 
+    def score_anyway(self) -> None:
+        """The reader chose to see the score of an image the gate refused: shown everywhere
+        with its caution (panel, corner text, exports, badge)."""
+        res = self.panel.result
+        if res is None:
+            return
+        self._forced.add(res.key)
+        self._on_result(res)
+        self._on_badge(res)
+
     def show_train(self):
         """Model → Train / Refresh model… (modeless; training runs in a child process)."""
         from cxrviewer.ui.train_dialog import show_for
@@ -327,12 +354,13 @@ class AiIntegration(QtCore.QObject):
         """The LoadedImage on screen, or None."""
         return getattr(self.canvas, "img", None)
 
-    def analyze_current(self, explicit: bool = True) -> int | None:
-        """Analyse the image on screen (``explicit=False``: only if auto-analyse is on)."""
+    def analyze_current(self, explicit: bool = True, asked: bool = False) -> int | None:
+        """Analyse the image on screen (``explicit=False``: only if auto-analyse is on or
+        ``asked``, i.e. the heatmap is on)."""
         img = self._current()
         if img is None:
             return None
-        if not explicit and not self.auto_analyze:
+        if not explicit and not (asked or self.auto_analyze):
             return None
         if not self.controller.ready and not self.controller.loading:
             if explicit:
@@ -352,25 +380,53 @@ class AiIntegration(QtCore.QObject):
         self.canvas.set_extra_text([])
         self.panel.clear_result()
         self.controller.forget_current()
-        self.analyze_current(explicit=False)
+        if self.auto_analyze or self.heatmap.enabled:
+            # the reader asked for AI on screen (setting, or the heatmap is on)
+            self.analyze_current(explicit=False, asked=True)
+            return
+        img = self._current()
+        if img is not None and self.controller.ready:
+            # a result the reader asked for earlier (this image, or a study/folder run)
+            hit = self.controller.lookup(img.path, img.frame)
+            if hit is not None:
+                self._on_result(hit)
+
+    def _on_heatmap_toggled(self, on: bool) -> None:
+        # H is a request for AI on screen: analyse the image if it has no result yet
+        if on and self.panel.result is None and self._current() is not None:
+            self.analyze_current(explicit=True)
 
     def _is_current(self, res: AnalyzeResult) -> bool:
         img = self._current()
         return img is not None and os.fspath(img.path) == res.path and int(img.frame) == res.frame
 
+    def _shown(self, res: AnalyzeResult) -> tuple[bool, bool]:
+        """(refused by the gate, scored anyway by the reader)."""
+        gate = getattr(res.prediction, "gate", None)
+        refused = gate is not None and not gate.ok
+        return refused, refused and res.key in self._forced
+
     def _on_result(self, res: AnalyzeResult) -> None:
         if not self._is_current(res):
             return
-        self.heatmap.set_cam(res.cam_u8)
-        self.panel.show_result(res)
-        self.canvas.set_extra_text(prediction_text(res.prediction))
+        refused, forced = self._shown(res)
+        # a refused image shows no map until the reader scores it anyway
+        self.heatmap.set_cam(res.cam_u8 if (forced or not refused) else None)
+        self.panel.show_result(res, forced=forced)
+        self.canvas.set_extra_text(prediction_text(res.prediction, forced=forced))
 
     def _on_badge(self, res: AnalyzeResult) -> None:
+        if res.batch_id is not None and self.panel.result is None and self._is_current(res):
+            self._on_result(res)  # a study/folder run reached the image on screen
         if self.browser is None:
             return
         p = res.probability
         self._badge_model = (res.prediction.model_name, res.prediction.model_version)
-        self._badges[res.path] = (f"{p:.2f} {res.prediction.label}", p)
+        refused, forced = self._shown(res)
+        if refused and not forced:
+            self._badges[res.path] = ("not scored (out of distribution)", None)
+        else:
+            self._badges[res.path] = (f"{p:.2f} {res.prediction.label}" + (" ⚠ scored anyway" if forced else ""), p)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread

@@ -67,7 +67,9 @@ class HeatmapLayer(QtCore.QObject):
         self.item.setZValue(HEATMAP_Z)
         self.item.setVisible(False)
         self._cam: np.ndarray | None = None
-        self._enabled = True  # the user's toggle (H); the item shows only with a map too
+        # the user's toggle (H); off at start (reader first: the image alone until the reader
+        # asks). The item shows only with a map too.
+        self._enabled = False
         self._colormap = DEFAULT_COLORMAP
         self._threshold = DEFAULT_THRESHOLD
         self._opacity = DEFAULT_OPACITY
@@ -181,7 +183,8 @@ class ColorBar(QtWidgets.QWidget):
         self._layer = layer
         self.setMinimumHeight(34)
         self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
-        self.setToolTip("Heatmap colours: low → high model attention. Hatched: below the threshold (transparent).")
+        self.setToolTip("Heatmap colours: low → high evidence for the Abnormal class (Grad-CAM), whatever the label. "
+                        "Hatched: below the threshold (transparent).")
         layer.changed.connect(self.update)
 
     def paintEvent(self, ev) -> None:  # noqa: N802 - Qt name
@@ -239,6 +242,12 @@ class HeatmapControls(QtWidgets.QWidget):
         form.addRow("Threshold", self.threshold_slider)
         self.colorbar = ColorBar(layer)
         form.addRow(self.colorbar)
+        #: the map always explains the Abnormal class: a Normal call's map must not read as disease
+        self.legend = QtWidgets.QLabel("Heatmap: evidence for <b>Abnormal</b> (Grad-CAM: where the model looked, "
+                                       "not where disease is)")
+        self.legend.setObjectName("heatmapLegend")
+        self.legend.setWordWrap(True)
+        form.addRow(self.legend)
 
     def _sync_toggle(self, on: bool) -> None:
         blocker = QtCore.QSignalBlocker(self.show_box)

@@ -7,70 +7,66 @@ model; the dialog only asks for it.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from PySide6 import QtCore, QtWidgets
-
-CARD_ORDER = (
-    "name", "version", "created", "architecture", "classes", "threshold", "intended_use", "disclaimer",
-    "training_data", "metrics", "preprocessing", "head", "weights_dtype", "weights_sha256",
-)
-
-
-def _fmt_metric(v: Any) -> str:
-    if isinstance(v, dict):
-        val = v.get("value")
-        ci = v.get("ci95")
-        split = v.get("split")
-        s = f"{val:.3f}" if isinstance(val, (int, float)) else str(val)
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            s += f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})"
-        if split:
-            s += f" on {split}"
-        return s
-    return str(v)
-
-
-def card_html(card: dict) -> str:
-    """A readable rendering of a model card (metrics with their intervals and split)."""
-    import html
-
-    rows = []
-    keys = [k for k in CARD_ORDER if k in card] + sorted(k for k in card if k not in CARD_ORDER)
-    for k in keys:
-        v = card[k]
-        if k == "metrics" and isinstance(v, dict):
-            inner = "".join(f"<li><b>{html.escape(str(m))}</b>: {html.escape(_fmt_metric(mv))}</li>" for m, mv in v.items())
-            val = f"<ul>{inner}</ul>"
-        elif isinstance(v, (dict, list)):
-            val = f"<pre>{html.escape(json.dumps(v, indent=2, default=str))}</pre>"
-        else:
-            val = html.escape(str(v))
-        rows.append(f"<tr><td valign='top'><b>{html.escape(k)}</b></td><td>{val}</td></tr>")
-    return "<table cellspacing='4'>" + "".join(rows) + "</table>"
 
 
 class ModelCardDialog(QtWidgets.QDialog):
-    """Shows one model card, formatted, with the raw JSON a click away."""
+    """One model card as a readable two-column form in sections (intended use and warnings
+    first; then data, splits, metrics with intervals, calibration, OOD gate, localization,
+    preprocessing), wrapped text, no raw JSON (:func:`cxrviewer.ml.card_text.card_sections`)."""
 
     def __init__(self, card: dict, parent: QtWidgets.QWidget | None = None) -> None:
+        from cxrviewer.ml.card_text import card_sections
+
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {card.get('name', '?')} {card.get('version', '')}")
-        self.resize(640, 560)
+        self.resize(760, 720)
         lay = QtWidgets.QVBoxLayout(self)
-        tabs = QtWidgets.QTabWidget()
-        self.view = QtWidgets.QTextBrowser()
-        self.view.setHtml(card_html(card))
-        tabs.addTab(self.view, "Card")
-        raw = QtWidgets.QPlainTextEdit(json.dumps(card, indent=2, default=str))
-        raw.setReadOnly(True)
-        tabs.addTab(raw, "JSON")
-        lay.addWidget(tabs)
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        body = QtWidgets.QWidget()
+        col = QtWidgets.QVBoxLayout(body)
+        #: (section title, [(label, text)]) as shown, for tests and screen readers
+        self.sections = card_sections(card)
+        self.value_labels: list[QtWidgets.QLabel] = []
+        for title, rows in self.sections:
+            box = QtWidgets.QGroupBox(title)
+            box.setObjectName("cardSection")
+            if title.startswith("Intended use"):
+                box.setStyleSheet("QGroupBox { font-weight: bold; color: #e0b050; }")
+            form = QtWidgets.QFormLayout(box)
+            form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.DontWrapRows)
+            form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            form.setLabelAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignTop)
+            for label, text in rows:
+                key = QtWidgets.QLabel(f"<b>{_esc(label)}</b>")
+                key.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignTop)
+                key.setMinimumWidth(150)
+                val = QtWidgets.QLabel(text)
+                val.setWordWrap(True)
+                val.setTextFormat(QtCore.Qt.PlainText)
+                val.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+                val.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Preferred)
+                form.addRow(key, val)
+                self.value_labels.append(val)
+            col.addWidget(box)
+        col.addStretch(1)
+        self.scroll.setWidget(body)
+        lay.addWidget(self.scroll)
         bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Close)
         bb.rejected.connect(self.reject)
         bb.accepted.connect(self.accept)
         lay.addWidget(bb)
+
+    def section_titles(self) -> list[str]:
+        return [t for t, _ in self.sections]
+
+
+def _esc(s: str) -> str:
+    import html
+
+    return html.escape(str(s))
 
 
 class ModelsDialog(QtWidgets.QDialog):

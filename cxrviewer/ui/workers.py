@@ -504,6 +504,15 @@ class AiController(QtCore.QObject):
         self._sigAnalyze.emit(AnalyzeRequest(rid, path, frame, image, cam, key))
         return rid
 
+    def lookup(self, path: str | os.PathLike, frame: int = 0, cam: bool = True) -> AnalyzeResult | None:
+        """A cached result for ``path`` (no engine call, no hashing, nothing emitted), or None."""
+        path = os.fspath(path)
+        key = self.keys.known(path, frame, self.model)
+        hit = self.cache.get(key, need_cam=cam) if key is not None else None
+        if hit is None:
+            return None
+        return AnalyzeResult(self.current_id, path, frame, key, hit[0], hit[1], True)
+
     def forget_current(self) -> None:
         """Nothing on screen wants a result any more (image closed)."""
         self.current_id = next(self._ids)

@@ -141,7 +141,8 @@ def _exercise(qtbot, w, src: Path, model_dir: Path, out_dir: Path) -> None:
     w.browser.request_visible_thumbnails()
     qtbot.waitUntil(lambda: all(str(p) in w.browser.thumbs.cache for p in paths), timeout=30000)
 
-    # view each image; it is analysed on selection (Grad-CAM on the canvas)
+    # view each image with the heatmap on (H): each is analysed when shown (Grad-CAM on the canvas)
+    ai.act_heatmap.setChecked(True)
     for p in paths:
         if w.current_image is None or str(w.current_image.path) != str(p):
             with qtbot.waitSignal(w.imageLoaded, timeout=30000):

@@ -212,3 +212,36 @@ def test_models_cli(user_dirs, resnet_dir, tmp_path, capsys):
     assert main(["models", "activate", "missing"]) == 1
     assert "active model unchanged (other)" in capsys.readouterr().err
     assert main(["models", "show"]) == 0 and "other 3 (user, active)" in capsys.readouterr().out
+
+
+def test_models_fit_ood_writes_the_gate(resnet_dir, tmp_path, capsys):
+    """`cxrviewer models fit-ood DIR --data FOLDER`: features through the engine, ood.npz and
+    card["ood"] written, the engine then refuses a CT by header and scores with the gate."""
+    from cxrviewer.ml.inference import Engine
+
+    d = tmp_path / "model"
+    shutil.copytree(resnet_dir, d)
+    before = json.loads((d / "card.json").read_text())
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(3)
+    base = (rng.random((64, 64)) * 200).astype(np.uint8)
+    for i in range(10):
+        cv2.imwrite(str(imgs / f"im{i}.png"), cv2.GaussianBlur(base, (0, 0), 1 + i * 0.3))
+    rc = main(["models", "fit-ood", str(d), "--data", str(imgs), "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    entry = json.loads(out.out)
+    card = json.loads((d / "card.json").read_text())
+    assert card["ood"] == entry and (d / "ood.npz").is_file()
+    assert entry["n_train"] + entry["n_val"] == 10 and entry["keep_rate_val"] >= 0.95
+    assert {k: v for k, v in card.items() if k != "ood"} == before
+    e = Engine.load(d, backend="onnxruntime", device="cpu")
+    assert e.gate is not None and e.gate.threshold == pytest.approx(entry["threshold"])
+    from cxrviewer.core.dicom_io import load_image
+
+    p = e.predict(load_image(imgs / "im0.png"), cam=False)
+    assert p.gate.distance is not None and p.gate.threshold == pytest.approx(entry["threshold"])
+    # a missing model is one clear error
+    assert main(["models", "fit-ood", str(tmp_path / "nope"), "--data", str(imgs)]) == 1
+    assert "nope" in capsys.readouterr().err

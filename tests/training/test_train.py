@@ -158,6 +158,10 @@ def test_resnet50_run_gives_a_model_that_evaluate_and_publish_use(tmp_path):
     assert card["training_data"]["leak_check"].startswith("patients in more than one split: 0 ")
     for f in ("roc.png", "confusion.png", "curves.png", "report.md", "best.pt", "checkpoint.pt"):
         assert (out / f).is_file(), f
+    # the run ships its out-of-distribution gate (fitted on train, threshold on validation)
+    ood = card["ood"]
+    assert ood["file"] == "ood.npz" and (out / "model" / "ood.npz").is_file() and ood["feature"] == "layer4_gap"
+    assert ood["keep_rate_val"] >= 0.95 and ood["n_train"] >= 3 and len(ood["sha256"]) == 64
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
     ev = _run([sys.executable, "-m", "cxrviewer", "evaluate", "--model", str(out), "--data", str(root),
@@ -165,6 +169,7 @@ def test_resnet50_run_gives_a_model_that_evaluate_and_publish_use(tmp_path):
     assert ev.returncode == 0, ev.stderr
     res = json.loads(ev.stdout)
     assert res["images"]["images"] == 32 and res["threshold"] == pytest.approx(card["threshold"])
+    assert res["ood"]["available"] and res["ood"]["images"] == 32 and 0 <= res["ood"]["refused"] <= 32
 
     pub = _run([sys.executable, "-m", "cxrviewer", "publish", str(out), "--activate"], env=env)
     assert pub.returncode == 0, pub.stderr

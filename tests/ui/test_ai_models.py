@@ -77,18 +77,29 @@ def ai(qtbot, tmp_path, registry):
 
 
 def test_models_dialog_lists_the_registry_and_shows_a_card(qtbot, registry):
-    from cxrviewer.ui.model_dialogs import ModelCardDialog, ModelsDialog, card_html
+    from cxrviewer.ui.model_dialogs import ModelCardDialog, ModelsDialog
 
     dlg = ModelsDialog(registry, active_name="alpha")
     qtbot.addWidget(dlg)
     names = [dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())]
     assert names == ["alpha", "beta", "broken"]
     assert dlg.table.item(0, 0).text() == "●" and dlg.table.item(1, 0).text() == ""
-    html = card_html(dlg.entries[0].card)
-    assert "0.710 (95% CI 0.650–0.770) on nih-test" in html and "weights_sha256" in html
-    card_dlg = ModelCardDialog(dlg.entries[0].card)
+    card = dlg.entries[0].card
+    card_dlg = ModelCardDialog(card)
     qtbot.addWidget(card_dlg)
     assert "alpha" in card_dlg.windowTitle()
+    # a readable form: intended use and warnings first, then data, metrics with intervals...
+    titles = card_dlg.section_titles()
+    assert titles[0] == "Intended use and warnings"
+    for t in ("Training data", "Metrics (95% bootstrap intervals)", "Calibration", "Out-of-distribution gate",
+              "Preprocessing"):
+        assert t in titles
+    assert titles.index("Training data") < titles.index("Metrics (95% bootstrap intervals)") < titles.index("Preprocessing")
+    texts = [lab.text() for lab in card_dlg.value_labels]
+    assert any("0.710 [95% CI 0.650–0.770] (nih-test)" in t for t in texts)
+    # wrapped plain text, never JSON
+    assert all(lab.wordWrap() for lab in card_dlg.value_labels)
+    assert not any(t.lstrip().startswith(("{", "[")) or '": ' in t for t in texts)
 
 
 def test_activate_verifies_in_the_worker_and_loads_the_model(qtbot, ai, registry):

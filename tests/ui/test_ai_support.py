@@ -29,6 +29,11 @@ class StandInPrediction:
     device: str
     backend: str
     elapsed_ms: float
+    gate: object = None  # cxrviewer.ml.ood.GateOutcome, when the stand-in refuses the image
+
+    @property
+    def scored(self) -> bool:
+        return self.gate is None or self.gate.ok
 
 
 class StandInEngine:
@@ -42,6 +47,8 @@ class StandInEngine:
         self.threshold = 0.5
         self.card = {"name": name, "version": version, "threshold": 0.5}
         self.seen: list[str] = []
+        #: file names containing this are refused as out of distribution (tests of the gate's UI)
+        self.refuse_marker = "ood"
 
     def predict(self, img, cam: bool = True, target_class=None) -> StandInPrediction:
         t0 = time.perf_counter()
@@ -57,9 +64,14 @@ class StandInEngine:
         norm = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
         p = float(a.mean() / (255.0 if a.max() <= 255 else 65535.0))
         label = "Abnormal" if p >= self.threshold else "Normal"
+        gate = None
+        if self.refuse_marker and self.refuse_marker in Path(img.path).name:
+            from cxrviewer.ml.ood import refused
+
+            gate = refused("Modality CT: the model reads chest radiographs (CR or DX) only", "header")
         return StandInPrediction((1 - p, p), p, label, self.threshold, norm.astype(np.float32) if cam else None,
                                  1, self.name, self.version, self.device, self.backend,
-                                 (time.perf_counter() - t0) * 1e3)
+                                 (time.perf_counter() - t0) * 1e3, gate)
 
     def predict_batch(self, imgs, cam: bool = False):
         return [self.predict(i, cam=cam) for i in imgs]

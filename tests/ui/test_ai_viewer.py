@@ -62,8 +62,118 @@ def _hot_png(tmp_path, shape=(30, 40), hot=(7, 29)):
 
 
 def _show(qtbot, canvas, ai, path):
+    """Open ``path`` and ask for AI on screen the way a reader does: H (heatmap) the first
+    time; with the heatmap on, every image opened is analysed."""
+    if ai.heatmap.enabled:
+        with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+            canvas.set_image(load_image(path))
+        return
+    canvas.set_image(load_image(path))
     with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
-        canvas.set_image(load_image(path))
+        ai.act_heatmap.trigger()
+
+
+def _br(canvas) -> list[str]:
+    return canvas.corner_text().corners()["br"]
+
+
+def test_reader_first_image_alone_until_asked(qtbot, make_viewer, tmp_path):
+    """The image opens alone: no analysis, no heatmap, no AI text; Analyze shows the result
+    (and its corner text) but not the map; H shows the map without recomputing."""
+    win, canvas, ai = make_viewer()
+    assert not ai.auto_analyze and not ai.act_auto.isChecked()
+    assert ai.act_auto.text() == "Analyse automatically when an image opens"
+    assert not ai.heatmap.enabled and not ai.act_heatmap.isChecked()
+    a, b = write_pngs(tmp_path, 2)
+    canvas.set_image(load_image(a))
+    qtbot.wait(200)
+    assert ai.engine.calls == 0 and ai.panel.result is None and not ai.heatmap.item.isVisible()
+    assert not any("AI" in line or "P(Abnormal)" in line for line in _br(canvas))
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        ai.act_analyze.trigger()
+    assert ai.engine.calls == 1 and "→" in ai.panel.value_label.text()
+    assert any("P(Abnormal)" in line for line in _br(canvas))
+    assert not ai.heatmap.item.isVisible()  # the map only when asked for (H)
+    ai.act_heatmap.trigger()
+    assert ai.heatmap.item.isVisible() and ai.engine.calls == 1
+    # the next image: its own AI (the heatmap is on: the reader asked to see AI)
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        canvas.set_image(load_image(b))
+    assert ai.panel.result.path == str(b)
+    # heatmap off again: the next image opens alone, the cached result of an asked-for image returns
+    ai.act_heatmap.trigger()
+    canvas.set_image(load_image(a))
+    assert ai.panel.result is not None and ai.panel.result.from_cache and ai.engine.calls == 2
+    (c,) = write_pngs(tmp_path / "more", 1, size=(50, 44))
+    canvas.set_image(load_image(c))
+    qtbot.wait(150)
+    assert ai.panel.result is None and ai.engine.calls == 2
+    assert not any("P(Abnormal)" in line for line in _br(canvas))
+
+
+def test_auto_analyze_setting_restores_analysis_on_open(qtbot, make_viewer, tmp_path):
+    win, canvas, ai = make_viewer()
+    ai.act_auto.setChecked(True)
+    assert ai.settings.value("ai/auto_analyze") in (True, "true")
+    (p,) = write_pngs(tmp_path, 1)
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        canvas.set_image(load_image(p))
+    assert ai.engine.calls == 1 and ai.panel.result is not None
+    assert any("P(Abnormal)" in line for line in _br(canvas))
+
+
+def test_heatmap_legend_says_evidence_for_abnormal(qtbot, make_viewer):
+    win, canvas, ai = make_viewer()
+    assert "evidence for <b>Abnormal</b>" in ai.controls.legend.text()
+    assert "evidence for the Abnormal class" in ai.controls.colorbar.toolTip()
+
+
+def test_panel_shows_validated_performance_and_card_button(qtbot, make_viewer):
+    eng = StandInEngine()
+    eng.card = {
+        "name": "standin", "version": "1", "threshold": 0.5,
+        "metrics": {"auc": {"value": 0.81, "ci95": [0.74, 0.87], "split": "test"}},
+        "training_data": {"sources": [{"path": "data/nih-full/labels.csv", "role": "split"}],
+                          "splits": {"train": {"images": 800, "normal": 300, "abnormal": 500},
+                                     "test": {"images": 200, "normal": 60, "abnormal": 140}}},
+    }
+    win, canvas, ai = make_viewer(engine=eng)
+    text = ai.panel.perf_label.text()
+    assert "Test AUC 0.81 [95% CI 0.74–0.87] on 200 images (60 normal)" in text
+    assert "Trained on 800 images (300 normal / 500 abnormal) from nih-full" in text
+    assert ai.panel.card_button.isEnabled()
+    opened = []
+    ai.show_card = lambda: opened.append(True)  # the dialog itself is tested in test_ai_models
+    ai.panel.cardRequested.disconnect()
+    ai.panel.cardRequested.connect(ai.show_card)
+    ai.panel.card_button.click()
+    assert opened == [True]
+
+
+def test_refused_image_not_scored_until_score_anyway(qtbot, make_viewer, tmp_path):
+    """An image the gate refuses: "Not scored: <reason>", no map, no score anywhere; Score
+    anyway shows it with its caution in the panel, the corner text, the export text."""
+    win, canvas, ai = make_viewer()
+    (p,) = write_pngs(tmp_path, 1)
+    ood = tmp_path / "ct_ood.png"
+    ood.write_bytes(p.read_bytes())
+    _show(qtbot, canvas, ai, ood)
+    panel = ai.panel
+    assert panel.value_label.text() == "Not scored"
+    assert panel.ood_label.text().startswith("Not scored: Modality CT")
+    assert panel.score_anyway_button.isVisibleTo(panel) and panel.bar.probability is None
+    assert not ai.heatmap.item.isVisible()  # the map is hidden too, although H is on
+    br = _br(canvas)
+    assert any("not scored" in line for line in br) and not any("P(Abnormal)" in line for line in br)
+    assert not any("P(Abnormal)" in line for line in panel.text_lines())
+    qtbot.mouseClick(panel.score_anyway_button, QtCore.Qt.MouseButton.LeftButton)
+    assert "→" in panel.value_label.text() and "⚠" in panel.value_label.text()
+    assert "scored anyway" in panel.ood_label.text() and "Modality CT" in panel.ood_label.text()
+    assert not panel.score_anyway_button.isVisibleTo(panel)
+    assert ai.heatmap.item.isVisible()
+    br = _br(canvas)
+    assert any("P(Abnormal)" in line for line in br) and any("CAUTION" in line for line in br)
+    assert any("CAUTION" in line for line in panel.text_lines())  # what exports burn in
 
 
 def test_selecting_an_image_shows_prediction_and_heatmap(qtbot, make_viewer, tmp_path):
@@ -197,6 +307,7 @@ def test_model_load_failure_leaves_the_viewer_usable(qtbot, make_viewer, tmp_pat
 
 def test_auto_analyze_setting_off_analyzes_only_on_request(qtbot, make_viewer, tmp_path):
     win, canvas, ai = make_viewer()
+    ai.act_auto.setChecked(True)
     ai.act_auto.setChecked(False)
     assert ai.settings.value("ai/auto_analyze") in (False, "false")
     (p,) = write_pngs(tmp_path, 1)
@@ -239,11 +350,15 @@ def test_analyze_folder_fills_browser_badges_and_filters_by_them(qtbot, main_win
         write_dataset(ds, paths[-1])
     with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
         w.open_path(folder)
-    qtbot.waitUntil(lambda: w.ai.panel.result is not None, timeout=10000)  # auto-analysis of the first
+    qtbot.wait(200)
+    # reader first: no AI in the browser or the panel until asked
+    assert w.ai.panel.result is None and eng.calls == 0
+    assert all((w.browser.badge(str(p)) or ("", None))[1] is None for p in paths)
     assert w.ai.act_analyze_all.isEnabled()
     with qtbot.waitSignal(w.ai.controller.finished, timeout=15000) as blk:
         w.ai.act_analyze_all.trigger()
     assert blk.args[0].done == 6 and not blk.args[0].cancelled
+    assert w.ai.panel.result is not None  # the image on screen shows its result from the run
     probs = {}
     for p in paths:
         badge = w.browser.badge(str(p))
@@ -284,11 +399,15 @@ def test_cancel_button_stops_the_folder_run(qtbot, main_window, tmp_path):
 def test_h_key_toggles_the_heatmap_in_the_main_window(qtbot, main_window, tmp_path):
     w, eng = main_window
     (p,) = write_pngs(tmp_path, 1)
-    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
         w.open_path(p)
-    qtbot.waitUntil(lambda: w.ai.heatmap.item.isVisible(), timeout=5000)
+    qtbot.wait(100)
+    assert eng.calls == 0 and not w.ai.heatmap.item.isVisible()  # reader first
     w.activateWindow()
     w.canvas.setFocus()
+    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
+        qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)  # H asks for the AI on screen
+    qtbot.waitUntil(lambda: w.ai.heatmap.item.isVisible(), timeout=5000)
     calls = eng.calls
     qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
     assert not w.ai.heatmap.item.isVisible() and not w.ai.act_heatmap.isChecked()

@@ -152,6 +152,7 @@ def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
         d.mkdir()
         p = write_cr(d / "cr.dcm", ramp(96, 80), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
         show_image(qtbot, w, p)
+        w.ai.act_analyze.trigger()  # reader first: the AI runs when asked
         qtbot.waitUntil(lambda: w.ai.panel.result is not None, timeout=60000)
         live = w.ai.panel.result.prediction
         w.dicom.export("sr", d / "report.dcm")
