@@ -33,22 +33,27 @@ class ModelCardDialog(QtWidgets.QDialog):
         for title, rows in self.sections:
             box = QtWidgets.QGroupBox(title)
             box.setObjectName("cardSection")
-            if title.startswith("Intended use"):
-                box.setStyleSheet("QGroupBox { font-weight: bold; color: #e0b050; }")
-            form = QtWidgets.QFormLayout(box)
-            form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.DontWrapRows)
-            form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-            form.setLabelAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignTop)
-            for label, text in rows:
-                key = QtWidgets.QLabel(f"<b>{_esc(label)}</b>")
+            warn = title.startswith("Intended use")
+            box.setStyleSheet("QGroupBox { font-weight: bold; %s }" % ("color: #e0b050;" if warn else ""))
+            # a grid, not a QFormLayout: wrapped labels there get their height for the wrong width
+            grid = QtWidgets.QGridLayout(box)
+            grid.setColumnStretch(1, 1)
+            grid.setHorizontalSpacing(12)
+            grid.setVerticalSpacing(4)
+            for r, (label, text) in enumerate(rows):
+                key = QtWidgets.QLabel(label)
+                key.setStyleSheet("font-weight: bold;")
                 key.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignTop)
                 key.setMinimumWidth(150)
                 val = QtWidgets.QLabel(text)
+                val.setStyleSheet("font-weight: normal;")
                 val.setWordWrap(True)
                 val.setTextFormat(QtCore.Qt.PlainText)
+                val.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
                 val.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-                val.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Preferred)
-                form.addRow(key, val)
+                val.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Minimum)
+                grid.addWidget(key, r, 0, QtCore.Qt.AlignRight | QtCore.Qt.AlignTop)
+                grid.addWidget(val, r, 1, QtCore.Qt.AlignTop)
                 self.value_labels.append(val)
             col.addWidget(box)
         col.addStretch(1)
@@ -61,12 +66,6 @@ class ModelCardDialog(QtWidgets.QDialog):
 
     def section_titles(self) -> list[str]:
         return [t for t, _ in self.sections]
-
-
-def _esc(s: str) -> str:
-    import html
-
-    return html.escape(str(s))
 
 
 class ModelsDialog(QtWidgets.QDialog):
