@@ -67,9 +67,17 @@ def _photo_like(folder: Path) -> list[str]:
 
 
 def _paths(spec: str, max_images: int, seed: int) -> list[str]:
-    from cxrviewer.cli.fit_ood import _samples
+    """Every image of a labelled set (any layout ``cxrviewer train`` reads) or of a folder."""
+    from cxrviewer.core.errors import CxrError
 
-    items = [p for p, _, split in _samples(spec) if split in (None, "test", "val", "train")]
+    try:
+        from training import data as D
+
+        items = [s.path for s in D.load_dataset(spec).samples]
+    except (ImportError, CxrError):
+        from cxrviewer.core.study_index import scan
+
+        items = [i.path for i in scan(spec).instances()]
     if max_images > 0 and len(items) > max_images:
         random.Random(seed).shuffle(items)
         items = items[:max_images]

@@ -50,8 +50,9 @@ def module_cache(tmp_path_factory) -> Path:
 
 def _write_study(src: Path) -> None:
     (src / "study1").mkdir(parents=True)
-    write_dataset(make_dataset(chest_like(96, 80), patient_id="RO1", instance_number=1), src / "study1" / "a.dcm")
-    write_dataset(make_dataset(chest_like(96, 80, seed=2), patient_id="RO1", photometric="MONOCHROME1",
+    # radiograph-sized (the OOD gate's header rules refuse DICOM images under 256 px a side)
+    write_dataset(make_dataset(chest_like(288, 256), patient_id="RO1", instance_number=1), src / "study1" / "a.dcm")
+    write_dataset(make_dataset(chest_like(288, 256, seed=2), patient_id="RO1", photometric="MONOCHROME1",
                                instance_number=2), src / "study1" / "b.dcm")
     Image.fromarray(chest_like(80, 64, bits=8).astype(np.uint8)).save(src / "chest.png")
 

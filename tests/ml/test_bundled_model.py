@@ -77,3 +77,29 @@ def test_bundled_card_is_consistent():
         if cal is not None:
             assert f"T = {cal['temperature']:.3f}" in report
         json.dumps(card)  # plain JSON (no NaN objects)
+
+
+def test_bundled_models_ship_a_working_ood_gate(rg1_unci, tmp_path):
+    """Every bundled model has its OOD statistics (ood.npz + card["ood"]): a CT is refused by
+    the header rules, a face-like picture by the learned check, the RG1 chest CR passes both."""
+    import cv2
+    from pydicom.data import get_testdata_file
+
+    from cxrviewer.bench.ood import _photo_like
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ml.inference import Engine
+
+    pics = _photo_like(tmp_path)
+    rg1 = load_image(rg1_unci)
+    ct = get_testdata_file("CT_small.dcm", download=False)
+    for d in _bundled():
+        e = Engine.load(d, backend="onnxruntime", device="cpu")
+        assert e.gate is not None, f"{d}: no OOD statistics (cxrviewer models fit-ood)"
+        assert e.card["ood"]["keep_rate_val"] >= 0.95 and e.card["ood"]["feature"] == "layer4_gap"
+        p = e.predict(rg1, cam=False)
+        assert p.scored and p.gate.distance <= p.gate.threshold, p.gate
+        if ct:
+            assert not e.predict(load_image(ct), cam=False).scored
+        face = e.predict(load_image(pics[0]), cam=False)  # greyscale: passes the header rules
+        assert not face.scored and face.gate.rule == "features", face.gate
+        assert cv2.imread(pics[0]) is not None
