@@ -80,10 +80,11 @@ def overlay_png(display_u8, cam, alpha: float = 0.4) -> bytes:
 
 
 def _cam_name(path: str, uid: str) -> str:
-    import hashlib
     from pathlib import Path
 
-    tag = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    from cxrviewer.core.hashing import sha256_parts
+
+    tag = sha256_parts(path)[:10]
     return f"{Path(path).stem}_{tag}_cam.png"
 
 

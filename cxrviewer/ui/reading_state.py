@@ -6,9 +6,10 @@ orientation and the same measurements. *Reset View* puts the defaults back (rule
 are the reader's work; *Clear All Rulers* removes them).
 
 Key
-    SOPInstanceUID + a hash of the decoded pixels + frame, so two files that share a UID (it
-    happens: the shared SIIM pair) never share state, and a PNG (no UID) is known by its
-    pixels. The pixel hash is :func:`content_hash`.
+    SOPInstanceUID + a hash of the decoded pixels (and how they are read) + frame, so two files
+    that share a UID (it happens: the shared SIIM pair) never share state, and a PNG (no UID) is
+    known by its pixels. The pixel hash is :func:`content_hash`, the image part of the AI's
+    content key.
 Storage
     One small JSON per image in ``user_data_dir()/reading_state/``, named by a hash of the key
     and written atomically (:mod:`cxrviewer.atomic`) a moment after the last change and
@@ -22,7 +23,6 @@ The data part (:class:`ReadingState`, :class:`ReadingStateStore`) is Qt-free;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -33,7 +33,9 @@ from typing import Any
 
 from PySide6 import QtCore
 
+from cxrviewer.core.hashing import sha256_parts
 from cxrviewer.core.types import LoadedImage, WindowPreset
+from cxrviewer.ml.results import pixel_digest
 
 _log = logging.getLogger(__name__)
 
@@ -44,17 +46,11 @@ SAVE_DELAY_MS = 500
 
 
 def content_hash(img: LoadedImage) -> str:
-    """sha256 of one decoded frame (dtype, shape, stored values).
-
-    The stored values are what the reader sees and measures; the project's content key for AI
-    results (lane i12's ``cxrviewer.ml.results``) additionally covers the model. Until that
-    one helper lands on main this is a plain sha256 of the same bytes.
-    """
-    a = img.stored
-    h = hashlib.sha256()
-    h.update(f"{a.dtype.str}{tuple(a.shape)}".encode())
-    h.update(memoryview(a if a.flags.c_contiguous else a.copy(order="C")).cast("B"))
-    return h.hexdigest()
+    """The image part of the project's one content key (:func:`cxrviewer.ml.results.pixel_digest`):
+    sha256 of the decoded frame and how it is read (photometric, inversion, rescale, default
+    window). The shared SIIM pair (same UID, same stored values, one flagged MONOCHROME1) thus
+    gets two states, as it gets two AI results."""
+    return pixel_digest(img)
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class StateKey:
 
     def file_name(self) -> str:
         s = json.dumps(self.as_dict(), sort_keys=True)
-        return hashlib.sha256(s.encode()).hexdigest()[:40] + ".json"
+        return sha256_parts(s)[:40] + ".json"
 
 
 @dataclass
