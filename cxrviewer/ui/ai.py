@@ -387,13 +387,16 @@ class AiIntegration(QtCore.QObject):
         img = self._current()
         if img is not None and self.controller.ready:
             # a result the reader asked for earlier (this image, or a study/folder run)
-            hit = self.controller.lookup(img.path, img.frame)
+            # the heatmap is off here: a result without its map (a folder run's) will do
+            hit = self.controller.lookup(img.path, img.frame, cam=False)
             if hit is not None:
                 self._on_result(hit)
 
     def _on_heatmap_toggled(self, on: bool) -> None:
-        # H is a request for AI on screen: analyse the image if it has no result yet
-        if on and self.panel.result is None and self._current() is not None:
+        # H is a request for AI on screen: analyse the image if it has no result yet, or one
+        # without its map (a folder run computes no maps)
+        res = self.panel.result
+        if on and self._current() is not None and (res is None or res.cam_u8 is None):
             self.analyze_current(explicit=True)
 
     def _is_current(self, res: AnalyzeResult) -> bool:

@@ -443,3 +443,38 @@ def test_switching_model_clears_the_previous_models_badges(qtbot, main_window, t
     for p in paths:
         text, value = w.browser.badge(str(p))
         assert value is None and "standin" not in text and not text.startswith("0."), (p, text)
+
+
+def test_browser_badges_say_not_scored_and_scored_anyway(qtbot, main_window, tmp_path):
+    """A folder run: a refused image's badge says "not scored" (no value: sorting and the
+    threshold filter leave it out); after Score anyway it shows the value with its caution."""
+    w, eng = main_window
+    folder = tmp_path / "mixed"
+    ok, bad = write_pngs(folder, 2)
+    ood = folder / "ct_ood.png"
+    bad.rename(ood)
+    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
+        w.open_path(folder)
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+        w.ai.act_analyze_all.trigger()
+    w.ai.flush_badges()
+    assert w.browser.badge(str(ok))[1] is not None
+    text, value = w.browser.badge(str(ood))
+    assert value is None and text.startswith("not scored")
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
+        w.load_path(str(ood))
+    qtbot.waitUntil(lambda: w.ai.panel.result is not None and w.ai.panel.result.path == str(ood), timeout=10000)
+    assert w.ai.panel.value_label.text() == "Not scored"
+    w.ai.panel.score_anyway_button.click()
+    w.ai.flush_badges()
+    text, value = w.browser.badge(str(ood))
+    assert value is not None and "scored anyway" in text
+    # the other image from the run: shown from the cache, and H computes its map then
+    calls = eng.calls
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
+        w.load_path(str(ok))
+    assert w.ai.panel.result is not None and w.ai.panel.result.from_cache and eng.calls == calls
+    assert not w.ai.heatmap.item.isVisible()
+    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
+        w.ai.act_heatmap.trigger()
+    assert w.ai.heatmap.item.isVisible() and eng.calls == calls + 1
