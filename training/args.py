@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from training.nets import ARCHES
 
@@ -34,9 +35,79 @@ def _shortcut_flags(g) -> None:
                    help="probability of burning random annotation text into the image (default 0)")
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh])")
+
+
+def parse_duration(s: str) -> float:
+    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"1.5h"`` -> seconds (a unit is required)."""
+    text = str(s).strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text) or total <= 0:
+        raise argparse.ArgumentTypeError(f"{s!r}: expected a duration like 20m, 1h30m or 90s")
+    return total
+
+
+def _lr(s: str) -> float | str:
+    if str(s).strip().lower() == "auto":
+        return "auto"
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr {s!r}: expected a number like 1e-3, or auto") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"--lr {s!r}: must be > 0")
+    return v
+
+
+#: --lr auto: from random weights, and from existing weights (--init, --pretrained)
+LR_SCRATCH, LR_FINETUNE = 1e-3, 1e-4
+
+
+def resolve_lr(args) -> float:
+    """The learning rate ``--lr auto`` stands for (a number is kept)."""
+    if args.lr != "auto":
+        return float(args.lr)
+    return LR_FINETUNE if (args.init or args.pretrained != "none") else LR_SCRATCH
+
+
+def _class_map_item(s: str) -> str:
+    cls, sep, names = s.partition("=")
+    if not sep or cls.strip().lower() not in ("normal", "abnormal") or not names.strip(" ,"):
+        raise argparse.ArgumentTypeError(f"--class-map {s!r}: expected normal=NAME[,NAME...] or abnormal=NAME[,NAME...]")
+    return s
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.help is argparse.SUPPRESS or not action.option_strings or action.required
+                or action.default is argparse.SUPPRESS):
+            return text
+        if "default" in text.lower() or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            return text
+        d = action.default
+        if isinstance(action, argparse._StoreFalseAction):
+            shown = f"{action.dest.replace('_', '-')} {'on' if d else 'off'}"  # --no-X: X is on unless given
+        elif isinstance(action, argparse._StoreTrueAction):
+            shown = "on" if d else "off"
+        elif d is None or d == []:
+            shown = "none"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, add_help=add_help,
+        prog=prog, add_help=add_help, formatter_class=DefaultsHelpFormatter,
         description="Train the Normal/Abnormal ResNet-50 on a labelled chest X-ray set "
                     "(NIH ChestX-ray14 layout, class folders, or a CSV). Multi-GPU: torchrun --nproc-per-node N -m training ...",
     )
@@ -52,6 +123,10 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
                    help="separate test set; no test split is then cut")
     g.add_argument("--format", default="auto", choices=["auto", "nih", "csv", "folders"],
                    help="data layout (default: detected from what each PATH is)")
+    g.add_argument("--class-map", nargs="+", type=_class_map_item, default=[], metavar="CLASS=NAMES",
+                   help="folder (or CSV label) names of a class, case-insensitive, e.g. --class-map normal=NORMAL "
+                        "abnormal=PNEUMONIA,COVID (default: normal|0_normal|negative vs "
+                        "abnormal|pneumonia|1_abnormal|positive, any case)")
     g.add_argument("--images", default=None, metavar="DIR",
                    help="NIH layout: folder of the images when it is not the CSV's folder (searched recursively)")
     g.add_argument("--split", type=_fractions, default=None, metavar="TR,VA,TE",
@@ -65,24 +140,35 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--boxes", default=None, metavar="CSV",
                    help="lesion boxes for the report's pointing game: path,x,y,w,h in the image's pixels, or NIH's "
                         "BBox_List_2017.csv[.gz] (matched by file name)")
-    g.add_argument("--image-size", type=int, default=224, help="model input size in pixels (default 224)")
+    g.add_argument("--image-size", type=int, default=224,
+                   help="image resolution in pixels (default 224): the model input, unless --min-input-size is larger")
+    g.add_argument("--min-input-size", type=int, default=0, metavar="PX",
+                   help="smallest model input (0: off): e.g. 64 reduces images to --image-size 28 and enlarges them "
+                        "to 64 px, so ResNet-50's stride-32 stem leaves a 2x2 map (about 4x the compute of 28 px)")
     g.add_argument("--window-policy", default="default", choices=["default", "auto"],
                    help="preprocessing window (stored in the card; the viewer uses the same)")
-    g.add_argument("--resize", default="stretch", choices=["stretch", "letterbox"])
+    g.add_argument("--resize", default="stretch", choices=["stretch", "letterbox"],
+                   help="stretch to a square (as the seed) or keep the aspect ratio and pad")
     g.add_argument("--workers", type=int, default=-1,
                    help="DataLoader worker processes (default: 0 on CPU, up to 8 per GPU); also image-decoding threads")
 
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, default=50)
+    g.add_argument("--epochs", type=int, default=50,
+                   help="at most this many epochs (early stopping and --time-budget may end sooner)")
     g.add_argument("--batch-size", type=int, default=32, help="per process (global batch = N x processes)")
-    g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--weight-decay", type=float, default=1e-4)
-    g.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
-    g.add_argument("--warmup-epochs", type=float, default=0.0)
+    g.add_argument("--lr", type=_lr, default="auto",
+                   help=f"Adam learning rate (peak, after the warm-up); auto: {LR_SCRATCH:g} from random weights, "
+                        f"{LR_FINETUNE:g} from --init or --pretrained weights")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay (L2)")
+    g.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"],
+                   help="after the warm-up: cosine decay to 1%% of --lr over the run, or constant")
+    g.add_argument("--warmup-epochs", type=float, default=0.3,
+                   help="linear learning-rate warm-up (epochs, may be a fraction)")
     g.add_argument("--loss", default="ce", choices=["ce", "bce"],
                    help="ce: CrossEntropy on the 2 logits; bce: the seed's BCEWithLogits on one-hot targets")
-    g.add_argument("--class-weights", default="none", metavar="none|balanced|W0,W1",
-                   help="loss weights per class (balanced: inverse class frequency of the train split)")
+    g.add_argument("--class-weights", default="auto", metavar="auto|none|balanced|W0,W1",
+                   help="loss weights per class (balanced: inverse class frequency of the train split; auto: "
+                        "balanced when the train split's imbalance exceeds 3:1, else none)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout before the linear head")
     g.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip (0: off)")
     g.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better val AUC (0: off)")
@@ -100,23 +186,36 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
                    help="start from a model directory (or a registry name), e.g. a pretraining run's RUN_DIR/model")
     g.add_argument("--freeze", default="none", choices=["none", "stem", "layer1", "layer2", "layer3"],
                    help="with --init: do not train the stem and the stages up to this one (cheaper fine-tuning on a CPU; default none)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the augmentation")
     g.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
                    help="operating threshold: the highest with validation sensitivity >= S (default: Youden's J)")
     g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
 
     g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder")
+    g.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="output folder (created; removed again when the run fails before its first checkpoint)")
+    g.add_argument("--time-budget", type=parse_duration, default=None, metavar="DURATION",
+                   help="e.g. 20m or 1h30m: measure a few steps, run as many epochs as fit (at most --epochs) and "
+                        "stop early when the next epoch would overrun")
+    g.add_argument("--estimate-only", action="store_true",
+                   help="read the data list, measure a few steps and print the estimate, then exit (no training)")
+    g.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for torch (0: auto; with several cores the speed check also tries 1 thread, "
+                        "which wins on a machine busy with other work)")
+    g.add_argument("--log-interval", type=float, default=30.0, metavar="S",
+                   help="without a terminal: one progress line (step, images/s, ETA) at most every S seconds")
     g.add_argument("--resume", default=None, metavar="RUN_DIR|CKPT", help="continue an interrupted run")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (DDP: one GPU per process)")
     g.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
                    help="bf16 autocast (auto: on for CUDA only)")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="keep the NCHW memory layout (channels_last is faster on most CPUs and GPUs)")
     g.add_argument("--name", default=None, help="model name in the card (default cxr-resnet50-YYYYMMDD-HHMM)")
     g.add_argument("--model-version", default="1.0", help="model version in the card")
     g.add_argument("--json-progress", action="store_true",
                    help="print one JSON object per epoch on stdout (for the app)")
-    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="write no TensorBoard scalars in RUN_DIR/tb")
     # Tests only: a tiny CNN exercises the loop's mechanics in seconds. Never a product model.
     p.add_argument("--arch", default="resnet50", choices=ARCHES, help=argparse.SUPPRESS)
     return p

@@ -11,8 +11,11 @@ Formats (detected from what ``--data`` points at, overridable with ``--format``)
     ``path,label[,patient_id][,split]``; ``path`` relative to the CSV's folder; ``label``
     ``normal``/``abnormal`` (or 0/1); ``split`` ``train``/``val``/``valid``/``test``.
 ``folders``
-    ``normal/`` + ``abnormal/`` (also ``0_normal/`` + ``1_abnormal/``), optionally already
-    split into ``train/``, ``valid/`` or ``val/`` and ``test/``.
+    one folder per class with any common name, case-insensitive (``normal/``, ``NORMAL/``,
+    ``0_normal/``, ``negative/`` vs ``abnormal/``, ``PNEUMONIA/``, ``1_abnormal/``,
+    ``positive/``; ``--class-map`` for others, see :mod:`training.layouts`), optionally already
+    split into ``train/``, ``valid/`` or ``val/`` and ``test/``. A folder matching no class is
+    skipped and named.
 
 Patient IDs come from the CSV, else from NIH file names (``00000001_000.png`` -> ``1``),
 else each image is its own patient (reported). Images are read through the core
@@ -41,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from cxrviewer.core.errors import CxrError
+from training.layouts import ClassMap, images_in, scan_class_folders, unmatched_line
 
 CLASSES = ("Normal", "Abnormal")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
@@ -50,7 +54,6 @@ _NORMAL_WORDS = {"0", "normal", "no finding", "negative", "neg", "false", "healt
 _ABNORMAL_WORDS = {"1", "abnormal", "positive", "pos", "true"}
 _SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                 "validation": "val", "test": "test", "testing": "test"}
-_CLASS_DIRS = {"normal": 0, "0_normal": 0, "0": 0, "abnormal": 1, "1_abnormal": 1, "1": 1}
 
 
 class DataError(CxrError):
@@ -75,6 +78,9 @@ class DataSet:
     fmt: str
     samples: list[Sample]
     notes: list[str] = field(default_factory=list)
+    #: folders holding images that matched no class (path, image count): skipped, named in
+    #: warnings and in the one-class error
+    unmatched: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def has_splits(self) -> bool:
@@ -89,13 +95,15 @@ def patient_from_name(path: str | os.PathLike) -> str | None:
     return str(int(m.group(1))) if m else None
 
 
-def parse_label(value: str, where: str) -> int:
+def parse_label(value: str, where: str, cmap: ClassMap | None = None) -> int:
     v = str(value).strip().lower()
+    if cmap is not None and cmap.label_of(v) is not None:
+        return cmap.label_of(v)
     if v in _NORMAL_WORDS:
         return 0
     if v in _ABNORMAL_WORDS:
         return 1
-    raise DataError(where, f"label {value!r} is neither normal/0 nor abnormal/1")
+    raise DataError(where, f"label {value!r} is neither normal/0 nor abnormal/1 (map it with --class-map)")
 
 
 def _open_text(path: Path):
@@ -143,23 +151,27 @@ def detect_format(path: str | os.PathLike) -> str:
     return "folders"
 
 
-def load_dataset(path: str | os.PathLike, fmt: str = "auto", images: str | os.PathLike | None = None) -> DataSet:
+def load_dataset(path: str | os.PathLike, fmt: str = "auto", images: str | os.PathLike | None = None,
+                 class_map: ClassMap | None = None) -> DataSet:
     """Read the sample list of one labelled set (no pixels decoded yet).
 
     ``images``: for the NIH layout, the folder holding the images when it is not the CSV's.
+    ``class_map``: folder and label names of the classes (default :class:`ClassMap()`).
     """
     p = Path(path)
+    cmap = class_map or ClassMap()
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "nih":
         ds = _load_nih(p, Path(images) if images else None)
     elif fmt == "csv":
-        ds = _load_csv(p if p.is_file() else p / "labels.csv")
+        ds = _load_csv(p if p.is_file() else p / "labels.csv", cmap)
     elif fmt == "folders":
-        ds = _load_folders(p)
+        ds = _load_folders(p, cmap)
     else:
         raise DataError(p, f"unknown --format {fmt!r} (auto, nih, csv, folders)")
     if not ds.samples:
-        raise DataError(p, "no labelled images found (empty folder or CSV?)")
+        skipped = unmatched_line(ds.unmatched, cmap)
+        raise DataError(p, "no labelled images found" + (f": {skipped}" if skipped else " (empty folder or CSV?)"))
     return ds
 
 
@@ -207,7 +219,7 @@ def _load_nih(p: Path, images: Path | None = None) -> DataSet:
     return ds
 
 
-def _load_csv(csv_path: Path) -> DataSet:
+def _load_csv(csv_path: Path, cmap: ClassMap | None = None) -> DataSet:
     header, rows = _read_csv(csv_path)
     for col in ("path", "label"):
         if col not in header:
@@ -218,7 +230,7 @@ def _load_csv(csv_path: Path) -> DataSet:
         if not r.get("path"):
             raise DataError(csv_path, f"line {i}: empty path")
         fp = r["path"] if os.path.isabs(r["path"]) else str(root / r["path"])
-        label = parse_label(r["label"], f"{csv_path}: line {i}")
+        label = parse_label(r["label"], f"{csv_path}: line {i}", cmap)
         pid = r.get("patient_id") or ""
         if not pid:
             pid = patient_from_name(fp) or ""
@@ -239,43 +251,31 @@ def _load_csv(csv_path: Path) -> DataSet:
     return ds
 
 
-def _class_dirs(p: Path) -> dict[int, Path]:
-    out: dict[int, Path] = {}
-    for c in sorted(p.iterdir()):
-        if c.is_dir() and c.name.lower() in _CLASS_DIRS:
-            out.setdefault(_CLASS_DIRS[c.name.lower()], c)
-    return out
-
-
-def _images_in(d: Path) -> list[Path]:
-    return sorted(f for f in d.rglob("*") if f.is_file() and not f.name.startswith(".")
-                  and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == ""))
-
-
-def _load_folders(p: Path) -> DataSet:
-    parts: list[tuple[str | None, Path]] = []
+def _load_folders(p: Path, cmap: ClassMap) -> DataSet:
     subs = {c.name.lower(): c for c in p.iterdir() if c.is_dir()}
     split_dirs = [(s, subs[n]) for n, s in _SPLIT_WORDS.items() if n in subs]
-    if split_dirs:
-        parts = [(s, d) for s, d in split_dirs]
-    else:
-        parts = [(None, p)]
-    samples, own_patient = [], 0
+    parts: list[tuple[str | None, Path]] = list(split_dirs) if split_dirs else [(None, p)]
+    samples, own_patient, unmatched = [], 0, []
     for split, d in parts:
-        classes = _class_dirs(d)
-        if not classes:
-            raise DataError(d, "no class folders (expected normal/ and abnormal/, or 0_normal/ and 1_abnormal/)")
-        for label, cd in sorted(classes.items()):
-            files = _images_in(cd)
-            for f in files:
-                pid = patient_from_name(f)
-                if pid is None:
-                    own_patient += 1
-                    pid = "img:" + str(f)
-                samples.append(Sample(str(f), label, pid, split))
-    ds = DataSet(str(p), "folders", samples)
+        scan = scan_class_folders(d, cmap)
+        unmatched += [(str(f), n) for f, n in scan.unmatched]
+        if not scan.classes and not scan.unmatched:
+            found = sorted(c.name for c in d.iterdir() if c.is_dir())
+            raise DataError(d, "no class folders" + (f" (found {', '.join(found)}/)" if found else "")
+                            + f": expected one folder per class named {cmap.describe()} (or --class-map)")
+        for label, dirs in sorted(scan.classes.items()):
+            for cd in dirs:
+                for f in images_in(cd):
+                    pid = patient_from_name(f)
+                    if pid is None:
+                        own_patient += 1
+                        pid = "img:" + str(f)
+                    samples.append(Sample(str(f), label, pid, split))
+    ds = DataSet(str(p), "folders", samples, unmatched=unmatched)
     if own_patient:
         ds.notes.append(f"{own_patient} images without an NIH-style name: each counted as its own patient")
+    if unmatched:
+        ds.notes.append("warning: " + unmatched_line(unmatched, cmap))
     return ds
 
 
@@ -386,13 +386,17 @@ def leak_line(splits: dict[str, Sequence[Sample]]) -> str:
     return f"patients in more than one split: {len(shared)} (patients per split: {counts})"
 
 
-def check_two_classes(name: str, samples: Sequence[Sample]) -> None:
+def check_two_classes(name: str, samples: Sequence[Sample], skipped: str = "") -> None:
+    """Raise a :class:`DataError` when a split is empty or holds one class; ``skipped`` (see
+    :func:`training.layouts.unmatched_line`) names the folders that were not read."""
     c = Counter(s.label for s in samples)
+    hint = f"; {skipped}" if skipped else ""
     if not samples:
-        raise DataError(None, f"the {name} split is empty")
+        raise DataError(None, f"the {name} split is empty{hint}")
     if len(c) < 2:
         only = CLASSES[next(iter(c))]
-        raise DataError(None, f"the {name} split has only {only} images ({len(samples)}): it needs both Normal and Abnormal")
+        raise DataError(None, f"the {name} split has only {only} images ({len(samples)}): it needs both Normal "
+                              f"and Abnormal{hint}")
 
 
 def describe(samples: Sequence[Sample]) -> dict[str, int]:

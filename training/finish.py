@@ -23,6 +23,17 @@ MODEL_DIR = "model"
 RESULTS = "metrics.json"
 
 
+def summary_line(split: str, n: int, mets: dict[str, Any], seconds: float, epochs: int, stopped_early: bool,
+                 report: Path) -> str:
+    """The run's last line: how long, the held-out metrics with their 95% intervals, the report."""
+    from training.progress import fmt_duration
+
+    stop = ", stopped early" if stopped_early else ""
+    return (f"done in {fmt_duration(seconds)} ({epochs} epoch{'s' if epochs != 1 else ''}{stop}): {split} ({n} images) "
+            f"AUC {M.fmt_ci(mets['auc'])}, accuracy {M.fmt_ci(mets['accuracy'])}, sensitivity "
+            f"{M.fmt_ci(mets['recall'])}, specificity {M.fmt_ci(mets['specificity'])}; report: {report}")
+
+
 def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, caches: dict[str, D.Cache],
                history: list[dict], best_epoch: int, best_auc: float, avg_state: dict[str, Any] | None,
                avg_n: int, stopped_early: bool, desc: dict, leak: str, notes: list[str],
@@ -38,8 +49,8 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
     if avg_state is not None:
         unwrap(model).load_state_dict(avg_state)
         L.recompute_bn(unwrap(model), caches["train"], device, spec, args, amp)
-        first = args.epochs - avg_n + 1
-        selection = f"average of epochs {first}-{args.epochs} (BatchNorm statistics recomputed on the training split)"
+        last = int(history[-1]["epoch"]) if history else args.epochs  # a budget may stop before args.epochs
+        selection = f"average of epochs {last - avg_n + 1}-{last} (BatchNorm statistics recomputed on the training split)"
     else:
         best_state = C.load_best(out / BEST) if (out / BEST).exists() else None
         if best_state is not None:
@@ -138,9 +149,11 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
         "training_data": training_data,
         "metrics": M.jsonable(card_metrics),
         "training": M.jsonable({
-            "recipe": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule",
+            "recipe": {k: getattr(args, k, None) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule",
                                                        "loss", "class_weights", "dropout", "clip_grad", "patience",
-                                                       "hflip", "rotation", "jitter", "pretrained", "seed", "image_size")},
+                                                       "hflip", "rotation", "jitter", "pretrained", "seed", "image_size",
+                                                       "warmup_epochs", "average_last", "min_input_size", "time_budget",
+                                                       "class_map")},
             "shortcut_augmentation": ShortcutAug.from_args(args).to_dict(),
             "freeze": getattr(args, "freeze", "none"),
             "init": init_note,
@@ -176,7 +189,9 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
     m = mets
     print(f"{report_split} ({len(ry)} images) at threshold {thr:.3f} [{rule}]: " +
           ", ".join(f"{k} {M.fmt_ci(m[k])}" for k in M.METRIC_NAMES), flush=True)
-    print(f"report: {out / 'report.md'}" + (f"\nmodel: {model_dir}" if args.arch == "resnet50" else ""), flush=True)
+    if args.arch == "resnet50":
+        print(f"model: {model_dir}", flush=True)
+    print(summary_line(report_split, len(ry), mets, elapsed, len(history), stopped_early, out / "report.md"), flush=True)
     if args.json_progress:
         print(json.dumps(M.jsonable({"event": "done", "fold": fold, "report": str(out / "report.md"),
                                      "model_dir": str(model_dir) if args.arch == "resnet50" else None,

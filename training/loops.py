@@ -14,11 +14,21 @@ from training import metrics as M
 from training.distributed import Dist
 from training.progress import Progress
 
+#: --class-weights auto balances the loss above this majority:minority ratio
+AUTO_BALANCE_RATIO = 3.0
+
 
 def class_weights(spec: str, labels: np.ndarray) -> list[float] | None:
+    """Loss weight per class: ``none``, ``balanced`` (inverse frequency), ``auto`` (balanced
+    above :data:`AUTO_BALANCE_RATIO`:1) or two numbers ``W0,W1``."""
     s = (spec or "none").strip().lower()
     if s == "none":
         return None
+    if s == "auto":
+        c = np.bincount(labels, minlength=2).astype(float)
+        s = "balanced" if c.min() > 0 and c.max() / c.min() > AUTO_BALANCE_RATIO else "none"
+        if s == "none":
+            return None
     if s == "balanced":
         c = np.bincount(labels, minlength=2).astype(float)
         return [float(len(labels) / (2 * c[i])) for i in range(2)]
@@ -27,7 +37,7 @@ def class_weights(spec: str, labels: np.ndarray) -> list[float] | None:
     except ValueError:
         w = []
     if len(w) != 2 or any(x <= 0 for x in w):
-        raise CxrError(None, f"--class-weights {spec!r}: expected none, balanced or two positive numbers W0,W1")
+        raise CxrError(None, f"--class-weights {spec!r}: expected auto, none, balanced or two positive numbers W0,W1")
     return w
 
 
@@ -80,7 +90,7 @@ def train_one_epoch(model, criterion, optimizer, scheduler, loader, device, epoc
     scores, labels = [], []
     total = len(loader)
     if progress:
-        progress.start()
+        progress.start(args.batch_size, progress.after_s)
     for step, (u8, y) in enumerate(loader, start=1):
         x = inputs(u8, spec, device, args.channels_last)
         y = y.to(device, non_blocking=True)

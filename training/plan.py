@@ -31,17 +31,21 @@ def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]
     Returns ``(splits, notes, sources)``; with ``--folds`` the ``"train"`` entry is the pool
     that the folds divide.
     """
+    from training.layouts import ClassMap
+
     notes: list[str] = []
     sources: list[dict] = []
+    cmap = ClassMap.parse(getattr(args, "class_map", None))
 
     def read(paths: list[str], role: str) -> list[D.DataSet]:
         out = []
         for i, pth in enumerate(paths):
-            ds = D.load_dataset(pth, args.format, images=args.images)
+            ds = D.load_dataset(pth, args.format, images=args.images, class_map=cmap)
             ds.samples = subsample(ds.samples, args.max_images, args.seed + i)
             for n in ds.notes:
                 notes.append(f"{pth}: {n}")
-            sources.append({"path": str(pth), "role": role, "format": ds.fmt, **D.describe(ds.samples)})
+            sources.append({"path": str(pth), "role": role, "format": ds.fmt, **D.describe(ds.samples),
+                            **({"unmatched_folders": [[f, n] for f, n in ds.unmatched]} if ds.unmatched else {})})
             out.append(ds)
         return out
 

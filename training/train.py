@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cxrviewer import atomic
 from cxrviewer.core.errors import CxrError
 from training import data as D
@@ -50,7 +52,7 @@ from training.loops import (
     train_one_epoch,
 )
 from training.plan import plan_splits, subsample
-from training.progress import Progress
+from training.progress import Progress, fmt_duration
 from training.progress import log as _log
 
 # Re-exported: the torchvision-reference shape (``train.get_args_parser``) and callers that
@@ -93,14 +95,38 @@ def resolve_model(ref: str) -> Path:
     return Registry().get(ref).path
 
 
+def input_spec(args):
+    """The card's preprocessing for ``args``: ``--image-size`` below ``--min-input-size`` is
+    reduced to that size, then enlarged to the minimum model input (``detail_size``)."""
+    from cxrviewer.ml.preprocess import PreprocessSpec
+
+    size, detail = args.image_size, 0
+    if args.min_input_size and args.image_size < args.min_input_size:
+        size, detail = args.min_input_size, args.image_size
+    return PreprocessSpec(size=size, detail_size=detail, window_policy=args.window_policy, resize=args.resize)
+
+
+def skipped_folders(sources: list[dict]) -> str:
+    """The sentence naming every class-less folder the data sets skipped ("" when none)."""
+    from training.layouts import ClassMap, unmatched_line
+
+    folders = [(f, n) for src in sources for f, n in src.get("unmatched_folders", [])]
+    return unmatched_line(folders, ClassMap.parse(None)) if folders else ""
+
+
 def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list[str],
-                 sources: list[dict], dist: Dist, fold: int | None = None) -> dict[str, Any]:
-    """Train on ``splits`` into ``out``; rank 0 writes. Returns the final results dict."""
+                 sources: list[dict], dist: Dist, fold: int | None = None,
+                 window: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Train on ``splits`` into ``out``; rank 0 writes. Returns the final results dict.
+
+    ``window``: ``(start, deadline)`` in ``time.monotonic()`` seconds: the time this run may
+    take (``--time-budget``), counted from ``start`` (before the data was read).
+    """
     import torch
     from torch.utils.data import DataLoader, DistributedSampler
 
     from cxrviewer.ml.model import pick_device
-    from cxrviewer.ml.preprocess import PreprocessSpec
+    from training import budget as B
     from training import checkpoint as C
     from training import nets
 
@@ -117,11 +143,16 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     amp = args.amp == "on" or (args.amp == "auto" and device.type == "cuda")
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    spec = PreprocessSpec(size=args.image_size, window_policy=args.window_policy, resize=args.resize)
+    spec = input_spec(args)
     workers = args.workers if args.workers >= 0 else (min(8, max(1, (os.cpu_count() or 2) // dist.local_world)) if device.type == "cuda" else 0)
 
     # ---- pixels (every rank decodes: datasets here are small, and it keeps ranks independent)
-    prog = Progress(rank0)
+    # one class in a split: say so before minutes of decoding, naming the folders not read
+    hint = skipped_folders(sources)
+    for name in ("train", "val", "test"):
+        if splits.get(name) or name != "test":
+            D.check_two_classes(name, splits.get(name, []), hint)
+    prog = Progress(rank0, interval=args.log_interval)
     caches: dict[str, D.Cache] = {}
     skipped: list[tuple[str, str]] = []
     for name in ("train", "val", "test"):
@@ -133,9 +164,9 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     for name in ("train", "val"):
         if name not in caches:
             raise CxrError(None, f"the {name} split is empty: give more data, --val-data, or change --split")
-        D.check_two_classes(name, caches[name].samples)
+        D.check_two_classes(name, caches[name].samples, hint)
     if "test" in caches:
-        D.check_two_classes("test", caches["test"].samples)
+        D.check_two_classes("test", caches["test"].samples, hint)
     final_splits = {k: c.samples for k, c in caches.items()}
     if rank0:  # the exact images of each split, e.g. to evaluate another model on the same test set
         import csv
@@ -153,7 +184,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     _log("data: " + "; ".join(f"{k} {v['images']} images ({v['normal']} normal / {v['abnormal']} abnormal, {v['patients']} patients)" for k, v in desc.items()), dist.rank)
     _log(leak, dist.rank)
     for n in notes:
-        _log(f"note: {n}", dist.rank)
+        _log(n if n.startswith("warning:") else f"note: {n}", dist.rank)
     if skipped:
         _log(f"skipped {len(skipped)} unreadable images:", dist.rank)
         for pth, why in skipped[:20]:
@@ -196,10 +227,38 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
 
         train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     cw = class_weights(args.class_weights, train_ds.labels)
+    if cw is not None:
+        counts = np.bincount(train_ds.labels, minlength=2)
+        cw_note = (f"class-balanced loss (weights normal {cw[0]:.3g}, abnormal {cw[1]:.3g}; --class-weights "
+                   f"{args.class_weights}): the train split is {max(counts) / max(min(counts), 1):.1f}:1 "
+                   f"({counts[0]} normal / {counts[1]} abnormal)")
+        if cw_note not in notes:
+            notes.append(cw_note)
+        _log(f"note: {cw_note}", dist.rank)
     criterion = make_criterion(args.loss, cw, device)
     optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(loader))
-    total_steps = steps_per_epoch * args.epochs
+
+    # ---- speed check: the estimate before the first epoch, and how many epochs fit the budget
+    speed = B.measure_speed(model, criterion, train_ds, device, spec, args, amp,
+                            log=(lambda m: _log(m, dist.rank)) if device.type == "cpu" else None)
+    n_test = len(caches["test"].samples) if "test" in caches else 0
+    est = B.estimate(speed, steps_per_epoch, len(train_ds), len(val_ds), n_test, bool(args.average_last))
+    deadline = window[1] if window else None
+    if window and not args.resume:
+        budget_s, spent = window[1] - window[0], time.monotonic() - window[0]
+        max_epochs = args.epochs
+        chosen = dist.broadcast(B.fit_epochs(est, budget_s, spent, max_epochs))
+        _log(B.budget_line(est, budget_s, spent, chosen, max_epochs), dist.rank)
+        notes.append(f"--time-budget {fmt_duration(budget_s)}: {chosen} of at most {max_epochs} epochs "
+                     f"(about {fmt_duration(est.epoch_s)} per epoch measured on {speed.where()})")
+        args.epochs = chosen
+    _log(B.estimate_line(est, args.epochs, bool(args.patience) and not args.average_last), dist.rank)
+    if rank0 and args.json_progress:
+        print(json.dumps({"event": "estimate", "fold": fold, "epochs": args.epochs, "epoch_seconds": round(est.epoch_s, 1),
+                          "run_seconds": round(est.run_s(args.epochs), 1), "images_per_second": round(speed.images_per_s, 2),
+                          "where": speed.where()}), flush=True)
+    total_steps = [steps_per_epoch * args.epochs]  # a --time-budget re-plan may shorten it
     warm = int(args.warmup_epochs * steps_per_epoch)
 
     def lr_factor(step: int) -> float:
@@ -207,7 +266,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             return (step + 1) / warm
         if args.lr_schedule == "constant":
             return 1.0
-        t = (step - warm) / max(1, total_steps - warm)
+        t = (step - warm) / max(1, total_steps[0] - warm)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
@@ -258,11 +317,16 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     _log(f"training {args.arch} on {device} x{dist.world} (amp {'bf16' if amp else 'off'}, channels_last {args.channels_last}, "
          f"{steps_per_epoch} steps/epoch, batch {args.batch_size}/process){' from ' + init_note if init_note else ''}", dist.rank)
     stopped_early = False
+    epoch_secs: list[float] = []
     for epoch in range(start_epoch, args.epochs):
         if args.patience and bad_epochs >= args.patience:
             stopped_early = True
             break
+        if epoch >= args.epochs:  # the budget re-plan below shortened the run
+            break
         t0 = time.monotonic()
+        per_epoch = sum(epoch_secs[-3:]) / len(epoch_secs[-3:]) if epoch_secs else est.epoch_s
+        prog.after_s = (args.epochs - epoch - 1) * per_epoch + est.finish_s
         sampler.set_epoch(epoch)
         tr = train_one_epoch(train_model, criterion, optimizer, scheduler, loader, device, epoch, args, spec,
                              dist, amp, prog if rank0 else None)
@@ -281,6 +345,22 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                "val_loss": va["loss"], "val_accuracy": va["accuracy"], "val_auc": va["auc"], "lr": lr_now,
                "seconds": time.monotonic() - t0, "best": improved}
         history.append(rec)
+        epoch_secs.append(rec["seconds"])
+        if deadline is not None and epoch + 1 < args.epochs:
+            # Re-plan on the epochs actually measured (the machine's load changes): fewer epochs,
+            # and the cosine schedule ends with the new last one instead of being cut off.
+            per = sum(epoch_secs[-3:]) / len(epoch_secs[-3:])
+            fit = dist.broadcast(epoch + 1 + max(0, math.floor((deadline - time.monotonic() - est.finish_s) / per)))
+            if fit < args.epochs:
+                stopped_early = True
+                msg = (f"time budget: epochs take about {fmt_duration(per)} here (speed check: "
+                       f"{fmt_duration(est.epoch_s)}): " + (f"{fit} epochs in all instead of {args.epochs}, the learning-rate "
+                       "schedule shortened to match" if fit > epoch + 1 else
+                       f"stopping after epoch {epoch + 1}/{args.epochs}: another would overrun the budget"))
+                notes.append(msg)
+                _log(msg, dist.rank)
+                args.epochs = fit
+                total_steps[0] = steps_per_epoch * fit
         if rank0:
             if writer:
                 for key, tag in (("loss", "Loss"), ("accuracy", "Accuracy"), ("auc", "AUC")):
@@ -335,14 +415,32 @@ def main(args) -> dict[str, Any]:
         torch.use_deterministic_algorithms(prev)
 
 
-def _main(args) -> dict[str, Any]:
-    from training import report as R
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what a mkdir creates)."""
+    p = path.absolute()
+    if p.exists():
+        return None
+    while not p.parent.exists() and p.parent != p:
+        p = p.parent
+    return p
 
+
+def _main(args) -> dict[str, Any]:
+    import training
+
+    # A budget counts from the process start (importing torch takes a while on a busy
+    # machine); a second run in the same process (tests, a notebook) counts from its call.
+    t_begin = time.monotonic()
+    if training.STARTED is not None:
+        t_begin, training.STARTED = training.STARTED, None
     dist = Dist()
     out = Path(args.out)
     if args.resume is None and (out / CHECKPOINT).exists():
         raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume "
                             f"{out}, or choose another --out")
+    from training.args import resolve_lr
+
+    args.lr = resolve_lr(args)  # what the card, the checkpoint and a --resume compare
     if args.epochs < 1 or args.batch_size < 1 or args.image_size < 16:
         raise CxrError(None, "--epochs and --batch-size must be >= 1 and --image-size >= 16")
     if args.folds == 1 or args.folds < 0:
@@ -361,11 +459,38 @@ def _main(args) -> dict[str, Any]:
         from cxrviewer.ml.registry import read_card
 
         read_card(resolve_model(args.init))
+    if args.estimate_only:
+        from training.budget import estimate_only
+
+        splits, _notes, sources = plan_splits(args)
+        return estimate_only(args, splits, sources, dist)
+    created = _first_missing(out) if dist.rank == 0 else None
     if dist.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, out, dist, t_begin)
+    except BaseException:
+        # A run that ends before its first checkpoint leaves nothing behind; a folder that
+        # existed before the run is never removed.
+        if created is not None and created.is_dir() and not any(created.rglob(CHECKPOINT)):
+            import shutil
+
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _run(args, out: Path, dist: Dist, t_begin: float) -> dict[str, Any]:
+    from training import report as R
+
+    budget = args.time_budget
     splits, notes, sources = plan_splits(args)
+    for n in notes:
+        if n.startswith("warning:") or ": warning:" in n:
+            print(n, file=sys.stderr, flush=True)  # before minutes of decoding, where it is seen
     if not args.folds:
-        return run_training(args, splits, out, notes, sources, dist)
+        return run_training(args, splits, out, notes, sources, dist,
+                            window=(t_begin, t_begin + budget) if budget else None)
+    max_epochs = args.epochs
     pool = splits["train"] + splits["val"]
     folds = D.kfold_patients(pool, args.folds, args.seed)
     results = []
@@ -383,7 +508,12 @@ def _main(args) -> dict[str, Any]:
         if dist.rank == 0:
             fold_dir.mkdir(parents=True, exist_ok=True)
         fnotes = notes + [f"fold {k + 1} of {args.folds}: patient-wise stratified K-fold (seed {args.seed})"]
-        results.append(run_training(args, fold_splits, fold_dir, fnotes, sources, dist, fold=k))
+        args.epochs = max_epochs  # each fold fits its own share of the budget
+        window = None
+        if budget:  # the time left, shared equally by the folds still to run
+            now = time.monotonic()
+            window = (now, now + (t_begin + budget - now) / (len(todo) - todo.index(k)))
+        results.append(run_training(args, fold_splits, fold_dir, fnotes, sources, dist, fold=k, window=window))
     if dist.rank == 0 and args.fold is None:
         summary = R.cv_summary(out, results, args.folds)
         return summary
@@ -395,17 +525,45 @@ def cli(argv: list[str] | None = None, prog: str = "python -m training") -> int:
     return run_args(get_args_parser(prog=prog).parse_args(argv), prog)
 
 
+def _sigterm_as_interrupt():
+    """SIGTERM (the app's Cancel, ``kill``, a scheduler's stop) ends the run like Ctrl+C, so the
+    cleanup runs (a run without a checkpoint removes the output folder it created). Returns the
+    previous handler (None where signals cannot be set: Windows' SIGTERM, not the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        return None
+
+
 def run_args(args: argparse.Namespace, prog: str = "python -m training") -> int:
     """Run parsed arguments; expected failures become one line on stderr (exit 2)."""
+    import signal
+
+    prev = _sigterm_as_interrupt()
     try:
         main(args)
     except CxrError as e:
         print(f"{'cxrviewer' if prog.startswith('cxrviewer') else 'training'}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: continue with --resume " + str(args.out), file=sys.stderr)
+        out = Path(args.out)
+        if any(out.rglob(CHECKPOINT)) if out.is_dir() else False:
+            print("interrupted: continue with --resume " + str(args.out), file=sys.stderr)
+        else:
+            print("interrupted before the first checkpoint: nothing was saved", file=sys.stderr)
         return 130
     finally:
+        if prev is not None:
+            signal.signal(signal.SIGTERM, prev)
         if "torch.distributed" in sys.modules:
             Dist().close()
     return 0

@@ -10,11 +10,11 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    from training.args import get_args_parser
+    from training.args import DefaultsHelpFormatter, get_args_parser
 
     parent = get_args_parser(add_help=False)
     sub.add_parser("train", parents=[parent], help="train a model (same as python -m training)",
-                   description=parent.description).set_defaults(func=run)
+                   description=parent.description, formatter_class=DefaultsHelpFormatter).set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,12 +33,18 @@ class PreprocessSpec:
     resize
         ``"stretch"`` (plain resize to size×size, as the seed) or ``"letterbox"`` (keep
         the aspect ratio, pad with 0).
+    detail_size
+        0 (default), or a size smaller than ``size``: the image is first resized to
+        detail_size×detail_size (area averaging) and then enlarged to ``size`` (bilinear), so
+        the model sees the detail of a tiny image (e.g. 28 px, the MedMNIST setting) at a
+        resolution where ResNet-50's stride-32 stem still leaves a feature map.
     """
 
     size: int = 224
     window_policy: str = "default"
     equalize: bool = True
     resize: str = "stretch"
+    detail_size: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -55,11 +61,14 @@ class PreprocessSpec:
         for k in ("mean", "std"):
             if k in kw:
                 kw[k] = tuple(float(x) for x in kw[k])
-        if "size" in kw:
-            kw["size"] = int(kw["size"])
+        for k in ("size", "detail_size"):
+            if k in kw:
+                kw[k] = int(kw[k] or 0)
         spec = cls(**kw)
         if spec.resize not in ("stretch", "letterbox"):
             raise ValueError(f"preprocessing.resize must be 'stretch' or 'letterbox', not {spec.resize!r}")
+        if spec.detail_size and not 0 < spec.detail_size < spec.size:
+            raise ValueError(f"preprocessing.detail_size must be 0 or below size {spec.size}, not {spec.detail_size}")
         if spec.window_policy not in ("default", "auto"):
             raise ValueError(f"preprocessing.window_policy must be 'default' or 'auto', not {spec.window_policy!r}")
         return spec
@@ -115,6 +124,21 @@ def prepare_uint8(img: LoadedImage, spec: PreprocessSpec) -> tuple[np.ndarray, R
     g = display_gray(img, spec)
     if spec.equalize:
         g = cv2.equalizeHist(np.ascontiguousarray(g))
+    rows, cols = g.shape
+    s = spec.size
+    if spec.detail_size:
+        u8, mapping = prepare_uint8_gray(g, PreprocessSpec(size=spec.detail_size, resize=spec.resize))
+        big = cv2.resize(u8, (s, s), interpolation=cv2.INTER_LINEAR)
+        k = s / spec.detail_size  # the letterbox padding scales with the image
+        return big, ResizeMapping(rows, cols, s, round(mapping.inner_h * k), round(mapping.inner_w * k),
+                                  round(mapping.pad_top * k), round(mapping.pad_left * k))
+    return prepare_uint8_gray(g, spec)
+
+
+def prepare_uint8_gray(g: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, ResizeMapping]:
+    """Step 3 alone: resize display pixels (uint8 ``(H, W)``) to the model input + mapping."""
+    import cv2
+
     rows, cols = g.shape
     s = spec.size
     if spec.resize == "letterbox":

@@ -11,6 +11,11 @@ Cancel sends SIGTERM (Windows: a close request) and kills the process after
 so a cancelled run keeps the last finished epoch: Start again with the same output folder and
 the run continues from there (``--resume``); the epoch that was in progress is lost.
 
+Start is enabled only when the data field names usable data (both classes; checked from file
+names and CSV rows, no pixels); a short ``--estimate-only`` child process then shows how long
+the run would take on this machine before Start. Cancel is enabled only while a training runs,
+Activate only after a run that finished with a model.
+
 At the end the run's ``report.md`` is shown, and Activate installs the run's ``model/`` into the
 registry (copied and verified in a background thread) and makes it active; the AI worker is then
 asked to load it through the same path as Model → Models… → Activate.
@@ -18,75 +23,30 @@ asked to load it through the same path as Model → Models… → Activate.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
-from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from cxrviewer.ui.train_form import CHECKPOINT, TrainFormMixin
+from cxrviewer.ui.train_support import (  # noqa: F401  (default_run_dir, training_command: re-exported)
+    Estimator,
+    Publisher,
+    default_run_dir,
+    estimate_text,
+    training_command,
+)
+from cxrviewer.ui.train_support import num as _num
+
 #: after Cancel, how long the training process gets to exit before it is killed
 KILL_GRACE_MS = 5000
-#: the checkpoint the training writes after every epoch (training.checkpoint.CHECKPOINT)
-CHECKPOINT = "checkpoint.pt"
 
 TABLE_COLUMNS = ("Fold", "Epoch", "Train loss", "Val loss", "Val acc", "Val AUC", "LR", "s", "Best")
 
 
-def _timestamp() -> str:
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def default_run_dir() -> Path:
-    """``user_data_dir()/runs/<timestamp>`` (not created here)."""
-    from cxrviewer import paths
-
-    return paths.user_data_dir() / "runs" / _timestamp()
-
-
-def training_command() -> list[str]:
-    """Program and leading arguments that start the training CLI in a child process.
-
-    A frozen (PyInstaller) build has no ``-m``: its executable is the ``cxrviewer`` command."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "train"]
-    return [sys.executable, "-m", "training"]
-
-
-def _num(v: Any, fmt: str = ".4f") -> str:
-    if isinstance(v, dict):  # metrics may come as {"value", "ci95"}
-        v = v.get("value")
-    if isinstance(v, (int, float)):
-        return format(v, fmt)
-    return "" if v is None else str(v)
-
-
-class _Publisher(QtCore.QThread):
-    """Copies and verifies a model directory into the registry off the GUI thread
-    (verification reads the weights with torch; model.onnx is written for torch-free viewers)."""
-
-    published = QtCore.Signal(object)  # ModelEntry
-    failed = QtCore.Signal(str)
-
-    def __init__(self, model_dir: str, parent: QtCore.QObject | None = None) -> None:
-        super().__init__(parent)
-        self.model_dir = model_dir
-
-    def run(self) -> None:  # noqa: D401 - QThread API
-        try:
-            from cxrviewer.ml.registry import Registry
-
-            entry = Registry().import_dir(self.model_dir, activate=True, onnx=True)
-        except Exception as e:  # any failure is shown in the dialog; the registry is unchanged
-            self.failed.emit(str(e) or type(e).__name__)
-            return
-        self.published.emit(entry)
-
-
-class TrainDialog(QtWidgets.QDialog):
+class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
     """Pick data and parameters, run the training in a child process, show it live, activate.
 
     Parameters
@@ -133,7 +93,16 @@ class TrainDialog(QtWidgets.QDialog):
         self._out_buf = b""
         self._err_buf = b""
         self._stderr_lines: list[str] = []
-        self._publisher: _Publisher | None = None
+        self._publisher: Publisher | None = None
+        self.data_ok = False
+        self.estimate: dict | None = None
+        self.estimator = Estimator(self)
+        self.estimator.estimated.connect(self._on_estimate)
+        self.estimator.failed.connect(lambda msg: self.estimate_label.setText(f"Estimate unavailable: {msg}"))
+        self._check_timer = QtCore.QTimer(self, singleShot=True, interval=300)
+        self._check_timer.timeout.connect(self._check_data)
+        self._estimate_timer = QtCore.QTimer(self, singleShot=True, interval=1500)
+        self._estimate_timer.timeout.connect(self._run_estimate)
         self._kill_timer = QtCore.QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
@@ -142,63 +111,7 @@ class TrainDialog(QtWidgets.QDialog):
     # ------------------------------------------------------------------ widgets
     def _build(self) -> None:
         lay = QtWidgets.QVBoxLayout(self)
-        form_box = QtWidgets.QGroupBox("Run")
-        form = QtWidgets.QFormLayout(form_box)
-
-        self.data_edit = QtWidgets.QLineEdit()
-        self.data_edit.setPlaceholderText("labelled set: class folders (normal/, abnormal/), NIH layout, or a CSV")
-        b_folder = QtWidgets.QPushButton("Folder…")
-        b_folder.clicked.connect(self._pick_data_folder)
-        b_csv = QtWidgets.QPushButton("CSV…")
-        b_csv.clicked.connect(self._pick_data_csv)
-        form.addRow("Data", self._row(self.data_edit, b_folder, b_csv))
-
-        self.out_edit = QtWidgets.QLineEdit()
-        self.out_edit.setToolTip("Run folder: checkpoints, report, the trained model/. A folder holding an "
-                                 "unfinished run is continued (--resume).")
-        b_out = QtWidgets.QPushButton("Browse…")
-        b_out.clicked.connect(self._pick_out)
-        form.addRow("Output folder", self._row(self.out_edit, b_out))
-
-        self.name_edit = QtWidgets.QLineEdit()
-        self.name_edit.setToolTip("Model name in the card and the registry")
-        form.addRow("Model name", self.name_edit)
-        self._defaults: tuple[str, str] = ("", "")
-        self._fresh_defaults()
-
-        self.epochs_spin = QtWidgets.QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
-        self.epochs_spin.setValue(10)
-        self.batch_spin = QtWidgets.QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(32)
-        self.lr_edit = QtWidgets.QLineEdit("1e-4")
-        self.lr_edit.setMaximumWidth(90)
-        self.size_spin = QtWidgets.QSpinBox()
-        self.size_spin.setRange(16, 2048)
-        self.size_spin.setSingleStep(32)
-        self.size_spin.setValue(224)
-        form.addRow("Epochs / batch / LR / image size",
-                    self._row(self.epochs_spin, self.batch_spin, self.lr_edit, self.size_spin, stretch=True))
-
-        self.init_combo = QtWidgets.QComboBox()
-        self.init_combo.addItem("the active model" + (f" ({Path(self.init_model).name})" if self.init_model else ""),
-                                "active")
-        self.init_combo.addItem("scratch (random weights)", "scratch")
-        self.init_combo.addItem("ImageNet weights (local torch cache only)", "imagenet")
-        if self.init_model is None:
-            self.init_combo.model().item(0).setEnabled(False)
-            self.init_combo.setCurrentIndex(1)
-        self.device_combo = QtWidgets.QComboBox()
-        self.device_combo.setEditable(True)
-        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
-        form.addRow("Initialise from / device", self._row(self.init_combo, self.device_combo, stretch=True))
-
-        self.extra_edit = QtWidgets.QLineEdit()
-        self.extra_edit.setPlaceholderText("more options of `cxrviewer train`, e.g. --max-images 2000 --patience 5")
-        form.addRow("Extra arguments", self.extra_edit)
-        lay.addWidget(form_box)
-        self.form_box = form_box
+        self._build_form(lay)
 
         # -- live view: table + plot
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
@@ -254,6 +167,8 @@ class TrainDialog(QtWidgets.QDialog):
         self.activate_button = bb.addButton("Activate", QtWidgets.QDialogButtonBox.ActionRole)
         self.activate_button.setToolTip("Install the trained model in the registry, make it active and load it")
         self.close_button = bb.addButton(QtWidgets.QDialogButtonBox.Close)
+        self.start_button.setEnabled(False)  # until the data field names usable data
+        self.start_button.setToolTip("Enabled once the data holds Normal and Abnormal images")
         self.start_button.clicked.connect(lambda _=False: self.start())
         self.cancel_button.clicked.connect(lambda _=False: self.cancel())
         self.activate_button.clicked.connect(lambda _=False: self.activate())
@@ -261,83 +176,6 @@ class TrainDialog(QtWidgets.QDialog):
         self.cancel_button.setEnabled(False)
         self.activate_button.setEnabled(False)
         lay.addWidget(bb)
-
-    def _fresh_defaults(self) -> None:
-        """A new timestamped run folder and model name, where the user kept the defaults
-        (a second run must not resume the finished one nor clash with its name)."""
-        out, name = str(default_run_dir()), f"cxr-resnet50-{_timestamp()}"
-        if self.out_edit.text() in ("", self._defaults[0]):
-            self.out_edit.setText(out)
-        if self.name_edit.text() in ("", self._defaults[1]):
-            self.name_edit.setText(name)
-        self._defaults = (out, name)
-
-    @staticmethod
-    def _row(*widgets: QtWidgets.QWidget, stretch: bool = False) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        h = QtWidgets.QHBoxLayout(w)
-        h.setContentsMargins(0, 0, 0, 0)
-        for x in widgets:
-            h.addWidget(x)
-        if stretch:
-            h.addStretch(1)
-        return w
-
-    def _pick_data_folder(self) -> None:
-        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
-        if d:
-            self.data_edit.setText(d)
-
-    def _pick_data_csv(self) -> None:
-        f, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Training data CSV", self.data_edit.text(),
-                                                     "CSV files (*.csv);;All files (*)")
-        if f:
-            self.data_edit.setText(f)
-
-    def _pick_out(self) -> None:
-        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Output folder", str(Path(self.out_edit.text()).parent))
-        if d:
-            self.out_edit.setText(d)
-
-    # ------------------------------------------------------------------ command
-    def arguments(self) -> list[str]:
-        """The training CLI's arguments for the current form (raises ValueError with a
-        message for the user when a field is wrong)."""
-        data = self.data_edit.text().strip()
-        if not data:
-            raise ValueError("Choose the training data (a folder or a CSV).")
-        if not Path(data).exists():
-            raise ValueError(f"{data}: no such file or folder")
-        out = self.out_edit.text().strip()
-        if not out:
-            raise ValueError("Choose an output folder.")
-        try:
-            lr = float(self.lr_edit.text())
-        except ValueError:
-            raise ValueError(f"learning rate {self.lr_edit.text()!r}: expected a number like 1e-4") from None
-        if not lr > 0:
-            raise ValueError("the learning rate must be > 0")
-        try:
-            extra = shlex.split(self.extra_edit.text(), posix=os.name != "nt")
-        except ValueError as e:
-            raise ValueError(f"extra arguments: {e}") from None
-        out_p = Path(out).absolute()
-        args = ["--data", str(Path(data).absolute()), "--out", str(out_p),
-                "--epochs", str(self.epochs_spin.value()), "--batch-size", str(self.batch_spin.value()),
-                "--lr", repr(lr), "--image-size", str(self.size_spin.value()),
-                "--device", self.device_combo.currentText().strip() or "auto", "--json-progress"]
-        name = self.name_edit.text().strip()
-        if name:
-            args += ["--name", name]
-        init = self.init_combo.currentData()
-        if init == "active" and self.init_model:
-            args += ["--init", self.init_model]
-        elif init == "imagenet":
-            args += ["--pretrained", "imagenet"]
-        if (out_p / CHECKPOINT).is_file() and "--resume" not in extra:
-            # an interrupted (e.g. cancelled) run in this folder: continue it
-            args += ["--resume", str(out_p)]
-        return args + extra
 
     # ------------------------------------------------------------------ running
     @property
@@ -348,11 +186,17 @@ class TrainDialog(QtWidgets.QDialog):
         """Start the training process; False (and the reason shown) when the form is incomplete."""
         if self.running:
             return False
+        self._check_data()  # the field may have changed since the last (debounced) check
+        if not self.data_ok:
+            self._set_status(self.data_info.text() or "Choose the training data (a folder or a CSV).", error=True)
+            return False
         try:
             args = self.arguments()
         except ValueError as e:
             self._set_status(str(e), error=True)
             return False
+        self._estimate_timer.stop()
+        self.estimator.stop()  # its CPU belongs to the training now
         self._reset_run()
         prog, *lead = training_command()
         proc = QtCore.QProcess(self)
@@ -392,7 +236,7 @@ class TrainDialog(QtWidgets.QDialog):
 
     def _set_running_ui(self, running: bool) -> None:
         self.form_box.setEnabled(not running)
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and self.data_ok)
         self.cancel_button.setEnabled(running)
         if running:
             self.activate_button.setEnabled(False)
@@ -426,6 +270,7 @@ class TrainDialog(QtWidgets.QDialog):
                 self.process.waitForFinished(wait_ms)
         if self._publisher is not None:
             self._publisher.wait(30000)
+        self.estimator.stop()
 
     # ------------------------------------------------------------------ output
     def _read_stdout(self) -> None:
@@ -455,6 +300,10 @@ class TrainDialog(QtWidgets.QDialog):
                 ev = None
             if isinstance(ev, dict) and ev.get("event") == "epoch":
                 self._on_epoch(ev)
+                return
+            if isinstance(ev, dict) and ev.get("event") == "estimate":
+                self._on_estimate(ev)
+                self.log.appendPlainText(estimate_text(ev))
                 return
             if isinstance(ev, dict) and ev.get("event") == "done":
                 self._on_done_event(ev)
@@ -577,7 +426,7 @@ class TrainDialog(QtWidgets.QDialog):
             return
         self.activate_button.setEnabled(False)
         self._set_status("Installing the model (copying and verifying the weights)…")
-        pub = _Publisher(str(self.done_event["model_dir"]), self)
+        pub = Publisher(str(self.done_event["model_dir"]), self)
         pub.published.connect(self._on_published)
         pub.failed.connect(self._on_publish_failed)
         pub.finished.connect(self._publisher_done)

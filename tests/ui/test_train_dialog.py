@@ -122,17 +122,34 @@ def test_bad_data_shows_the_error_line_and_the_dialog_is_usable_again(qtbot, ai,
     qtbot.addWidget(dlg)
     # no active model: "the active model" is not offered
     assert dlg.init_combo.currentData() == "scratch"
+    # before any data: Start, Cancel and Activate are all disabled
+    assert not dlg.start_button.isEnabled() and not dlg.cancel_button.isEnabled()
+    assert not dlg.activate_button.isEnabled()
     assert not dlg.start(), "no data chosen: nothing starts"
     assert "Choose the training data" in dlg.status_label.text()
     empty = tmp_path / "empty"
     empty.mkdir()
     _fill(dlg, empty, tmp_path / "run", epochs=1, batch=4, size=32, extra="--arch tiny " + FAST)
+    qtbot.waitUntil(lambda: "no class folders" in dlg.data_info.text(), timeout=5000)
+    assert not dlg.start_button.isEnabled() and not dlg.start()
+    # one class, and a folder that matches no class: named, and Start stays disabled
+    syn = make_dataset(tmp_path / "syn", n_patients=8, size=32, seed=1)
+    (syn / "abnormal").rename(syn / "BACTERIA")
+    dlg.data_edit.setText(str(syn))
+    qtbot.waitUntil(lambda: "BACTERIA" in dlg.data_info.text(), timeout=5000)
+    assert "only Normal images" in dlg.data_info.text() and not dlg.start_button.isEnabled()
+    # mapped with --class-map: usable, Start enabled
+    dlg.extra_edit.setText("--arch tiny --class-map abnormal=BACTERIA " + FAST)
+    qtbot.waitUntil(dlg.start_button.isEnabled, timeout=5000)
+    assert "8 normal / 8 abnormal" in dlg.data_info.text()
+    # usable data that the training itself refuses: its error line is shown
+    dlg.extra_edit.setText("--arch tiny --class-map abnormal=BACTERIA --folds 1 " + FAST)
     with qtbot.waitSignal(dlg.runFinished, timeout=60_000) as blk:
         assert dlg.start()
     status, info = blk.args
     assert status == "error" and info["exit_code"] == 2
-    assert info["message"].startswith("training: error: ") and str(empty) in info["message"]
-    assert "no class folders" in dlg.status_label.text()
+    assert info["message"].startswith("training: error: ") and "--folds" in info["message"]
+    assert "--folds needs at least 2" in dlg.status_label.text()
     assert info["message"] in dlg.log.toPlainText()
     assert not dlg.running and dlg.start_button.isEnabled() and dlg.form_box.isEnabled()
     assert not dlg.activate_button.isEnabled() and not dlg.cancel_button.isEnabled()
@@ -169,3 +186,32 @@ def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_pa
     with qtbot.waitSignal(ai.controller.modelChanged, timeout=30_000) as loaded:
         ai.start()
     assert loaded.args[0] is not None and ai.controller.ready
+
+
+def test_estimate_shows_before_start_and_buttons_follow_the_run(qtbot, ai, tmp_path):
+    """Valid data enables Start and an estimate measured on this machine appears before Start;
+    Cancel is enabled only while training; Activate only after a run that ended with a model."""
+    from cxrviewer.ui.train_dialog import TrainDialog
+
+    dlg = TrainDialog(None, ai.window)
+    qtbot.addWidget(dlg)
+    data = make_dataset(tmp_path / "syn", n_patients=12, size=32, seed=8)
+    _fill(dlg, data, tmp_path / "run", epochs=3, batch=8, size=32, extra="--arch tiny " + FAST)
+    qtbot.waitUntil(dlg.start_button.isEnabled, timeout=5000)
+    assert "24 images (12 normal / 12 abnormal" in dlg.data_info.text()
+    with qtbot.waitSignal(dlg.estimator.estimated, timeout=120_000) as est:
+        pass
+    ev = est.args[0]
+    assert ev["epochs"] == 3 and ev["epoch_seconds"] > 0 and ev["run_seconds"] > ev["epoch_seconds"]
+    text = dlg.estimate_label.text()
+    assert text.startswith("Estimate: about ") and " per epoch on cpu" in text and "3 epochs" in text, text
+    assert not (tmp_path / "run").exists(), "the estimate writes nothing"
+    assert not dlg.cancel_button.isEnabled() and not dlg.activate_button.isEnabled()
+    with qtbot.waitSignal(dlg.runFinished, timeout=150_000) as blk:
+        assert dlg.start()
+        assert dlg.cancel_button.isEnabled() and not dlg.start_button.isEnabled()
+        assert not dlg.activate_button.isEnabled()
+    # a tiny network makes no model directory: finished, but nothing to activate
+    assert blk.args[0] == "done" and not blk.args[1].get("model_dir")
+    assert not dlg.cancel_button.isEnabled() and not dlg.activate_button.isEnabled()
+    assert dlg.start_button.isEnabled()

@@ -1,0 +1,159 @@
+"""Helpers of the Train / Refresh model… dialog: the child command, the registry publisher
+thread, the data check that gates Start, and the estimate process shown before Start."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def default_run_dir() -> Path:
+    """``user_data_dir()/runs/<timestamp>`` (not created here)."""
+    from cxrviewer import paths
+
+    return paths.user_data_dir() / "runs" / _timestamp()
+
+
+def training_command() -> list[str]:
+    """Program and leading arguments that start the training CLI in a child process.
+
+    A frozen (PyInstaller) build has no ``-m``: its executable is the ``cxrviewer`` command."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "train"]
+    return [sys.executable, "-m", "training"]
+
+
+def num(v: Any, fmt: str = ".4f") -> str:
+    """A number for a table cell (metrics may come as ``{"value", "ci95"}``)."""
+    if isinstance(v, dict):
+        v = v.get("value")
+    if isinstance(v, (int, float)):
+        return format(v, fmt)
+    return "" if v is None else str(v)
+
+
+def fmt_seconds(s: float) -> str:
+    """``42 s``, ``2.4 min``, ``1 h 05 min`` (the training log's wording)."""
+    s = max(0.0, float(s))
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min".replace(".0 min", " min")
+    h, m = divmod(round(s / 60), 60)
+    return f"{h} h {m:02d} min"
+
+
+def data_options(extra: list[str]) -> tuple[list[str] | None, str]:
+    """``--class-map`` items and ``--format`` among the extra arguments (the data check must
+    read the data as the training will)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--class-map", nargs="+", default=None)
+    p.add_argument("--format", default="auto")
+    known, _ = p.parse_known_args(extra)
+    return known.class_map, known.format
+
+
+def check_data(path: str, extra: list[str]) -> tuple[bool, str]:
+    """``(usable, message)`` for the data field: file names and CSV rows only, no pixels."""
+    from training.layouts import quick_check
+
+    cmap, fmt = data_options(extra)
+    return quick_check(path, cmap, fmt if fmt in ("auto", "nih", "csv", "folders") else "auto")
+
+
+def estimate_text(ev: dict) -> str:
+    """The estimate event of ``--estimate-only --json-progress`` as one sentence."""
+    epochs = int(ev.get("epochs") or 0)
+    return (f"Estimate: about {fmt_seconds(ev.get('epoch_seconds', 0))} per epoch on {ev.get('where', '?')} "
+            f"({num(ev.get('images_per_second'), '.1f')} images/s): {epochs} epoch{'s' if epochs != 1 else ''} "
+            f"≈ {fmt_seconds(ev.get('run_seconds', 0))} in all, reading the data included.")
+
+
+class Publisher(QtCore.QThread):
+    """Copies and verifies a model directory into the registry off the GUI thread
+    (verification reads the weights with torch; model.onnx is written for torch-free viewers)."""
+
+    published = QtCore.Signal(object)  # ModelEntry
+    failed = QtCore.Signal(str)
+
+    def __init__(self, model_dir: str, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model_dir = model_dir
+
+    def run(self) -> None:  # noqa: D401 - QThread API
+        try:
+            from cxrviewer.ml.registry import Registry
+
+            entry = Registry().import_dir(self.model_dir, activate=True, onnx=True)
+        except Exception as e:  # any failure is shown in the dialog; the registry is unchanged
+            self.failed.emit(str(e) or type(e).__name__)
+            return
+        self.published.emit(entry)
+
+
+class Estimator(QtCore.QObject):
+    """Runs ``training ... --estimate-only --json-progress`` in a child process (it reads a few
+    images and times a few steps on this machine) and emits the estimate event.
+
+    A new :meth:`run` stops the previous one: only the latest form counts."""
+
+    estimated = QtCore.Signal(dict)
+    failed = QtCore.Signal(str)
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.process: QtCore.QProcess | None = None
+        self._out = b""
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QtCore.QProcess.ProcessState.NotRunning
+
+    def run(self, args: list[str]) -> None:
+        self.stop()
+        prog, *lead = training_command()
+        proc = QtCore.QProcess(self)
+        env = QtCore.QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("PYTHONIOENCODING", "utf-8")
+        proc.setProcessEnvironment(env)
+        proc.setProgram(prog)
+        proc.setArguments([*lead, *args, "--estimate-only"])
+        self._out = b""
+        proc.finished.connect(lambda code, _st, p=proc: self._finished(p, code))
+        self.process = proc
+        proc.start()
+
+    def stop(self) -> None:
+        p, self.process = self.process, None
+        if p is not None and p.state() != QtCore.QProcess.ProcessState.NotRunning:
+            p.kill()
+            p.waitForFinished(3000)
+
+    def _finished(self, proc: QtCore.QProcess, code: int) -> None:
+        if proc is not self.process:  # a stopped, outdated estimate
+            return
+        out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")
+        err = bytes(proc.readAllStandardError()).decode("utf-8", "replace").strip().splitlines()
+        self.process = None
+        for line in out.splitlines():
+            if line.startswith("{"):
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(ev, dict) and ev.get("event") == "estimate":
+                    self.estimated.emit(ev)
+                    return
+        msg = next((ln for ln in reversed(err) if "error:" in ln), err[-1] if err else f"exit code {code}")
+        self.failed.emit(msg)
