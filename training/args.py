@@ -197,6 +197,9 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--time-budget", type=parse_duration, default=None, metavar="DURATION",
                    help="e.g. 20m or 1h30m: measure a few steps, run as many epochs as fit (at most --epochs) and "
                         "stop early when the next epoch would overrun")
+    g.add_argument("--check-data", action="store_true",
+                   help="read the data lists only (no pixels, no torch): print the splits or the reason the data "
+                        "cannot be used, then exit (exit 2)")
     g.add_argument("--estimate-only", action="store_true",
                    help="read the data list, measure a few steps and print the estimate, then exit (no training)")
     g.add_argument("--threads", type=int, default=0, metavar="N",

@@ -210,7 +210,7 @@ def estimate_only(args, splits: dict, sources: list[dict], dist) -> dict:
     from training.progress import log
     from training.train import input_spec, skipped_folders
 
-    hint = skipped_folders(sources)
+    hint = skipped_folders(sources, args.class_map)
     for name in ("train", "val", "test"):
         if splits.get(name) or name != "test":
             D.check_two_classes(name, splits.get(name, []), hint)
@@ -240,7 +240,7 @@ def estimate_only(args, splits: dict, sources: list[dict], dist) -> dict:
         log(budget_line(est, args.time_budget, decode_s, epochs, args.epochs), dist.rank)
     log(f"reading the data: about {fmt_duration(decode_s)} ({sum(n.values())} images)", dist.rank)
     log(estimate_line(est, epochs, bool(args.patience) and not args.average_last), dist.rank)
-    ev = {"event": "estimate", "epochs": epochs, "epoch_seconds": round(est.epoch_s, 1),
+    ev = {"event": "estimate", "epochs": epochs, "epoch_seconds": round(est.epoch_s, 3),
           "decode_seconds": round(decode_s, 1), "run_seconds": round(decode_s + est.run_s(epochs), 1),
           "images_per_second": round(speed.images_per_s, 2), "where": speed.where(), "images": n}
     if args.json_progress and dist.rank == 0:

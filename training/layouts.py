@@ -118,31 +118,3 @@ def unmatched_line(folders: Sequence[tuple[str, int]], cmap: ClassMap) -> str:
     return (f"skipped {'a folder' if len(folders) == 1 else 'folders'} matching no class: {names} "
             f"[class names: {cmap.describe()}; map it with e.g. --class-map abnormal={first}]")
 
-
-def quick_check(path: str | os.PathLike, class_map: Sequence[str] | None = None, fmt: str = "auto") -> tuple[bool, str]:
-    """Is ``path`` usable training data? ``(ok, one line for the user)``, without decoding a
-    pixel (file names and CSV rows only): both classes present, and the folders skipped named.
-    For the app's Train dialog, which enables Start only with usable data."""
-    from training.data import describe, load_dataset
-
-    p = Path(path)
-    if not str(path).strip():
-        return False, "Choose the training data (a folder or a CSV)."
-    if not p.exists():
-        return False, f"{p}: no such file or folder"
-    try:
-        cmap = ClassMap.parse(class_map)
-        ds = load_dataset(p, fmt, class_map=cmap)
-    except CxrError as e:
-        return False, str(e)
-    except OSError as e:
-        return False, f"{p}: {e.strerror or e}"
-    d = describe(ds.samples)
-    skipped = unmatched_line(ds.unmatched, cmap)
-    splits = sorted({s.split for s in ds.samples if s.split})
-    what = (f"{d['images']} images ({d['normal']} normal / {d['abnormal']} abnormal, {d['patients']} patients"
-            + (f"; predefined {'/'.join(splits)} splits" if splits else "") + ")")
-    if d["normal"] == 0 or d["abnormal"] == 0:
-        only = "Normal" if d["abnormal"] == 0 else "Abnormal"
-        return False, f"{p}: only {only} images: {what}" + (f"; {skipped}" if skipped else "")
-    return True, what + (f". Warning: {skipped}" if skipped else "")

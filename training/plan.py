@@ -82,3 +82,28 @@ def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]
               "test": cut["test"] + test_fixed}
     notes += D.remove_leaks(splits)
     return splits, notes, sources
+
+
+def check_data(args) -> dict:
+    """``--check-data``: the data plan of ``args`` without decoding a pixel or importing torch.
+
+    Returns ``{"event": "data", "ok", "message", "splits"}``; ``ok`` is False (and ``message``
+    the reason) when a set cannot be read or a split lacks a class. Skipped class-less folders
+    are named in the message either way."""
+    from training.layouts import ClassMap, unmatched_line
+
+    try:
+        splits, notes, sources = plan_splits(args)
+    except CxrError as e:
+        return {"event": "data", "ok": False, "message": str(e), "splits": {}}
+    folders = [(f, n) for src in sources for f, n in src.get("unmatched_folders", [])]
+    hint = unmatched_line(folders, ClassMap.parse(getattr(args, "class_map", None)))
+    desc = {k: D.describe(v) for k, v in splits.items() if v}
+    text = "; ".join(f"{k} {v['images']} images ({v['normal']} normal / {v['abnormal']} abnormal)" for k, v in desc.items())
+    try:
+        for name in ("train", "val", "test"):
+            if splits.get(name) or (name != "test" and not args.folds):
+                D.check_two_classes(name, splits.get(name, []), hint)
+    except CxrError as e:
+        return {"event": "data", "ok": False, "message": str(e), "splits": desc}
+    return {"event": "data", "ok": True, "message": text + (f". Warning: {hint}" if hint else ""), "splits": desc}

@@ -106,12 +106,12 @@ def input_spec(args):
     return PreprocessSpec(size=size, detail_size=detail, window_policy=args.window_policy, resize=args.resize)
 
 
-def skipped_folders(sources: list[dict]) -> str:
+def skipped_folders(sources: list[dict], class_map: list[str] | None = None) -> str:
     """The sentence naming every class-less folder the data sets skipped ("" when none)."""
     from training.layouts import ClassMap, unmatched_line
 
     folders = [(f, n) for src in sources for f, n in src.get("unmatched_folders", [])]
-    return unmatched_line(folders, ClassMap.parse(None)) if folders else ""
+    return unmatched_line(folders, ClassMap.parse(class_map)) if folders else ""
 
 
 def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list[str],
@@ -148,7 +148,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
 
     # ---- pixels (every rank decodes: datasets here are small, and it keeps ranks independent)
     # one class in a split: say so before minutes of decoding, naming the folders not read
-    hint = skipped_folders(sources)
+    hint = skipped_folders(sources, args.class_map)
     for name in ("train", "val", "test"):
         if splits.get(name) or name != "test":
             D.check_two_classes(name, splits.get(name, []), hint)
@@ -255,7 +255,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         args.epochs = chosen
     _log(B.estimate_line(est, args.epochs, bool(args.patience) and not args.average_last), dist.rank)
     if rank0 and args.json_progress:
-        print(json.dumps({"event": "estimate", "fold": fold, "epochs": args.epochs, "epoch_seconds": round(est.epoch_s, 1),
+        print(json.dumps({"event": "estimate", "fold": fold, "epochs": args.epochs, "epoch_seconds": round(est.epoch_s, 3),
                           "run_seconds": round(est.run_s(args.epochs), 1), "images_per_second": round(speed.images_per_s, 2),
                           "where": speed.where()}), flush=True)
     total_steps = [steps_per_epoch * args.epochs]  # a --time-budget re-plan may shorten it
@@ -548,6 +548,14 @@ def run_args(args: argparse.Namespace, prog: str = "python -m training") -> int:
     """Run parsed arguments; expected failures become one line on stderr (exit 2)."""
     import signal
 
+    if getattr(args, "check_data", False):  # before main(): no torch import for a data check
+        from training.plan import check_data
+
+        res = check_data(args)
+        print(json.dumps(res) if args.json_progress else res["message"], flush=True)
+        if not res["ok"]:
+            print(f"{'cxrviewer' if prog.startswith('cxrviewer') else 'training'}: error: {res['message']}", file=sys.stderr)
+        return 0 if res["ok"] else 2
     prev = _sigterm_as_interrupt()
     try:
         main(args)

@@ -32,7 +32,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.ui.train_form import CHECKPOINT, TrainFormMixin
 from cxrviewer.ui.train_support import (  # noqa: F401  (default_run_dir, training_command: re-exported)
-    Estimator,
+    JsonChild,
     Publisher,
     default_run_dir,
     estimate_text,
@@ -96,8 +96,11 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         self._publisher: Publisher | None = None
         self.data_ok = False
         self.estimate: dict | None = None
-        self.estimator = Estimator(self)
-        self.estimator.estimated.connect(self._on_estimate)
+        self.checker = JsonChild("--check-data", "data", self)
+        self.checker.result.connect(self._on_data_checked)
+        self.checker.failed.connect(lambda msg: self._on_data_checked({"ok": False, "message": msg}))
+        self.estimator = JsonChild("--estimate-only", "estimate", self)
+        self.estimator.result.connect(self._on_estimate)
         self.estimator.failed.connect(lambda msg: self.estimate_label.setText(f"Estimate unavailable: {msg}"))
         self._check_timer = QtCore.QTimer(self, singleShot=True, interval=300)
         self._check_timer.timeout.connect(self._check_data)
@@ -186,7 +189,11 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         """Start the training process; False (and the reason shown) when the form is incomplete."""
         if self.running:
             return False
-        self._check_data()  # the field may have changed since the last (debounced) check
+        if self._check_timer.isActive():  # Start right after an edit: check that text first
+            self._check_timer.stop()
+            self._check_data()
+        if self.checker.running:
+            self.checker.wait(60_000)
         if not self.data_ok:
             self._set_status(self.data_info.text() or "Choose the training data (a folder or a CSV).", error=True)
             return False
@@ -271,6 +278,7 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         if self._publisher is not None:
             self._publisher.wait(30000)
         self.estimator.stop()
+        self.checker.stop()
 
     # ------------------------------------------------------------------ output
     def _read_stdout(self) -> None:

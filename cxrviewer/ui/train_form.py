@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from cxrviewer.ui.train_support import _timestamp, check_data, default_run_dir, estimate_text
+from cxrviewer.ui.train_support import _timestamp, default_run_dir, estimate_text, valid_duration
 
 #: the checkpoint the training writes after every epoch (training.checkpoint.CHECKPOINT)
 CHECKPOINT = "checkpoint.pt"
@@ -18,7 +18,7 @@ CHECKPOINT = "checkpoint.pt"
 
 class TrainFormMixin:
     """Widgets and checks of the dialog's "Run" box; the dialog provides ``running``,
-    ``start_button``, ``estimator``, ``_check_timer`` and ``_estimate_timer``."""
+    ``start_button``, ``checker``, ``estimator``, ``_check_timer`` and ``_estimate_timer``."""
 
     def _build_form(self, lay: QtWidgets.QVBoxLayout) -> None:
         form_box = QtWidgets.QGroupBox("Run")
@@ -98,24 +98,34 @@ class TrainFormMixin:
 
     # ------------------------------------------------------------------ data check, estimate
     def _check_data(self) -> None:
-        """Gate Start on the data field (and the extra arguments' --class-map/--format)."""
-        try:
-            extra = shlex.split(self.extra_edit.text(), posix=os.name != "nt")
-        except ValueError:
-            extra = []
-        text = self.data_edit.text().strip()
-        ok, msg = check_data(text, extra) if text else (False, "")
-        self.data_ok = ok
-        self.data_info.setText(msg)
-        self.data_info.setStyleSheet("" if ok or not text else "color: #ff6b6b;")
-        self.start_button.setEnabled(ok and not self.running)
+        """Gate Start on the data: ``training --check-data`` reads the data lists as the training
+        will (with the extra arguments' --class-map, --format, --val-data...) in a child process."""
+        self.data_ok = False
+        self.start_button.setEnabled(False)
         self.estimate = None
         self.estimate_label.setText("")
-        if ok:
+        self._estimate_timer.stop()
+        self.estimator.stop()
+        text = self.data_edit.text().strip()
+        try:
+            args = self.arguments()
+        except ValueError as e:
+            self.checker.stop()
+            self._show_data_info(str(e) if text else "", error=bool(text))
+            return
+        self._show_data_info("Checking the data…")
+        self.checker.run(args)
+
+    def _show_data_info(self, text: str, error: bool = False) -> None:
+        self.data_info.setText(text)
+        self.data_info.setStyleSheet("color: #ff6b6b;" if error else "")
+
+    def _on_data_checked(self, ev: dict) -> None:
+        self.data_ok = bool(ev.get("ok"))
+        self._show_data_info(str(ev.get("message", "")), error=not self.data_ok)
+        self.start_button.setEnabled(self.data_ok and not self.running)
+        if self.data_ok:
             self._schedule_estimate()
-        else:
-            self._estimate_timer.stop()
-            self.estimator.stop()
 
     def _schedule_estimate(self) -> None:
         if self.data_ok and not self.running:
@@ -184,12 +194,8 @@ class TrainFormMixin:
             raise ValueError(f"{data}: no such file or folder")
         budget = self.budget_edit.text().strip()
         if budget:
-            from training.args import parse_duration
-
-            try:
-                parse_duration(budget)
-            except Exception as e:  # argparse.ArgumentTypeError
-                raise ValueError(f"time budget {e}") from None
+            if not valid_duration(budget):
+                raise ValueError(f"time budget {budget!r}: expected a duration like 20m, 1h30m or 90s")
         out = self.out_edit.text().strip()
         if not out:
             raise ValueError("Choose an output folder.")

@@ -3,9 +3,9 @@ thread, the data check that gates Start, and the estimate process shown before S
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,22 +53,13 @@ def fmt_seconds(s: float) -> str:
     return f"{h} h {m:02d} min"
 
 
-def data_options(extra: list[str]) -> tuple[list[str] | None, str]:
-    """``--class-map`` items and ``--format`` among the extra arguments (the data check must
-    read the data as the training will)."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--class-map", nargs="+", default=None)
-    p.add_argument("--format", default="auto")
-    known, _ = p.parse_known_args(extra)
-    return known.class_map, known.format
+_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)[smh])+")
 
 
-def check_data(path: str, extra: list[str]) -> tuple[bool, str]:
-    """``(usable, message)`` for the data field: file names and CSV rows only, no pixels."""
-    from training.layouts import quick_check
-
-    cmap, fmt = data_options(extra)
-    return quick_check(path, cmap, fmt if fmt in ("auto", "nih", "csv", "folders") else "auto")
+def valid_duration(text: str) -> bool:
+    """``20m``, ``1h30m``, ``90s`` (the syntax of ``--time-budget``)."""
+    t = text.strip().lower().replace(" ", "")
+    return bool(_DURATION.fullmatch(t)) and any(c.isdigit() and c != "0" for c in t)
 
 
 def estimate_text(ev: dict) -> str:
@@ -101,19 +92,20 @@ class Publisher(QtCore.QThread):
         self.published.emit(entry)
 
 
-class Estimator(QtCore.QObject):
-    """Runs ``training ... --estimate-only --json-progress`` in a child process (it reads a few
-    images and times a few steps on this machine) and emits the estimate event.
+class JsonChild(QtCore.QObject):
+    """Runs the training CLI with ``flag`` (``--check-data``, ``--estimate-only``) and
+    ``--json-progress`` in a child process and emits its ``{"event": event, ...}`` line.
 
-    A new :meth:`run` stops the previous one: only the latest form counts."""
+    A new :meth:`run` stops the previous one: only the latest form counts. The UI never imports
+    the training package (the layering contract): it asks the command, as Start does."""
 
-    estimated = QtCore.Signal(dict)
+    result = QtCore.Signal(dict)
     failed = QtCore.Signal(str)
 
-    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, flag: str, event: str, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
+        self.flag, self.event_name = flag, event
         self.process: QtCore.QProcess | None = None
-        self._out = b""
 
     @property
     def running(self) -> bool:
@@ -128,32 +120,44 @@ class Estimator(QtCore.QObject):
         env.insert("PYTHONIOENCODING", "utf-8")
         proc.setProcessEnvironment(env)
         proc.setProgram(prog)
-        proc.setArguments([*lead, *args, "--estimate-only"])
-        self._out = b""
-        proc.finished.connect(lambda code, _st, p=proc: self._finished(p, code))
+        proc.setArguments([*lead, *args, self.flag, *([] if "--json-progress" in args else ["--json-progress"])])
+        proc.finished.connect(self._finished)
         self.process = proc
         proc.start()
 
+    def wait(self, ms: int) -> None:
+        """Block until the running child ends and its result is delivered (Start pressed while
+        the data check runs)."""
+        p = self.process
+        if p is not None and p.waitForFinished(ms) and p is self.process:
+            self._finished(p.exitCode(), p.exitStatus())
+
     def stop(self) -> None:
         p, self.process = self.process, None
-        if p is not None and p.state() != QtCore.QProcess.ProcessState.NotRunning:
-            p.kill()
-            p.waitForFinished(3000)
+        if p is not None:
+            p.finished.disconnect(self._finished)
+            if p.state() != QtCore.QProcess.ProcessState.NotRunning:
+                p.kill()
+                p.waitForFinished(3000)
+            p.deleteLater()
 
-    def _finished(self, proc: QtCore.QProcess, code: int) -> None:
-        if proc is not self.process:  # a stopped, outdated estimate
+    def _finished(self, code: int, _status=None) -> None:
+        proc = self.process
+        if proc is None:  # delivered already (wait), or stopped
             return
         out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")
         err = bytes(proc.readAllStandardError()).decode("utf-8", "replace").strip().splitlines()
         self.process = None
+        proc.finished.disconnect(self._finished)
+        proc.deleteLater()
         for line in out.splitlines():
             if line.startswith("{"):
                 try:
                     ev = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(ev, dict) and ev.get("event") == "estimate":
-                    self.estimated.emit(ev)
+                if isinstance(ev, dict) and ev.get("event") == self.event_name:
+                    self.result.emit(ev)
                     return
         msg = next((ln for ln in reversed(err) if "error:" in ln), err[-1] if err else f"exit code {code}")
         self.failed.emit(msg)

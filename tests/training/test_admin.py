@@ -104,7 +104,7 @@ def test_time_budget_run_without_a_terminal(syn, tmp_path):
     ends within its budget and closes with the summary line."""
     out = tmp_path / "run"
     t0 = time.monotonic()
-    r = _train("--data", str(syn), "--out", str(out), *TINY, "--epochs", "500", "--time-budget", "40s",
+    r = _train("--data", str(syn), "--out", str(out), *TINY, "--epochs", "500", "--time-budget", "60s",
                "--log-interval", "0", "--split", "0.6,0.2,0.2")
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-2000:]
@@ -113,12 +113,13 @@ def test_time_budget_run_without_a_terminal(syn, tmp_path):
     estimate = next(i for i, ln in enumerate(lines) if ln.startswith("estimate: about "))
     first_epoch = next(i for i, ln in enumerate(lines) if ln.startswith("epoch 1/"))
     assert budget < estimate < first_epoch
-    assert " per epoch on cpu ×1 " in lines[budget] and " fit in 40 s" in lines[budget], lines[budget]
+    assert " per epoch on cpu ×1 " in lines[budget] and " fit in 60 s" in lines[budget], lines[budget]
     fitted = int(lines[budget].split("): ")[1].split(" epoch")[0])
     res = json.loads((out / "metrics.json").read_text())
     assert 1 <= res["epochs_run"] <= fitted < 500
-    assert res["seconds"] <= 40, res["seconds"]
-    assert wall < 40 + 10, wall  # the budget counts from the start of the training package
+    assert res["seconds"] <= 60, res["seconds"]
+    # the budget counts from the start of the training package; interpreter start and exit are outside
+    assert wall < 60 + 20, wall
     # progress lines, not a bar: step, images/s, ETA
     prog = [ln for ln in r.stderr.splitlines() if " train step " in ln]
     assert prog and all("images/s, ETA " in ln and "\r" not in ln for ln in prog), r.stderr[-1500:]
@@ -126,7 +127,7 @@ def test_time_budget_run_without_a_terminal(syn, tmp_path):
     last = lines[-1]
     assert last.startswith("done in ") and "test (" in last and "AUC " in last and "accuracy " in last, last
     assert last.endswith(f"report: {out / 'report.md'}")
-    assert "--time-budget 40 s:" in (out / "report.md").read_text()
+    assert "--time-budget 60 s:" in (out / "report.md").read_text()
 
 
 def test_progress_lines_at_most_every_interval(monkeypatch, capsys):
@@ -238,3 +239,27 @@ def test_imbalanced_run_states_the_balanced_loss(tmp_path):
     assert "class-balanced loss" in r.stdout
     report = (out / "report.md").read_text()
     assert "class-balanced loss (weights normal" in report and ":1 (" in report
+
+
+# --------------------------------------------------------------------------- tiny images
+
+def test_min_input_size_enlarges_the_detail_of_tiny_images(syn):
+    import cv2
+
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ml.preprocess import PreprocessSpec, prepare_uint8
+    from training.args import get_args_parser
+    from training.train import input_spec
+
+    args = get_args_parser().parse_args(["--data", "x", "--out", "y", "--image-size", "28", "--min-input-size", "64"])
+    spec = input_spec(args)
+    assert (spec.size, spec.detail_size) == (64, 28)
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec  # the card carries it to the viewer
+    img = load_image(next((syn / "abnormal").iterdir()))
+    big, mapping = prepare_uint8(img, spec)
+    small, _ = prepare_uint8(img, PreprocessSpec(size=28))
+    assert big.shape == (64, 64) and (mapping.inner_h, mapping.inner_w) == (64, 64)
+    assert np.array_equal(big, cv2.resize(small, (64, 64), interpolation=cv2.INTER_LINEAR))
+    assert input_spec(get_args_parser().parse_args(["--data", "x", "--out", "y", "--image-size", "28"])).detail_size == 0
+    with pytest.raises(ValueError, match="detail_size"):
+        PreprocessSpec.from_dict({"size": 64, "detail_size": 64})
