@@ -65,6 +65,7 @@ def test_drawing_with_the_mouse_and_following_rotation(calibrated, qtbot):
     assert (x0, y0, x1, y1) == pytest.approx((20, 15, 70, 55), abs=1.5)  # one screen pixel
     # the two-line tools take two drags
     w.tool_actions["cobb"].trigger()
+    qtbot.wait(50)  # the Measurements panel appeared: let the canvas take its new size first
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 60, 10))
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 60), image_point_to_viewport(c, 60, 70))
     cobb = w.measure_tools.measurements[-1]
@@ -137,6 +138,7 @@ def test_arrow_and_text_label(calibrated, qtbot):
     # a click with the Text tool asks for the text (the dialog is replaced by a function here)
     t.ask_text = lambda: ("apex", True)
     w.tool_actions["text"].trigger()
+    qtbot.wait(50)  # the panel appeared after the arrow
     pos = image_point_to_viewport(c, 30, 20)
     from PySide6.QtTest import QTest
 
