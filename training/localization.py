@@ -286,7 +286,7 @@ def heatmap_grid(path: str | Path, items: list[dict[str, Any]], images_u8: list[
         bar = np.zeros((18, grid.shape[1], 3), dtype=np.uint8)
         cv2.putText(bar, title, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         grid = np.vstack([bar, grid])
-    ok, buf = cv2.imencode(".png", grid)
+    ok, buf = cv2.imencode(".png", grid, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     path = Path(path)
     atomic.write_bytes(path, buf.tobytes())
     return path

@@ -103,3 +103,19 @@ def test_bundled_models_ship_a_working_ood_gate(rg1_unci, tmp_path):
         face = e.predict(load_image(pics[0]), cam=False)  # greyscale: passes the header rules
         assert not face.scored and face.gate.rule == "features", face.gate
         assert cv2.imread(pics[0]) is not None
+
+
+def test_readme_states_the_bundled_models_test_auc():
+    """The README's demo-model section quotes the card's test AUC with its interval (not a stale one)."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    if not readme.is_file():
+        pytest.skip("no README.md beside the tests (an installed package)")
+    from cxrviewer.ml.registry import read_card
+
+    text = readme.read_text(encoding="utf-8")
+    for d in _bundled():
+        auc = read_card(d)["metrics"]["auc"]
+        quoted = f"{auc['value']:.2f} [{auc['ci95'][0]:.2f}, {auc['ci95'][1]:.2f}]"
+        assert quoted in text, f"README should quote {d.name}'s test AUC {quoted}"
