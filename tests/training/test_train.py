@@ -141,6 +141,7 @@ def test_resnet50_run_gives_a_model_that_evaluate_and_publish_use(tmp_path):
     loc = card["localization"]
     assert loc["split"] == "test" and loc["pointing_n"] == card["training_data"]["splits"]["test"]["abnormal"]
     assert card["training"]["shortcut_augmentation"]["border_p"] == 0.5
+    assert card["ood"]["file"] == "ood.npz" and (out / "model" / "ood.npz").is_file()  # fitted train -> val
     report = (out / "model" / "report.md").read_text()
     assert "## Calibration" in report and "## Localization" in report
     for f in ("reliability.png", "cam_grid.png"):
