@@ -58,6 +58,9 @@ class Ruler:
         self.label = pg.TextItem("", color=(255, 220, 0), anchor=(0, 1.0), fill=pg.mkBrush(0, 0, 0, 140))
         for it in (self.line, self.ends, self.label):
             it.setZValue(100)
+            # the canvas handles the mouse (select, drag an end): the items must not take it
+            it.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
+            it.setAcceptHoverEvents(False)
             canvas.view_box.addItem(it, ignoreBounds=True)
         self.update()
 

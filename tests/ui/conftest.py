@@ -139,8 +139,20 @@ def _send(widget, etype, pos, button, buttons):
     QtWidgets.QApplication.sendEvent(widget, ev)
 
 
+_last_release = [0.0]
+
+
 def drag(canvas, button, start: QtCore.QPoint, end: QtCore.QPoint, steps: int = 10) -> None:
-    """A real press-move-release on the canvas viewport (QTest.mouseMove can't hold buttons)."""
+    """A real press-move-release on the canvas viewport (QTest.mouseMove can't hold buttons).
+
+    Two drags in a row are kept a double-click interval apart, as a hand would: a press right
+    after a release is taken by pyqtgraph for the second click of a double click."""
+    import time
+
+    gap = QtWidgets.QApplication.doubleClickInterval() / 1000.0 + 0.05
+    while time.monotonic() - _last_release[0] < gap:
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.01)
     vp = canvas.graphics.viewport()
     T = QtCore.QEvent.Type
     NoB = QtCore.Qt.MouseButton.NoButton
@@ -151,6 +163,7 @@ def drag(canvas, button, start: QtCore.QPoint, end: QtCore.QPoint, steps: int = 
         QtWidgets.QApplication.processEvents()
     _send(vp, T.MouseButtonRelease, end, button, NoB)
     QtWidgets.QApplication.processEvents()
+    _last_release[0] = time.monotonic()
 
 
 def image_point_to_viewport(canvas, x: float, y: float) -> QtCore.QPoint:
