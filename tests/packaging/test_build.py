@@ -60,8 +60,8 @@ def test_bundle_layout(viewer_bundle):
         sys.platform != "linux"
     size = json.loads((viewer_bundle.parent / "cxrviewer-size.json").read_text())
     models_mib = sum(f.stat().st_size for f in (res / "models").rglob("*") if f.is_file()) / 2**20
-    # packaging/README.md's budget: the viewer-only app without its models <= 450 MiB
-    assert size["total_mib"] - models_mib <= 450, size
+    # packaging/README.md's budget: the viewer-only app without its models <= 500 MiB
+    assert size["total_mib"] - models_mib <= 500, size
 
 
 def test_frozen_selftest(viewer_bundle, tmp_path):

@@ -104,7 +104,7 @@ def test_time_budget_run_without_a_terminal(syn, tmp_path):
     ends within its budget and closes with the summary line."""
     out = tmp_path / "run"
     t0 = time.monotonic()
-    r = _train("--data", str(syn), "--out", str(out), *TINY, "--epochs", "500", "--time-budget", "60s",
+    r = _train("--data", str(syn), "--out", str(out), *TINY, "--epochs", "1000000", "--time-budget", "60s",
                "--log-interval", "0", "--split", "0.6,0.2,0.2")
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-2000:]
@@ -114,9 +114,10 @@ def test_time_budget_run_without_a_terminal(syn, tmp_path):
     first_epoch = next(i for i, ln in enumerate(lines) if ln.startswith("epoch 1/"))
     assert budget < estimate < first_epoch
     assert " per epoch on cpu ×1 " in lines[budget] and " fit in 60 s" in lines[budget], lines[budget]
+    # (--epochs is far more than any machine fits in 60 s, so the budget, not --epochs, decides)
     fitted = int(lines[budget].split("): ")[1].split(" epoch")[0])
     res = json.loads((out / "metrics.json").read_text())
-    assert 1 <= res["epochs_run"] <= fitted < 500
+    assert 1 <= res["epochs_run"] <= fitted < 1000000
     assert res["seconds"] <= 60, res["seconds"]
     # the budget counts from the start of the training package; interpreter start and exit are outside
     assert wall < 60 + 20, wall
