@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import re
 
+from cxrviewer.core import durations
 from training.nets import ARCHES
 
 
@@ -35,22 +35,12 @@ def _shortcut_flags(g) -> None:
                    help="probability of burning random annotation text into the image (default 0)")
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh])")
-
-
 def parse_duration(s: str) -> float:
-    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"1.5h"`` -> seconds (a unit is required)."""
-    text = str(s).strip().lower().replace(" ", "")
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not text or pos != len(text) or total <= 0:
-        raise argparse.ArgumentTypeError(f"{s!r}: expected a duration like 20m, 1h30m or 90s")
-    return total
+    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"1.5h"`` -> seconds (argparse type of ``--time-budget``)."""
+    try:
+        return durations.parse_duration(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _lr(s: str) -> float | str:

@@ -10,22 +10,13 @@ from __future__ import annotations
 import sys
 import time
 
+from cxrviewer.core.durations import fmt_duration  # noqa: F401  (training's callers import it from here)
+
 
 def log(msg: str, rank: int = 0) -> None:
     """Print one line on stdout from rank 0 only."""
     if rank == 0:
         print(msg, flush=True)
-
-
-def fmt_duration(seconds: float) -> str:
-    """``42 s``, ``2.4 min``, ``1 h 05 min`` (estimates: no false precision)."""
-    s = max(0.0, float(seconds))
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min".replace(".0 min", " min")
-    h, m = divmod(round(s / 60), 60)
-    return f"{h} h {m:02d} min"
 
 
 class Progress:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore
+
+from cxrviewer.core import durations
 
 
 def _timestamp() -> str:
@@ -42,32 +43,21 @@ def num(v: Any, fmt: str = ".4f") -> str:
     return "" if v is None else str(v)
 
 
-def fmt_seconds(s: float) -> str:
-    """``42 s``, ``2.4 min``, ``1 h 05 min`` (the training log's wording)."""
-    s = max(0.0, float(s))
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min".replace(".0 min", " min")
-    h, m = divmod(round(s / 60), 60)
-    return f"{h} h {m:02d} min"
-
-
-_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)[smh])+")
-
-
 def valid_duration(text: str) -> bool:
     """``20m``, ``1h30m``, ``90s`` (the syntax of ``--time-budget``)."""
-    t = text.strip().lower().replace(" ", "")
-    return bool(_DURATION.fullmatch(t)) and any(c.isdigit() and c != "0" for c in t)
+    try:
+        durations.parse_duration(text)
+    except ValueError:
+        return False
+    return True
 
 
 def estimate_text(ev: dict) -> str:
     """The estimate event of ``--estimate-only --json-progress`` as one sentence."""
     epochs = int(ev.get("epochs") or 0)
-    return (f"Estimate: about {fmt_seconds(ev.get('epoch_seconds', 0))} per epoch on {ev.get('where', '?')} "
+    return (f"Estimate: about {durations.fmt_duration(ev.get('epoch_seconds', 0))} per epoch on {ev.get('where', '?')} "
             f"({num(ev.get('images_per_second'), '.1f')} images/s): {epochs} epoch{'s' if epochs != 1 else ''} "
-            f"≈ {fmt_seconds(ev.get('run_seconds', 0))} in all, reading the data included.")
+            f"≈ {durations.fmt_duration(ev.get('run_seconds', 0))} in all, reading the data included.")
 
 
 class Publisher(QtCore.QThread):
