@@ -83,7 +83,8 @@ def test_drawing_with_the_mouse_and_following_rotation(calibrated, qtbot):
     # rotating the view keeps the measurement on the same pixels
     before = m.points()
     w.act_rot_cw.trigger()
-    assert m.points() == pytest.approx(before)
+    # (to 1/100 pixel: the points go through the rotated view's transforms and back in floats)
+    assert np.allclose(m.points(), before, atol=0.01), (m.points(), before)
     scr = c.image_to_scene(70, 55)
     h = m.rois[0].getHandles()[0]
     hs = h.scenePos()
