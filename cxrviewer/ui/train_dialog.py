@@ -37,6 +37,7 @@ from cxrviewer.ui.train_support import (  # noqa: F401  (default_run_dir, traini
     default_run_dir,
     estimate_text,
     training_command,
+    training_process,
 )
 from cxrviewer.ui.train_support import num as _num
 
@@ -205,21 +206,14 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         self._estimate_timer.stop()
         self.estimator.stop()  # its CPU belongs to the training now
         self._reset_run()
-        prog, *lead = training_command()
-        proc = QtCore.QProcess(self)
-        env = QtCore.QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        proc.setProcessEnvironment(env)
-        proc.setProgram(prog)
-        proc.setArguments(lead + args)
+        proc = training_process(self, args)
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_finished)
         proc.errorOccurred.connect(self._on_process_error)
         self.process = proc
         self.status = "running"
-        self.log.appendPlainText("$ " + " ".join(shlex.quote(a) for a in [prog, *lead, *args]))
+        self.log.appendPlainText("$ " + " ".join(shlex.quote(a) for a in [proc.program(), *proc.arguments()]))
         self._set_status("Starting the training process…")
         self._set_running_ui(True)
         self.progress.setRange(0, self.epochs_spin.value())

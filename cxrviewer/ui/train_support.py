@@ -34,6 +34,19 @@ def training_command() -> list[str]:
     return [sys.executable, "-m", "training"]
 
 
+def training_process(parent: QtCore.QObject, args: list[str]) -> QtCore.QProcess:
+    """A QProcess (not started) running the training command with ``args``, unbuffered UTF-8."""
+    prog, *lead = training_command()
+    proc = QtCore.QProcess(parent)
+    env = QtCore.QProcessEnvironment.systemEnvironment()
+    env.insert("PYTHONUNBUFFERED", "1")
+    env.insert("PYTHONIOENCODING", "utf-8")
+    proc.setProcessEnvironment(env)
+    proc.setProgram(prog)
+    proc.setArguments([*lead, *args])
+    return proc
+
+
 def num(v: Any, fmt: str = ".4f") -> str:
     """A number for a table cell (metrics may come as ``{"value", "ci95"}``)."""
     if isinstance(v, dict):
@@ -103,14 +116,7 @@ class JsonChild(QtCore.QObject):
 
     def run(self, args: list[str]) -> None:
         self.stop()
-        prog, *lead = training_command()
-        proc = QtCore.QProcess(self)
-        env = QtCore.QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        proc.setProcessEnvironment(env)
-        proc.setProgram(prog)
-        proc.setArguments([*lead, *args, self.flag, *([] if "--json-progress" in args else ["--json-progress"])])
+        proc = training_process(self, [*args, self.flag, *([] if "--json-progress" in args else ["--json-progress"])])
         proc.finished.connect(self._finished)
         self.process = proc
         proc.start()
