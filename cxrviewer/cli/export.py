@@ -115,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
                              anonymize=args.anonymize, ai_lines=ai_lines,
                              native=args.native, max_size=args.size)
         save_image(arr, args.out, fmt)
-    except CxrError as e:
-        return fail(str(e))
-    except RuntimeError as e:
+    except (CxrError, RuntimeError) as e:
         return fail(str(e))
     except (ValueError, OSError) as e:
         return fail(f"{args.input}: {e}")

@@ -77,9 +77,7 @@ def run_dicom(args: argparse.Namespace) -> int:
             frame=args.frame, description="native image" if args.native else "view", anonymize=args.anonymize,
             pixels_clean=args.anonymize,
         )
-    except CxrError as e:
-        return fail(str(e))
-    except RuntimeError as e:
+    except (CxrError, RuntimeError) as e:
         return fail(str(e))
     except (ValueError, OSError) as e:
         return fail(f"{args.input}: {e}")
