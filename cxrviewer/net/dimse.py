@@ -181,9 +181,9 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
         ae.add_requested_context(abstract, list(syntaxes))
     ext = [build_role(uid, scu_role=False, scp_role=True) for uid in roles]
     who = node.describe()
-    # pynetdicom 3.0 sometimes (~1 in 40 here) sees the peer close the connection before it
-    # reads the A-ASSOCIATE-RJ that came first, and reports a bare abort. One more attempt
-    # then gets the node's actual reason (a wrong AE title, say) instead of "aborted".
+    # pynetdicom 3.0 can lose the node's A-ASSOCIATE-RJ in a race (see _rejection_left_in_queue);
+    # it is then read from the queue. A bare abort with no reason gets one more attempt.
+    rejection = None
     for attempt in (1, 2):
         with _capture_pynetdicom() as cap:
             try:
@@ -191,13 +191,15 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
                                      evt_handlers=handlers or [])
             except (OSError, ValueError) as e:
                 raise NetError(who, f"cannot connect: {e}") from None
-        if assoc.is_established or assoc.is_rejected or cap.lines or attempt == 2:
+        if not assoc.is_established and not assoc.is_rejected:
+            rejection = _rejection_left_in_queue(assoc)
+        if assoc.is_established or assoc.is_rejected or rejection is not None or cap.lines or attempt == 2:
             break
         time.sleep(0.2)
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected:
-        rsp = getattr(assoc.acceptor, "primitive", None)
+    if assoc.is_rejected or rejection is not None:
+        rsp = rejection if rejection is not None else getattr(assoc.acceptor, "primitive", None)
         reason = getattr(rsp, "reason_str", "") or "no reason given"
         source = getattr(rsp, "source_str", "")
         hint = ""
@@ -209,6 +211,23 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
     if cap.lines:
         raise NetError(who, _connect_reason(node, cap.lines))
     raise NetError(who, "association aborted by the node (it accepted none of our requests, or closed the connection)")
+
+
+def _rejection_left_in_queue(assoc):
+    """The node's A-ASSOCIATE-RJ when pynetdicom lost the race to read it, else None.
+
+    pynetdicom 3.0's requestor checks ``socket._is_connected`` after sending its request; when
+    the node answers with a rejection and closes the connection before that check (often, with
+    debug logging on), it aborts as "failed to connect" and the rejection stays unread in the
+    DUL's queue. The node's reason (a wrong AE title, say) is there; read it.
+    """
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    q = getattr(getattr(assoc, "dul", None), "to_user_queue", None)
+    for prim in list(getattr(q, "queue", ())):
+        if isinstance(prim, A_ASSOCIATE) and prim.result in (0x01, 0x02):
+            return prim
+    return None
 
 
 @contextlib.contextmanager

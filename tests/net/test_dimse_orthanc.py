@@ -40,6 +40,30 @@ def test_echo_and_wrong_ae_and_node_down(dimse_node):
         api.echo(down)
 
 
+def test_wrong_ae_is_reported_as_rejected_when_pynetdicom_loses_the_race(dimse_node, monkeypatch):
+    """pynetdicom 3.0 checks that its socket is connected only after sending the association
+    request; when the node's A-ASSOCIATE-RJ and close get in first (1 call in 7 under pytest's
+    debug logging here) it reports a bare abort. A pause after sending makes that order certain:
+    the node's reason must still come through."""
+    import time
+
+    from pynetdicom.acse import ACSE
+
+    send = ACSE.send_request
+
+    def send_then_wait(self):
+        send(self)
+        time.sleep(0.3)  # the node answers and closes the connection meanwhile
+
+    monkeypatch.setattr(ACSE, "send_request", send_then_wait)
+    wrong = DimseNode("pacs", "127.0.0.1", dimse_node.port, "NOT_ORTHANC", timeout=10)
+    for _ in range(3):
+        with pytest.raises(NetError) as e:
+            api.echo(wrong)
+        msg = str(e.value)
+        assert "rejected" in msg and "Called AE title" in msg, msg
+
+
 def test_timeout_when_the_node_never_answers():
     """A port that accepts the TCP connection but never speaks DICOM (a hung PACS)."""
     srv = socket.socket()
