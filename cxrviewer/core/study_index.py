@@ -28,6 +28,7 @@ from cxrviewer.core.dicom_io import (
 )
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.file_list import DICOMDIR_NAMES, collect_paths, iter_files  # noqa: F401 - iter_files re-exported
+from cxrviewer.core.orientation import laterality
 from cxrviewer.core.pixel_data import truncation_reason
 from cxrviewer.core.types import (
     FileError,
@@ -73,6 +74,8 @@ class _Record:
     dicomdir: bool = False
     warnings: tuple[str, ...] = ()
     patient_id: str = ""
+    #: Issuer of Patient ID: two IDs from different issuers are different patients (priors)
+    issuer_of_patient_id: str = ""
     patient_name: str = ""
     patient_birth_date: str = ""
     patient_sex: str = ""
@@ -186,6 +189,9 @@ def _dicom_record(path: str, ds) -> _Record:
         photometric_interpretation=_s(g("PhotometricInterpretation")),
         transfer_syntax=ts,
         image_comments=_s(g("ImageComments")),
+        # the view of a prior comparison is matched on these (cxrviewer.core.priors)
+        laterality=laterality(_s(g("ImageLaterality")), _s(g("Laterality"))),
+        body_part=_s(g("BodyPartExamined")).upper(),
     )
     study_uid = _s(g("StudyInstanceUID")) or f"(no study UID) {os.path.dirname(path)}"
     series_uid = _s(g("SeriesInstanceUID")) or f"(no series UID) {study_uid}"
@@ -193,6 +199,7 @@ def _dicom_record(path: str, ds) -> _Record:
         path=path,
         instance=inst,
         patient_id=_s(g("PatientID")),
+        issuer_of_patient_id=_s(g("IssuerOfPatientID")),
         patient_name=_s(g("PatientName")),
         patient_birth_date=_s(g("PatientBirthDate")),
         patient_sex=_s(g("PatientSex")),
@@ -350,7 +357,8 @@ class _Builder:
         st = self.studies.get(r.study_uid)
         if st is None:
             st = self.studies[r.study_uid] = StudyInfo(
-                r.study_uid, r.study_date, r.study_time, r.study_description, r.accession_number
+                r.study_uid, r.study_date, r.study_time, r.study_description, r.accession_number,
+                issuer_of_patient_id=r.issuer_of_patient_id,
             )
             p.studies.append(st)
         return st
@@ -371,7 +379,8 @@ class _Builder:
                 series.sort(key=lambda s: (_int(s.series_number) or 0, s.series_description, s.series_instance_uid))
                 objects = sorted(st.objects, key=lambda o: (o.content_date, o.content_time, o.path))
                 studies.append(StudyInfo(st.study_instance_uid, st.study_date, st.study_time,
-                                         st.study_description, st.accession_number, series, objects))
+                                         st.study_description, st.accession_number, series, objects,
+                                         st.issuer_of_patient_id))
             studies.sort(key=lambda s: (s.study_date, s.study_time, s.study_instance_uid))
             patients.append(PatientInfo(p.patient_id, p.patient_name, p.patient_birth_date,
                                         p.patient_sex, studies))

@@ -169,6 +169,10 @@ class InstanceInfo:
     image_comments: str = ""
     #: pydicom's warnings while reading the header (what it tolerated in the file).
     warnings: list[str] = field(default_factory=list)
+    #: Image Laterality, else Laterality: R, L or B ('' when neither); matched by prior search
+    laterality: str = ""
+    #: Body Part Examined, upper case ('' when absent)
+    body_part: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,6 +227,9 @@ class StudyInfo:
     series: list[SeriesInfo] = field(default_factory=list)
     #: SR and presentation-state instances of this study (not images; never in ``series``).
     objects: list[ObjectInfo] = field(default_factory=list)
+    #: Issuer of Patient ID of its files ('' when absent). Kept per study because the browser
+    #: groups patients by Patient ID alone; prior selection must tell issuers apart.
+    issuer_of_patient_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("series", "objects")}
