@@ -137,6 +137,29 @@ def chest_like(rows: int = 64, cols: int = 48, bits: int = 12, seed: int = 0) ->
     return np.clip(img * top, 0, top).astype(np.uint16)
 
 
+def write_study_image(folder: str | os.PathLike, name: str, *, patient_id: str, study_uid: str,
+                      date: str | None, time: str | None = "090000", view: str = "PA",
+                      laterality: str | None = None, patient_name: str = "Same^Name",
+                      issuer: str | None = None, body_part: str | None = "CHEST", instance: int = 1,
+                      pixels: np.ndarray | None = None) -> str:
+    """Write one small chest CR of a given patient, study, date and view (prior-comparison
+    tests and demos); ``None`` leaves an attribute out of the header. Returns the path."""
+    px = chest_like(64, 48, seed=instance) if pixels is None else pixels
+    ds = make_dataset(px, patient_id=patient_id, patient_name=patient_name, study_uid=study_uid,
+                      series_uid=f"{study_uid}.1", instance_number=instance)
+    for kw, v in (("StudyDate", date), ("StudyTime", time)):
+        if v is None:
+            delattr(ds, kw)
+        else:
+            setattr(ds, kw, v)
+    ds.ViewPosition = view
+    for kw, v in (("ImageLaterality", laterality), ("IssuerOfPatientID", issuer), ("BodyPartExamined", body_part)):
+        if v is not None:
+            setattr(ds, kw, v)
+    os.makedirs(folder, exist_ok=True)
+    return write_dataset(ds, os.path.join(os.fspath(folder), name))
+
+
 def write_any_transfer_syntax(ds, path: str | os.PathLike) -> str:
     """Write ``ds`` with whatever Transfer Syntax UID its File Meta names, known or not.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cxrviewer.core.priors import (
@@ -17,31 +16,9 @@ from cxrviewer.core.priors import (
     normalize_time,
 )
 from cxrviewer.core.study_index import scan
-from cxrviewer.core.synthetic import make_dataset, write_dataset
+from cxrviewer.core.synthetic import write_study_image
 
-
-def write_image(folder: Path, name: str, *, patient_id: str, study_uid: str, date: str | None,
-                time: str | None = "090000", view: str = "PA", laterality: str | None = None,
-                patient_name: str = "Same^Name", issuer: str | None = None, body_part: str | None = "CHEST",
-                instance: int = 1, series_uid: str | None = None) -> str:
-    """One tiny CR file; ``None`` leaves an attribute out of the header."""
-    px = np.full((8, 6), 100 + instance, dtype=np.uint16)
-    ds = make_dataset(px, patient_id=patient_id, patient_name=patient_name, study_uid=study_uid,
-                      series_uid=series_uid or f"{study_uid}.1", instance_number=instance)
-    for kw, v in (("StudyDate", date), ("StudyTime", time)):
-        if v is None:
-            delattr(ds, kw)
-        else:
-            setattr(ds, kw, v)
-    ds.ViewPosition = view
-    if laterality is not None:
-        ds.ImageLaterality = laterality
-    if issuer is not None:
-        ds.IssuerOfPatientID = issuer
-    if body_part is not None:
-        ds.BodyPartExamined = body_part
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_dataset(ds, folder / name)
+write_image = write_study_image
 
 
 def three_plus_one(root: Path) -> dict[str, str]:
