@@ -137,7 +137,14 @@ class AiIntegration(QtCore.QObject):
         self.panel.extra.addWidget(self.controls)
         self.dock = QtWidgets.QDockWidget("AI", window)
         self.dock.setObjectName("aiDock")
-        self.dock.setWidget(self.panel)
+        # scrolls rather than squeezes: at 1280x720 the panel's heatmap controls were pressed
+        # below their minimum height and drawn over each other (seen in an Xvfb screenshot)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.panel)
+        self.dock.setWidget(scroll)
         window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         # -- status bar: device, folder progress + Cancel
