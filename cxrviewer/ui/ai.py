@@ -192,7 +192,7 @@ class AiIntegration(QtCore.QObject):
         self.act_heatmap = A("Show &heatmap", w, checkable=True, checked=self.heatmap.enabled)
         self.act_heatmap.setShortcut(QtGui.QKeySequence("H"))
         self.act_heatmap.setToolTip("Show or hide the Grad-CAM heatmap (H). Recomputes nothing.")
-        self.act_heatmap.toggled.connect(self.heatmap.set_enabled)
+        self.act_heatmap.toggled.connect(lambda on: self.heatmap.set_enabled(on))  # the active viewport's layer
         self.heatmap.toggled.connect(self._sync_heatmap_action)
         self.act_analyze = A("&Analyze image", w)
         self.act_analyze.setShortcut(QtGui.QKeySequence("Ctrl+Shift+A"))
@@ -243,6 +243,30 @@ class AiIntegration(QtCore.QObject):
         self.toolbar = toolbar
         toolbar.addAction(self.act_heatmap)
         toolbar.addAction(self.act_analyze)
+
+    def set_canvas(self, canvas, layer: HeatmapLayer) -> None:
+        """Follow another viewport's ``canvas`` and its heatmap ``layer`` (the active viewport
+        changed): the panel, the H action and the heatmap controls then show and act on it.
+        Its image is already on screen, so a result for it comes from the cache, if any."""
+        if canvas is self.canvas:
+            return
+        self.canvas.imageShown.disconnect(self._on_image_shown)
+        self.heatmap.toggled.disconnect(self._on_heatmap_toggled)
+        self.heatmap.toggled.disconnect(self._sync_heatmap_action)
+        self.canvas, self.heatmap = canvas, layer
+        canvas.imageShown.connect(self._on_image_shown)
+        layer.toggled.connect(self._on_heatmap_toggled)
+        layer.toggled.connect(self._sync_heatmap_action)
+        self.controls.set_layer(layer)
+        self._sync_heatmap_action(layer.enabled)
+        self.panel.clear_result()
+        self.controller.forget_current()  # a result still coming belongs to the other viewport
+        img = self._current()
+        if img is not None and self.controller.ready:
+            hit = self.controller.lookup(img.path, img.frame, cam=False)
+            if hit is not None:
+                refused, forced = self._shown(hit)
+                self.panel.show_result(hit, forced=forced)
 
     def _sync_heatmap_action(self, on: bool) -> None:
         if self.act_heatmap.isChecked() != on:

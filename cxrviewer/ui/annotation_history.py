@@ -37,6 +37,16 @@ class AnnotationHistory(QtCore.QObject):
         else:
             self.canvas.imageShown.connect(self.reset)
 
+    def set_canvas(self, canvas, tools) -> None:
+        """Follow another viewport's ``canvas`` and its measurement ``tools`` (the active
+        viewport changed); the history starts again there, as for a new image."""
+        self.canvas.rulersChanged.disconnect(self._record)
+        self.tools.changed.disconnect(self._record)
+        self.canvas, self.tools = canvas, tools
+        canvas.rulersChanged.connect(self._record)
+        tools.changed.connect(self._record)
+        self.reset()
+
     def snapshot(self) -> Snapshot:
         rulers = tuple((r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in self.canvas.rulers)
         meas = tuple((m.kind, tuple(m.points()), m.note) for m in self.tools.measurements)

@@ -221,23 +221,25 @@ class HeatmapControls(QtWidgets.QWidget):
         form.setContentsMargins(4, 4, 4, 4)
         self.show_box = QtWidgets.QCheckBox("Show heatmap (H)")
         self.show_box.setChecked(layer.enabled)
-        self.show_box.toggled.connect(layer.set_enabled)
+        # through self.layer, not bound to one layer: set_layer moves the controls to another
+        # viewport's layer
+        self.show_box.toggled.connect(lambda on: self.layer.set_enabled(on))
         layer.toggled.connect(self._sync_toggle)
         form.addRow(self.show_box)
         self.cmap_box = QtWidgets.QComboBox()
         self.cmap_box.addItems(list(COLORMAPS))
         self.cmap_box.setCurrentText(layer.colormap)
-        self.cmap_box.currentTextChanged.connect(layer.set_colormap)
+        self.cmap_box.currentTextChanged.connect(lambda name: self.layer.set_colormap(name))
         form.addRow("Colormap", self.cmap_box)
         self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(round(layer.opacity * 100))
-        self.opacity_slider.valueChanged.connect(lambda v: layer.set_opacity(v / 100.0))
+        self.opacity_slider.valueChanged.connect(lambda v: self.layer.set_opacity(v / 100.0))
         form.addRow("Opacity", self.opacity_slider)
         self.threshold_slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
         self.threshold_slider.setRange(0, 100)
         self.threshold_slider.setValue(round(layer.threshold * 100))
-        self.threshold_slider.valueChanged.connect(lambda v: layer.set_threshold(v / 100.0))
+        self.threshold_slider.valueChanged.connect(lambda v: self.layer.set_threshold(v / 100.0))
         self.threshold_slider.setToolTip("Map values below this are transparent")
         form.addRow("Threshold", self.threshold_slider)
         self.colorbar = ColorBar(layer)
@@ -248,6 +250,21 @@ class HeatmapControls(QtWidgets.QWidget):
         self.legend.setObjectName("heatmapLegend")
         self.legend.setWordWrap(True)
         form.addRow(self.legend)
+
+    def set_layer(self, layer: HeatmapLayer) -> None:
+        """Control another viewport's ``layer``: its own on/off state is kept (per viewport);
+        colormap, opacity and threshold are the reader's one choice, so they carry over."""
+        if layer is self.layer:
+            return
+        self.layer.toggled.disconnect(self._sync_toggle)
+        self.layer.changed.disconnect(self.colorbar.update)
+        self.layer = self.colorbar._layer = layer
+        layer.toggled.connect(self._sync_toggle)
+        layer.changed.connect(self.colorbar.update)
+        layer.set_colormap(self.cmap_box.currentText())
+        layer.set_opacity(self.opacity_slider.value() / 100.0)
+        layer.set_threshold(self.threshold_slider.value() / 100.0)
+        self._sync_toggle(layer.enabled)
 
     def _sync_toggle(self, on: bool) -> None:
         blocker = QtCore.QSignalBlocker(self.show_box)

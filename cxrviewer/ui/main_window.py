@@ -57,8 +57,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._scan_root: str | None = None
         self._want_first = False
 
-        self.canvas = ImageCanvas(self)
-        self.setCentralWidget(self.canvas)
+        self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
+        from cxrviewer.ui.viewports import ViewportGrid
+
+        self.viewports = ViewportGrid(self.canvas, self)
+        self.setCentralWidget(self.viewports)
         self.browser = StudyBrowser(self)
         self.wl_panel = WindowLevelPanel(self.canvas, self)
         self.errors = ErrorPanel(self)
@@ -97,6 +100,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.pacs import install as install_pacs
 
         self.pacs = install_pacs(self)
+        # Layouts, drag into a viewport, sync; panels and keys follow the active viewport
+        from cxrviewer.ui.viewport_binding import install as install_viewports
+
+        self.viewport_binding = install_viewports(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout
@@ -171,19 +178,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_quit = self._action(m_file, "&Quit", self.close, "Ctrl+Q")
 
         m_view = self.menus["view"] = mb.addMenu("&View")
-        self.act_fit = self._action(m_view, "&Fit to Window", self.canvas.fit, "F", tip="Whole image in the window")
-        self.act_one = self._action(m_view, "&1:1 (Actual Pixels)", self.canvas.one_to_one, "Ctrl+1", tip="One screen pixel per image pixel")
+        self.act_fit = self._action(m_view, "&Fit to Window", lambda: self.canvas.fit(), "F", tip="Whole image in the window")
+        self.act_one = self._action(m_view, "&1:1 (Actual Pixels)", lambda: self.canvas.one_to_one(), "Ctrl+1", tip="One screen pixel per image pixel")
         self.act_zoom_in = self._action(m_view, "Zoom &In", lambda: self.canvas.zoom_by(1.25), ["+", "="])
         self.act_zoom_out = self._action(m_view, "Zoom &Out", lambda: self.canvas.zoom_by(0.8), "-")
         m_view.addSeparator()
         self.act_rot_cw = self._action(m_view, "Rotate 90° &Clockwise", lambda: self.canvas.rotate(1), "R")
         self.act_rot_ccw = self._action(m_view, "Rotate 90° Counter-clockwise", lambda: self.canvas.rotate(-1), "Shift+R")
-        self.act_flip_h = self._action(m_view, "Flip &Horizontal", self.canvas.flip_h, "Shift+H")
-        self.act_flip_v = self._action(m_view, "Flip &Vertical", self.canvas.flip_v, "Shift+V")
-        self.act_invert = self._action(m_view, "&Invert", self.canvas.set_invert, "I", checkable=True)
+        self.act_flip_h = self._action(m_view, "Flip &Horizontal", lambda: self.canvas.flip_h(), "Shift+H")
+        self.act_flip_v = self._action(m_view, "Flip &Vertical", lambda: self.canvas.flip_v(), "Shift+V")
+        self.act_invert = self._action(m_view, "&Invert", lambda on: self.canvas.set_invert(on), "I", checkable=True)
         self.act_reset = self._action(m_view, "&Reset View", self._reset_view, "Ctrl+R", tip="Orientation, zoom and window back to the defaults")
         m_view.addSeparator()
-        self.act_overlay = self._action(m_view, "Corner &Text", self.canvas.set_overlay_visible, "T", checkable=True)
+        self.act_overlay = self._action(m_view, "Corner &Text", lambda on: self.canvas.set_overlay_visible(on), "T", checkable=True)
         self.act_overlay.setChecked(True)
         self.act_tags = self._action(m_view, "DICOM &Tags…", self.show_tags, "Ctrl+T")
         m_view.addSeparator()
@@ -221,8 +228,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tool_actions[tool] = a
         self.tool_actions["wl"].setChecked(True)
         m_tools.addSeparator()
-        self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", self.canvas.delete_selected_ruler, [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
-        self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", self.canvas.clear_rulers, "Ctrl+Shift+Del")
+        self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", lambda: self.canvas.delete_selected_ruler(), [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
+        self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", lambda: self.canvas.clear_rulers(), "Ctrl+Shift+Del")
 
         m_help = self.menus["help"] = mb.addMenu("&Help")
         self.act_shortcuts = self._action(m_help, "&Keyboard Shortcuts", self.show_shortcuts, "F1")
@@ -269,10 +276,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.imageSelected.connect(self.load_path)
         self.browser.thumbs.failed.connect(lambda p, r: self.add_error(FileError(p, r)))
         self.canvas.probed.connect(self._probed)
-        self.canvas.windowChanged.connect(lambda *_: self._update_title())
-        self.canvas.toolChanged.connect(lambda t: self.tool_actions[t].setChecked(True))
+        # named slots, not lambdas: the viewport binding moves them to the active canvas
+        self.canvas.windowChanged.connect(self._canvas_window_changed)
+        self.canvas.toolChanged.connect(self._canvas_tool_changed)
         self.errors.countChanged.connect(self._errors_count)
         self.errors_button.clicked.connect(lambda: (self.errors_dock.show(), self.errors_dock.raise_()))
+
+    def _canvas_window_changed(self, *_a) -> None:
+        self._update_title()
+
+    def _canvas_tool_changed(self, tool: str) -> None:
+        self.tool_actions[tool].setChecked(True)
 
     def _restore_layout(self) -> None:
         geo = self.settings.get("window/geometry")
@@ -571,6 +585,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.ai.shutdown()
         if getattr(self, "pacs", None) is not None:
             self.pacs.shutdown()
+        if getattr(self, "viewport_binding", None) is not None:
+            self.viewport_binding.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())

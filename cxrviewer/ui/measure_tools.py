@@ -408,6 +408,17 @@ class MeasurementsPanel(QtWidgets.QWidget):
         tools.canvas.rulersChanged.connect(self.refresh)
         tools.canvas.imageShown.connect(self.refresh)
 
+    def set_tools(self, tools: MeasureTools) -> None:
+        """List the measurements of another viewport's ``tools`` (the active viewport changed)."""
+        if tools is self.tools:
+            return
+        for sig in (self.tools.changed, self.tools.canvas.rulersChanged, self.tools.canvas.imageShown):
+            sig.disconnect(self.refresh)
+        self.tools = tools
+        for sig in (tools.changed, tools.canvas.rulersChanged, tools.canvas.imageShown):
+            sig.connect(self.refresh)
+        self.refresh()
+
     def entries(self) -> list[tuple[str, str, object]]:
         """``(name, value, object)``: rulers first, then the other measurements."""
         out: list[tuple[str, str, object]] = [("Length", r.text(), r) for r in self.tools.canvas.rulers]

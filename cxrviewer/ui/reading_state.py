@@ -269,6 +269,24 @@ class ReadingStateKeeper(QtCore.QObject):
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
 
+    def set_canvas(self, canvas, tools=None) -> None:
+        """Keep the state of ``canvas`` (and its measurement ``tools``) from now on: the
+        active viewport changed. Its image is already on screen with its state, so nothing
+        is restored; the previous image's pending state is written first."""
+        self.flush()
+        for sig in (self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged):
+            sig.disconnect(self._changed)
+        if self.tools is not None:
+            self.tools.changed.disconnect(self._changed)
+        self.canvas, self.tools = canvas, tools
+        for sig in (canvas.windowChanged, canvas.viewChanged, canvas.rulersChanged):
+            sig.connect(self._changed)
+        if tools is not None:
+            tools.changed.connect(self._changed)
+        img = canvas.img
+        self._img, self._key, self._state = img, (StateKey.of(img) if img is not None else None), None
+        self._dirty = False
+
     # ------------------------------------------------------------ capture
     def capture(self) -> ReadingState:
         """The canvas's current state (its image must be the keyed one)."""
@@ -321,9 +339,12 @@ class ReadingStateKeeper(QtCore.QObject):
             self.apply(st)
         self.restored.emit(st)
 
-    def apply(self, st: ReadingState) -> None:
-        """Put ``st`` on the canvas (shown image = the keyed one)."""
-        c = self.canvas
+    def apply(self, st: ReadingState, canvas=None, tools=None) -> None:
+        """Put ``st`` on the canvas (shown image = the keyed one), or on another viewport's
+        ``canvas`` and ``tools`` (an image opened in a viewport that is not the active one)."""
+        c = canvas if canvas is not None else self.canvas
+        own = c is self.canvas
+        tools = self.tools if own else tools
         self._restoring = True
         try:
             v = c.view_state()
@@ -332,7 +353,7 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.flip_h()
             if st.flip_v != v.flip_v:
                 c.flip_v()
-            act = getattr(self.window, "act_invert", None)
+            act = getattr(self.window, "act_invert", None) if own else None
             if act is not None:
                 act.setChecked(st.invert)  # the action drives canvas.set_invert
             if c.view_state().invert != st.invert:
@@ -342,11 +363,11 @@ class ReadingStateKeeper(QtCore.QObject):
             c.clear_rulers(emit=False)
             for x0, y0, x1, y1 in st.rulers:
                 c.add_ruler((x0, y0), (x1, y1))
-            if self.tools is not None:
-                self.tools.clear()
+            if tools is not None:
+                tools.clear()
                 for kind, pts, *text in st.measurements:
                     try:
-                        self.tools.add(kind, pts, note=text[0] if text else "")
+                        tools.add(kind, pts, note=text[0] if text else "")
                     except (ValueError, IndexError) as e:  # a kind this version does not know
                         _log.warning("reading state of %s: measurement %r skipped: %s", c.img.path if c.img else "?", kind, e)
             if st.center is not None and st.zoom is not None:

@@ -95,6 +95,17 @@ class WindowLevelPanel(QtWidgets.QWidget):
         canvas.imageShown.connect(self.image_changed)
         self.setEnabled(False)
 
+    def set_canvas(self, canvas: ImageCanvas) -> None:
+        """Drive and follow ``canvas`` instead (the active viewport changed)."""
+        if canvas is self.canvas:
+            return
+        self.canvas.windowChanged.disconnect(self._canvas_window_changed)
+        self.canvas.imageShown.disconnect(self.image_changed)
+        self.canvas = canvas
+        canvas.windowChanged.connect(self._canvas_window_changed)
+        canvas.imageShown.connect(self.image_changed)
+        self.image_changed()
+
     # ------------------------------------------------------------------ image
     def image_changed(self) -> None:
         img = self.canvas.img

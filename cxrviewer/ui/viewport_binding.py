@@ -1,0 +1,343 @@
+"""Puts the viewport grid (:mod:`cxrviewer.ui.viewports`) into the main window: the View menu's
+layouts and sync toggles, opening images in a given viewport, drags from the study browser,
+and making the window's toolbar, panels and keys act on the active viewport.
+
+How "act on the active viewport" works: ``window.canvas`` is always the active viewport's
+canvas. When another viewport becomes active, the window's connections to the old canvas
+(probe, title, tool) and those of the W/L panel, measurement panel, reading state, undo
+history and AI panel move to the new canvas (each module's ``set_canvas``/``set_tools``), and
+``window.current_image`` becomes its image. Every canvas has its own measurement tools and its
+own heatmap layer (so the heatmap toggle, H, is per viewport); they are made with the canvas.
+
+The main window's loader still serves the active viewport (browser selection, PgUp/PgDown,
+reading state, AI). An image opened in another viewport is decoded by that viewport's own
+loader and shown there with its remembered reading state, without taking the focus.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from cxrviewer.core.types import FileError, LoadedImage
+from cxrviewer.ui.viewports import LAYOUTS, MIME_PATHS, ViewportGrid, mime_for_paths
+
+#: layout -> (menu text, shortcut)
+LAYOUT_ACTIONS = {"1x1": ("1 × 1", "Alt+1"), "1x2": ("1 × 2 (side by side)", "Alt+2"),
+                  "2x1": ("2 × 1 (one above the other)", "Alt+3"), "2x2": ("2 × 2", "Alt+4")}
+
+
+def install(window) -> ViewportBinding:
+    """Add layouts, sync and viewport drag-and-drop to a main window (after the AI and the
+    reading tools, whose per-canvas parts it makes for every new viewport)."""
+    return ViewportBinding(window)
+
+
+class ViewportBinding(QtCore.QObject):
+    """The main window's side of the viewport grid (see the module docstring).
+
+    The grid's ``open`` and ``opened`` are the API for other features (prior comparison):
+    ``window.viewports.open(1, path)`` shows ``path`` in viewport 1 and ``opened(1, img)``
+    follows.
+    """
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.grid: ViewportGrid = window.viewports
+        c0 = self.grid.canvas(0)
+        self._tools = {id(c0): getattr(window, "measure_tools", None)}
+        ai = getattr(window, "ai", None)
+        self._layers = {id(c0): ai.heatmap if ai is not None else None}
+        self._loaders: dict[int, object] = {}
+        self.grid.canvas_factory_hooks.append(self._equip)
+        for vp in self.grid.viewports[1:]:
+            self._equip(vp.canvas)
+        keeper = getattr(window, "reading_state", None)
+        if keeper is not None:
+            # restoring an image's remembered window is not the reader moving the window
+            self.grid.sync_paused = lambda: keeper._restoring
+        self.grid.activeChanged.connect(self._rebind)
+        self.grid.pathsDropped.connect(lambda i, paths: self.open(i, paths[0]))
+        self.grid.opener = self.open
+        window.imageLoaded.connect(self._active_loaded)
+        self._build_actions()
+        browser = getattr(window, "browser", None)
+        if browser is not None:
+            self.drag_source = BrowserDragSource(browser)
+
+    # ------------------------------------------------------------ per canvas
+    def _equip(self, canvas) -> None:
+        """The parts every viewport's canvas has: measurement tools and a heatmap layer."""
+        w = self.window
+        canvas.set_tool(w.canvas.tool() if w.canvas.tool() in ("wl", "pan", "zoom", "ruler", "probe") else "wl")
+        first = self._tools.get(id(self.grid.canvas(0)))
+        if first is not None:
+            from cxrviewer.ui.measure_tools import MeasureTools
+
+            tools = MeasureTools(canvas, w)
+            tools.panel, tools.dock = first.panel, first.dock
+            self._tools[id(canvas)] = tools
+        ai = getattr(w, "ai", None)
+        if ai is not None:
+            from cxrviewer.ui.heatmap import HeatmapLayer
+
+            layer = HeatmapLayer(ai)
+            layer.attach(canvas)
+            self._layers[id(canvas)] = layer
+
+    def tools_for(self, canvas):
+        """The measurement tools of ``canvas`` (``None`` without the reading tools)."""
+        return self._tools.get(id(canvas))
+
+    def heatmap_for(self, canvas):
+        """The heatmap layer of ``canvas`` (``None`` without the AI)."""
+        return self._layers.get(id(canvas))
+
+    # ------------------------------------------------------------ active viewport
+    def _rebind(self, _old: int, new: int) -> None:
+        w = self.window
+        old_c, new_c = w.canvas, self.grid.canvas(new)
+        if old_c is new_c:
+            return
+        cine = getattr(w, "cine", None)
+        if cine is not None:
+            cine.stop()  # it plays the frames of the image that was active
+        tool = old_c.tool()
+        old_c.probed.disconnect(w._probed)
+        old_c.windowChanged.disconnect(w._canvas_window_changed)
+        old_c.toolChanged.disconnect(w._canvas_tool_changed)
+        w.canvas = new_c
+        new_c.probed.connect(w._probed)
+        new_c.windowChanged.connect(w._canvas_window_changed)
+        new_c.toolChanged.connect(w._canvas_tool_changed)
+        new_c.set_tool(tool)
+        w.probe_label.setText("")
+        img = new_c.img
+        w.current_image = img
+        w.current_path = self.grid.viewport(new).path or (img.path if img is not None else None)
+        for act, on in ((w.act_invert, new_c.view_state().invert), (w.act_overlay, new_c.overlay_visible())):
+            blocker = QtCore.QSignalBlocker(act)
+            act.setChecked(on)
+            del blocker
+        w.wl_panel.set_canvas(new_c)
+        tools = self.tools_for(new_c)
+        if tools is not None:
+            w.measure_tools = tools
+            tools.panel.set_tools(tools)
+        keeper = getattr(w, "reading_state", None)
+        if keeper is not None:
+            keeper.set_canvas(new_c, tools)
+        hist = getattr(w, "annotation_history", None)
+        if hist is not None and tools is not None:
+            hist.set_canvas(new_c, tools)
+        ai = getattr(w, "ai", None)
+        if ai is not None:
+            ai.set_canvas(new_c, self.heatmap_for(new_c))
+        w._update_enabled()
+        w._update_title()
+        if w.current_path:
+            # the browser shows the active viewport's image; PgDown goes on from there (its
+            # selection is already that path, so selecting it loads nothing)
+            b = w.browser
+            b._selected_path = w.current_path
+            b.select_path(w.current_path)
+
+    def _active_loaded(self, img: LoadedImage) -> None:
+        vp = self.grid.active_viewport()
+        vp.path = self.window.current_path or img.path
+        self.grid.opened.emit(self.grid.active, img)
+
+    # ------------------------------------------------------------ opening
+    def open(self, index: int, target: str | os.PathLike | LoadedImage, frame: int = 0) -> int | None:
+        """Show ``target`` (a path, or an already decoded :class:`LoadedImage`) in viewport
+        ``index``; the active viewport is not changed. Returns the load request id for a path
+        (the image arrives later: the grid's ``opened``), ``None`` for a decoded image."""
+        w = self.window
+        vp = self.grid.viewport(index)
+        if isinstance(target, LoadedImage):
+            if index == self.grid.active:
+                w.current_path = target.path
+                w._image_loaded(w.loader.current_id, target)
+            else:
+                self._show(index, target)
+            return None
+        path = os.fspath(target)
+        vp.path = path
+        if index == self.grid.active:
+            return w.load_path(path, frame)
+        loader = self._loaders.get(index)
+        if loader is None:
+            from cxrviewer.ui.loaders import ImageLoader
+
+            loader = self._loaders[index] = ImageLoader(self, cache_size=2)
+            loader.loaded.connect(lambda rid, img, i=index: self._loaded(i, rid, img))
+            loader.failed.connect(lambda rid, p, reason, i=index: self._failed(i, rid, p, reason))
+        return loader.request(path, frame)
+
+    def _loaded(self, index: int, rid: int, img: LoadedImage) -> None:
+        if rid != self._loaders[index].current_id:
+            return  # another image was asked for in this viewport meanwhile
+        if index == self.grid.active:
+            # the reader made it active while it was decoding: the window takes it over
+            self.window.current_path = img.path
+            self.window._image_loaded(self.window.loader.current_id, img)
+            return
+        self._show(index, img)
+
+    def _show(self, index: int, img: LoadedImage) -> None:
+        vp = self.grid.viewport(index)
+        c = vp.canvas
+        vp.path = img.path
+        c.set_image(img)
+        keeper = getattr(self.window, "reading_state", None)
+        if keeper is not None:
+            from cxrviewer.ui.reading_state import StateKey
+
+            st = keeper.store.load(StateKey.of(img))
+            if st is not None:
+                keeper.apply(st, canvas=c, tools=self.tools_for(c))
+        self.grid.opened.emit(index, img)
+
+    def _failed(self, index: int, rid: int, path: str, reason: str) -> None:
+        self.window.add_error(FileError(path, reason))
+        if rid != self._loaders[index].current_id:
+            return
+        c = self.grid.canvas(index)
+        c.clear()
+        c._placeholder.setText(f"Cannot display {os.path.basename(path)}:\n{reason}")
+        self.window.show_message(f"{os.path.basename(path)}: {reason}", error=True)
+
+    # ------------------------------------------------------------ actions
+    def _build_actions(self) -> None:
+        w = self.window
+        m_view = w.menus["view"]
+        before = w.menus["panels"].menuAction()
+        m_layout = QtWidgets.QMenu("&Layout", m_view)  # a child of the menu bar's menus, as addMenu makes
+        m_view.insertMenu(before, m_layout)
+        w.menus["layout"] = m_layout
+        group = QtGui.QActionGroup(self)
+        self.layout_actions: dict[str, QtGui.QAction] = {}
+        for name, (text, key) in LAYOUT_ACTIONS.items():
+            a = self._add(m_layout, text, key, lambda on, n=name: on and self.grid.set_layout(n), checkable=True,
+                          tip=f"{LAYOUTS[name][0]} row(s) × {LAYOUTS[name][1]} column(s) of viewports")
+            group.addAction(a)
+            self.layout_actions[name] = a
+        self.layout_actions[self.grid.layout_name()].setChecked(True)
+        self.grid.layoutChanged.connect(lambda n: self.layout_actions[n].setChecked(True))
+        m_layout.addSeparator()
+        self.act_next_viewport = self._add(m_layout, "&Next Viewport", "V",
+                                           lambda: self.grid.set_active((self.grid.active + 1) % self.grid.count()),
+                                           tip="Make the next viewport the active one (outlined)")
+        self.act_sync_wl = self._add(m_layout, "Sync &Window/Level", "Shift+L", lambda on: self.grid.set_sync(wl=on),
+                                     checkable=True, tip="Move every viewport's window by the same offset in modality values")
+        self.act_sync_zoom = self._add(m_layout, "Sync &Zoom/Pan", "Shift+Z", lambda on: self.grid.set_sync(zoom=on),
+                                       checkable=True, tip="Same relative zoom and pan in every viewport")
+        self.grid.syncChanged.connect(self._sync_changed)
+        m_view.insertSeparator(before)
+
+    def _add(self, menu, text: str, key: str, slot, checkable: bool = False, tip: str = "") -> QtGui.QAction:
+        w = self.window
+        a = QtGui.QAction(text, w)
+        a.setShortcut(QtGui.QKeySequence(key))
+        a.setCheckable(checkable)
+        a.setStatusTip(tip)
+        if checkable:
+            a.toggled.connect(slot)
+        else:
+            a.triggered.connect(lambda _=False: slot())
+        menu.addAction(a)
+        w.addAction(a)  # shortcuts work even when the menu bar is hidden
+        w.actions_list.append(a)
+        return a
+
+    def _sync_changed(self, wl: bool, zoom: bool) -> None:
+        for a, on in ((self.act_sync_wl, wl), (self.act_sync_zoom, zoom)):
+            if a.isChecked() != on:
+                blocker = QtCore.QSignalBlocker(a)
+                a.setChecked(on)
+                del blocker
+
+    def shutdown(self) -> None:
+        for loader in self._loaders.values():
+            loader.shutdown()
+
+
+class BrowserDragSource(QtCore.QObject):
+    """Starts a drag of image paths from the study tree and the worklist.
+
+    An event filter on the two views' viewports (not a subclass of the browser's models):
+    a left-button move past the platform's drag distance starts a ``QDrag`` carrying
+    :data:`~cxrviewer.ui.viewports.MIME_PATHS` with the image under the press, or every image
+    of the series/study row under it. A plain click still selects as before.
+    """
+
+    def __init__(self, browser) -> None:
+        super().__init__(browser)
+        self.browser = browser
+        self._press: tuple[QtWidgets.QAbstractItemView, QtCore.QPoint] | None = None
+        for view in (browser.view, getattr(browser, "worklist", None)):
+            if view is not None:
+                view.viewport().installEventFilter(self)
+
+    def paths_at(self, view: QtWidgets.QAbstractItemView, index: QtCore.QModelIndex) -> list[str]:
+        """The image paths a drag from ``index`` carries: its own, else its children's."""
+        from cxrviewer.ui.study_browser import PATH_ROLE
+
+        first = index.siblingAtColumn(0)
+        p = first.data(PATH_ROLE)
+        if p:
+            return [p]
+        out: list[str] = []
+        model = view.model()
+
+        def walk(parent: QtCore.QModelIndex) -> None:
+            for r in range(model.rowCount(parent)):
+                idx = model.index(r, 0, parent)
+                q = idx.data(PATH_ROLE)
+                if q:
+                    out.append(q)
+                walk(idx)
+
+        walk(first)
+        return out
+
+    def mime_at(self, view: QtWidgets.QAbstractItemView, pos: QtCore.QPoint) -> QtCore.QMimeData | None:
+        """The drag's data for a press at ``pos`` (viewport coordinates), or ``None``."""
+        idx = view.indexAt(pos)
+        paths = self.paths_at(view, idx) if idx.isValid() else []
+        return mime_for_paths(paths) if paths else None
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        T = QtCore.QEvent.Type
+        view = obj.parent()
+        if ev.type() == T.MouseButtonPress and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            self._press = (view, ev.position().toPoint())
+        elif ev.type() == T.MouseButtonRelease:
+            self._press = None
+        elif ev.type() == T.MouseMove and self._press is not None and ev.buttons() & QtCore.Qt.MouseButton.LeftButton:
+            v, start = self._press
+            if v is view and (ev.position().toPoint() - start).manhattanLength() >= QtWidgets.QApplication.startDragDistance():
+                self._press = None
+                md = self.mime_at(view, start)
+                if md is not None:
+                    drag = QtGui.QDrag(view)
+                    drag.setMimeData(md)
+                    n = len(paths := md.data(MIME_PATHS).data().decode("utf-8").split("\n"))
+                    drag.setPixmap(_drag_pixmap(f"{n} image{'s' if n != 1 else ''}" if n > 1 else os.path.basename(paths[0])))
+                    drag.exec(QtCore.Qt.DropAction.CopyAction)
+                    return True
+        return False
+
+
+def _drag_pixmap(text: str) -> QtGui.QPixmap:
+    """A small label under the cursor while dragging."""
+    fm = QtGui.QFontMetrics(QtWidgets.QApplication.font())
+    pm = QtGui.QPixmap(fm.horizontalAdvance(text) + 16, fm.height() + 8)
+    pm.fill(QtGui.QColor(47, 95, 143, 220))
+    p = QtGui.QPainter(pm)
+    p.setPen(QtGui.QColor("white"))
+    p.drawText(pm.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, text)
+    p.end()
+    return pm

@@ -1,0 +1,235 @@
+"""Viewport layouts in the real main window: layouts keep images, the active outline follows a
+click, a drop from the study browser opens the image in that viewport, W/L sync by
+modality-value offset (images with different Rescale Slope/Intercept), zoom/pan sync, sync off,
+heatmap toggle per viewport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import drag, open_and_wait, ramp, write_cr
+from PySide6 import QtCore, QtGui, QtTest, QtWidgets
+
+from cxrviewer.core.display import levels_for_preset
+from cxrviewer.ui.viewports import ACTIVE_COLOR, MIME_PATHS, paths_from_mime
+
+
+@pytest.fixture
+def two_images(tmp_path) -> tuple[Path, Path]:
+    """A (slope 1, intercept 0) and B (slope 2, intercept -1000): the same modality value is a
+    different stored value in each."""
+    d = tmp_path / "two"
+    d.mkdir()
+    a = write_cr(d / "a.dcm", ramp(64, 48, seed=1), pixel_spacing=(0.2, 0.2), window=(1200.0, 1600.0), instance=1)
+    b = write_cr(d / "b.dcm", ramp(80, 60, seed=2), pixel_spacing=(0.2, 0.2), slope=2.0, intercept=-1000.0,
+                 window=(900.0, 2400.0), instance=2)
+    return a, b
+
+
+def _open(qtbot, w, index: int, path: Path):
+    with qtbot.waitSignal(w.viewports.opened, timeout=15000, check_params_cb=lambda i, img: i == index):
+        w.viewports.open(index, str(path))
+    return w.viewports.canvas(index).img
+
+
+@pytest.fixture
+def side_by_side(qtbot, viewer, two_images):
+    """The window in 1x2 with A in viewport 0 (opened as a folder: the browser lists both) and
+    B in viewport 1."""
+    a, b = two_images
+    open_and_wait(qtbot, viewer, a.parent)
+    viewer.viewports.set_layout("1x2")
+    if Path(viewer.viewports.canvas(0).img.path) != a:
+        _open(qtbot, viewer, 0, a)
+    _open(qtbot, viewer, 1, b)
+    qtbot.wait(20)
+    return viewer, a, b
+
+
+def _drag_enter(pos: QtCore.QPoint, act, md: QtCore.QMimeData) -> QtGui.QDragEnterEvent:
+    import warnings
+
+    # PySide6 marks QDragEnterEvent's only constructor deprecated (Qt 6 keeps it; there is no
+    # other): built here as the drag would, the warning is not about our code
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return QtGui.QDragEnterEvent(pos, act, md, QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier)
+
+
+def _click(canvas) -> None:
+    vp = canvas.graphics.viewport()
+    QtTest.QTest.mouseClick(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                            vp.rect().center())
+
+
+def test_layout_switching_keeps_images(qtbot, side_by_side):
+    w, a, b = side_by_side
+    g = w.viewports
+    assert Path(g.canvas(0).img.path) == a and Path(g.canvas(1).img.path) == b
+    assert g.viewport(1).isVisible() and g.count() == 2
+    g.set_layout("1x1")
+    assert not g.viewport(1).isVisible() and g.count() == 1
+    g.set_layout("2x2")
+    assert g.count() == 4 and all(g.viewport(i).isVisible() for i in range(4))
+    assert Path(g.canvas(0).img.path) == a and Path(g.canvas(1).img.path) == b
+    assert g.canvas(2).img is None
+    g.set_layout("2x1")
+    assert g.viewport(1).isVisible() and not g.viewport(2).isVisible()
+    # the View menu's layout actions follow, and carry their shortcuts into the shortcuts dialog
+    assert w.viewport_binding.layout_actions["2x1"].isChecked()
+    from cxrviewer.ui.shortcuts import action_rows
+
+    rows = {r.text: r.shortcut for r in action_rows(w)}
+    assert rows["1 × 2 (side by side)"] == "Alt+2" and rows["Sync Window/Level"] == "Shift+L"
+    with pytest.raises(ValueError):
+        g.set_layout("3x3")
+
+
+def test_active_outline_moves_on_click_and_panels_follow(qtbot, side_by_side):
+    w, a, b = side_by_side
+    g = w.viewports
+    assert g.active == 0 and w.canvas is g.canvas(0)
+    assert ACTIVE_COLOR in g.viewport(0).styleSheet() and ACTIVE_COLOR not in g.viewport(1).styleSheet()
+    _click(g.canvas(1))
+    assert g.active == 1
+    assert ACTIVE_COLOR in g.viewport(1).styleSheet() and ACTIVE_COLOR not in g.viewport(0).styleSheet()
+    # the window, the W/L panel and the measurement panel now act on viewport 1
+    assert w.canvas is g.canvas(1) and Path(w.current_image.path) == b
+    assert w.wl_panel.canvas is g.canvas(1)
+    assert w.measure_tools.canvas is g.canvas(1) and w.measure_tools.panel.tools is w.measure_tools
+    before0 = g.canvas(0).window()
+    w.wl_panel.center.setValue(1234.0)
+    assert g.canvas(1).window()[0] == pytest.approx(1234.0) and g.canvas(0).window() == before0
+    w.act_rot_cw.trigger()
+    assert g.canvas(1).view_state().rotation == 1 and g.canvas(0).view_state().rotation == 0
+    # the tool follows too: a ruler drawn now lands in viewport 1
+    w.tool_actions["ruler"].trigger()
+    assert g.canvas(1).tool() == "ruler"
+    _click(g.canvas(0))
+    assert g.active == 0 and w.canvas is g.canvas(0) and Path(w.current_image.path) == a
+    assert g.canvas(0).tool() == "ruler"
+
+
+def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_side):
+    w, a, b = side_by_side
+    g = w.viewports
+    src = w.viewport_binding.drag_source
+    # the browser's drag data for B's row (tree mode), as the drag source builds it
+    item = w.browser.model.by_path[str(b)]
+    idx = w.browser.proxy.mapFromSource(item.index())
+    w.browser.view.scrollTo(idx)
+    pos = w.browser.view.visualRect(idx).center()
+    md = src.mime_at(w.browser.view, pos)
+    assert paths_from_mime(md) == [str(b)]
+    # a series row carries every image of the series
+    series = src.paths_at(w.browser.view, idx.parent())
+    assert sorted(series) == sorted([str(a), str(b)])
+    # the worklist gives the same for its rows
+    w.browser.set_mode("worklist")
+    wl_paths = [src.paths_at(w.browser.worklist, w.browser.worklist_proxy.index(r, 0))[0]
+                for r in range(w.browser.worklist_proxy.rowCount())]
+    assert sorted(wl_paths) == sorted([str(a), str(b)])
+    # the real drop: enter, move and drop events sent to viewport 0, which shows A now
+    target = g.viewport(0)
+    p = QtCore.QPointF(target.rect().center())
+    act = QtCore.Qt.DropAction.CopyAction
+    NoB, NoM = QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier
+    enter = _drag_enter(p.toPoint(), act, md)
+    QtWidgets.QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    with qtbot.waitSignal(g.opened, timeout=15000, check_params_cb=lambda i, img: i == 0):
+        drop = QtGui.QDropEvent(p, act, md, NoB, NoM)
+        QtWidgets.QApplication.sendEvent(target, drop)
+        assert drop.isAccepted()
+    assert Path(g.canvas(0).img.path) == b and Path(g.canvas(1).img.path) == b
+    assert g.active == 0 and Path(w.current_image.path) == b
+    # a drag that is not from the browser is left to the window (it opens files and folders)
+    other = QtCore.QMimeData()
+    other.setText("hello")
+    enter2 = _drag_enter(p.toPoint(), act, other)
+    enter2.setAccepted(False)
+    target.dragEnterEvent(enter2)
+    assert not enter2.isAccepted() and not other.hasFormat(MIME_PATHS)
+
+
+def test_wl_sync_moves_the_other_viewport_by_the_same_modality_offset(qtbot, side_by_side):
+    w, a, b = side_by_side
+    g = w.viewports
+    c0, c1 = g.canvas(0), g.canvas(1)
+    assert c1.img.modality is not None and not np.allclose(c1.img.modality, c1.img.stored)  # rescaled
+    g.set_sync(wl=True)
+    assert w.viewport_binding.act_sync_wl.isChecked()
+    (a_c, a_w), (b_c, b_w) = c0.window(), c1.window()
+    drag(c0, QtCore.Qt.MouseButton.RightButton, QtCore.QPoint(200, 200), QtCore.QPoint(260, 240))
+    (a_c2, a_w2), (b_c2, b_w2) = c0.window(), c1.window()
+    dc, dw = a_c2 - a_c, a_w2 - a_w
+    assert dc != 0 and dw != 0
+    assert b_c2 - b_c == pytest.approx(dc) and b_w2 - b_w == pytest.approx(dw)
+    # B's image levels are its new window in *its* stored units: (modality + 1000) / 2
+    lo, hi = c1.image_item.levels
+    want = levels_for_preset(c1.img, c1.current_preset())
+    assert (lo, hi) == pytest.approx(want)
+    assert lo == pytest.approx((b_c2 - b_w2 / 2 + 1000) / 2, abs=1.0)
+    # sync off: the other one stays
+    w.viewport_binding.act_sync_wl.trigger()
+    assert g.sync() == (False, False)
+    c0.set_window(a_c2 + 300, a_w2)
+    assert c1.window() == (b_c2, b_w2)
+
+
+def test_zoom_pan_sync_and_sync_off(qtbot, side_by_side):
+    w, _a, _b = side_by_side
+    g = w.viewports
+    c0, c1 = g.canvas(0), g.canvas(1)
+    w.viewport_binding.act_sync_zoom.trigger()
+    assert g.sync() == (False, True)
+    c0.zoom_by(2.0)
+    c0.view_box.translateBy(x=5, y=-3)
+    r0, r1 = g.relative_view(c0), g.relative_view(c1)
+    assert r0[2] > 1.5  # zoomed in from fit
+    assert r1 == pytest.approx(r0, rel=1e-3)
+    assert not c1.is_fit()
+    c0.fit()
+    assert c1.is_fit()
+    # a window change is not synced (only zoom/pan is on)
+    before = c1.window()
+    c0.set_window(c0.window()[0] + 50, c0.window()[1])
+    assert c1.window() == before
+    g.set_sync(zoom=False)
+    z1 = c1.zoom()
+    c0.zoom_by(3.0)
+    assert c1.zoom() == pytest.approx(z1)
+
+
+def test_heatmap_toggle_is_per_viewport(qtbot, side_by_side):
+    w, _a, _b = side_by_side
+    g, vb, ai = w.viewports, w.viewport_binding, w.ai
+    l0, l1 = vb.heatmap_for(g.canvas(0)), vb.heatmap_for(g.canvas(1))
+    assert l0 is not l1 and ai.heatmap is l0
+    for layer, c in ((l0, g.canvas(0)), (l1, g.canvas(1))):
+        layer.set_cam(np.full((c.img.rows, c.img.cols), 200, np.uint8))
+    ai.act_heatmap.setChecked(True)
+    assert l0.enabled and l0.item.isVisible() and not l1.enabled and not l1.item.isVisible()
+    _click(g.canvas(1))
+    assert ai.heatmap is l1 and not ai.act_heatmap.isChecked() and not ai.controls.show_box.isChecked()
+    ai.act_heatmap.setChecked(True)
+    assert l1.item.isVisible() and l0.item.isVisible()
+    ai.controls.show_box.setChecked(False)
+    assert not l1.item.isVisible() and l0.item.isVisible()
+    _click(g.canvas(0))
+    assert ai.act_heatmap.isChecked()
+
+
+def test_caption_and_open_decoded_image(qtbot, side_by_side):
+    w, a, _b = side_by_side
+    g = w.viewports
+    g.set_caption(1, "Prior 2023-04-01")
+    assert g.caption(1) == "Prior 2023-04-01" and g.viewport(1).caption.isVisible()
+    g.set_caption(1, "")
+    assert not g.viewport(1).caption.isVisible()
+    img = g.canvas(0).img
+    with qtbot.waitSignal(g.opened, timeout=5000):
+        g.open(1, img)  # an image already decoded: shown at once, the active one unchanged
+    assert g.canvas(1).img is img and g.path(1) == img.path and g.active == 0
