@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from cxrviewer.core import durations
+from training.distributed import DIST_TIMEOUT_MIN
 from training.nets import ARCHES
 
 
@@ -198,6 +199,9 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--log-interval", type=float, default=30.0, metavar="S",
                    help="without a terminal: one progress line (step, images/s, ETA) at most every S seconds")
     g.add_argument("--resume", default=None, metavar="RUN_DIR|CKPT", help="continue an interrupted run")
+    g.add_argument("--dist-timeout", type=float, default=DIST_TIMEOUT_MIN, metavar="MIN",
+                   help="DDP (torchrun): minutes a process waits for the others in a collective, e.g. while "
+                        "rank 0 writes the model")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (DDP: one GPU per process)")
     g.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
                    help="bf16 autocast (auto: on for CUDA only)")

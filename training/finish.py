@@ -125,6 +125,8 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
         "sources": sources,
         "device": str(device),
         "world_size": dist.world,
+        "nodes": dist.nodes,
+        "written_by": dist.writer(),  # global rank 0 (node 0), the only process that writes
         "seconds": elapsed,
         "init": init_note,
     }
@@ -163,6 +165,8 @@ def finish_run(args, model, out: Path, dist: Dist, device, amp: bool, spec, cach
             "epochs_run": len(history),
             "device": str(device),
             "processes": dist.world,
+            "nodes": dist.nodes,
+            "written_by": dist.writer(),
             "amp": "bf16" if amp else "off",
             "seconds": round(elapsed, 1),
         }),

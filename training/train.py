@@ -34,6 +34,7 @@ import numpy as np
 from cxrviewer import atomic
 from cxrviewer.core.errors import CxrError
 from training import data as D
+from training import distributed as DI
 from training import metrics as M
 from training.args import get_args_parser
 from training.augment import shortcut_aug_from_args
@@ -123,7 +124,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     take (``--time-budget``), counted from ``start`` (before the data was read).
     """
     import torch
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DataLoader
 
     from cxrviewer.ml.model import pick_device
     from training import budget as B
@@ -139,7 +140,8 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
         torch.cuda.set_device(device)
     else:
         device = pick_device(args.device)
-    dist.init(device)
+    dist.init(device, args.dist_timeout)
+    dist.check_same("the split plan or the training arguments", DI.plan_digest(splits, args))
     amp = args.amp == "on" or (args.amp == "auto" and device.type == "cuda")
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -168,6 +170,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
     if "test" in caches:
         D.check_two_classes("test", caches["test"].samples, hint)
     final_splits = {k: c.samples for k, c in caches.items()}
+    dist.check_same("the readable images", DI.plan_digest(final_splits, args))  # a node's own copy of the data
     if rank0:  # the exact images of each split, e.g. to evaluate another model on the same test set
         import csv
         import io
@@ -194,8 +197,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
                                rotation=args.rotation, jitter=args.jitter,
                                shortcut_aug=shortcut_aug_from_args(args))
     val_ds = D.CachedDataset(caches["val"], train=False)
-    base_sampler = DistributedSampler(train_ds, num_replicas=dist.world, rank=dist.rank, shuffle=True,
-                                      seed=args.seed, drop_last=False)
+    base_sampler = DI.shard_sampler(train_ds, dist, args.seed)  # disjoint, equal shards; same permutation on every rank
     sampler = EpochSampler(base_sampler, len(train_ds))
     per_rank = len(base_sampler)
     loader = DataLoader(EpochDataset(train_ds), batch_size=args.batch_size, sampler=sampler,
@@ -374,7 +376,7 @@ def run_training(args, splits: dict[str, list[D.Sample]], out: Path, notes: list
             C.save(ck_path, {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch, "best_auc": best_auc,
                              "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                             "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold,
+                             "rng": C.rng_state(), "args": C.plain_args(args), "fold": fold, **DI.stamp(dist),
                              **({"avg_state": avg_state, "avg_n": avg_n} if avg_state is not None else {})})
             atomic.write_text(out / "history.json", json.dumps(M.jsonable(history), indent=1) + "\n")
             line = (f"epoch {epoch + 1}/{args.epochs} train loss {tr['loss']:.4f} acc {tr['accuracy']:.3f} | "
@@ -436,8 +438,12 @@ def _main(args) -> dict[str, Any]:
     dist = Dist()
     out = Path(args.out)
     if args.resume is None and (out / CHECKPOINT).exists():
-        raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume "
-                            f"{out}, or choose another --out")
+        job = DI.same_job(out / CHECKPOINT)
+        if job is None:
+            raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume "
+                                f"{out}, or choose another --out")
+        args.resume = str(out)  # torchrun (--max-restarts) or a requeue re-ran this job's command
+        _log(f"torchrun job {job}: continuing its checkpoint in {out}", dist.rank)
     from training.args import resolve_lr
 
     args.lr = resolve_lr(args)  # what the card, the checkpoint and a --resume compare
@@ -572,6 +578,5 @@ def run_args(args: argparse.Namespace, prog: str = "python -m training") -> int:
     finally:
         if prev is not None:
             signal.signal(signal.SIGTERM, prev)
-        if "torch.distributed" in sys.modules:
-            Dist().close()
+        DI.close_group()
     return 0
