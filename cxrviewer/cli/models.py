@@ -1,4 +1,4 @@
-"""``cxrviewer models list | show NAME | import DIR | activate NAME | onnx DIR | fit-ood NAME``: the model registry."""
+"""``cxrviewer models list | show NAME | import DIR | activate NAME | onnx DIR | fit-ood NAME | quantize [NAME]``: the model registry."""
 
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def add_parser(sub) -> None:
     ox.add_argument("dir")
     ox.set_defaults(func=run_onnx)
 
-    from cxrviewer.cli import fit_ood
+    from cxrviewer.cli import fit_ood, quantize
 
     fit_ood.add_parser(msub)
+    quantize.add_parser(msub)
 
 
 def run_list(args: argparse.Namespace) -> int:

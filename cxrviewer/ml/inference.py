@@ -309,10 +309,14 @@ class Engine:
     temperature
         The card's ``calibration.temperature`` (1.0 when absent): probabilities are
         ``softmax(logits / temperature)`` and the card's threshold is on that scale.
+    precision
+        ``"fp32"`` or ``"int8"`` (the quantized ONNX graph, :mod:`cxrviewer.ml.quantize`).
     gate, gate_error
         The learned out-of-distribution check (``ood.npz``; ``None`` when the model has none
         or its file fails verification, ``gate_error`` then says why).
     """
+
+    precision = "fp32"
 
     def __init__(self, model_dir: Path, card: dict[str, Any], impl: Any):
         self.model_dir = model_dir
@@ -343,6 +347,7 @@ class Engine:
         backend: str = "auto",
         device: str = "auto",
         bf16: bool = False,
+        precision: str = "fp32",
     ) -> Engine:
         """Load ``model_dir`` (None: the registry's active model).
 
@@ -354,6 +359,9 @@ class Engine:
             ``"auto"`` (CUDA, else MPS, else CPU), or an explicit torch device string.
         bf16
             torch backend only: bfloat16 autocast (pays only on CPUs with AMX or on GPUs).
+        precision
+            ``"fp32"``, ``"int8"`` (the model's verified quantized graph, ONNX Runtime only) or
+            ``"auto"`` (int8 where its record qualifies), see :mod:`cxrviewer.ml.quantize`.
 
         Raises
         ------
@@ -362,6 +370,8 @@ class Engine:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if precision == "int8" and backend == "torch":
+            raise CxrError(None, "precision int8 runs on ONNX Runtime: use --backend onnxruntime or auto")
         if model_dir is None:
             entry = Registry().active()
             if entry is None:
@@ -374,8 +384,8 @@ class Engine:
         card = read_card(model_dir)
         wfile = verify_checksum(model_dir, card)
 
-        use_ort = backend == "onnxruntime"
-        if backend == "auto":
+        use_ort = backend == "onnxruntime" or precision == "int8"
+        if backend == "auto" and precision != "int8":
             want_gpu = device != "cpu"
             use_ort = _ort_available() and not bf16
             if use_ort and want_gpu and _gpu_present():
@@ -389,9 +399,9 @@ class Engine:
                     None, "backend 'onnxruntime' requested but onnxruntime is not installed"
                 )
             try:
-                return cls._load_ort(model_dir, card, wfile, device)
+                return cls._load_ort(model_dir, card, wfile, device, precision)
             except CxrError:
-                if backend == "onnxruntime":
+                if backend == "onnxruntime" or precision == "int8":
                     raise
             except Exception as e:  # export or session failure: torch is the reference path
                 if backend == "onnxruntime":
@@ -412,8 +422,12 @@ class Engine:
         return cls(model_dir, card, _TorchBackend(model, device, bf16=bf16))
 
     @classmethod
-    def _load_ort(cls, model_dir: Path, card: dict[str, Any], wfile: Path, device: str) -> Engine:
-        onnx_path = find_onnx(model_dir, card)
+    def _load_ort(cls, model_dir: Path, card: dict[str, Any], wfile: Path, device: str,
+                  precision: str = "fp32") -> Engine:
+        from cxrviewer.ml.quantize import choose
+
+        int8 = choose(precision, model_dir, card)  # None: float32
+        onnx_path = int8 or find_onnx(model_dir, card)
         model = None
         if onnx_path is None:
             # Lazy export into the user cache (needs torch, once per weights).
@@ -437,9 +451,9 @@ class Engine:
             from cxrviewer.ml.model import head_linear
 
             fc = head_linear(model).weight.detach().float().numpy()
-        return cls(
-            model_dir, card, _OrtBackend(onnx_path, fc, "cpu" if device == "cpu" else "auto")
-        )
+        eng = cls(model_dir, card, _OrtBackend(onnx_path, fc, "cpu" if device == "cpu" else "auto"))
+        eng.precision = "int8" if int8 else "fp32"
+        return eng
 
     # ---- prediction
     def prepare(self, img: LoadedImage) -> tuple[np.ndarray, ResizeMapping]:

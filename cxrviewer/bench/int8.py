@@ -1,0 +1,167 @@
+"""INT8 vs float32 on a model's own splits: the images, and the measurer ``bench archive`` calls.
+
+A model card lists the data it was trained on (``training_data.sources``: ``path``, ``role``
+``train``/``val``/``test``/``split``); :func:`split_images` turns that back into the images
+of the validation split (INT8 calibration) and of the test split (the AUC and CAM checks),
+read from the shared data folder. ``split`` sources are labelled sets with a predefined split
+column, or ``nih-starter-512`` with the fixed patient-wise split of
+:mod:`training.demo.make_lists` (the bundled demo model's). The counts are checked against the
+card's ``training_data.splits``, so a reconstruction that differs from what the model was
+trained with is refused instead of measured.
+
+:func:`measure_int8` gives ``int8_speedup``, ``int8_auc_delta`` and ``int8_cam_pearson``
+(see :func:`cxrviewer.ml.quantize.measure`) for ``cxrviewer bench archive``; it uses the
+model's recorded INT8 graph when there is one, else quantizes a temporary one (nothing is
+written to the model or the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cxrviewer.core.errors import CxrError
+
+#: the demo recipe's fixed split of nih-starter-512 (training/demo/cpu_recipe.sh: make_lists defaults)
+_MAKE_LISTS_SPLIT = ((0.6, 0.15, 0.25), 12)
+
+
+def default_data_root() -> Path:
+    """``$CXRVIEWER_SHARED_DATA``, else ``../shared/data`` beside the source tree."""
+    env = os.environ.get("CXRVIEWER_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _source_path(text: str, data_root: Path) -> Path:
+    """A card's source ``path`` ("shared/data/nih1000-64/valid", maybe with a note in
+    parentheses) -> a folder under ``data_root`` (or the path itself when absolute)."""
+    p = text.split(" (", 1)[0].strip()
+    for prefix in ("shared/data/", "../shared/data/"):
+        if p.startswith(prefix):
+            return data_root / p[len(prefix):]
+    return Path(p)
+
+
+def split_images(card: dict[str, Any], split: str, data_root: str | os.PathLike | None = None) -> list[tuple[str, int]]:
+    """``[(path, label)]`` of the model's ``split`` (``"val"`` or ``"test"``) from its card.
+
+    Raises
+    ------
+    CxrError
+        The card lists no sources, a source is not found under ``data_root``, or the images
+        found do not add up to the card's count for that split.
+    """
+    try:
+        from training import data as D
+    except ImportError as e:
+        raise CxrError(None, f"reading the model's splits needs the training module ({e}): pass --val-data/--test-data") from None
+    root = Path(data_root) if data_root is not None else default_data_root()
+    td = card.get("training_data") or {}
+    sources = td.get("sources") or []
+    if not sources:
+        raise CxrError(None, "the model card lists no training data sources: pass --val-data/--test-data")
+    out: list[tuple[str, int]] = []
+    for src in sources:
+        role, text = str(src.get("role", "")), str(src.get("path", ""))
+        if role not in (split, "split"):
+            continue
+        folder = _source_path(text, root)
+        if not folder.exists():
+            raise CxrError(folder, f"the model's {split} data is not here (data root {root}): "
+                           "set CXRVIEWER_SHARED_DATA or pass --data-root, --val-data/--test-data")
+        if role == split:
+            out += [(s.path, s.label) for s in D.load_dataset(folder).samples]
+        elif "make_lists" in text:
+            from training.demo.make_lists import nih_list
+
+            fr, seed = _MAKE_LISTS_SPLIT
+            rows, _ = nih_list(folder.parent, fr, seed)  # it reads <data root>/nih-starter-512
+            out += [(r["path"], 0 if r["label"] == "normal" else 1) for r in rows if r["split"] == split]
+        else:
+            out += [(s.path, s.label) for s in D.load_dataset(folder).samples if s.split == split]
+    want = ((td.get("splits") or {}).get(split) or {}).get("images")
+    if want is not None and int(want) != len(out):
+        raise CxrError(None, f"found {len(out)} images of the model's {split} split but its card says {want}: "
+                       "pass --val-data/--test-data")
+    if not out:
+        raise CxrError(None, f"no images of the model's {split} split: pass --val-data/--test-data")
+    return out
+
+
+def labelled_images(spec: str, split: str | None) -> list[tuple[str, int]]:
+    """``[(path, label)]`` of a labelled set (any layout ``cxrviewer train`` reads); its
+    ``split`` rows when it has predefined splits, else all of them."""
+    from training import data as D
+
+    ds = D.load_dataset(spec)
+    keep = [s for s in ds.samples if not ds.has_splits or split is None or s.split == split]
+    return [(s.path, s.label) for s in keep]
+
+
+def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+                 calibration_n: int = 64) -> dict[str, Any]:
+    """``{"int8_speedup", "int8_auc_delta", "int8_cam_pearson", ...}`` of a model on its test split.
+
+    The recorded INT8 graph is measured when the model has one (it is what ``--precision``
+    runs); otherwise one is quantized in a temp folder on ``calibration_n`` validation images.
+    """
+    from cxrviewer.ml import quantize as Q
+    from cxrviewer.ml.registry import ModelError, Registry, read_card
+
+    model_dir = Path(model) if model is not None and Path(model).is_dir() else None
+    if model_dir is None:
+        entry = Registry().get(str(model)) if model is not None else Registry().active()
+        if entry is None:
+            raise CxrError(None, "no model installed")
+        model_dir = entry.path
+    card = read_card(model_dir)
+    test = split_images(card, "test", data_root)
+    tx, kept, _ = Q.preprocess_paths([p for p, _ in test], card)
+    label = dict(test)
+    ty = [label[p] for p in kept]
+    try:
+        int8_path, ent = Q.find_int8(model_dir, card)
+        source = f"recorded ({ent.get('calibration_n')} calibration images)"
+        m = Q.measure(model_dir, int8_path, tx, ty)
+    except ModelError:
+        val = split_images(card, "val", data_root)[: max(1, calibration_n)]
+        cx, _, _ = Q.preprocess_paths([p for p, _ in val], card)
+        with tempfile.TemporaryDirectory(prefix="cxrviewer-int8-bench-") as tmp:
+            out = Path(tmp) / Q.INT8_FILE
+            Q.quantize_graph(Q.self_contained_fp32(model_dir, card), cx, out, Path(tmp))
+            m = Q.measure(model_dir, out, tx, ty)
+        source = f"quantized for this run ({len(cx)} validation images)"
+    return {
+        "int8_speedup": m["speedup"],
+        "int8_auc_delta": m["auc_delta"],
+        "int8_cam_pearson": m["cam_pearson"],
+        "int8_test_n": m["test_n"],
+        "int8_auc_fp32": m["auc_fp32"],
+        "int8_auc_int8": m["auc_int8"],
+        "int8_qualifies": Q.qualifies(m),
+        "int8_graph": source,
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """For a stand-alone run (``python -m cxrviewer.bench.int8``)."""
+    p.add_argument("--model", default=None, help="registry name or model directory (default: the active model)")
+    p.add_argument("--data-root", default=None, help="the shared data folder (default: ../shared/data)")
+    p.add_argument("--calibration-n", type=int, default=64)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    return measure_int8(args.model, args.data_root, args.calibration_n)
+
+
+if __name__ == "__main__":  # pragma: no cover - a manual entry point until bench archive lands
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m cxrviewer.bench.int8")
+    add_arguments(ap)
+    print(json.dumps(run(ap.parse_args()), indent=2))

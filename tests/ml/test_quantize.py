@@ -1,0 +1,207 @@
+"""INT8 static quantization of the bundled demo model: made, verified on load, close to float32.
+
+One quantization per session (32 validation images of the model's own split, ~10 s on 2 busy
+cores); the model folder is a copy (the bundled one is never written).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrviewer import paths
+from cxrviewer.core.errors import CxrError
+from cxrviewer.ml import quantize as Q
+from cxrviewer.ml.registry import ModelError, read_card, sha256_file
+
+#: largest |P(Abnormal) int8 - fp32| accepted on test images. Measured on the bundled 2.0 model:
+#: 0.022 over its 125 test images, calibrated on all 233 validation images or on 32 of them.
+PROB_TOLERANCE = 0.05
+CALIBRATION_N = 32
+TEST_N = 32
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:onnxruntime.*")
+
+
+def _bundled() -> Path:
+    d = paths.resource("models", "cxr-resnet50-demo")
+    if not (d / "card.json").is_file():
+        pytest.skip("the bundled demo model is not in this checkout")
+    return d
+
+
+def _copy_model(src: Path, dst: Path, with_int8: bool = True) -> Path:
+    dst.mkdir(parents=True)
+    for name in ("card.json", "model.safetensors", "model.onnx", "ood.npz") + ((Q.INT8_FILE,) if with_int8 else ()):
+        if (src / name).is_file():
+            shutil.copy(src / name, dst / name)
+    if not with_int8:
+        card = json.loads((dst / "card.json").read_text())
+        card.pop(Q.INT8_KEY, None)
+        (dst / "card.json").write_text(json.dumps(card))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def splits(shared_data):
+    pytest.importorskip("onnx", reason="quantizing needs onnx (train/dev extra)")
+    from cxrviewer.bench.int8 import split_images
+
+    card = read_card(_bundled())
+    return split_images(card, "val", shared_data), split_images(card, "test", shared_data)
+
+
+@pytest.fixture(scope="module")
+def int8_dir(tmp_path_factory, splits) -> Path:
+    val, test = splits
+    d = _copy_model(_bundled(), tmp_path_factory.mktemp("int8") / "demo", with_int8=False)
+    test = test[:: max(1, len(test) // TEST_N)][:TEST_N]
+    path, ent = Q.quantize_model(d, [p for p, _ in val[:CALIBRATION_N]], [p for p, _ in test], [y for _, y in test])
+    assert path == d / Q.INT8_FILE
+    return d
+
+
+def test_the_demo_models_splits_are_read_back_from_its_card(splits):
+    val, test = splits
+    card = read_card(_bundled())
+    for got, name in ((val, "val"), (test, "test")):
+        want = card["training_data"]["splits"][name]
+        assert len(got) == want["images"] and sum(y for _, y in got) == want["abnormal"]
+    assert not {p for p, _ in val} & {p for p, _ in test}  # calibration never sees a test image
+
+
+def test_self_contained_fp32_copy_gives_the_same_logits():
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    d = _bundled()
+    card = read_card(d)
+    proto = Q.self_contained_fp32(d, card)
+    assert all(t.data_location != 1 for t in proto.graph.initializer)  # no external data left
+    assert not [n for n in proto.graph.node if n.op_type == "Cast"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 128, 128)).astype(np.float32)
+    a = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    b = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    np.testing.assert_allclose(a[0], b[0], atol=1e-5)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-5)
+
+
+def test_int8_file_is_self_contained_quantized_and_recorded(int8_dir):
+    import onnx
+
+    card = read_card(int8_dir)
+    ent = card[Q.INT8_KEY]
+    p = int8_dir / ent["file"]
+    assert ent["sha256"] == sha256_file(p) and ent["weights_sha256"] == card["weights_sha256"]
+    assert ent["calibration_n"] == CALIBRATION_N and ent["test_n"] == TEST_N
+    for k in ("auc_delta", "cam_pearson", "speedup", "default", "qualifies"):
+        assert k in ent
+    assert ent["default"] == Q.qualifies(ent)
+    assert 10e6 < p.stat().st_size < 40e6  # int8 weights (float32 would be ~94 MB)
+    proto = onnx.load(str(p))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and "BatchNormalization" not in ops  # BN folded, then quantized
+    assert [o.name for o in proto.graph.output] == ["logits", "layer4"]  # Grad-CAM still has its activations
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+
+
+def test_int8_engine_predicts_close_to_fp32_with_a_matching_heatmap(int8_dir, splits):
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ml.cam import pearson
+    from cxrviewer.ml.inference import Engine
+
+    e8 = Engine.load(int8_dir, precision="int8")
+    e32 = Engine.load(int8_dir, precision="fp32")
+    assert (e8.precision, e8.backend, e32.precision) == ("int8", "onnxruntime", "fp32")
+    _, test = splits
+    imgs = [load_image(p) for p, _ in test[-8:]]  # images the fixture did not measure on
+    p8 = np.array([p.probability_abnormal for p in e8.predict_batch(imgs)])
+    p32 = np.array([p.probability_abnormal for p in e32.predict_batch(imgs)])
+    assert np.abs(p8 - p32).max() <= PROB_TOLERANCE
+    assert np.abs(p8 - p32).max() > 0  # really another graph
+    c8, c32 = e8.predict(imgs[0]).cam, e32.predict(imgs[0]).cam
+    assert c8.shape == c32.shape and pearson(c8, c32) >= 0.98
+
+
+def test_a_tampered_int8_file_is_refused(int8_dir, tmp_path):
+    from cxrviewer.ml.inference import Engine
+
+    d = _copy_model(int8_dir, tmp_path / "m")
+    card = json.loads((d / "card.json").read_text())
+    card[Q.INT8_KEY].update(auc_delta=0.0, cam_pearson=1.0, default=True)  # would be picked by auto
+    (d / "card.json").write_text(json.dumps(card))
+    data = bytearray((d / Q.INT8_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / Q.INT8_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        Engine.load(d, precision="int8")
+    assert Engine.load(d, precision="auto").precision == "fp32"  # auto falls back, with a log line
+
+
+@pytest.mark.parametrize(("delta", "r", "default", "want"), [
+    (0.02, 0.999, True, "fp32"),    # AUC moved too much
+    (0.001, 0.95, True, "fp32"),    # heatmaps changed
+    (0.001, 0.995, False, "fp32"),  # qualifies, but the record keeps it opt-in
+    (-0.004, 0.995, True, "int8"),
+])
+def test_auto_picks_int8_only_where_the_record_qualifies(int8_dir, tmp_path, delta, r, default, want):
+    from cxrviewer.ml.inference import Engine
+
+    d = tmp_path / "m"
+    d.mkdir()
+    for f in int8_dir.iterdir():  # the big files are only read: links keep the test fast
+        (d / f.name).symlink_to(f)
+    (d / "card.json").unlink()
+    card = read_card(int8_dir)
+    card[Q.INT8_KEY].update(auc_delta=delta, cam_pearson=r, default=default)
+    (d / "card.json").write_text(json.dumps(card))
+    assert Engine.load(d, precision="auto").precision == want
+    assert Engine.load(d, precision="fp32").precision == "fp32"
+
+
+def test_int8_without_a_quantized_graph_names_the_fix(tmp_path, capsys, rg1_unci):
+    from cxrviewer.cli import main
+    from cxrviewer.ml.inference import Engine
+
+    d = _copy_model(_bundled(), tmp_path / "m", with_int8=False)
+    with pytest.raises(CxrError, match="cxrviewer models quantize"):
+        Engine.load(d, precision="int8")
+    with pytest.raises(CxrError, match="ONNX Runtime"):
+        Engine.load(d, backend="torch", precision="int8")
+    rc = main(["infer", str(rg1_unci), "--out", str(tmp_path / "r.csv"), "--model", str(d), "--precision", "int8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and "has no INT8 model" in err[-1] and "cxrviewer models quantize" in err[-1]
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_read_only_models_int8_graph_lives_in_the_user_cache(int8_dir):
+    bundled = _bundled()
+    assert Q._bundled(bundled) and not Q._bundled(int8_dir)
+    card = read_card(bundled)
+    if Q.int8_entry(bundled, card) is None:
+        with pytest.raises(ModelError, match="cxrviewer models quantize"):
+            Q.find_int8(bundled, card)
+    # the record the quantizer writes for a read-only folder: graph + int8.json, keyed by the weights
+    ent = dict(read_card(int8_dir)[Q.INT8_KEY])
+    cache = Q.cache_dir(card["weights_sha256"])
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copy(int8_dir / Q.INT8_FILE, cache / Q.INT8_FILE)
+        (cache / "int8.json").write_text(json.dumps(ent))
+        p, got = Q.find_int8(bundled, card)
+        assert p == cache / Q.INT8_FILE and got["sha256"] == ent["sha256"]
+        (cache / "int8.json").write_text(json.dumps({**ent, "weights_sha256": "0" * 64}))  # other weights
+        assert Q.int8_entry(bundled, card) is None
+    finally:
+        shutil.rmtree(cache)
+
+
+def test_auc_matches_a_hand_count():
+    # pairs (pos, neg): 0.35>0.1, 0.35<0.4, 0.8>0.1, 0.8>0.4 -> 3 of 4; a tie counts half
+    assert Q.auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert Q.auc([0, 1], [0.5, 0.5]) == 0.5
+    assert np.isnan(Q.auc([1, 1], [0.2, 0.3]))
