@@ -157,18 +157,20 @@ def test_two_nodes_rank0_writes_everything_once_and_a_restart_resumes(tmp_path):
 
 def test_nodes_with_different_commands_stop_before_training(tmp_path):
     """A node started with another seed would train on another plan: every rank stops with the
-    reason right after joining, and nothing is written."""
+    reason right after joining (static ranks this time), and nothing is written."""
     _need_torchrun()
     share = tmp_path / "share"
     data = make_dataset(share / "data", n_patients=8, size=32, seed=3)
     out = share / "run"
     port, job = _free_port(), f"cxr-test-{uuid.uuid4().hex[:8]}"
     procs, logs = [], []
-    for node, seed in ((tmp_path / "node0", "0"), (tmp_path / "node1", "1")):
+    for rank, seed in ((0, "0"), (1, "1")):
+        node = tmp_path / f"node{rank}"
         node.mkdir()
         logs.append(node / "torchrun.log")
+        # The README's other form: static node ranks, rank 0's node as the master.
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
+               "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port), "--rdzv-id", job,
                "-m", "training", "--data", str(data), "--out", str(out), "--arch", "tiny", "--device", "cpu",
                "--epochs", "1", "--image-size", "32", "--seed", seed, "--no-tensorboard"]
         with open(logs[-1], "wb") as fh:
@@ -185,6 +187,7 @@ def test_nodes_with_different_commands_stop_before_training(tmp_path):
     for t in text:
         assert "the split plan or the training arguments differs between the processes" in t, t[-3000:]
     assert not out.exists() or not any(out.iterdir()), list(out.rglob("*"))
+    assert {m[1] for t in text for m in ANNOUNCE.finditer(t)} == {"0", "1"}  # both joined: world size 2
 
 
 def _dist(monkeypatch, **env: int):
