@@ -56,6 +56,16 @@ def _lr(s: str) -> float | str:
     return v
 
 
+def _minutes(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r}: expected minutes, e.g. 60") from None
+    if not v > 0:  # a zero timeout would fail the first collective that waits at all
+        raise argparse.ArgumentTypeError(f"{s!r}: must be > 0 minutes")
+    return v
+
+
 #: --lr auto: from random weights, and from existing weights (--init, --pretrained)
 LR_SCRATCH, LR_FINETUNE = 1e-3, 1e-4
 
@@ -199,7 +209,7 @@ def get_args_parser(add_help: bool = True, prog: str = "python -m training") -> 
     g.add_argument("--log-interval", type=float, default=30.0, metavar="S",
                    help="without a terminal: one progress line (step, images/s, ETA) at most every S seconds")
     g.add_argument("--resume", default=None, metavar="RUN_DIR|CKPT", help="continue an interrupted run")
-    g.add_argument("--dist-timeout", type=float, default=DIST_TIMEOUT_MIN, metavar="MIN",
+    g.add_argument("--dist-timeout", type=_minutes, default=DIST_TIMEOUT_MIN, metavar="MIN",
                    help="DDP (torchrun): minutes a process waits for the others in a collective, e.g. while "
                         "rank 0 writes the model")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (DDP: one GPU per process)")

@@ -262,3 +262,22 @@ def test_plan_digest_sees_the_plan_and_the_recipe_not_per_node_settings():
     assert plan_digest(splits, argparse.Namespace(**{**vars(args), "seed": 1})) != ref
     moved = {"train": splits["train"][:1], "val": splits["val"] + splits["train"][1:]}
     assert plan_digest(moved, args) != ref
+
+
+def test_only_the_same_torchrun_job_continues_a_checkpoint(tmp_path, monkeypatch):
+    """The rerun of a job's command (torchrun restart, requeue) continues its checkpoint; a
+    launch without a job id, another job, or a checkpoint without one never does."""
+    pytest.importorskip("torch", reason="training needs the train extra (torch)")
+    from training import checkpoint as C
+    from training.distributed import same_job, stamp
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-7")
+    ck = C.save(tmp_path / "checkpoint.pt", {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
+    assert same_job(ck) == "job-7"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-8")
+    assert same_job(ck) is None
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun's placeholder without --rdzv-id
+    C.save(ck, {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
+    assert same_job(ck) is None
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    assert same_job(ck) is None and same_job(tmp_path / "absent.pt") is None
