@@ -1,28 +1,41 @@
-"""``cxrviewer infer PATH --out results.csv``: run the model on every image under PATH.
+"""``cxrviewer infer PATH --out RESULTS``: score every image under PATH, streaming and resumable.
 
-Scans PATH like the viewer (folder, file or DICOMDIR), predicts each image (frame 0 of
-multi-frame instances), writes one row per image with the columns
+Scans PATH like the viewer (folder, file or DICOMDIR), then decodes and preprocesses in
+``--workers`` processes while the parent runs batched inference, and appends the rows as
+they come (:mod:`cxrviewer.ml.archive`, :mod:`cxrviewer.ml.archive_local`). One row per
+image (frame 0 of multi-frame instances) with the columns
 ``path, sop_instance_uid, probability_abnormal, label, model, model_version, status, reason``
-(a JSON document ``{"model", "model_version", "results": [rows], "errors": [...]}`` when the
-output name ends in ``.json``), and optionally a Grad-CAM overlay PNG per image. Unreadable
-files are listed with their reasons on stderr and in the JSON; they do not stop the run.
+then ``content_key, file_size, mtime_ns`` (``.csv``; ``.parquet`` the same, plus
+``cam_summary`` with ``--cam-summary``; ``.json`` a document
+``{"model", "model_version", "results": [rows], "errors": [...]}`` written at the end).
+Unreadable files get ``status=error`` rows with the reason (in JSON: ``errors``) and are
+listed on stderr; they never stop the run. Run again with the same ``--out`` after an
+interruption (Ctrl+C, kill -9, power loss): done images are skipped, the result has exactly
+one row per image.
 
-``status`` is the out-of-distribution gate's outcome (:mod:`cxrviewer.ml.ood`): ``ok`` or
-``out_of_distribution``; ``reason`` says why an image was refused (or, for ``ok``, the caution
-its score carries). A refused image gets an empty ``probability_abnormal`` and ``label``
-(and no heatmap) unless ``--score-all``. Probabilities are calibrated when the model card
-has a temperature.
+``status`` is otherwise the out-of-distribution gate's outcome (:mod:`cxrviewer.ml.ood`):
+``ok`` or ``out_of_distribution``; ``reason`` says why an image was refused (or, for ``ok``,
+the caution its score carries). A refused image gets an empty ``probability_abnormal`` and
+``label`` (and no heatmap) unless ``--score-all``. Probabilities are calibrated when the
+model card has a temperature.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from typing import Any
 
-#: CSV columns (a contract: add at the end, rename nothing)
-COLUMNS = [
-    "path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version",
-    "status", "reason",
-]
+
+def __getattr__(name: str) -> Any:
+    # COLUMNS (the CSV contract) lives with the archive stages; imported lazily so that
+    # `cxrviewer --help` does not load numpy for it
+    if name == "COLUMNS":
+        from cxrviewer.ml.archive import COLUMNS
+
+        return COLUMNS
+    raise AttributeError(name)
 
 
 def add_parser(sub) -> None:
@@ -30,7 +43,22 @@ def add_parser(sub) -> None:
         "infer", help="predict Normal/Abnormal for every image under PATH (CSV/JSON)"
     )
     p.add_argument("path", help="folder, file or DICOMDIR")
-    p.add_argument("--out", required=True, help="results file: .csv, or .json for JSON")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="results file: .csv, .parquet or .json; run again with the same --out to resume",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decode/preprocess processes (default: the cores; 0 = in this process)",
+    )
+    p.add_argument(
+        "--cam-summary",
+        action="store_true",
+        help=".parquet only: add an 8x8 Grad-CAM summary (64 floats) per scored image",
+    )
     p.add_argument(
         "--model",
         default=None,
@@ -93,109 +121,116 @@ def _cam_name(path: str, uid: str) -> str:
     return f"{Path(path).stem}_{tag}_cam.png"
 
 
+class Progress:
+    """Images/s and ETA on stderr: a line redrawn at most twice a second on a terminal;
+    nothing while running otherwise (logs stay clean), the summary line comes at the end."""
+
+    def __init__(self, enabled: bool | None = None, interval: float = 0.5) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, st: Any) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.interval and done < total):
+            return
+        self._last = now
+        rate = st.images_per_s
+        left = total - done
+        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
+        skipped = f", {st.skipped} already done" if st.skipped else ""
+        sys.stderr.write(
+            f"\rinferring {done}/{total} ({100 * done / max(total, 1):.1f} %{skipped}) "
+            f"{rate:.1f} images/s, ETA {eta}   "
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
 def run(args: argparse.Namespace) -> int:
-    import csv
-    import io
-    import json
-    import sys
     from pathlib import Path
+
+    import numpy as np
 
     from cxrviewer import atomic
     from cxrviewer.cli._common import TtyProgress, fail, resolve_model
-    from cxrviewer.core.dicom_io import load_image
-    from cxrviewer.core.display import render
     from cxrviewer.core.errors import CxrError, ScanPathError
     from cxrviewer.core.study_index import scan
+    from cxrviewer.ml.archive import ERROR, error_row, open_sink
+    from cxrviewer.ml.archive_local import default_workers, run_archive
     from cxrviewer.ml.inference import Engine
 
     if args.batch_size < 1:
         return fail("--batch-size must be at least 1")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 0:
+        return fail("--workers must be 0 or more")
+    out = Path(args.out)
+    if args.cam_summary and out.suffix.lower() not in (".parquet", ".pq"):
+        return fail("--cam-summary needs a .parquet output")
     try:
         result = scan(args.path, progress=TtyProgress("scanning"))
     except ScanPathError as e:
         return fail(str(e))
-    errors: list[dict[str, str]] = [e.to_dict() for e in result.errors]
-    instances = result.instances()
+    paths = [inst.path for inst in result.instances()]
     try:
         engine = Engine.load(resolve_model(args.model), backend=args.backend, device=args.device,
                              precision=args.precision)
+        sink = open_sink(out, args.cam_summary, model=engine.name, model_version=engine.version)
     except CxrError as e:
         return fail(str(e), 1)
     cam_dir = Path(args.cam_dir) if args.cam_dir else None
 
-    rows: list[dict] = []
-    refused = 0
-    progress = TtyProgress("inferring")
-    done = 0
-    for start in range(0, len(instances), args.batch_size):
-        chunk = instances[start : start + args.batch_size]
-        imgs = []
-        for inst in chunk:
-            try:
-                imgs.append((inst, load_image(inst.path)))
-            except CxrError as e:
-                errors.append({"path": inst.path, "reason": e.reason})
-            except (
-                OSError,
-                ValueError,
-                MemoryError,
-            ) as e:  # a decoder's own error: still one bad file
-                errors.append({"path": inst.path, "reason": f"{type(e).__name__}: {e}"})
-        if imgs:
-            preds = engine.predict_batch([im for _, im in imgs], cam=cam_dir is not None)
-            for (inst, img), p in zip(imgs, preds, strict=True):
-                uid = img.header.sop_instance_uid or inst.sop_instance_uid
-                shown = p.scored or args.score_all
-                refused += not p.scored
-                rows.append(
-                    {
-                        "path": inst.path,
-                        "sop_instance_uid": uid,
-                        "probability_abnormal": round(p.probability_abnormal, 6) if shown else "",
-                        "label": p.label if shown else "",
-                        "model": p.model_name,
-                        "model_version": p.model_version,
-                        "status": p.gate.status,
-                        "reason": p.gate.reason if not p.scored else p.gate.caution,
-                    }
-                )
-                if cam_dir is not None and p.cam is not None and shown:
-                    try:
-                        atomic.write_bytes(
-                            cam_dir / _cam_name(inst.path, uid), overlay_png(render(img), p.cam)
-                        )
-                    except CxrError as e:
-                        return fail(str(e), 1)
-        done += len(chunk)
-        progress(done, len(instances))
+    def write_cams(rows: list[dict]) -> None:
+        from cxrviewer.core.dicom_io import load_image
+        from cxrviewer.core.display import render
 
-    out = Path(args.out)
+        for r in rows:
+            if "_map" not in r:
+                continue
+            img = load_image(r["path"])  # decoded again: only --cam-dir pays for full-res maps
+            full = np.clip(r["_mapping"].to_original(r["_map"]), 0.0, 1.0)
+            atomic.write_bytes(
+                cam_dir / _cam_name(r["path"], r["sop_instance_uid"]), overlay_png(render(img), full)
+            )
+
+    done_rows = sink.done_rows()
+    # files the scan could not read are rows too (written once: a rerun keeps the old row)
+    scan_errors = [e for e in result.errors
+                   if (done_rows.get(e.path) or {}).get("reason") != " ".join(e.reason.split())]
     try:
-        if out.suffix.lower() == ".json":
-            doc = {
-                "model": engine.name,
-                "model_version": engine.version,
-                "results": rows,
-                "errors": errors,
-            }
-            atomic.write_text(out, json.dumps(doc, indent=2) + "\n")
-        else:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-            atomic.write_text(out, buf.getvalue())
+        sink.append([error_row(e.path, e.reason, engine) for e in scan_errors])
+        st = run_archive(
+            engine, paths, sink, workers=workers, batch_size=args.batch_size,
+            score_all=args.score_all, cam_summary=args.cam_summary, keep_maps=cam_dir is not None,
+            progress=Progress(), on_rows=write_cams if cam_dir is not None else None,
+        )
+        keep = set(paths) | {e.path for e in result.errors}
+        rows = sink.finalize(keep)
+    except KeyboardInterrupt:
+        sink.close()
+        print(f"\ninterrupted: the rows so far are kept ({sink.out}); run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
     except CxrError as e:
+        sink.close()
         return fail(str(e), 1)
 
+    errors = [r for r in rows if r["status"] == ERROR]
+    scored = len(rows) - len(errors)
+    refused = sum(r["status"] not in (ERROR, "ok") for r in rows)
     for e in errors:
         print(f"unreadable: {e['path']}: {e['reason']}", file=sys.stderr)
     print(
-        f"{len(rows)} images -> {out} (model {engine.name} {engine.version}, {engine.backend} on {engine.device}); "
+        f"{scored} images -> {out} (model {engine.name} {engine.version}, {engine.backend} on {engine.device}); "
         f"{refused} out of distribution ({'scored anyway' if args.score_all else 'not scored'}); "
-        f"{len(errors)} unreadable",
+        f"{len(errors)} unreadable; this run: {st.total - st.skipped} of {st.total} images in "
+        f"{st.elapsed_s:.1f} s ({st.images_per_s:.1f} images/s, {workers} workers"
+        f"{f', {st.worker_restarts} restarted' if st.worker_restarts else ''}"
+        f"{f', {st.skipped} already done' if st.skipped else ''})",
         file=sys.stderr,
     )
-    if not rows:
+    if not scored:
         return fail(f"no readable images under {args.path}", 1)
     return 0

@@ -530,7 +530,15 @@ def assess(
     A model without OOD statistics is scored with a caution saying the learned check is
     missing (``gate_error`` explains why, e.g. an altered file).
     """
-    head = check_header(img)
+    return assess_with_header(check_header(img), feat, gate, gate_error)
+
+
+def assess_with_header(
+    head: GateOutcome, feat: np.ndarray | None, gate: FeatureGate | None, gate_error: str = ""
+) -> GateOutcome:
+    """:func:`assess` given the header rules' outcome already (the archive engine runs the
+    header rules where the image is decoded, in a worker, and the learned check after the
+    batched forward pass in the parent)."""
     if gate is None or feat is None:
         why = gate_error or "this model has no OOD statistics (cxrviewer models fit-ood)"
         return combine(head, GateOutcome(caution=f"no learned out-of-distribution check: {why}"))
@@ -545,6 +553,7 @@ __all__ = [
     "FeatureGate",
     "GateOutcome",
     "assess",
+    "assess_with_header",
     "check_header",
     "combine",
     "fit_feature_gate",

@@ -57,7 +57,8 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
     assert rc == 0, err
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0].keys()) == [
+    # the contract's columns first (issue 16 adds its resume columns after them)
+    assert list(rows[0].keys())[:8] == [
         "path",
         "sop_instance_uid",
         "probability_abnormal",
@@ -68,7 +69,12 @@ def test_infer_csv_json_and_cams(resnet_dir, folder, tmp_path, capsys):
         "reason",
     ]
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
-    assert set(by_name) == {"rg1.dcm", "chest.png", "colour.jpg"}
+    # unreadable files are rows too (issue 16): status=error and the reason, no score
+    assert set(by_name) == {"rg1.dcm", "chest.png", "colour.jpg", "broken.dcm", "truncated.png"}
+    for name in ("broken.dcm", "truncated.png"):
+        bad = by_name.pop(name)
+        assert bad["status"] == "error" and bad["reason"] and bad["probability_abnormal"] == ""
+    rows = [r for r in rows if r["status"] != "error"]
     assert (
         by_name["rg1.dcm"]["sop_instance_uid"].startswith("1.")
         and by_name["chest.png"]["sop_instance_uid"] == ""

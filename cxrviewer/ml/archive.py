@@ -1,0 +1,539 @@
+"""Scoring an archive: the stages of ``cxrviewer infer`` as plain functions (Qt-free).
+
+The local engine (:mod:`cxrviewer.ml.archive_local`) and the Ray engine
+(``cxrviewer.ml.archive_ray``) run the same three stages, so their rows are equal:
+
+:func:`prepare`
+    Runs where the file is read (a worker process, a Ray task): decode one frame, the OOD
+    gate's header rules, the content key (:func:`cxrviewer.ml.results.content_key`, the one
+    key function), the model input as ``uint8 (size, size)`` (the one preprocessing
+    function minus its normalisation, which is 12x smaller to send than float32 and exact
+    to redo in the parent). Never raises: a bad file gives a :class:`Prepared` with
+    ``status="error"`` and the reason.
+:func:`score`
+    Runs where the model is (the parent, a Ray actor): one batched forward pass, the learned
+    OOD check, calibration, optionally an 8×8 CAM summary per image; returns result rows
+    (:data:`COLUMNS` then :data:`EXTRA_COLUMNS`).
+:class:`ResultsSink` (:func:`open_sink`)
+    Appends rows as they come, durably (see the sink classes), tells what is already done
+    (:meth:`ResultsSink.done_rows`, :meth:`ResultsSink.done_keys`), and
+    :meth:`ResultsSink.finalize` writes exactly one row per image, atomically.
+
+Resume without re-decoding: every row stores the file's size and ``st_mtime_ns`` beside its
+content key; a file whose (path, size, mtime_ns, model, version) match a done row is skipped
+after one ``stat``. Only files that do not match are decoded, and one whose content key
+equals a done row's (a copy, a touched file) reuses that row's result without inference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrviewer import atomic
+from cxrviewer.ml import ood
+from cxrviewer.ml.preprocess import PreprocessSpec, ResizeMapping, normalize, prepare_uint8
+
+#: the CSV columns of ``cxrviewer infer`` (a contract: add at the end, rename nothing)
+COLUMNS = [
+    "path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version",
+    "status", "reason",
+]
+#: added by the archive engine: what resume needs to skip a file after one stat
+EXTRA_COLUMNS = ["content_key", "file_size", "mtime_ns"]
+ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
+#: parquet only (``--cam-summary``): the CAM of the Abnormal class resampled to
+#: CAM_SUMMARY×CAM_SUMMARY over the image's own extent (row-major float32 in [0, 1])
+CAM_COLUMN = "cam_summary"
+CAM_SUMMARY = 8
+ERROR = "error"
+PARQUET_HINT = "pip install 'cxrviewer[parquet]'"
+
+
+@dataclass
+class Prepared:
+    """One image after :func:`prepare`: picklable and small (~50 kB for a 224 model).
+
+    ``u8`` is the model input before normalisation (``None`` for an error); ``head`` the
+    OOD gate's header-rule outcome; ``mapping`` how the input maps onto the image (for the
+    CAM); ``*_ms`` the stage costs (for ``bench archive``).
+    """
+
+    path: str
+    frame: int = 0
+    status: str = "ok"
+    reason: str = ""
+    sop_instance_uid: str = ""
+    key: str = ""
+    file_size: int = -1
+    mtime_ns: int = -1
+    u8: np.ndarray | None = None
+    mapping: ResizeMapping | None = None
+    head: ood.GateOutcome = field(default_factory=ood.GateOutcome)
+    decode_ms: float = 0.0
+    key_ms: float = 0.0
+    preprocess_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != ERROR
+
+
+def file_stat(path: str) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of a file, ``(-1, -1)`` when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _one_line(text: str) -> str:
+    # a reason must stay one CSV field on one line (the torn-line check reads lines)
+    return " ".join(str(text).split())
+
+
+def prepare(
+    path: str, spec: PreprocessSpec, card: Mapping[str, Any], *, frame: int = 0
+) -> Prepared:
+    """Decode, check and preprocess one file (runs in a worker; never raises).
+
+    Parameters
+    ----------
+    path
+        The file (DICOM, PNG or JPEG).
+    spec
+        The model's preprocessing (``engine.spec``).
+    card
+        The model card (``engine.card``): part of the content key.
+    frame
+        The frame scored (0: the first, as ``cxrviewer infer`` always did).
+    """
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.results import content_key
+
+    size, mtime = file_stat(path)
+    out = Prepared(path=path, frame=frame, file_size=size, mtime_ns=mtime)
+    t0 = time.perf_counter()
+    try:
+        img = load_image(path, frame)
+    except CxrError as e:
+        out.status, out.reason = ERROR, _one_line(e.reason)
+        return out
+    except Exception as e:  # noqa: BLE001 - a decoder's own error is still one bad file
+        out.status, out.reason = ERROR, _one_line(f"{type(e).__name__}: {e}")
+        return out
+    t1 = time.perf_counter()
+    try:
+        out.sop_instance_uid = img.header.sop_instance_uid or ""
+        out.key = content_key(img, frame, card)
+        t2 = time.perf_counter()
+        out.head = ood.check_header(img)
+        out.u8, out.mapping = prepare_uint8(img, spec)
+        t3 = time.perf_counter()
+    except Exception as e:  # noqa: BLE001 - odd pixels a decoder accepted: one bad file
+        out.status, out.reason = ERROR, _one_line(f"cannot preprocess: {type(e).__name__}: {e}")
+        out.u8 = out.mapping = None
+        return out
+    out.decode_ms = (t1 - t0) * 1e3
+    out.key_ms = (t2 - t1) * 1e3
+    out.preprocess_ms = (t3 - t2) * 1e3
+    return out
+
+
+def prepare_block(
+    paths: Sequence[str], spec: PreprocessSpec, card: Mapping[str, Any]
+) -> list[Prepared]:
+    """:func:`prepare` for each path (the unit a worker process is given)."""
+    return [prepare(p, spec, card) for p in paths]
+
+
+def error_row(path: str, reason: str, engine: Any | None = None) -> dict[str, Any]:
+    """The row of a file that could not be scored (``status="error"``)."""
+    size, mtime = file_stat(path)
+    return {
+        "path": path, "sop_instance_uid": "", "probability_abnormal": "", "label": "",
+        "model": getattr(engine, "name", ""), "model_version": getattr(engine, "version", ""),
+        "status": ERROR, "reason": _one_line(reason), "content_key": "",
+        "file_size": size, "mtime_ns": mtime,
+    }
+
+
+def summarize_cam(low_res: np.ndarray, mapping: ResizeMapping, n: int = CAM_SUMMARY) -> list[float]:
+    """A low-resolution map over the model input -> ``n×n`` floats over the image's own
+    extent (letterbox padding cropped), row-major, rounded to 4 decimals."""
+    import cv2
+
+    m = np.asarray(low_res, dtype=np.float32)
+    s = mapping.size
+    m = cv2.resize(m, (s, s), interpolation=cv2.INTER_LINEAR)
+    inner = m[mapping.pad_top : mapping.pad_top + mapping.inner_h,
+              mapping.pad_left : mapping.pad_left + mapping.inner_w]
+    small = cv2.resize(np.ascontiguousarray(inner), (n, n), interpolation=cv2.INTER_AREA)
+    return [round(float(v), 4) for v in np.clip(small, 0.0, 1.0).ravel()]
+
+
+def score(
+    engine: Any,
+    batch: Sequence[Prepared],
+    *,
+    score_all: bool = False,
+    cam_summary: bool = False,
+    keep_maps: bool = False,
+) -> list[dict[str, Any]]:
+    """Score a batch of prepared images in one forward pass -> one row per item, in order.
+
+    Parameters
+    ----------
+    engine
+        A loaded :class:`cxrviewer.ml.inference.Engine` (its ``forward``, ``spec``,
+        ``threshold``, ``gate``).
+    batch
+        Items from :func:`prepare`; errors become ``status="error"`` rows.
+    score_all
+        Fill probability and label for images the OOD gate refuses (as ``--score-all``).
+    cam_summary
+        Add :data:`CAM_COLUMN` (``CAM_SUMMARY**2`` floats; ``None`` where not shown).
+    keep_maps
+        Add ``"_map"``: the raw low-resolution map (for ``--cam-dir``; strip before a sink).
+    """
+    from cxrviewer.ml.inference import CLASSES
+
+    rows: list[dict[str, Any]] = []
+    good = [p for p in batch if p.ok]
+    found: dict[int, tuple[float, ood.GateOutcome, np.ndarray | None]] = {}
+    if good:
+        x = np.stack([normalize(p.u8, engine.spec) for p in good]).astype(np.float32, copy=False)
+        want_maps = cam_summary or keep_maps
+        probs, maps, _targets, feats = engine.forward(x, cam=want_maps)
+        for i, p in enumerate(good):
+            gate = ood.assess_with_header(p.head, feats[i], engine.gate, engine.gate_error)
+            found[id(p)] = (float(probs[i][1]), gate, None if maps is None else maps[i])
+    for p in batch:
+        if not p.ok:
+            row = error_row(p.path, p.reason, engine)
+            row["file_size"], row["mtime_ns"] = p.file_size, p.mtime_ns
+            if cam_summary:
+                row[CAM_COLUMN] = None
+            rows.append(row)
+            continue
+        prob, gate, low = found[id(p)]
+        shown = gate.ok or score_all
+        row = {
+            "path": p.path,
+            "sop_instance_uid": p.sop_instance_uid,
+            "probability_abnormal": round(prob, 6) if shown else "",
+            "label": (CLASSES[1] if prob >= engine.threshold else CLASSES[0]) if shown else "",
+            "model": engine.name,
+            "model_version": engine.version,
+            "status": gate.status,
+            "reason": _one_line(gate.caution if gate.ok else gate.reason),
+            "content_key": p.key,
+            "file_size": p.file_size,
+            "mtime_ns": p.mtime_ns,
+        }
+        if cam_summary:
+            row[CAM_COLUMN] = (
+                summarize_cam(low, p.mapping) if shown and low is not None else None
+            )
+        if keep_maps and shown and low is not None:
+            row["_map"], row["_mapping"] = low, p.mapping
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def is_done(row: Mapping[str, Any] | None, size: int, mtime_ns: int, engine: Any) -> bool:
+    """Whether ``row`` already scores the file with this (size, mtime_ns) under ``engine``'s
+    model. Error rows are never done: a rerun retries them (a share that was offline)."""
+    if not row or row.get("status") == ERROR or size < 0:
+        return False
+    try:
+        same_file = int(row.get("file_size")) == size and int(row.get("mtime_ns")) == mtime_ns
+    except (TypeError, ValueError):
+        return False
+    return (
+        same_file
+        and str(row.get("model")) == str(engine.name)
+        and str(row.get("model_version")) == str(engine.version)
+        and bool(row.get("content_key"))
+    )
+
+
+def reuse_row(done: Mapping[str, Any], p: Prepared) -> dict[str, Any]:
+    """The row of ``p`` from a done row with the same content key (same pixels, same model:
+    the same result), without inference."""
+    row = dict(done)
+    row.update(path=p.path, sop_instance_uid=p.sop_instance_uid,
+               file_size=p.file_size, mtime_ns=p.mtime_ns)
+    return row
+
+
+def final_rows(rows: Iterable[Mapping[str, Any]], keep: set[str] | None) -> list[dict[str, Any]]:
+    """Exactly one row per image: the last row written for each path wins (a rescored file
+    replaces its old row), paths outside ``keep`` (files gone from the archive) are
+    dropped, sorted by path so reruns and engines give the same file."""
+    last: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        p = str(r.get("path", ""))
+        if p and (keep is None or p in keep):
+            last[p] = dict(r)
+    return [last[p] for p in sorted(last)]
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class ResultsSink:
+    """Where rows go as they come. Subclasses: :class:`CsvSink`, :class:`ParquetSink`,
+    :class:`JsonSink`. Use :func:`open_sink`."""
+
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
+        self.out = Path(out)
+        self.cam_summary = cam_summary
+        self.columns = ALL_COLUMNS + ([CAM_COLUMN] if cam_summary else [])
+        self._rows: list[dict[str, Any]] = self._read_existing()
+
+    # subclasses
+    def _read_existing(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``rows`` durably before returning (a kill after this keeps them)."""
+        raise NotImplementedError
+
+    def _write_final(self, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release open files (the rows written so far stay)."""
+
+    # shared
+    def done_rows(self) -> dict[str, dict[str, Any]]:
+        """Rows already written before this run, by path (the last one wins)."""
+        return {str(r["path"]): r for r in self._rows if r.get("path")}
+
+    def done_keys(self) -> dict[str, dict[str, Any]]:
+        """Scored rows already written, by content key (for files whose stat changed)."""
+        return {str(r["content_key"]): r for r in self._rows
+                if r.get("content_key") and r.get("status") != ERROR}
+
+    def finalize(self, keep: set[str] | None = None) -> list[dict[str, Any]]:
+        """Rewrite the output atomically with exactly one row per image; returns the rows."""
+        self.close()
+        rows = final_rows(self._read_existing(), keep)
+        self._write_final(rows)
+        return rows
+
+    def _clean(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {c: row.get(c, "") for c in self.columns}
+
+
+def _csv_text(rows: Iterable[Mapping[str, Any]], columns: list[str], header: bool) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    if header:
+        w.writeheader()
+    w.writerows({c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows)
+    return buf.getvalue()
+
+
+def read_csv_rows(path: Path) -> list[dict[str, Any]]:
+    """Complete rows of a results CSV; a torn last line (a kill mid-write) is dropped."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    end = text.rfind("\n")
+    text = text[: end + 1] if end >= 0 else ""
+    reader = csv.reader(io.StringIO(text))
+    head = next(reader, None)
+    if not head or "path" not in head:
+        return []
+    return [dict(zip(head, rec, strict=True)) for rec in reader if len(rec) == len(head)]
+
+
+class CsvSink(ResultsSink):
+    """CSV: rows appended to ``out`` itself (header first), flushed and fsync'ed per batch,
+    so ``out`` can be watched while it grows. On resume the complete rows are rewritten
+    atomically first (dropping a torn last line and upgrading an old header)."""
+
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
+        super().__init__(out, cam_summary)
+        self.columns = ALL_COLUMNS  # CSV never carries CAM summaries (parquet does)
+        atomic.write_text(self.out, _csv_text(self._rows, self.columns, header=True))
+        self._fh = open(self.out, "a", encoding="utf-8", newline="")  # noqa: SIM115 - kept open
+
+    def _read_existing(self) -> list[dict[str, Any]]:
+        return read_csv_rows(self.out)
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        self._fh.write(_csv_text(rows, self.columns, header=False))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def _write_final(self, rows: list[dict[str, Any]]) -> None:
+        atomic.write_text(self.out, _csv_text(rows, self.columns, header=True))
+
+
+class JsonSink(CsvSink):
+    """JSON is written once at the end (:func:`json_document`); while running, rows go to a
+    CSV journal beside it (``<out>.partial.csv``) so a killed JSON run resumes too."""
+
+    def __init__(
+        self, out: str | os.PathLike, cam_summary: bool = False, model: str = "", model_version: str = ""
+    ) -> None:
+        self.json_out = Path(out)
+        self.model, self.model_version = model, model_version
+        super().__init__(self.json_out.with_name(self.json_out.name + ".partial.csv"), cam_summary)
+
+    def _write_final(self, rows: list[dict[str, Any]]) -> None:
+        atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows))
+        self.out.unlink(missing_ok=True)  # only once the JSON is safely in place
+
+
+def _pq():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from cxrviewer.core.errors import CxrError
+
+        raise CxrError(None, f"parquet output needs pyarrow: {PARQUET_HINT}") from None
+    return pa, pq
+
+
+class ParquetSink(ResultsSink):
+    """Parquet: each batch becomes one small file in ``<out>.parts/`` (written to a temp
+    name, fsync'ed, renamed: a kill leaves whole parts only); :meth:`finalize` merges the
+    parts and any earlier ``out`` into ``out`` atomically, then removes the folder."""
+
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
+        self.pa, self.pq = _pq()
+        self.parts = Path(str(out) + ".parts")
+        super().__init__(out, cam_summary)
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for tmp in self.parts.glob("*.tmp"):  # a part a kill interrupted: never renamed
+            tmp.unlink(missing_ok=True)
+        self._seq = len(list(self.parts.glob("part-*.parquet")))
+
+    def _schema(self):
+        pa = self.pa
+        fields = [pa.field(c, pa.string()) for c in ALL_COLUMNS]
+        fields[ALL_COLUMNS.index("probability_abnormal")] = pa.field("probability_abnormal", pa.float64())
+        fields[ALL_COLUMNS.index("file_size")] = pa.field("file_size", pa.int64())
+        fields[ALL_COLUMNS.index("mtime_ns")] = pa.field("mtime_ns", pa.int64())
+        if self.cam_summary:
+            fields.append(pa.field(CAM_COLUMN, pa.list_(pa.float32())))
+        return pa.schema(fields)
+
+    def _table(self, rows: Sequence[Mapping[str, Any]]):
+        schema = self._schema()
+        cols: dict[str, list] = {}
+        for f in schema:
+            vals = [r.get(f.name) for r in rows]
+            if f.name == "probability_abnormal":
+                vals = [None if v in ("", None) else float(v) for v in vals]
+            elif f.name in ("file_size", "mtime_ns"):
+                vals = [None if v in ("", None) else int(v) for v in vals]
+            elif f.name != CAM_COLUMN:
+                vals = ["" if v is None else str(v) for v in vals]
+            cols[f.name] = vals
+        return self.pa.table(cols, schema=schema)
+
+    def _read_existing(self) -> list[dict[str, Any]]:
+        files = [self.out] if self.out.exists() else []
+        files += sorted(Path(str(self.out) + ".parts").glob("part-*.parquet"))
+        rows: list[dict[str, Any]] = []
+        for f in files:
+            try:
+                recs = self.pq.read_table(f).to_pylist()
+            except Exception:  # noqa: BLE001 - an unreadable part is redone, not fatal
+                continue
+            for r in recs:
+                if r.get("probability_abnormal") is None:
+                    r["probability_abnormal"] = ""
+                rows.append(r)
+        return rows
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        self._seq += 1
+        name = self.parts / f"part-{os.getpid()}-{time.time_ns()}-{self._seq:06d}.parquet"
+        tmp = name.with_suffix(".tmp")
+        self.pq.write_table(self._table(rows), tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, name)
+
+    def _write_final(self, rows: list[dict[str, Any]]) -> None:
+        table = self._table(rows)
+        atomic.write_with(self.out, lambda p: self.pq.write_table(table, p))
+        shutil.rmtree(self.parts, ignore_errors=True)
+
+
+def open_sink(
+    out: str | os.PathLike, cam_summary: bool = False, *, model: str = "", model_version: str = ""
+) -> ResultsSink:
+    """The sink for ``out`` by its extension: ``.csv`` (default), ``.parquet``, ``.json``.
+
+    ``model``/``model_version`` head the JSON document.
+
+    Raises
+    ------
+    CxrError
+        Parquet without pyarrow installed (the message names the extra), or an output that
+        cannot be written.
+    """
+    suffix = Path(out).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return ParquetSink(out, cam_summary)
+    if suffix == ".json":
+        return JsonSink(out, cam_summary, model, model_version)
+    return CsvSink(out, cam_summary)
+
+
+def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """``{"model", "model_version", "results": [scored rows], "errors": [{path, reason}]}``
+    (the JSON ``cxrviewer infer`` has always written; probabilities as numbers)."""
+    results, errors = [], []
+    for r in rows:
+        if r.get("status") == ERROR:
+            errors.append({"path": r["path"], "reason": r.get("reason", "")})
+            continue
+        d = {c: r.get(c, "") for c in ALL_COLUMNS}
+        p = d["probability_abnormal"]
+        d["probability_abnormal"] = "" if p in ("", None) else float(p)
+        for c in ("file_size", "mtime_ns"):
+            d[c] = int(d[c]) if str(d[c]).lstrip("-").isdigit() else d[c]
+        results.append(d)
+    doc = {"model": model, "model_version": model_version, "results": results, "errors": errors}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+__all__ = [
+    "ALL_COLUMNS", "CAM_COLUMN", "CAM_SUMMARY", "COLUMNS", "ERROR", "EXTRA_COLUMNS",
+    "CsvSink", "JsonSink", "ParquetSink", "Prepared", "ResultsSink", "error_row",
+    "file_stat", "final_rows", "is_done", "json_document", "open_sink", "prepare",
+    "prepare_block", "read_csv_rows", "reuse_row", "score", "summarize_cam",
+]

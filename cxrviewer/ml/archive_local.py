@@ -1,0 +1,352 @@
+"""The local archive engine: a pool of decode processes feeding batched inference.
+
+:class:`LocalPool` hands blocks of paths to worker processes (spawned: never fork a process
+that holds ONNX Runtime threads), each running :func:`cxrviewer.ml.archive.prepare_block`.
+Each worker holds at most :data:`PREFETCH` blocks so it decodes the next block while the
+parent runs the model. We manage the processes ourselves instead of using
+``concurrent.futures``: a dead worker breaks a whole ``ProcessPoolExecutor`` and does not say
+which block killed it, while here the block a dead worker was decoding is known exactly.
+That block is retried once in a fresh worker; if it kills a worker again it is split into
+single files, each retried once more, so only the file that crashes the decoder becomes an
+error row and its neighbours are still scored.
+
+:func:`run_archive` is the whole local run: resume plan, pool, batches, sink.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+from cxrviewer.ml.archive import (
+    ERROR,
+    Prepared,
+    ResultsSink,
+    file_stat,
+    is_done,
+    prepare_block,
+    reuse_row,
+    score,
+)
+from cxrviewer.ml.preprocess import PreprocessSpec
+
+#: blocks queued per worker: one being decoded, one waiting (keeps workers busy while the
+#: parent runs a forward pass, without holding many decoded images in pipes)
+PREFETCH = 2
+#: test hook: a worker process exits (as if its decoder crashed) on a file whose name
+#: contains this string; with ..._ONCE set to a file path, only until that file exists
+CRASH_ENV = "CXRVIEWER_TEST_WORKER_EXIT"
+CRASH_ONCE_ENV = "CXRVIEWER_TEST_WORKER_EXIT_ONCE"
+
+
+def default_workers() -> int:
+    """``--workers`` default: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _maybe_crash(path: str) -> None:
+    needle = os.environ.get(CRASH_ENV, "")
+    if not needle or needle not in os.path.basename(path):
+        return
+    once = os.environ.get(CRASH_ONCE_ENV, "")
+    if once:
+        if os.path.exists(once):
+            return
+        with open(once, "w"):
+            pass
+    os._exit(70)
+
+
+def _worker_main(conn: Any, spec: PreprocessSpec, card: dict) -> None:
+    """A decode worker: receive ``(block_id, paths)``, send ``(block_id, [Prepared])``."""
+    # Ctrl+C reaches the whole process group; the parent decides what to do, workers just
+    # end when their pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # N workers x N OpenCV threads would oversubscribe the cores
+    except ImportError:
+        pass
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone (killed): nothing left to do
+        if msg is None:
+            return
+        bid, paths = msg
+        for p in paths:
+            _maybe_crash(p)
+        try:
+            conn.send((bid, prepare_block(paths, spec, card)))
+        except (BrokenPipeError, OSError):
+            return
+
+
+@dataclass
+class _Block:
+    bid: int
+    paths: list[str]
+    deaths: int = 0
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Any
+    blocks: deque = field(default_factory=deque)
+
+
+class LocalPool:
+    """Decode worker processes (see the module docstring for the retry rule).
+
+    Parameters
+    ----------
+    workers
+        Processes; 0 decodes in the calling process (no pool).
+    spec, card
+        The model's preprocessing and card (what :func:`prepare_block` needs).
+    """
+
+    def __init__(self, workers: int, spec: PreprocessSpec, card: dict) -> None:
+        self.n = max(0, int(workers))
+        self.spec, self.card = spec, dict(card)
+        self.restarts = 0
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self.spec, self.card), daemon=True,
+            name="cxrviewer-decode",
+        )
+        proc.start()
+        child.close()  # only the worker holds its end: its death closes the pipe for us
+        return _Worker(proc, parent)
+
+    def imap(self, blocks: Iterable[list[str]]) -> Iterator[list[Prepared]]:
+        """Prepared blocks in completion order (not input order)."""
+        if self.n == 0:
+            for paths in blocks:
+                yield prepare_block(paths, self.spec, self.card)
+            return
+        src = iter(blocks)
+        retry: deque[_Block] = deque()
+        counter = [0]
+
+        def next_block() -> _Block | None:
+            if retry:
+                return retry.popleft()
+            paths = next(src, None)
+            if paths is None:
+                return None
+            counter[0] += 1
+            return _Block(counter[0], list(paths))
+
+        try:
+            self._workers = [self._start() for _ in range(self.n)]
+            while True:
+                for w in self._workers:
+                    while len(w.blocks) < PREFETCH:
+                        b = next_block()
+                        if b is None:
+                            break
+                        w.blocks.append(b)
+                        try:
+                            w.conn.send((b.bid, b.paths))
+                        except (BrokenPipeError, OSError):
+                            break  # dead: found below through its sentinel
+                busy = [w for w in self._workers if w.blocks]
+                if not busy:
+                    return
+                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+                out: list[list[Prepared]] = []
+                for w in busy:
+                    if w.conn in ready or w.conn.poll():
+                        try:
+                            bid, res = w.conn.recv()
+                        except (EOFError, OSError):
+                            out.extend(self._died(w, retry))
+                            continue
+                        done = w.blocks.popleft()
+                        assert done.bid == bid, "worker answered out of order"
+                        out.append(res)
+                    elif w.proc.sentinel in ready:
+                        out.extend(self._died(w, retry))
+                yield from out
+        finally:
+            self.close()
+
+    def _died(self, w: _Worker, retry: deque[_Block]) -> list[list[Prepared]]:
+        """Replace a dead worker; requeue its blocks; error rows for a block that died twice
+        as a single file. Returns the error blocks to deliver."""
+        w.proc.join(timeout=5)
+        code = w.proc.exitcode
+        w.conn.close()
+        culprit = w.blocks.popleft()
+        waiting = list(w.blocks)  # never started: no fault of theirs
+        self._workers[self._workers.index(w)] = self._start()
+        self.restarts += 1
+        culprit.deaths += 1
+        failed: list[list[Prepared]] = []
+        if culprit.deaths == 1:
+            retry.appendleft(culprit)
+        elif len(culprit.paths) > 1:
+            # twice: find the file that does it, one file per block, one more try each
+            retry.extendleft(_Block(-1, [p], deaths=1) for p in reversed(culprit.paths))
+        else:
+            size, mtime = file_stat(culprit.paths[0])
+            reason = (f"the decoding process died on this file twice (exit code {code}); "
+                      "the file may crash its decoder")
+            failed.append([Prepared(culprit.paths[0], status=ERROR, reason=reason,
+                                    file_size=size, mtime_ns=mtime)])
+        retry.extend(waiting)
+        return failed
+
+    def close(self) -> None:
+        """Stop the workers (politely, then by force)."""
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        deadline = time.monotonic() + 5
+        for w in self._workers:
+            w.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.proc.is_alive():
+                w.proc.terminate()
+                w.proc.join(timeout=2)
+            w.conn.close()
+        self._workers = []
+
+
+@dataclass
+class RunStats:
+    """What a run did and what its stages cost (ms summed over images)."""
+
+    total: int = 0
+    skipped: int = 0
+    reused: int = 0
+    scored: int = 0
+    errors: int = 0
+    refused: int = 0
+    worker_restarts: int = 0
+    elapsed_s: float = 0.0
+    decode_ms: float = 0.0
+    key_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        n = self.total - self.skipped
+        return n / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(seq), n):
+        yield list(seq[i : i + n])
+
+
+def run_archive(
+    engine: Any,
+    paths: Sequence[str],
+    sink: ResultsSink,
+    *,
+    workers: int,
+    batch_size: int = 8,
+    score_all: bool = False,
+    cam_summary: bool = False,
+    keep_maps: bool = False,
+    progress: Callable[[int, int, RunStats], None] | None = None,
+    on_rows: Callable[[list[dict]], None] | None = None,
+) -> RunStats:
+    """Score ``paths`` into ``sink``, skipping what it already holds (see
+    :mod:`cxrviewer.ml.archive` for the resume rule). Does not finalize the sink.
+
+    Parameters
+    ----------
+    progress
+        ``(images done, images to do, stats)`` after each batch (done counts skipped ones).
+    on_rows
+        Called with each batch's rows before they are written (``--cam-dir`` reads the
+        ``_map`` entries there; keys starting with ``_`` never reach the sink).
+    """
+    t0 = time.perf_counter()
+    st = RunStats(total=len(paths))
+    done_rows, by_key = sink.done_rows(), sink.done_keys()
+    todo = []
+    for p in paths:
+        size, mtime = file_stat(p)
+        if is_done(done_rows.get(p), size, mtime, engine):
+            st.skipped += 1
+        else:
+            todo.append(p)
+    pool = LocalPool(workers, engine.spec, engine.card)
+    buffer: list[Prepared] = []
+    finished = st.skipped
+
+    def emit(rows: list[dict]) -> None:
+        nonlocal finished
+        if on_rows is not None:
+            on_rows(rows)
+        sink.append([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        for r in rows:
+            st.errors += r["status"] == ERROR
+            st.refused += r["status"] not in (ERROR, "ok")
+        finished += len(rows)
+        st.elapsed_s = time.perf_counter() - t0
+        if progress is not None:
+            progress(finished, st.total, st)
+
+    def flush(n: int) -> None:
+        batch = buffer[:n]
+        del buffer[:n]
+        ti = time.perf_counter()
+        rows = score(engine, batch, score_all=score_all, cam_summary=cam_summary, keep_maps=keep_maps)
+        st.inference_ms += (time.perf_counter() - ti) * 1e3
+        st.scored += len(batch)
+        emit(rows)
+
+    if progress is not None:
+        progress(finished, st.total, st)
+    try:
+        for block in pool.imap(_chunks(todo, max(1, batch_size))):
+            direct: list[dict] = []
+            for pr in block:
+                st.decode_ms += pr.decode_ms
+                st.key_ms += pr.key_ms
+                st.preprocess_ms += pr.preprocess_ms
+                if not pr.ok:
+                    direct.extend(score(engine, [pr], cam_summary=cam_summary))
+                elif pr.key in by_key:
+                    st.reused += 1
+                    direct.append(reuse_row(by_key[pr.key], pr))
+                else:
+                    buffer.append(pr)
+            if direct:
+                emit(direct)
+            while len(buffer) >= batch_size:
+                flush(batch_size)
+        while buffer:
+            flush(batch_size)
+    finally:
+        pool.close()
+        st.worker_restarts = pool.restarts
+        st.elapsed_s = time.perf_counter() - t0
+    return st
+
+
+__all__ = ["CRASH_ENV", "CRASH_ONCE_ENV", "LocalPool", "RunStats", "default_workers", "run_archive"]
