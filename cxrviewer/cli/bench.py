@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["scan", "display", "infer", "startup", "ui", "train", "fuzz", "memory", "pacs", "ood"]
+BENCHES = ["scan", "display", "infer", "startup", "ui", "train", "fuzz", "memory", "pacs", "ood", "archive"]
 
 
 def add_parser(sub) -> None:

@@ -1,0 +1,196 @@
+"""Issue 16, the local archive engine: `cxrviewer infer` streams, resumes after kill -9 to
+exactly one row per image, runs decode workers (a dead one is replaced, its block retried),
+writes error rows, parquet with CAM summaries."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cxrviewer.cli import main
+
+N = 24
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, rg1_unci) -> Path:
+    """N small CR chest DICOMs made from RG1 (each with its own pixels) and one corrupt file."""
+    from cxrviewer.bench.archive import build_archive
+
+    d = tmp_path_factory.mktemp("archive") / "a"
+    build_archive(d, N, [rg1_unci], size=256)
+    (d / "zz_corrupt.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI" + b"\xff" * 40)
+    return d
+
+
+def _read(out: Path) -> list[dict]:
+    with open(out, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _infer(archive, out, resnet_dir, *extra) -> int:
+    return main(["infer", str(archive), "--out", str(out), "--model", str(resnet_dir), *extra])
+
+
+@pytest.fixture(scope="module")
+def reference(archive, resnet_dir, tmp_path_factory) -> dict[str, dict]:
+    """An uninterrupted run with 2 decode workers."""
+    out = tmp_path_factory.mktemp("ref") / "ref.csv"
+    assert _infer(archive, out, resnet_dir, "--workers", "2", "--batch-size", "4") == 0
+    rows = _read(out)
+    return {r["path"]: r for r in rows}
+
+
+def _same(rows: list[dict], reference: dict[str, dict]) -> None:
+    """Exactly one row per image, the same rows as the reference, probabilities to 1e-6."""
+    paths = [r["path"] for r in rows]
+    assert len(paths) == len(set(paths)) == len(reference) == N + 1
+    for r in rows:
+        ref = reference[r["path"]]
+        for c in ("sop_instance_uid", "label", "status", "reason", "content_key", "model"):
+            assert r[c] == ref[c], (c, r["path"])
+        if ref["probability_abnormal"]:
+            assert abs(float(r["probability_abnormal"]) - float(ref["probability_abnormal"])) <= 1e-6
+
+
+def test_reference_rows(reference, archive):
+    """Every image scored once, the corrupt file is an error row with the reason."""
+    bad = reference[str(archive / "zz_corrupt.dcm")]
+    assert bad["status"] == "error" and bad["reason"] and bad["probability_abnormal"] == ""
+    good = [r for p, r in reference.items() if not p.endswith("zz_corrupt.dcm")]
+    assert len(good) == N and all(r["status"] == "ok" and r["content_key"].startswith("c:") for r in good)
+    assert len({r["content_key"] for r in good}) == N  # every file its own pixels
+    probs = [float(r["probability_abnormal"]) for r in good]
+    assert all(0 <= p <= 1 for p in probs) and max(probs) - min(probs) > 1e-6
+
+
+def test_kill9_then_resume_is_exact(archive, resnet_dir, reference, tmp_path, capsys):
+    """A real `cxrviewer infer` (1 worker) killed with SIGKILL mid-run, then run again with
+    the same --out: the done images are not redone, the result equals the uninterrupted
+    2-worker run (so 1 worker == 2 workers too)."""
+    out = tmp_path / "res.csv"
+    cmd = [sys.executable, "-m", "cxrviewer", "infer", str(archive), "--out", str(out),
+           "--model", str(resnet_dir), "--workers", "1", "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 7:  # header + >= 6 rows
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    partial = _read(out)
+    assert 6 <= len(partial) < N + 1
+    # a torn last line, as a power cut mid-write leaves: dropped and redone
+    with open(out, "a") as fh:
+        fh.write(str(archive / "img000023.dcm") + ",1.2.3,0.5")
+    scored_before = sum(r["status"] == "ok" for r in partial)
+
+    capsys.readouterr()
+    assert _infer(archive, out, resnet_dir, "--workers", "1", "--batch-size", "3") == 0
+    # the images the killed run scored are skipped, not redone
+    assert f"this run: {N - scored_before} of {N} images" in capsys.readouterr().err
+    _same(_read(out), reference)
+
+    # a third run has nothing to do and changes nothing
+    text = out.read_text()
+    assert _infer(archive, out, resnet_dir, "--workers", "0") == 0
+    assert out.read_text() == text
+
+
+def test_resume_skips_done_files_without_decoding(archive, resnet_dir, reference, tmp_path, capsys):
+    out = tmp_path / "res.csv"
+    ref_rows = sorted(reference.values(), key=lambda r: r["path"])
+    # the first 10 rows as a previous run left them
+    from cxrviewer.ml.archive import ALL_COLUMNS, _csv_text
+
+    out.write_text(_csv_text(ref_rows[:10], ALL_COLUMNS, header=True))
+    assert _infer(archive, out, resnet_dir, "--workers", "0") == 0
+    err = capsys.readouterr().err
+    assert f"this run: {N - 10} of {N} images" in err and "10 already done" in err
+    _same(_read(out), reference)
+
+
+def test_dead_worker_is_replaced_and_its_block_retried(archive, resnet_dir, reference, tmp_path, monkeypatch, capsys):
+    """The decode worker exits (as on a decoder segfault) on img000005: once -> the block is
+    retried in a new worker and every image scored; always -> only that file is an error row."""
+    from cxrviewer.ml.archive_local import CRASH_ENV, CRASH_ONCE_ENV
+
+    monkeypatch.setenv(CRASH_ENV, "img000005")
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed-once"))
+    out = tmp_path / "once.csv"
+    assert _infer(archive, out, resnet_dir, "--workers", "1", "--batch-size", "4") == 0
+    assert (tmp_path / "crashed-once").exists()
+    assert "1 restarted" in capsys.readouterr().err
+    _same(_read(out), reference)
+
+    monkeypatch.delenv(CRASH_ONCE_ENV)
+    out = tmp_path / "always.csv"
+    assert _infer(archive, out, resnet_dir, "--workers", "1", "--batch-size", "4") == 0
+    rows = {r["path"]: r for r in _read(out)}
+    assert len(rows) == N + 1
+    bad = rows.pop(str(archive / "img000005.dcm"))
+    assert bad["status"] == "error" and "died" in bad["reason"]
+    assert sum(r["status"] == "ok" for r in rows.values()) == N - 1  # its block-mates were scored
+
+
+def test_parquet_with_cam_summaries(archive, resnet_dir, reference, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the parquet extra) is not installed")
+    from cxrviewer.ml.archive import CAM_COLUMN, CAM_SUMMARY, COLUMNS
+
+    out = tmp_path / "res.parquet"
+    assert _infer(archive, out, resnet_dir, "--workers", "0", "--cam-summary", "--batch-size", "8") == 0
+    assert not Path(str(out) + ".parts").exists()
+    table = pq.read_table(out)
+    assert table.column_names[: len(COLUMNS)] == COLUMNS and table.column_names[-1] == CAM_COLUMN
+    rows = table.to_pylist()
+    assert len(rows) == N + 1
+    for r in rows:
+        ref = reference[r["path"]]
+        if r["status"] == "error":
+            assert r["probability_abnormal"] is None and r[CAM_COLUMN] is None and r["reason"]
+            continue
+        assert abs(r["probability_abnormal"] - float(ref["probability_abnormal"])) <= 1e-6
+        cam = r[CAM_COLUMN]
+        assert len(cam) == CAM_SUMMARY**2 and all(0.0 <= v <= 1.0 for v in cam)
+        assert max(cam) - min(cam) > 0.05  # a map, not a constant
+    # a rerun with an interrupted part left behind: nothing redone, same table
+    Path(str(out) + ".parts").mkdir()
+    (Path(str(out) + ".parts") / "part-x.tmp").write_bytes(b"PAR1 torn")
+    assert _infer(archive, out, resnet_dir, "--workers", "0", "--cam-summary") == 0
+    assert pq.read_table(out).to_pylist() == rows
+
+
+def test_cam_summary_needs_parquet(archive, resnet_dir, tmp_path, capsys):
+    assert _infer(archive, tmp_path / "x.csv", resnet_dir, "--cam-summary") == 2
+    assert "--cam-summary needs a .parquet output" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_progress_line_only_on_a_terminal(capsys):
+    from types import SimpleNamespace
+
+    from cxrviewer.cli.infer import Progress
+
+    st = SimpleNamespace(images_per_s=10.0, skipped=3)
+    Progress(enabled=False)(5, 10, st)
+    assert capsys.readouterr().err == ""
+    p = Progress(enabled=True, interval=0.0)
+    p(5, 10, st)
+    err = capsys.readouterr().err
+    assert "5/10" in err and "10.0 images/s" in err and "ETA 0 s" in err and "3 already done" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only: affinity")
+def test_default_workers_are_the_cores():
+    from cxrviewer.ml.archive_local import default_workers
+
+    assert default_workers() == len(os.sched_getaffinity(0))
