@@ -67,8 +67,9 @@ def _maybe_crash(path: str) -> None:
     os._exit(70)
 
 
-def _worker_main(conn: Any, spec: PreprocessSpec, card: dict) -> None:
-    """A decode worker: receive ``(block_id, paths)``, send ``(block_id, [Prepared])``."""
+def _worker_main(inbox: Any, conn: Any, spec: PreprocessSpec, card: dict) -> None:
+    """A decode worker: receive ``(block_id, paths)`` on ``inbox``, send
+    ``(block_id, [Prepared])`` on ``conn``."""
     # Ctrl+C reaches the whole process group; the parent decides what to do, workers just
     # end when their pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,7 +81,7 @@ def _worker_main(conn: Any, spec: PreprocessSpec, card: dict) -> None:
         pass
     while True:
         try:
-            msg = conn.recv()
+            msg = inbox.recv()
         except (EOFError, OSError):
             return  # the parent is gone (killed): nothing left to do
         if msg is None:
@@ -104,7 +105,8 @@ class _Block:
 @dataclass
 class _Worker:
     proc: Any
-    conn: Any
+    conn: Any  # results from the worker
+    outbox: Any  # blocks to the worker
     blocks: deque = field(default_factory=deque)
 
 
@@ -127,14 +129,18 @@ class LocalPool:
         self._workers: list[_Worker] = []
 
     def _start(self) -> _Worker:
-        parent, child = self._ctx.Pipe(duplex=True)
+        # two one-way OS pipes: a duplex Pipe is a socketpair, and nothing here opens sockets
+        inbox, outbox = self._ctx.Pipe(duplex=False)
+        results, sender = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
-            target=_worker_main, args=(child, self.spec, self.card), daemon=True,
+            target=_worker_main, args=(inbox, sender, self.spec, self.card), daemon=True,
             name="cxrviewer-decode",
         )
         proc.start()
-        child.close()  # only the worker holds its end: its death closes the pipe for us
-        return _Worker(proc, parent)
+        # only the worker holds these ends: its death closes the pipes for us, ours for it
+        inbox.close()
+        sender.close()
+        return _Worker(proc, results, outbox)
 
     def imap(self, blocks: Iterable[list[str]]) -> Iterator[list[Prepared]]:
         """Prepared blocks in completion order (not input order)."""
@@ -165,7 +171,7 @@ class LocalPool:
                             break
                         w.blocks.append(b)
                         try:
-                            w.conn.send((b.bid, b.paths))
+                            w.outbox.send((b.bid, b.paths))
                         except (BrokenPipeError, OSError):
                             break  # dead: found below through its sentinel
                 busy = [w for w in self._workers if w.blocks]
@@ -195,6 +201,7 @@ class LocalPool:
         w.proc.join(timeout=5)
         code = w.proc.exitcode
         w.conn.close()
+        w.outbox.close()
         culprit = w.blocks.popleft()
         waiting = list(w.blocks)  # never started: no fault of theirs
         self._workers[self._workers.index(w)] = self._start()
@@ -219,7 +226,7 @@ class LocalPool:
         """Stop the workers (politely, then by force)."""
         for w in self._workers:
             try:
-                w.conn.send(None)
+                w.outbox.send(None)
             except (BrokenPipeError, OSError):
                 pass
         deadline = time.monotonic() + 5
@@ -229,6 +236,7 @@ class LocalPool:
                 w.proc.terminate()
                 w.proc.join(timeout=2)
             w.conn.close()
+            w.outbox.close()
         self._workers = []
 
 

@@ -194,3 +194,21 @@ def test_default_workers_are_the_cores():
     from cxrviewer.ml.archive_local import default_workers
 
     assert default_workers() == len(os.sched_getaffinity(0))
+
+
+def test_decode_pool_talks_over_pipes_not_sockets(archive, monkeypatch):
+    """Nothing opens a socket: the pool's pipes are OS pipes (a duplex Pipe is a socketpair)."""
+    import socket
+
+    from cxrviewer.ml.archive_local import LocalPool
+    from cxrviewer.ml.preprocess import PreprocessSpec
+
+    def refuse(*a, **kw):
+        raise OSError("sockets refused in this test")
+
+    monkeypatch.setattr(socket, "socketpair", refuse)
+    monkeypatch.setattr(socket, "socket", refuse)
+    paths = [str(archive / "img000000.dcm"), str(archive / "zz_corrupt.dcm")]
+    got = [p for block in LocalPool(1, PreprocessSpec(), {"name": "x"}).imap([paths]) for p in block]
+    assert [(p.path, p.status) for p in got] == [(paths[0], "ok"), (paths[1], "error")]
+    assert got[0].u8.shape == (224, 224) and got[0].key.startswith("c:") and got[1].reason
