@@ -5,7 +5,7 @@ Scans PATH like the viewer (folder, file or DICOMDIR), then decodes and preproce
 they come (:mod:`cxrviewer.ml.archive`, :mod:`cxrviewer.ml.archive_local`). One row per
 image (frame 0 of multi-frame instances) with the columns
 ``path, sop_instance_uid, probability_abnormal, label, model, model_version, status, reason``
-then ``content_key, file_size, mtime_ns`` (``.csv``; ``.parquet`` the same, plus
+then ``content_key, file_size, mtime_ns, precision`` (``.csv``; ``.parquet`` the same, plus
 ``cam_summary`` with ``--cam-summary``; ``.json`` a document
 ``{"model", "model_version", "results": [rows], "errors": [...]}`` written at the end).
 Unreadable files get ``status=error`` rows with the reason (in JSON: ``errors``) and are

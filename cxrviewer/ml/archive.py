@@ -49,8 +49,9 @@ COLUMNS = [
     "path", "sop_instance_uid", "probability_abnormal", "label", "model", "model_version",
     "status", "reason",
 ]
-#: added by the archive engine: what resume needs to skip a file after one stat
-EXTRA_COLUMNS = ["content_key", "file_size", "mtime_ns"]
+#: added by the archive engine: what resume needs to skip a file after one stat, and the
+#: precision the model ran at (fp32 or int8: the same model card, different results)
+EXTRA_COLUMNS = ["content_key", "file_size", "mtime_ns", "precision"]
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 #: parquet only (``--cam-summary``): the CAM of the Abnormal class resampled to
 #: CAM_SUMMARY×CAM_SUMMARY over the image's own extent (row-major float32 in [0, 1])
@@ -166,8 +167,13 @@ def error_row(path: str, reason: str, engine: Any | None = None) -> dict[str, An
         "path": path, "sop_instance_uid": "", "probability_abnormal": "", "label": "",
         "model": getattr(engine, "name", ""), "model_version": getattr(engine, "version", ""),
         "status": ERROR, "reason": _one_line(reason), "content_key": "",
-        "file_size": size, "mtime_ns": mtime,
+        "file_size": size, "mtime_ns": mtime, "precision": precision_of(engine),
     }
+
+
+def precision_of(engine: Any | None) -> str:
+    """``"fp32"`` or ``"int8"`` (engines before INT8 existed are fp32)."""
+    return str(getattr(engine, "precision", "fp32") or "fp32")
 
 
 def summarize_cam(low_res: np.ndarray, mapping: ResizeMapping, n: int = CAM_SUMMARY) -> list[float]:
@@ -242,6 +248,7 @@ def score(
             "content_key": p.key,
             "file_size": p.file_size,
             "mtime_ns": p.mtime_ns,
+            "precision": precision_of(engine),
         }
         if cam_summary:
             row[CAM_COLUMN] = (
@@ -265,11 +272,15 @@ def is_done(row: Mapping[str, Any] | None, size: int, mtime_ns: int, engine: Any
         same_file = int(row.get("file_size")) == size and int(row.get("mtime_ns")) == mtime_ns
     except (TypeError, ValueError):
         return False
+    return same_file and same_model(row, engine) and bool(row.get("content_key"))
+
+
+def same_model(row: Mapping[str, Any], engine: Any) -> bool:
+    """Whether ``row`` was scored by ``engine``'s model, version and precision."""
     return (
-        same_file
-        and str(row.get("model")) == str(engine.name)
+        str(row.get("model")) == str(engine.name)
         and str(row.get("model_version")) == str(engine.version)
-        and bool(row.get("content_key"))
+        and str(row.get("precision") or "fp32") == precision_of(engine)
     )
 
 
@@ -534,6 +545,6 @@ def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, An
 __all__ = [
     "ALL_COLUMNS", "CAM_COLUMN", "CAM_SUMMARY", "COLUMNS", "ERROR", "EXTRA_COLUMNS",
     "CsvSink", "JsonSink", "ParquetSink", "Prepared", "ResultsSink", "error_row",
-    "file_stat", "final_rows", "is_done", "json_document", "open_sink", "prepare",
-    "prepare_block", "read_csv_rows", "reuse_row", "score", "summarize_cam",
+    "file_stat", "final_rows", "is_done", "json_document", "open_sink", "precision_of", "prepare",
+    "prepare_block", "read_csv_rows", "reuse_row", "same_model", "score", "summarize_cam",
 ]
