@@ -3,6 +3,10 @@
 Each update is one ``ImageCanvas.set_window`` (``setLevels`` on the stored uint16 array)
 followed by a forced paint of the view (``QGraphicsView.grab()``), so the time includes
 pyqtgraph's LUT pass and Qt's rendering, not just bookkeeping.
+
+``synced_viewports``/``synced_fps``: the same W/L steps in a 1x2 viewport grid with W/L sync
+on (the second viewport's image has another Rescale Slope/Intercept, so it follows in modality
+values through its own levels); each step paints both views.
 """
 
 from __future__ import annotations
@@ -39,6 +43,54 @@ def synthetic_image(rows: int, cols: int):
     )
 
 
+def rescaled(img, slope: float = 2.0, intercept: float = -1000.0):
+    """The same picture as ``img`` stored with another rescale (modality = slope*stored + intercept)."""
+    import dataclasses
+
+    import numpy as np
+
+    stored = np.clip((img.modality - intercept) / slope, 0, 65535).astype(np.uint16)
+    return dataclasses.replace(img, stored=stored, modality=stored.astype(np.float32) * slope + intercept)
+
+
+def synced_wl_times(img, updates: int, view: tuple[int, int]) -> list[float]:
+    """Seconds per W/L step in two synced viewports (1x2 grid of ``view`` size), both painted."""
+    import time
+
+    from PySide6 import QtWidgets
+
+    from cxrviewer.ui.viewports import ViewportGrid
+
+    app = QtWidgets.QApplication.instance()
+    grid = ViewportGrid()
+    grid.resize(*view)
+    grid.set_layout("1x2")
+    grid.show()
+    grid.open(0, img)
+    grid.open(1, rescaled(img))
+    grid.set_sync(wl=True)
+    app.processEvents()
+    c0, c1 = grid.canvas(0), grid.canvas(1)
+    for c in (c0, c1):
+        c.graphics.grab()  # first paint builds caches; not timed
+    base0, base1 = c0.window(), c1.window()
+    times = []
+    for i in range(updates):
+        t0 = time.perf_counter()
+        c0.set_window(base0[0] + 5 * (i % 40), base0[1] + 10 * (i % 25))
+        c0.graphics.grab()
+        c1.graphics.grab()
+        times.append(time.perf_counter() - t0)
+    # the second viewport followed by the same offset in modality units (else the figure is void)
+    d0 = (c0.window()[0] - base0[0], c0.window()[1] - base0[1])
+    d1 = (c1.window()[0] - base1[0], c1.window()[1] - base1[1])
+    if max(abs(d0[0] - d1[0]), abs(d0[1] - d1[1])) > 1e-6:
+        raise RuntimeError(f"W/L sync did not follow: {d0} vs {d1}")
+    grid.close()
+    app.processEvents()
+    return times
+
+
 def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import numpy as np
@@ -65,6 +117,8 @@ def run(args: argparse.Namespace) -> dict:
     app.processEvents()
     ms = np.array(times) * 1000.0
     mean = float(ms.mean())
+    sms = np.array(synced_wl_times(img, args.updates, tuple(args.view))) * 1000.0
+    smean = float(sms.mean())
     return {
         "image": [args.rows, args.cols],
         "dtype": str(img.stored.dtype),
@@ -74,4 +128,12 @@ def run(args: argparse.Namespace) -> dict:
         "wl_update_ms_p95": round(float(np.percentile(ms, 95)), 2),
         "fps": round(1000.0 / mean, 1),
         "method": "ImageCanvas.set_window (setLevels on stored uint16) + QGraphicsView.grab() per update",
+        "synced_viewports": 2,
+        "synced_fps": round(1000.0 / smean, 1),
+        # the median step: a shared, loaded machine adds long outliers to the mean
+        "synced_fps_median": round(1000.0 / float(np.median(sms)), 1),
+        "synced_wl_update_ms": round(smean, 2),
+        "synced_wl_update_ms_p95": round(float(np.percentile(sms, 95)), 2),
+        "synced_method": "1x2 ViewportGrid, W/L sync on (second image rescaled: slope 2, intercept -1000); "
+                         "set_window on viewport 0, sync sets viewport 1, both views grabbed per update",
     }

@@ -44,6 +44,7 @@ from cxrviewer.ui.canvas_items import (  # noqa: F401 - re-exported: the canvas'
     rgb_to_qimage,
 )
 from cxrviewer.ui.canvas_overlay import CanvasOverlay
+from cxrviewer.ui.image_item import DecimatingImageItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -84,7 +85,7 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self.graphics.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.view_box = _ViewBox(self)
         self.graphics.setCentralItem(self.view_box)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = DecimatingImageItem(axisOrder="row-major")  # renders ~screen resolution
         self.image_item.setZValue(0)
         self.view_box.addItem(self.image_item)
         lay = QtWidgets.QVBoxLayout(self)

@@ -163,6 +163,11 @@ class ImageLoader(QtCore.QObject):
             self.pool.start(_Task(lambda: self._work(req)))
         return req.request_id
 
+    def supersede(self) -> None:
+        """Drop the results of every request made so far (e.g. the viewport that asked is no
+        longer the one this loader serves)."""
+        self._next += 1
+
     def _work(self, req: ImageRequest) -> None:
         if req.request_id != self._next:
             return  # superseded before it started: don't spend the CPU

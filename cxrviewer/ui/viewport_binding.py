@@ -52,6 +52,7 @@ class ViewportBinding(QtCore.QObject):
         self._layers = {id(c0): ai.heatmap if ai is not None else None}
         self._loaders: dict[int, object] = {}
         self.grid.canvas_factory_hooks.append(self._equip)
+        self._clear_ai_when_opened(c0)
         for vp in self.grid.viewports[1:]:
             self._equip(vp.canvas)
         keeper = getattr(window, "reading_state", None)
@@ -86,6 +87,20 @@ class ViewportBinding(QtCore.QObject):
             layer = HeatmapLayer(ai)
             layer.attach(canvas)
             self._layers[id(canvas)] = layer
+        self._clear_ai_when_opened(canvas)
+
+    def _clear_ai_when_opened(self, canvas) -> None:
+        """A new image in a viewport that is not the active one: its heatmap and AI text were
+        the previous image's (the AI clears the active one's itself)."""
+
+        def shown() -> None:
+            if canvas is not self.window.canvas:
+                layer = self._layers.get(id(canvas))
+                if layer is not None:
+                    layer.set_cam(None)
+                canvas.set_extra_text([])
+
+        canvas.imageShown.connect(shown)
 
     def tools_for(self, canvas):
         """The measurement tools of ``canvas`` (``None`` without the reading tools)."""
@@ -104,6 +119,11 @@ class ViewportBinding(QtCore.QObject):
         cine = getattr(w, "cine", None)
         if cine is not None:
             cine.stop()  # it plays the frames of the image that was active
+        if w.current_path and (old_c.img is None or old_c.img.path != w.current_path):
+            # the window's loader is still decoding what the old viewport asked for: it goes
+            # there, through that viewport's loader, not into the one now active
+            w.loader.supersede()
+            self.open(_old, w.current_path)
         tool = old_c.tool()
         old_c.probed.disconnect(w._probed)
         old_c.windowChanged.disconnect(w._canvas_window_changed)
@@ -137,16 +157,22 @@ class ViewportBinding(QtCore.QObject):
             ai.set_canvas(new_c, self.heatmap_for(new_c))
         w._update_enabled()
         w._update_title()
-        if w.current_path:
-            # the browser shows the active viewport's image; PgDown goes on from there (its
-            # selection is already that path, so selecting it loads nothing)
-            b = w.browser
-            b._selected_path = w.current_path
-            b.select_path(w.current_path)
+        name = os.path.basename(w.current_path) if w.current_path else "empty"
+        w.show_message(f"Viewport {new + 1} of {self.grid.count()}: {name}")
+        self._select_in_browser(w.current_path)
+
+    def _select_in_browser(self, path: str | None) -> None:
+        """The browser shows the active viewport's image and PgDown goes on from there (its
+        selection is set to that path first, so selecting it loads nothing)."""
+        b = getattr(self.window, "browser", None)
+        if path and b is not None and b.selected_path() != path:
+            b._selected_path = path
+            b.select_path(path)
 
     def _active_loaded(self, img: LoadedImage) -> None:
         vp = self.grid.active_viewport()
         vp.path = self.window.current_path or img.path
+        self._select_in_browser(vp.path)
         self.grid.opened.emit(self.grid.active, img)
 
     # ------------------------------------------------------------ opening

@@ -34,8 +34,10 @@ LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 
 #: MIME type of a drag from the study browser: image paths, one per line (UTF-8)
 MIME_PATHS = "application/x-cxrviewer-paths"
 #: outline of the active viewport (the theme's highlight blue, brighter so it reads on black)
-ACTIVE_COLOR = "#4a90d9"
-_BORDER = 2
+ACTIVE_COLOR = "#5aa0f0"
+#: the frame every cell has (the inactive ones in the window's dark grey), so activating one
+#: changes only its colour, never the image area
+_BORDER = 3
 
 
 def paths_from_mime(md: QtCore.QMimeData) -> list[str]:

@@ -233,3 +233,24 @@ def test_caption_and_open_decoded_image(qtbot, side_by_side):
     with qtbot.waitSignal(g.opened, timeout=5000):
         g.open(1, img)  # an image already decoded: shown at once, the active one unchanged
     assert g.canvas(1).img is img and g.path(1) == img.path and g.active == 0
+
+
+def test_an_image_still_loading_goes_to_the_viewport_that_asked(qtbot, side_by_side, tmp_path):
+    w, _a, b = side_by_side
+    g = w.viewports
+    c = write_cr(tmp_path / "c.dcm", ramp(40, 30, seed=3), instance=3)
+    g.open(0, str(c))  # viewport 0 is active: the window's loader decodes it
+    g.set_active(1)  # before the decode is back
+    qtbot.waitUntil(lambda: g.canvas(0).img is not None and Path(g.canvas(0).img.path) == c, timeout=15000)
+    qtbot.wait(50)
+    assert Path(g.canvas(1).img.path) == b and w.canvas is g.canvas(1) and Path(w.current_image.path) == b
+
+
+def test_a_new_image_in_a_viewport_drops_its_old_heatmap(qtbot, side_by_side):
+    w, a, _b = side_by_side
+    g, vb = w.viewports, w.viewport_binding
+    layer = vb.heatmap_for(g.canvas(1))
+    layer.set_cam(np.full((g.canvas(1).img.rows, g.canvas(1).img.cols), 200, np.uint8))
+    assert layer.cam is not None
+    _open(qtbot, w, 1, a)
+    assert layer.cam is None and Path(g.canvas(1).img.path) == a
