@@ -190,26 +190,29 @@ def stamp(dist: Dist) -> dict[str, Any]:
             "written_by": {**dist.writer(), "host": socket.gethostname(), "pid": os.getpid()}}
 
 
-def same_job(ck_path) -> str | None:
-    """The torchrun job id when ``ck_path`` is a checkpoint this same job wrote, else None.
+def same_job(run_dir) -> str | None:
+    """The torchrun job id when ``run_dir`` holds a checkpoint this same job wrote, else None.
 
     torchrun re-runs the original command when it restarts a job's workers
     (``--max-restarts``, after a worker or a node failed), and a scheduler that requeues a
     job re-runs it too: that command then continues the job's checkpoint as ``--resume``
-    would. The job is recognised by ``TORCHELASTIC_RUN_ID`` (``--rdzv-id``, or the id
-    ``--standalone`` draws). torchrun's restart counter cannot tell: a node whose workers were
-    still healthy restarts them as a membership change, with the counter still at 0. The
-    placeholder ``none`` of a launch without ``--rdzv-id`` matches nothing, so a checkpoint
-    of another run in ``--out`` is never continued by mistake.
+    would (``RUN_DIR/checkpoint.pt``, or a fold's with ``--folds``). The job is recognised by
+    ``TORCHELASTIC_RUN_ID`` (``--rdzv-id``, or the id ``--standalone`` draws). torchrun's
+    restart counter cannot tell: a node whose workers were still healthy restarts them as a
+    membership change, with the counter still at 0. The placeholder ``none`` of a launch
+    without ``--rdzv-id`` matches nothing, so a checkpoint of another run in ``--out`` is
+    never continued by mistake.
     """
     from pathlib import Path
 
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    if run_id in ("", "none") or not Path(ck_path).is_file():
-        return None
-    from training.checkpoint import load
+    from training.checkpoint import CHECKPOINT, load
 
-    return run_id if load(ck_path).get("elastic_run_id") == run_id else None
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    d = Path(run_dir)
+    if run_id in ("", "none") or not d.is_dir():
+        return None
+    found = [p for p in (d / CHECKPOINT, *sorted(d.glob(f"fold*/{CHECKPOINT}"))) if p.is_file()]
+    return run_id if found and load(found[0]).get("elastic_run_id") == run_id else None
 
 
 def unwrap(model):

@@ -437,13 +437,12 @@ def _main(args) -> dict[str, Any]:
         t_begin, training.STARTED = training.STARTED, None
     dist = Dist()
     out = Path(args.out)
-    if args.resume is None and (out / CHECKPOINT).exists():
-        job = DI.same_job(out / CHECKPOINT)
-        if job is None:
-            raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume "
-                                f"{out}, or choose another --out")
+    if args.resume is None and (job := DI.same_job(out)) is not None:
         args.resume = str(out)  # torchrun (--max-restarts) or a requeue re-ran this job's command
         _log(f"torchrun job {job}: continuing its checkpoint in {out}", dist.rank)
+    if args.resume is None and (out / CHECKPOINT).exists():
+        raise CxrError(out, "already holds a run (checkpoint.pt): continue it with --resume "
+                            f"{out}, or choose another --out")
     from training.args import resolve_lr
 
     args.lr = resolve_lr(args)  # what the card, the checkpoint and a --resume compare

@@ -271,13 +271,16 @@ def test_only_the_same_torchrun_job_continues_a_checkpoint(tmp_path, monkeypatch
     from training import checkpoint as C
     from training.distributed import same_job, stamp
 
+    run, folds = tmp_path / "run", tmp_path / "cv"
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-7")
-    ck = C.save(tmp_path / "checkpoint.pt", {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
-    assert same_job(ck) == "job-7"
+    assert same_job(run) is None  # nothing there yet
+    C.save(run / "checkpoint.pt", {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
+    C.save(folds / "fold2" / "checkpoint.pt", {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})  # --folds
+    assert same_job(run) == same_job(folds) == "job-7"
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-8")
-    assert same_job(ck) is None
+    assert same_job(run) is None
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun's placeholder without --rdzv-id
-    C.save(ck, {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
-    assert same_job(ck) is None
+    C.save(run / "checkpoint.pt", {"model": {}, "epoch": 0, **stamp(_dist(monkeypatch))})
+    assert same_job(run) is None
     monkeypatch.delenv("TORCHELASTIC_RUN_ID")
-    assert same_job(ck) is None and same_job(tmp_path / "absent.pt") is None
+    assert same_job(run) is None
