@@ -25,6 +25,7 @@ from collections.abc import Callable
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.render.colormaps import prediction_text
+from cxrviewer.ui import precision
 from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
 from cxrviewer.ui.prediction_panel import PredictionPanel
 from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, ModelInfo, WorkerError
@@ -117,7 +118,8 @@ class AiIntegration(QtCore.QObject):
         super().__init__(window)
         self.window, self.canvas, self.browser = window, canvas, browser
         self.settings = settings if settings is not None else QtCore.QSettings()
-        self.controller = AiController(engine_factory, parent=self)
+        self.precision = precision.load(self.settings)  # Model > Precision (ui/precision.py)
+        self.controller = AiController(engine_factory or precision.factory(self), parent=self)
         self.heatmap = HeatmapLayer(self)
         self.heatmap.attach(canvas)
         self.last_error: WorkerError | None = None
@@ -164,6 +166,7 @@ class AiIntegration(QtCore.QObject):
 
         # -- actions and menu
         self._build_actions(toolbar)
+        precision.install_menu(self)
 
         # -- wiring
         c = self.controller
@@ -315,7 +318,7 @@ class AiIntegration(QtCore.QObject):
             self.heatmap.set_cam(None)
             self.panel.clear_result()
             self.canvas.set_extra_text([])
-        self.device_label.setText(f"AI: {info.device} · {info.backend}")
+        self.device_label.setText(f"AI: {info.device} · {info.backend}" + (" · int8" if info.precision == "int8" else ""))
         self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
         self.panel.set_model(info)
         self.analyze_current(explicit=False)

@@ -64,6 +64,7 @@ class ModelInfo:
     threshold: float
     card: dict = field(default_factory=dict, compare=False, repr=False)
     load_s: float = 0.0
+    precision: str = "fp32"  # or "int8": the quantized ONNX graph (cxrviewer.ml.quantize)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,10 @@ class ImageKeys:
 
 def _identity(model: ModelInfo) -> dict:
     """The model's card with the loaded engine's own name and version on top."""
-    return {**(model.card or {}), "name": model.name, "version": model.version}
+    ident = {**(model.card or {}), "name": model.name, "version": model.version}
+    if model.precision != "fp32":  # another graph, other numbers; float32 keys stay as they were
+        ident["precision"] = model.precision
+    return ident
 
 
 # --------------------------------------------------------------------------- worker
@@ -186,8 +190,9 @@ def _identity(model: ModelInfo) -> dict:
 EngineFactory = Callable[[str | None], Any]
 
 
-def default_engine_factory(model_dir: str | None) -> Any:
-    """``Engine.load`` of the given model dir (``None``: the registry's active model).
+def default_engine_factory(model_dir: str | None, precision: str | None = None) -> Any:
+    """``Engine.load`` of the given model dir (``None``: the registry's active model) at
+    ``precision`` (default ``$CXRVIEWER_PRECISION``, else ``"auto"``).
 
     Imported here, i.e. on the worker thread, so torch/onnxruntime load after the window.
     """
@@ -195,7 +200,8 @@ def default_engine_factory(model_dir: str | None) -> Any:
 
     backend = os.environ.get("CXRVIEWER_BACKEND", "auto")
     device = os.environ.get("CXRVIEWER_DEVICE", "auto")
-    return Engine.load(model_dir, backend=backend, device=device)
+    precision = precision or os.environ.get("CXRVIEWER_PRECISION", "auto")
+    return Engine.load(model_dir, backend=backend, device=device, precision=precision)
 
 
 def _describe(e: BaseException) -> str:
@@ -260,6 +266,7 @@ class AiWorker(QtCore.QObject):
             threshold=float(getattr(engine, "threshold", 0.5)),
             card=dict(getattr(engine, "card", {}) or {}),
             load_s=time.perf_counter() - t0,
+            precision=str(getattr(engine, "precision", "fp32")),
         )
         self.modelLoaded.emit(self.model)
 
