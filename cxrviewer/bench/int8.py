@@ -10,7 +10,7 @@ card's ``training_data.splits``, so a reconstruction that differs from what the 
 trained with is refused instead of measured.
 
 :func:`measure_int8` gives ``int8_speedup``, ``int8_auc_delta`` and ``int8_cam_pearson``
-(see :func:`cxrviewer.ml.quantize.measure`) for ``cxrviewer bench archive``; it uses the
+(see :func:`cxrviewer.ml.quantize.measure`) for ``cxrviewer bench archive`` (through :mod:`cxrviewer.bench.archive_int8`); it uses the
 model's recorded INT8 graph when there is one, else quantizes a temporary one (nothing is
 written to the model or the cache).
 """
@@ -104,7 +104,7 @@ def labelled_images(spec: str, split: str | None) -> list[tuple[str, int]]:
 
 
 def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-                 calibration_n: int = 64) -> dict[str, Any]:
+                 calibration_n: int = 64, batch: int = 8) -> dict[str, Any]:
     """``{"int8_speedup", "int8_auc_delta", "int8_cam_pearson", ...}`` of a model on its test split.
 
     The recorded INT8 graph is measured when the model has one (it is what ``--precision``
@@ -127,14 +127,14 @@ def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.Pat
     try:
         int8_path, ent = Q.find_int8(model_dir, card)
         source = f"recorded ({ent.get('calibration_n')} calibration images)"
-        m = Q.measure(model_dir, int8_path, tx, ty)
+        m = Q.measure(model_dir, int8_path, tx, ty, batch=batch)
     except ModelError:
         val = split_images(card, "val", data_root)[: max(1, calibration_n)]
         cx, _, _ = Q.preprocess_paths([p for p, _ in val], card)
         with tempfile.TemporaryDirectory(prefix="cxrviewer-int8-bench-") as tmp:
             out = Path(tmp) / Q.INT8_FILE
             Q.quantize_graph(Q.self_contained_fp32(model_dir, card), cx, out, Path(tmp))
-            m = Q.measure(model_dir, out, tx, ty)
+            m = Q.measure(model_dir, out, tx, ty, batch=batch)
         source = f"quantized for this run ({len(cx)} validation images)"
     return {
         "int8_speedup": m["speedup"],

@@ -205,3 +205,15 @@ def test_auc_matches_a_hand_count():
     assert Q.auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
     assert Q.auc([0, 1], [0.5, 0.5]) == 0.5
     assert np.isnan(Q.auc([1, 1], [0.2, 0.3]))
+
+
+def test_bench_archive_int8_measurer_is_found_and_says_why_it_skips(tmp_path, monkeypatch):
+    import types
+
+    from cxrviewer.bench import archive
+    from cxrviewer.bench.archive_int8 import measure
+
+    assert archive._call("cxrviewer.bench.archive_int8:measure") is measure
+    monkeypatch.setenv("CXRVIEWER_SHARED_DATA", str(tmp_path / "absent"))
+    got = measure(types.SimpleNamespace(model_dir=_bundled(), batch_size=8))
+    assert set(got) == {"int8_skipped"} and "test data is not here" in got["int8_skipped"]
