@@ -104,6 +104,9 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.viewport_binding import install as install_viewports
 
         self.viewport_binding = install_viewports(self)
+        from cxrviewer.ui.prior_compare import install as install_prior  # View → Compare with Prior
+
+        self.prior_compare = install_prior(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout

@@ -1,0 +1,102 @@
+"""*Compare with prior* in the real main window (issue 14): a folder with three studies of one
+patient and one of another (real DICOM files, scanned and decoded by the real code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import open_and_wait
+
+from cxrviewer.core.priors import NO_EARLIER_STUDY
+from cxrviewer.core.synthetic import chest_like, write_study_image
+from cxrviewer.ui.prior_compare import SHORTCUT
+
+
+def three_plus_one(root: Path) -> dict[str, str]:
+    """P1 in 2017, 2019, 2021 (PA, and a lateral in 2019); P2, same name, in 2021-07-01."""
+    def w(sub, name, pid, uid, date, view="PA", instance=1, seed=0):
+        return write_study_image(root / sub, name, patient_id=pid, study_uid=uid, date=date, view=view,
+                                 instance=instance, pixels=chest_like(64, 48, seed=seed))
+    return {
+        "oldest": w("a", "old.dcm", "P1", "1.2.3.1", "20170105", seed=1),
+        "middle_lat": w("b", "mid_lat.dcm", "P1", "1.2.3.2", "20190314", view="LL", instance=1, seed=2),
+        "middle": w("b", "mid_pa.dcm", "P1", "1.2.3.2", "20190314", view="PA", instance=2, seed=3),
+        "newest": w("c", "new.dcm", "P1", "1.2.3.3", "20210720", seed=4),
+        "other": w("d", "other.dcm", "P2", "1.2.3.9", "20210701", seed=5),
+    }
+
+
+def show(qtbot, w, path: str) -> None:
+    if w.current_image is None or w.current_image.path != path:
+        with qtbot.waitSignal(w.imageLoaded, timeout=15000):
+            assert w.browser.select_path(path)
+    assert w.current_image.path == path
+
+
+def test_compare_with_prior_opens_the_middle_study_beside_the_newest(qtbot, viewer, tmp_path):
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    show(qtbot, viewer, p["newest"])
+    act = viewer.prior_compare.action
+    assert act.shortcut().toString() == SHORTCUT and act in viewer.actions()
+    from cxrviewer.ui.shortcuts import key_rows
+
+    assert any(r.action is act and r.shortcut for r in key_rows(viewer))  # the dialog lists it
+    grid = viewer.viewports
+    assert grid.layout_name() == "1x1"
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        act.trigger()
+    assert grid.canvas(1).img.path == grid.path(1) == p["middle"]
+    assert grid.layout_name() == "1x2"
+    assert grid.canvas(0).img.path == p["newest"]  # the current image stays on the left
+    assert grid.caption(1) == "Prior · 2019-03-14"
+    assert grid.caption(0) == "Current · 2021-07-20"
+    assert grid.sync() == (True, True)
+    assert viewer.prior_compare.last.match.same_view  # the PA, not the lateral of that study
+
+
+def test_no_prior_says_so_and_leaves_the_layout(qtbot, viewer, tmp_path):
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    show(qtbot, viewer, p["oldest"])
+    grid = viewer.viewports
+    before = (grid.layout_name(), grid.sync(), grid.caption(0))
+    viewer.prior_compare.action.trigger()
+    assert viewer.status_label.text() == NO_EARLIER_STUDY
+    assert (grid.layout_name(), grid.sync(), grid.caption(0)) == before
+    assert grid.canvas(0).img.path == p["oldest"]
+
+
+def test_the_comparison_is_synced_and_a_caption_goes_with_its_image(qtbot, viewer, tmp_path):
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    show(qtbot, viewer, p["newest"])
+    grid = viewer.viewports
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        viewer.prior_compare.action.trigger()
+    left, right = grid.canvas(0), grid.canvas(1)
+    assert viewer.canvas is left  # the current image stays the active one
+    (c0, w0), (c1, w1) = left.window(), right.window()
+    left.set_window(c0 + 100.0, w0 + 40.0)  # the reader moves the current image's window
+    assert right.window() == pytest.approx((c1 + 100.0, w1 + 40.0))
+    left.zoom_by(2.0)
+    assert grid.relative_view(right)[2] == pytest.approx(grid.relative_view(left)[2], rel=1e-3)
+    # another image dropped into the right viewport: "Prior · …" no longer describes it
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        grid.open(1, p["oldest"])
+    assert grid.caption(1) == "" and grid.caption(0).startswith("Current")
+
+
+def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tmp_path):
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    grid = viewer.viewports
+    grid.set_layout("1x2")
+    grid.set_active(1)
+    show(qtbot, viewer, p["middle"])
+    assert grid.path(1) == p["middle"]
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1 and img.path == p["oldest"]):
+        viewer.prior_compare.action.trigger()
+    assert grid.active == 0 and grid.path(0) == p["middle"] and viewer.current_image.path == p["middle"]
+    assert grid.caption(1) == "Prior · 2017-01-05"
