@@ -162,6 +162,10 @@ class LocalPool:
             counter[0] += 1
             return _Block(counter[0], list(paths))
 
+        first = next_block()
+        if first is None:
+            return  # nothing to decode (a resumed run that was complete): no processes
+        retry.append(first)
         try:
             self._workers = [self._start() for _ in range(self.n)]
             while True:

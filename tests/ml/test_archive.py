@@ -16,7 +16,7 @@ import pytest
 
 from cxrviewer.cli import main
 
-N = 24
+N = 16
 
 
 @pytest.fixture(scope="module")
