@@ -66,11 +66,11 @@ class PriorCompare(QtCore.QObject):
         img = w.current_image
         if img is None:
             self.last = PriorResult(None, "No image is shown")
-        elif w.last_scan is None and w.scanner.running():
-            # the index is complete only when the scan is: the prior may not have been read yet
-            self.last = PriorResult(None, "The folder is still being scanned: try again when it is done")
         else:
+            # the last finished scan (the index of a folder still being scanned is partial)
             self.last = find_prior(w.last_scan, w.current_path or img.path)
+            if self.last.match is None and w.scanner.running():
+                self.last = PriorResult(None, "The folder is still being scanned: try again when it is done")
         match = self.last.match
         if match is None:
             w.show_message(self.last.reason)

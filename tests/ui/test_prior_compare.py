@@ -28,6 +28,7 @@ def three_plus_one(root: Path) -> dict[str, str]:
 
 
 def show(qtbot, w, path: str) -> None:
+    qtbot.waitUntil(lambda: not w.scanner.running(), timeout=15000)  # its thread ends after scanFinished
     if w.current_image is None or w.current_image.path != path:
         with qtbot.waitSignal(w.imageLoaded, timeout=15000):
             assert w.browser.select_path(path)
