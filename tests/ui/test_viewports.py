@@ -254,3 +254,14 @@ def test_a_new_image_in_a_viewport_drops_its_old_heatmap(qtbot, side_by_side):
     assert layer.cam is not None
     _open(qtbot, w, 1, a)
     assert layer.cam is None and Path(g.canvas(1).img.path) == a
+
+
+def test_bench_display_reports_two_synced_viewports():
+    import argparse
+
+    from cxrviewer.bench import display
+
+    res = display.run(argparse.Namespace(rows=300, cols=200, updates=5, view=(320, 240)))
+    assert res["synced_viewports"] == 2
+    assert res["synced_fps"] == pytest.approx(1000 / res["synced_wl_update_ms"], rel=0.01)
+    assert res["fps"] > 0 and res["synced_fps_median"] > 0  # the single-view keys are still there
