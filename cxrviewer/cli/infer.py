@@ -55,6 +55,19 @@ def add_parser(sub) -> None:
         help="decode/preprocess processes (default: the cores; 0 = in this process)",
     )
     p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: decode processes on this machine (default); ray: the same stages as a Ray "
+        "Data pipeline (the cluster extra: pip install 'cxrviewer[cluster]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="--engine ray: the cluster to join ('auto', 'HOST:PORT' or 'ray://HOST:10001'); "
+        "default: a private local Ray with --workers CPUs",
+    )
+    p.add_argument(
         "--cam-summary",
         action="store_true",
         help=".parquet only: add an 8x8 Grad-CAM summary (64 floats) per scored image",
@@ -169,6 +182,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.cam_summary and out.suffix.lower() not in (".parquet", ".pq"):
         return fail("--cam-summary needs a .parquet output")
+    runner, extra = run_archive, {"workers": workers}
+    if args.engine == "ray":
+        # the cluster extra: imported only here, never by a local run
+        from cxrviewer.ml.extras import CLUSTER_EXTRA_HINT, ray_available
+
+        if not ray_available():
+            return fail(f"--engine ray needs Ray: {CLUSTER_EXTRA_HINT}")
+        from cxrviewer.ml.archive_ray import run_archive_ray
+
+        runner = run_archive_ray
+        extra = {"address": args.address, "num_cpus": workers or None, "device": args.device}
+    elif args.address:
+        return fail("--address needs --engine ray")
     try:
         result = scan(args.path, progress=TtyProgress("scanning"))
     except ScanPathError as e:
@@ -201,8 +227,8 @@ def run(args: argparse.Namespace) -> int:
                    if (done_rows.get(e.path) or {}).get("reason") != " ".join(e.reason.split())]
     try:
         sink.append([error_row(e.path, e.reason, engine) for e in scan_errors])
-        st = run_archive(
-            engine, paths, sink, workers=workers, batch_size=args.batch_size,
+        st = runner(
+            engine, paths, sink, batch_size=args.batch_size, **extra,
             score_all=args.score_all, cam_summary=args.cam_summary, keep_maps=cam_dir is not None,
             progress=Progress(), on_rows=write_cams if cam_dir is not None else None,
         )
@@ -226,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
         f"{scored} images -> {out} (model {engine.name} {engine.version}, {engine.backend} on {engine.device}); "
         f"{refused} out of distribution ({'scored anyway' if args.score_all else 'not scored'}); "
         f"{len(errors)} unreadable; this run: {st.total - st.skipped} of {st.total} images in "
-        f"{st.elapsed_s:.1f} s ({st.images_per_s:.1f} images/s, {workers} workers"
+        f"{st.elapsed_s:.1f} s ({st.images_per_s:.1f} images/s, "
+        f"{'Ray' if args.engine == 'ray' else f'{workers} workers'}"
         f"{f', {st.worker_restarts} restarted' if st.worker_restarts else ''}"
         f"{f', {st.skipped} already done' if st.skipped else ''})",
         file=sys.stderr,

@@ -10,6 +10,17 @@ from __future__ import annotations
 import importlib.util
 
 TRAIN_EXTRA_HINT = "pip install 'cxrviewer[train]'"
+#: ``infer --engine ray`` and ``bench archive``'s Ray figure need Ray Data (the cluster extra)
+CLUSTER_EXTRA_HINT = "pip install 'cxrviewer[cluster]'"
+
+
+def ray_available() -> bool:
+    """Whether Ray can be imported here, without importing it (~1 s, and it is the cluster
+    extra's: nothing else may load it)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a broken or stubbed ray
+        return False
 
 
 def torch_available() -> bool:

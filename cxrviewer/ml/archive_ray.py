@@ -1,0 +1,395 @@
+"""The Ray engine of ``cxrviewer infer --engine ray``: the archive stages as a Ray Data pipeline.
+
+The same three stages as the local engine (:mod:`cxrviewer.ml.archive`), placed by Ray:
+
+1. the resume plan on the driver, before anything is submitted: a file whose
+   (path, size, mtime_ns, model) matches a done row of the sink is skipped after one ``stat``
+   (exactly :func:`cxrviewer.ml.archive_local.run_archive`'s rule);
+2. :func:`cxrviewer.ml.archive.prepare` in Ray *tasks* (``map_batches``, one CPU each):
+   decode, header rules, content key, uint8 model input;
+3. :func:`cxrviewer.ml.archive.score` in ONNX Runtime *actors* (an actor pool: one per GPU,
+   else ``actors_per_node`` per node), each loading the model from its path (a file share:
+   every node sees the same model folder) through :meth:`Engine.load`, which verifies the
+   weights' and the graph's sha256 as everywhere else, and then checks it holds the very
+   weights the driver loaded;
+4. each block of rows comes back to the driver as it is done and goes to the *same* sink
+   (:class:`cxrviewer.ml.archive.ResultsSink`), so ``--out``, resume and the final
+   one-row-per-image rewrite are the local engine's.
+
+Ray is the ``cluster`` extra and only this module (and the Ray bench) imports it; the CLI
+imports this module only for ``--engine ray``. ``address=None`` starts a private local Ray
+in this process (small object store, the given CPUs, no dashboard, loopback only);
+``"auto"`` or ``"ray://host:10001"`` joins a running cluster, whose nodes need
+``cxrviewer[cluster]`` installed at the same version and the model folder and the archive at
+the same paths.
+
+A block whose task dies (a decoder that crashes its process) is retried once by Ray; if it
+dies again the block is skipped and its files are sent once more one file per block, so only
+the file that kills its worker becomes a ``status=error`` row (the local engine's rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import pickle
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import ray
+import ray.data
+
+from cxrviewer.core.errors import CxrError
+from cxrviewer.ml.archive import (
+    ERROR,
+    Prepared,
+    ResultsSink,
+    file_stat,
+    is_done,
+    prepare,
+    reuse_row,
+    score,
+)
+from cxrviewer.ml.archive_local import RunStats
+
+#: the object store of a private local Ray (MB): blocks of uint8 inputs are small (a batch
+#: of 8 at 224 px is 0.4 MB), and Ray's default (30 % of RAM) would reserve GBs of /dev/shm
+LOCAL_OBJECT_STORE_MB = 256
+#: memory reserved per inference actor (MB): ONNX Runtime's session and arena for a batch
+#: of a ResNet-50. A scheduling hint on a cluster (no node gets more actors than it can
+#: hold), and it makes the actor's Ray options differ from the decode tasks', which keeps
+#: Ray Data from fusing decoding into the actor (it would then decode and infer serially).
+ACTOR_MEMORY_MB = 1024
+#: files per decode block, in batches: enough work per task to pay for Ray's per-task
+#: overhead (~ms) while leaving several blocks per CPU for balance
+BATCHES_PER_BLOCK = 4
+#: a row from an actor that says "same pixels as a done row: reuse it" (built on the driver,
+#: which holds the done rows; actors only get the set of their keys)
+_REUSE = "_reuse"
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- session
+
+
+@contextlib.contextmanager
+def session(
+    address: str | None = None, *, num_cpus: int | None = None, object_store_mb: int | None = None
+) -> Iterator[None]:
+    """Ray for the duration of the block: joined at ``address``, or a private local one.
+
+    A Ray already initialised in this process (a test module's, a caller's) is used as it
+    is and left running.
+
+    Parameters
+    ----------
+    address
+        ``None``: start a local Ray in this process with ``num_cpus`` CPUs and a
+        ``object_store_mb`` object store; ``"auto"``, ``"HOST:PORT"`` or ``"ray://…"``: join.
+    """
+    if ray.is_initialized():
+        yield
+        return
+    opts: dict[str, Any] = dict(
+        include_dashboard=False,
+        # worker output stays in Ray's session logs: stderr is the progress line's
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    if address is None:
+        # "local" always starts a new instance (a bare init() would join a cluster named by
+        # RAY_ADDRESS, or one already running on this machine)
+        opts.update(
+            address="local",
+            num_cpus=num_cpus,
+            num_gpus=None,
+            object_store_memory=int((object_store_mb or LOCAL_OBJECT_STORE_MB) * 2**20),
+        )
+    else:
+        opts["address"] = address
+    try:
+        ray.init(**opts)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise CxrError(None, f"cannot start or join Ray at {address or 'local'}: {e}") from e
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _quiet_data_context() -> Any:
+    """Ray Data's context with its progress bars and per-run INFO lines off (stderr carries
+    our own progress line)."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return ctx
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict) -> dict[str, np.ndarray]:
+    """Ray task: :func:`cxrviewer.ml.archive.prepare` for each ``path`` of the batch.
+
+    Returns the :class:`Prepared` items pickled (a binary column: Ray Data moves bytes
+    without looking into them).
+    """
+    try:
+        import cv2
+
+        # one task per CPU already: OpenCV's own threads would oversubscribe the node
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    out = [pickle.dumps(prepare(str(p), spec, card), protocol=5) for p in batch["path"]]
+    return {"prepared": np.array(out, dtype=object)}
+
+
+class Scorer:
+    """Ray actor: one loaded model, :func:`cxrviewer.ml.archive.score` per batch.
+
+    Parameters
+    ----------
+    model_dir, backend, device
+        As :meth:`cxrviewer.ml.inference.Engine.load` (checksums verified there).
+    weights_sha256
+        The driver's model: an actor that loaded other weights (a different file at the
+        same path on its node) refuses to score.
+    reuse_keys
+        Content keys of done rows: such items come back as reuse markers, not scored.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        backend: str,
+        device: str,
+        weights_sha256: str,
+        options: dict[str, bool],
+        reuse_keys: frozenset[str],
+    ) -> None:
+        from cxrviewer.ml.inference import Engine
+
+        self.engine = Engine.load(model_dir, backend=backend, device=device)
+        got = str(self.engine.card.get("weights_sha256", ""))
+        if got != weights_sha256:
+            raise CxrError(
+                model_dir,
+                f"this node's model has weights sha256 {got[:12]}…, the driver's {weights_sha256[:12]}…: "
+                "every node must see the same model folder",
+            )
+        self.options = options
+        self.reuse_keys = reuse_keys
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items: list[Prepared] = [pickle.loads(b) for b in batch["prepared"]]
+        rows: list[dict[str, Any]] = []
+        todo: list[Prepared] = []
+        for p in items:
+            if p.ok and p.key in self.reuse_keys:
+                rows.append({_REUSE: True, **_stage_costs(p), "path": p.path,
+                             "sop_instance_uid": p.sop_instance_uid, "content_key": p.key,
+                             "file_size": p.file_size, "mtime_ns": p.mtime_ns})
+            else:
+                todo.append(p)
+        if todo:
+            t0 = time.perf_counter()
+            scored = score(self.engine, todo, **self.options)
+            ms = (time.perf_counter() - t0) * 1e3 / len(todo)
+            for p, r in zip(todo, scored, strict=True):
+                r.update(_stage_costs(p), _inference_ms=ms)
+                rows.append(r)
+        return {"row": np.array([pickle.dumps(r, protocol=5) for r in rows], dtype=object)}
+
+
+def _stage_costs(p: Prepared) -> dict[str, float]:
+    return {"_decode_ms": p.decode_ms, "_key_ms": p.key_ms, "_preprocess_ms": p.preprocess_ms}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _actor_plan(actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[str, Any]]:
+    """How many inference actors and each one's Ray resources, from what the cluster has."""
+    res = ray.cluster_resources()
+    gpus = int(res.get("GPU", 0)) if use_gpu else 0
+    if gpus:
+        return gpus, {"num_gpus": 1, "num_cpus": 1}
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    cpus = int(res.get("CPU", 1))
+    n = max(1, nodes) * max(1, actors_per_node or 1)
+    # leave at least one CPU to the decode tasks, or the pipeline stalls on its first stage
+    n = max(1, min(n, cpus - 1)) if cpus > 1 else 1
+    return n, {"num_cpus": 1 if cpus > 1 else 0.5, "memory": ACTOR_MEMORY_MB * 2**20}
+
+
+def _dataset(
+    paths: Sequence[str],
+    *,
+    engine: Any,
+    device: str,
+    batch_size: int,
+    block_files: int,
+    options: dict[str, bool],
+    reuse_keys: frozenset[str],
+    actors_per_node: int | None,
+) -> Any:
+    # the driver may be a laptop without a GPU: the actors' device is what was asked for
+    use_gpu = device != "cpu"
+    n_actors, actor_res = _actor_plan(actors_per_node, use_gpu)
+    blocks = max(1, math.ceil(len(paths) / max(1, block_files)))
+    ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
+    ds = ds.map_batches(
+        prepare_batch,
+        fn_kwargs={"spec": engine.spec, "card": dict(engine.card)},
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=1,
+    )
+    return ds.map_batches(
+        Scorer,
+        fn_constructor_kwargs={
+            "model_dir": str(engine.model_dir),
+            "backend": engine.backend,
+            "device": device,
+            "weights_sha256": str(engine.card.get("weights_sha256", "")),
+            "options": options,
+            "reuse_keys": reuse_keys,
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=n_actors),
+        **actor_res,
+    )
+
+
+def run_archive_ray(
+    engine: Any,
+    paths: Sequence[str],
+    sink: ResultsSink,
+    *,
+    batch_size: int = 8,
+    score_all: bool = False,
+    cam_summary: bool = False,
+    keep_maps: bool = False,
+    progress: Callable[[int, int, RunStats], None] | None = None,
+    on_rows: Callable[[list[dict]], None] | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    actors_per_node: int | None = None,
+    device: str = "auto",
+) -> RunStats:
+    """Score ``paths`` into ``sink`` on Ray; the counterpart of
+    :func:`cxrviewer.ml.archive_local.run_archive` (same arguments, same rows, same stats).
+
+    Parameters
+    ----------
+    engine
+        The driver's loaded model: its folder, backend and weights are what actors load.
+    address, num_cpus
+        See :func:`session` (``num_cpus``: the local Ray's CPUs; ignored when joining).
+    actors_per_node
+        Inference actors per node on CPU nodes (default 1: ONNX Runtime already uses the
+        node's cores; GPU nodes get one actor per GPU).
+    device
+        The actors' device (``infer --device``): ``"cpu"`` keeps them off GPUs.
+
+    Raises
+    ------
+    CxrError
+        Ray cannot be started or joined, or an actor's model differs from the driver's.
+    """
+    t0 = time.perf_counter()
+    st = RunStats(total=len(paths))
+    done_rows, by_key = sink.done_rows(), sink.done_keys()
+    todo = []
+    for p in paths:
+        size, mtime = file_stat(p)
+        if is_done(done_rows.get(p), size, mtime, engine):
+            st.skipped += 1
+        else:
+            todo.append(p)
+    finished = st.skipped
+    options = {"score_all": score_all, "cam_summary": cam_summary, "keep_maps": keep_maps}
+
+    def emit(rows: list[dict]) -> None:
+        nonlocal finished
+        if on_rows is not None:
+            on_rows(rows)
+        sink.append([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        for r in rows:
+            st.errors += r["status"] == ERROR
+            st.refused += r["status"] not in (ERROR, "ok")
+        finished += len(rows)
+        st.elapsed_s = time.perf_counter() - t0
+        if progress is not None:
+            progress(finished, st.total, st)
+
+    if progress is not None:
+        progress(finished, st.total, st)
+    if not todo:
+        st.elapsed_s = time.perf_counter() - t0
+        return st
+    seen: set[str] = set()
+
+    def collect(ds: Any) -> None:
+        for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            out = []
+            for r in (pickle.loads(x) for x in b["row"]):
+                seen.add(r["path"])
+                st.decode_ms += r.get("_decode_ms", 0.0)
+                st.key_ms += r.get("_key_ms", 0.0)
+                st.preprocess_ms += r.get("_preprocess_ms", 0.0)
+                if r.get(_REUSE):
+                    st.reused += 1
+                    p = Prepared(r["path"], sop_instance_uid=r["sop_instance_uid"],
+                                 file_size=r["file_size"], mtime_ns=r["mtime_ns"])
+                    out.append(reuse_row(by_key[r["content_key"]], p))
+                    continue
+                st.inference_ms += r.get("_inference_ms", 0.0)
+                st.scored += r["status"] != ERROR
+                out.append(r)
+            emit(out)
+
+    with session(address, num_cpus=num_cpus):
+        ctx = _quiet_data_context()
+        # a block that failed twice is dropped (not the run): its files get one more try alone
+        ctx.max_errored_blocks = -1
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        kw = dict(engine=engine, device=device, batch_size=batch_size, options=options,
+                  reuse_keys=frozenset(by_key), actors_per_node=actors_per_node)
+        # blocks of a few batches, but at least two blocks per CPU so all of them decode
+        per_block = min(batch_size * BATCHES_PER_BLOCK, math.ceil(len(todo) / (2 * cpus)))
+        collect(_dataset(todo, block_files=max(batch_size, per_block), **kw))
+        lost = [p for p in todo if p not in seen]
+        if lost:
+            # what a twice-failed block took with it, one file per block: one crashing file
+            # cannot take its neighbours' rows with it
+            log.warning("%d files lost with failed Ray blocks: retrying one file per block", len(lost))
+            collect(_dataset(lost, block_files=1, **kw))
+    lost = [p for p in todo if p not in seen]
+    if lost:
+        emit([_lost_row(p, engine) for p in lost])
+    st.elapsed_s = time.perf_counter() - t0
+    return st
+
+
+def _lost_row(path: str, engine: Any) -> dict[str, Any]:
+    from cxrviewer.ml.archive import error_row
+
+    return error_row(
+        path,
+        "the Ray task decoding this file died twice, alone in its block; the file may crash "
+        "its decoder",
+        engine,
+    )
+
+
+__all__ = ["ACTOR_MEMORY_MB", "LOCAL_OBJECT_STORE_MB", "Scorer", "prepare_batch",
+           "run_archive_ray", "session"]

@@ -1,0 +1,214 @@
+"""``cxrviewer infer --engine ray``: the same rows as the local engine, resume, and Ray kept
+out of every other code path (the cluster extra).
+
+One private local Ray (2 CPUs, a 200 MB object store, no dashboard) serves the whole module:
+starting one costs 3-10 s on this machine, and the engine reuses a Ray that is already up.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrviewer import paths
+
+N_FILES = 20
+
+
+def _demo_model() -> Path:
+    d = paths.resource("models") / "cxr-resnet50-demo"
+    if not (d / "card.json").is_file():
+        pytest.skip(f"the bundled demo model is absent ({d})")
+    return d
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, rg1_unci) -> Path:
+    """``N_FILES`` small CR DICOMs (the RG1 radiograph, rolled by one row more per file so
+    each has its own pixels and content key) and one file that is not DICOM."""
+    import cv2
+
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.core.synthetic import make_dataset, write_dataset
+
+    d = tmp_path_factory.mktemp("archive")
+    base = cv2.resize(np.asarray(load_image(rg1_unci).stored), (192, 192),
+                      interpolation=cv2.INTER_AREA)
+    for i in range(N_FILES):
+        ds = make_dataset(np.roll(base, 3 * i, axis=0), patient_id=f"ARC{i:03d}",
+                          extra={"BodyPartExamined": "CHEST", "ViewPosition": "PA"})
+        write_dataset(ds, d / f"img{i:03d}.dcm")
+    (d / "broken.dcm").write_bytes(b"DICM" + b"\x00" * 50)
+    return d
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["path"] for r in rows}) == len(rows), "duplicate rows"
+    return {r["path"]: r for r in rows}
+
+
+# --------------------------------------------------------------------------- without Ray
+
+
+def _run_py(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_local_infer_never_imports_ray(archive, tmp_path):
+    """The default engine runs without the cluster extra: not even a transitive import."""
+    out = tmp_path / "local.csv"
+    r = _run_py(
+        "import sys\n"
+        "from cxrviewer.cli import main\n"
+        "import cxrviewer.cli.infer, cxrviewer.ml.archive, cxrviewer.ml.archive_local\n"
+        f"rc = main(['infer', {str(archive)!r}, '--out', {str(out)!r}, '--model', "
+        f"{str(_demo_model())!r}, '--workers', '1'])\n"
+        "print('RAY-LOADED' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 'NO-RAY')\n"
+        "sys.exit(rc)\n"
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "NO-RAY"
+    assert len(_rows(out)) == N_FILES + 1
+
+
+def test_engine_ray_without_ray_names_the_extra(archive, tmp_path):
+    """Where Ray is not installed (here: made unimportable), one line says what to install."""
+    out = tmp_path / "o.csv"
+    r = _run_py(
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if the cluster extra were not installed\n"
+        "from cxrviewer.cli import main\n"
+        f"sys.exit(main(['infer', {str(archive)!r}, '--out', {str(out)!r}, '--engine', 'ray']))\n"
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'cxrviewer[cluster]'" in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_address_without_engine_ray_is_refused(archive, tmp_path, capsys):
+    from cxrviewer.cli import main
+
+    rc = main(["infer", str(archive), "--out", str(tmp_path / "o.csv"), "--address", "auto"])
+    assert rc == 2
+    assert "--address needs --engine ray" in capsys.readouterr().err
+
+
+def test_scorer_refuses_a_model_with_other_weights():
+    """An actor whose node holds other weights at the model's path scores nothing."""
+    pytest.importorskip("ray", reason="Ray (the cluster extra) is not installed")
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.archive_ray import Scorer
+
+    with pytest.raises(CxrError, match="every node must see the same model folder"):
+        Scorer(str(_demo_model()), "onnxruntime", "cpu", "0" * 64, {}, frozenset())
+
+
+# --------------------------------------------------------------------------- with Ray
+
+
+@pytest.fixture(scope="module")
+def ray_up():
+    ray = pytest.importorskip("ray", reason="Ray (the cluster extra) is not installed")
+    import logging
+
+    # small on purpose: the machine is shared, and the engine's blocks are a few MB
+    ray.init(address="local", num_cpus=2, object_store_memory=200 * 2**20,
+             include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_ray_rows_equal_local_rows(ray_up, archive, tmp_path, capsys):
+    from cxrviewer.cli import main
+
+    model = str(_demo_model())
+    local, viaray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    # --score-all: probabilities for every image, whatever the gate says of these small
+    # synthetic files (its status and reason are compared too)
+    assert main(["infer", str(archive), "--out", str(local), "--model", model,
+                 "--workers", "1", "--batch-size", "4", "--score-all"]) == 0
+    assert main(["infer", str(archive), "--out", str(viaray), "--model", model,
+                 "--engine", "ray", "--batch-size", "4", "--score-all"]) == 0
+    err = capsys.readouterr().err
+    assert "images/s, Ray" in err
+    a, b = _rows(local), _rows(viaray)
+    assert a.keys() == b.keys() and len(a) == N_FILES + 1
+    scored = 0
+    for k in a:
+        pa, pb = a[k].pop("probability_abnormal"), b[k].pop("probability_abnormal")
+        assert a[k] == b[k], k  # status, reason, label, keys, sizes: all equal
+        if pa != "":
+            scored += 1
+            assert abs(float(pa) - float(pb)) <= 1e-6 + 1e-12, k
+        else:
+            assert pb == ""
+    assert scored == N_FILES
+    assert a[str(archive / "broken.dcm")]["status"] == "error"
+
+
+def test_ray_resumes_a_local_run_and_reuses_copies(ray_up, archive, tmp_path):
+    """Rows already in --out are skipped before anything is submitted; a copy of a done file
+    (new path, same pixels) reuses its row without inference; the result has one row per
+    image."""
+    from cxrviewer.ml.archive import open_sink
+    from cxrviewer.ml.archive_local import run_archive
+    from cxrviewer.ml.archive_ray import run_archive_ray
+    from cxrviewer.ml.inference import Engine
+
+    engine = Engine.load(_demo_model())
+    files = sorted(str(p) for p in archive.glob("img*.dcm"))
+    out = tmp_path / "r.csv"
+    sink = open_sink(out)
+    run_archive(engine, files[:8], sink, workers=0, batch_size=4, score_all=True)
+    sink.close()
+    before = _rows(out)
+    copy = tmp_path / "copy_of_0.dcm"
+    shutil.copy(files[0], copy)  # a new mtime: decoded, then matched by content key
+
+    sink = open_sink(out)
+    todo = [*files, str(copy)]
+    st = run_archive_ray(engine, todo, sink, batch_size=4, score_all=True)
+    final = sink.finalize(set(todo))
+    assert (st.total, st.skipped, st.reused, st.scored) == (N_FILES + 1, 8, 1, N_FILES - 8)
+    rows = {r["path"]: r for r in final}
+    assert sorted(rows) == sorted(todo)
+    for p in files[:8]:  # untouched: the first run's rows, byte for byte
+        assert {k: str(v) for k, v in rows[p].items()} == before[p]
+    assert before[files[0]]["probability_abnormal"] != ""
+    assert rows[str(copy)]["probability_abnormal"] == before[files[0]]["probability_abnormal"]
+    assert rows[str(copy)]["content_key"] == before[files[0]]["content_key"]
+
+    # and once more: nothing left to do, nothing submitted
+    sink = open_sink(out)
+    st = run_archive_ray(engine, todo, sink, batch_size=4)
+    assert (st.skipped, st.scored) == (N_FILES + 1, 0)
+    assert len(sink.finalize(set(todo))) == N_FILES + 1
+
+
+def test_bench_measurer_reports_images_per_s_ray(ray_up, archive, tmp_path):
+    from cxrviewer.bench.archive_ray import measure
+
+    paths_ = sorted(str(p) for p in archive.glob("img*.dcm"))[:8]
+
+    class Ctx:  # what bench archive hands a measurer (cxrviewer.bench.archive.ArchiveContext)
+        pass
+
+    ctx = Ctx()
+    ctx.archive, ctx.paths, ctx.model_dir, ctx.tmp, ctx.batch_size = (
+        archive, paths_, _demo_model(), tmp_path, 4)
+    res = measure(ctx)
+    json.dumps(res)
+    assert res["images_per_s_ray"] > 0
+    assert res["ray_rows_exact"] is True
