@@ -66,6 +66,9 @@ ACTOR_MEMORY_MB = 1024
 #: files per decode block, in batches: enough work per task to pay for Ray's per-task
 #: overhead (~ms) while leaving several blocks per CPU for balance
 BATCHES_PER_BLOCK = 4
+#: the driver appends rows to the sink at most this often, or when this many are waiting
+SINK_INTERVAL_S = 0.5
+SINK_MAX_ROWS = 4096
 #: a row from an actor that says "same pixels as a done row: reuse it" (built on the driver,
 #: which holds the done rows; actors only get the set of their keys)
 _REUSE = "_reuse"
@@ -161,6 +164,9 @@ class Scorer:
     weights_sha256
         The driver's model: an actor that loaded other weights (a different file at the
         same path on its node) refuses to score.
+    load_kwargs
+        Further :meth:`Engine.load` arguments the driver's engine was loaded with (its
+        ``precision``, where the engine has one).
     reuse_keys
         Content keys of done rows: such items come back as reuse markers, not scored.
     """
@@ -173,10 +179,11 @@ class Scorer:
         weights_sha256: str,
         options: dict[str, bool],
         reuse_keys: frozenset[str],
+        load_kwargs: dict[str, Any] | None = None,
     ) -> None:
         from cxrviewer.ml.inference import Engine
 
-        self.engine = Engine.load(model_dir, backend=backend, device=device)
+        self.engine = Engine.load(model_dir, backend=backend, device=device, **(load_kwargs or {}))
         got = str(self.engine.card.get("weights_sha256", ""))
         if got != weights_sha256:
             raise CxrError(
@@ -261,6 +268,8 @@ def _dataset(
             "weights_sha256": str(engine.card.get("weights_sha256", "")),
             "options": options,
             "reuse_keys": reuse_keys,
+            # int8 or fp32 as the driver chose (an "auto" choice is made once, there)
+            "load_kwargs": {"precision": engine.precision} if hasattr(engine, "precision") else {},
         },
         batch_size=batch_size,
         batch_format="numpy",
@@ -339,8 +348,9 @@ def run_archive_ray(
     seen: set[str] = set()
 
     def collect(ds: Any) -> None:
+        pending: list[dict] = []
+        last = time.monotonic()
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            out = []
             for r in (pickle.loads(x) for x in b["row"]):
                 seen.add(r["path"])
                 st.decode_ms += r.get("_decode_ms", 0.0)
@@ -350,12 +360,19 @@ def run_archive_ray(
                     st.reused += 1
                     p = Prepared(r["path"], sop_instance_uid=r["sop_instance_uid"],
                                  file_size=r["file_size"], mtime_ns=r["mtime_ns"])
-                    out.append(reuse_row(by_key[r["content_key"]], p))
+                    pending.append(reuse_row(by_key[r["content_key"]], p))
                     continue
                 st.inference_ms += r.get("_inference_ms", 0.0)
                 st.scored += r["status"] != ERROR
-                out.append(r)
-            emit(out)
+                pending.append(r)
+            # Blocks from many nodes arrive faster than one fsync'ed append each can take
+            # (~4 ms here: ~2,000 rows/s at batch 8): group them, at most SINK_INTERVAL_S
+            # apart. A kill loses at most those rows' work, never a row already written.
+            if len(pending) >= SINK_MAX_ROWS or time.monotonic() - last >= SINK_INTERVAL_S:
+                emit(pending)
+                pending, last = [], time.monotonic()
+        if pending:
+            emit(pending)
 
     with session(address, num_cpus=num_cpus):
         ctx = _quiet_data_context()
