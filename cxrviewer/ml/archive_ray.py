@@ -51,6 +51,7 @@ from cxrviewer.ml.archive import (
     is_done,
     prepare,
     reuse_row,
+    same_model,
     score,
 )
 from cxrviewer.ml.archive_local import RunStats
@@ -316,7 +317,8 @@ def run_archive_ray(
     """
     t0 = time.perf_counter()
     st = RunStats(total=len(paths))
-    done_rows, by_key = sink.done_rows(), sink.done_keys()
+    done_rows = sink.done_rows()
+    by_key = {k: r for k, r in sink.done_keys().items() if same_model(r, engine)}
     todo = []
     for p in paths:
         size, mtime = file_stat(p)
