@@ -214,6 +214,18 @@ def card_sections(card: Mapping[str, Any]) -> list[Section]:
     else:
         out.append(("Out-of-distribution gate", [("Learned check", "none: only the DICOM header rules apply")]))
 
+    q = take("int8")
+    if isinstance(q, Mapping) and q:  # cxrviewer.ml.quantize: the measured INT8 graph
+        rows = [("Used by default", "yes (precision auto, on CPU)" if q.get("default") else "no: opt-in (precision int8)")]
+        if "auc_delta" in q:
+            rows.append(("Test AUC", f"{_num(q.get('auc_fp32'), 4)} float32 → {_num(q.get('auc_int8'), 4)} INT8 "
+                         f"(change {float(q['auc_delta']):+.4f}, {q.get('test_n')} test images)"))
+            rows.append(("Grad-CAM vs float32", f"Pearson {_num(q.get('cam_pearson'), 4)} (mean; min {_num(q.get('cam_pearson_min'), 4)})"))
+            rows.append(("Speed", f"{_num(q.get('speedup'), 2)}× float32 (batch {q.get('batch')}, where it was measured)"))
+        rows += [(k.replace("_", " ").capitalize(), _flat(v)) for k, v in q.items() if k in
+                 ("file", "calibration_n", "calibration_data", "format", "weights", "activations", "rule")]
+        out.append(("INT8 (quantized graph)", rows))
+
     loc = take("localization")
     if isinstance(loc, Mapping) and loc:
         out.append(("Localization (Grad-CAM)", [(k.replace("_", " ").capitalize(), _flat(v)) for k, v in loc.items()]))

@@ -426,7 +426,7 @@ class Engine:
                   precision: str = "fp32") -> Engine:
         from cxrviewer.ml.quantize import choose
 
-        int8 = choose(precision, model_dir, card)  # None: float32
+        int8 = choose(precision, model_dir, card, device)  # None: float32
         onnx_path = int8 or find_onnx(model_dir, card)
         model = None
         if onnx_path is None:
