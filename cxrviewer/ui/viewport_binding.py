@@ -21,7 +21,7 @@ import os
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import FileError, LoadedImage
-from cxrviewer.ui.viewports import LAYOUTS, MIME_PATHS, ViewportGrid, mime_for_paths
+from cxrviewer.ui.viewports import LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime
 
 #: layout -> (menu text, shortcut)
 LAYOUT_ACTIONS = {"1x1": ("1 × 1", "Alt+1"), "1x2": ("1 × 2 (side by side)", "Alt+2"),
@@ -297,7 +297,14 @@ class BrowserDragSource(QtCore.QObject):
     a left-button move past the platform's drag distance starts a ``QDrag`` carrying
     :data:`~cxrviewer.ui.viewports.MIME_PATHS` with the image under the press, or every image
     of the series/study row under it. A plain click still selects as before.
+
+    Signals
+    -------
+    dragStarted(list)
+        A drag of these image paths is starting (before ``QDrag.exec``, which owns its data).
     """
+
+    dragStarted = QtCore.Signal(list)
 
     def __init__(self, browser) -> None:
         super().__init__(browser)
@@ -348,9 +355,10 @@ class BrowserDragSource(QtCore.QObject):
                 self._press = None
                 md = self.mime_at(view, start)
                 if md is not None:
+                    self.dragStarted.emit(paths_from_mime(md))
                     drag = QtGui.QDrag(view)
                     drag.setMimeData(md)
-                    n = len(paths := md.data(MIME_PATHS).data().decode("utf-8").split("\n"))
+                    n = len(paths := paths_from_mime(md))
                     drag.setPixmap(_drag_pixmap(f"{n} image{'s' if n != 1 else ''}" if n > 1 else os.path.basename(paths[0])))
                     drag.exec(QtCore.Qt.DropAction.CopyAction)
                     return True

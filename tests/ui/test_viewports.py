@@ -13,7 +13,7 @@ from conftest import drag, open_and_wait, ramp, write_cr
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset
-from cxrviewer.ui.viewports import ACTIVE_COLOR, MIME_PATHS, paths_from_mime
+from cxrviewer.ui.viewports import ACTIVE_COLOR, MIME_PATHS, mime_for_paths, paths_from_mime
 
 
 @pytest.fixture
@@ -56,6 +56,12 @@ def _drag_enter(pos: QtCore.QPoint, act, md: QtCore.QMimeData) -> QtGui.QDragEnt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return QtGui.QDragEnterEvent(pos, act, md, QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier)
+
+
+def _mouse(widget, etype, pos: QtCore.QPoint, button, buttons) -> None:
+    ev = QtGui.QMouseEvent(etype, QtCore.QPointF(pos), QtCore.QPointF(widget.mapToGlobal(pos)), button, buttons,
+                           QtCore.Qt.KeyboardModifier.NoModifier)
+    QtWidgets.QApplication.sendEvent(widget, ev)
 
 
 def _click(canvas) -> None:
@@ -116,13 +122,22 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     w, a, b = side_by_side
     g = w.viewports
     src = w.viewport_binding.drag_source
-    # the browser's drag data for B's row (tree mode), as the drag source builds it
-    item = w.browser.model.by_path[str(b)]
+    # a real press and move on A's row in the tree start the drag (QDrag.exec itself returns
+    # at once offscreen: there is no platform drag there)
+    item = w.browser.model.by_path[str(a)]
     idx = w.browser.proxy.mapFromSource(item.index())
     w.browser.view.scrollTo(idx)
     pos = w.browser.view.visualRect(idx).center()
-    md = src.mime_at(w.browser.view, pos)
-    assert paths_from_mime(md) == [str(b)]
+    vp = w.browser.view.viewport()
+    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    with qtbot.waitSignal(src.dragStarted, timeout=2000) as started:
+        _mouse(vp, T.MouseButtonPress, pos, L, L)
+        _mouse(vp, T.MouseMove, pos + QtCore.QPoint(30, 4), NoB, L)
+    assert started.args[0] == [str(a)]
+    md = mime_for_paths(started.args[0])  # the drag's own data belongs to the (finished) QDrag
+    assert paths_from_mime(md) == [str(a)] and md.urls()[0].toLocalFile() == str(a)
+    _mouse(vp, T.MouseButtonRelease, pos + QtCore.QPoint(30, 4), L, NoB)
+    qtbot.wait(200)  # the press selected A: whatever that loads goes to the active viewport 0
     # a series row carries every image of the series
     series = src.paths_at(w.browser.view, idx.parent())
     assert sorted(series) == sorted([str(a), str(b)])
@@ -131,20 +146,20 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     wl_paths = [src.paths_at(w.browser.worklist, w.browser.worklist_proxy.index(r, 0))[0]
                 for r in range(w.browser.worklist_proxy.rowCount())]
     assert sorted(wl_paths) == sorted([str(a), str(b)])
-    # the real drop: enter, move and drop events sent to viewport 0, which shows A now
-    target = g.viewport(0)
+    # the real drop: enter and drop events sent to viewport 1, which shows B
+    assert g.active == 0 and Path(g.canvas(1).img.path) == b
+    target = g.viewport(1)
     p = QtCore.QPointF(target.rect().center())
     act = QtCore.Qt.DropAction.CopyAction
-    NoB, NoM = QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier
     enter = _drag_enter(p.toPoint(), act, md)
     QtWidgets.QApplication.sendEvent(target, enter)
     assert enter.isAccepted()
-    with qtbot.waitSignal(g.opened, timeout=15000, check_params_cb=lambda i, img: i == 0):
-        drop = QtGui.QDropEvent(p, act, md, NoB, NoM)
+    with qtbot.waitSignal(g.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        drop = QtGui.QDropEvent(p, act, md, NoB, QtCore.Qt.KeyboardModifier.NoModifier)
         QtWidgets.QApplication.sendEvent(target, drop)
         assert drop.isAccepted()
-    assert Path(g.canvas(0).img.path) == b and Path(g.canvas(1).img.path) == b
-    assert g.active == 0 and Path(w.current_image.path) == b
+    assert Path(g.canvas(1).img.path) == a and Path(g.canvas(0).img.path) == a
+    assert g.active == 1 and w.canvas is g.canvas(1) and Path(w.current_image.path) == a
     # a drag that is not from the browser is left to the window (it opens files and folders)
     other = QtCore.QMimeData()
     other.setText("hello")
