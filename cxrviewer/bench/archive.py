@@ -224,13 +224,21 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
                             stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 3600
     while _rows(out) < n // 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    killed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = {r["path"] for r in read_csv_rows(out)}
     left = [p for p in ctx.paths if p not in done]
     res["killed_at_fraction"] = round(len(done) / n, 3)
     resume_s, _, _ = _timed(ctx.infer_command(out, "--workers", "2"), env)
+    rows = read_csv_rows(out)
+    res.update(resume_run_s=round(resume_s, 2),
+               resume_rows_exact=len(rows) == n and len({r["path"] for r in rows}) == n)
+    if not killed or not left:  # the run ended before the kill (a tiny --n): nothing to compare
+        res.update(fresh_remaining_s=None, resume_overhead_s=None, peak_rss_mb=None,
+                   note="the killed run finished before it could be killed")
+        return res
     rest = ctx.tmp / "remaining"
     rest.mkdir()
     for p in left:
@@ -239,12 +247,9 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
         except OSError:
             shutil.copy2(p, rest / Path(p).name)
     fresh_s, peak, _ = _timed(ctx.infer_command(ctx.tmp / "fresh.csv", "--workers", "2", path=rest), env)
-    rows = read_csv_rows(out)
     res.update(
-        resume_run_s=round(resume_s, 2),
         fresh_remaining_s=round(fresh_s, 2),
         resume_overhead_s=round(resume_s - fresh_s, 2),
-        resume_rows_exact=len(rows) == n and len({r["path"] for r in rows}) == n,
         peak_rss_mb=round(peak, 1),
     )
     return res
