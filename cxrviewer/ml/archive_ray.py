@@ -33,14 +33,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import ray
-import ray.data
 
 from cxrviewer.core.errors import CxrError
 from cxrviewer.ml.archive import (
@@ -80,11 +80,28 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- session
 
 
+#: Ray's own switch (read when ray is imported) that makes a Ray started here take
+#: 127.0.0.1 as its node address, so all its servers listen on loopback only. Without it a
+#: local Ray binds every interface (only its token authentication in front).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _import_ray(local: bool) -> Any:
+    """``ray`` (with ``ray.data``); for a private local Ray, imported loopback-only."""
+    if local and "ray" not in sys.modules:
+        os.environ[LOOPBACK_ENV] = "0"  # inherited by the raylet and its workers
+    import ray
+    import ray.data  # noqa: F401 - the attribute used below
+
+    return ray
+
+
 @contextlib.contextmanager
 def session(
     address: str | None = None, *, num_cpus: int | None = None, object_store_mb: int | None = None
-) -> Iterator[None]:
-    """Ray for the duration of the block: joined at ``address``, or a private local one.
+) -> Iterator[Any]:
+    """Ray for the duration of the block (yields the ``ray`` module): joined at ``address``,
+    or a private local one.
 
     A Ray already initialised in this process (a test module's, a caller's) is used as it
     is and left running.
@@ -93,10 +110,17 @@ def session(
     ----------
     address
         ``None``: start a local Ray in this process with ``num_cpus`` CPUs and a
-        ``object_store_mb`` object store; ``"auto"``, ``"HOST:PORT"`` or ``"ray://…"``: join.
+        ``object_store_mb`` object store, listening on loopback only (when this is the
+        process's first import of ray); ``"auto"``, ``"HOST:PORT"`` or ``"ray://…"``: join.
+
+    Raises
+    ------
+    CxrError
+        Ray cannot be started, or the cluster cannot be joined.
     """
+    ray = _import_ray(local=address is None)
     if ray.is_initialized():
-        yield
+        yield ray
         return
     opts: dict[str, Any] = dict(
         include_dashboard=False,
@@ -110,7 +134,6 @@ def session(
         opts.update(
             address="local",
             num_cpus=num_cpus,
-            num_gpus=None,
             object_store_memory=int((object_store_mb or LOCAL_OBJECT_STORE_MB) * 2**20),
         )
     else:
@@ -120,12 +143,12 @@ def session(
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise CxrError(None, f"cannot start or join Ray at {address or 'local'}: {e}") from e
     try:
-        yield
+        yield ray
     finally:
         ray.shutdown()
 
 
-def _quiet_data_context() -> Any:
+def _quiet_data_context(ray: Any) -> Any:
     """Ray Data's context with its progress bars and per-run INFO lines off (stderr carries
     our own progress line)."""
     ctx = ray.data.DataContext.get_current()
@@ -223,7 +246,7 @@ def _stage_costs(p: Prepared) -> dict[str, float]:
 # --------------------------------------------------------------------------- the run
 
 
-def _actor_plan(actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[str, Any]]:
+def _actor_plan(ray: Any, actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[str, Any]]:
     """How many inference actors and each one's Ray resources, from what the cluster has."""
     res = ray.cluster_resources()
     gpus = int(res.get("GPU", 0)) if use_gpu else 0
@@ -238,6 +261,7 @@ def _actor_plan(actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[s
 
 
 def _dataset(
+    ray: Any,
     paths: Sequence[str],
     *,
     engine: Any,
@@ -250,7 +274,7 @@ def _dataset(
 ) -> Any:
     # the driver may be a laptop without a GPU: the actors' device is what was asked for
     use_gpu = device != "cpu"
-    n_actors, actor_res = _actor_plan(actors_per_node, use_gpu)
+    n_actors, actor_res = _actor_plan(ray, actors_per_node, use_gpu)
     blocks = max(1, math.ceil(len(paths) / max(1, block_files)))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     ds = ds.map_batches(
@@ -376,8 +400,8 @@ def run_archive_ray(
         if pending:
             emit(pending)
 
-    with session(address, num_cpus=num_cpus):
-        ctx = _quiet_data_context()
+    with session(address, num_cpus=num_cpus) as ray:
+        ctx = _quiet_data_context(ray)
         # a block that failed twice is dropped (not the run): its files get one more try alone
         ctx.max_errored_blocks = -1
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -385,13 +409,13 @@ def run_archive_ray(
                   reuse_keys=frozenset(by_key), actors_per_node=actors_per_node)
         # blocks of a few batches, but at least two blocks per CPU so all of them decode
         per_block = min(batch_size * BATCHES_PER_BLOCK, math.ceil(len(todo) / (2 * cpus)))
-        collect(_dataset(todo, block_files=max(batch_size, per_block), **kw))
+        collect(_dataset(ray, todo, block_files=max(batch_size, per_block), **kw))
         lost = [p for p in todo if p not in seen]
         if lost:
             # what a twice-failed block took with it, one file per block: one crashing file
             # cannot take its neighbours' rows with it
             log.warning("%d files lost with failed Ray blocks: retrying one file per block", len(lost))
-            collect(_dataset(lost, block_files=1, **kw))
+            collect(_dataset(ray, lost, block_files=1, **kw))
     lost = [p for p in todo if p not in seen]
     if lost:
         emit([_lost_row(p, engine) for p in lost])
@@ -410,5 +434,5 @@ def _lost_row(path: str, engine: Any) -> dict[str, Any]:
     )
 
 
-__all__ = ["ACTOR_MEMORY_MB", "LOCAL_OBJECT_STORE_MB", "Scorer", "prepare_batch",
+__all__ = ["ACTOR_MEMORY_MB", "LOCAL_OBJECT_STORE_MB", "LOOPBACK_ENV", "Scorer", "prepare_batch",
            "run_archive_ray", "session"]

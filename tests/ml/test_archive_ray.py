@@ -104,8 +104,8 @@ def test_address_without_engine_ray_is_refused(archive, tmp_path, capsys):
 
 
 def test_scorer_refuses_a_model_with_other_weights():
-    """An actor whose node holds other weights at the model's path scores nothing."""
-    pytest.importorskip("ray", reason="Ray (the cluster extra) is not installed")
+    """An actor whose node holds other weights at the model's path scores nothing (the actor
+    class itself needs no Ray: it runs here in-process)."""
     from cxrviewer.core.errors import CxrError
     from cxrviewer.ml.archive_ray import Scorer
 
@@ -118,16 +118,42 @@ def test_scorer_refuses_a_model_with_other_weights():
 
 @pytest.fixture(scope="module")
 def ray_up():
-    ray = pytest.importorskip("ray", reason="Ray (the cluster extra) is not installed")
-    import logging
+    """The engine's own private local Ray, once for the module (the engine reuses it)."""
+    from cxrviewer.ml.extras import ray_available
+
+    if not ray_available():  # not importorskip: the engine must be the first to import ray
+        pytest.skip("Ray (the cluster extra) is not installed: pip install 'cxrviewer[cluster]'")
+    from cxrviewer.ml.archive_ray import session
 
     # small on purpose: the machine is shared, and the engine's blocks are a few MB
-    ray.init(address="local", num_cpus=2, object_store_memory=200 * 2**20,
-             include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    try:
+    with session(None, num_cpus=2, object_store_mb=200) as ray:
         yield ray
-    finally:
-        ray.shutdown()
+
+
+def test_local_ray_listens_on_loopback_only(ray_up):
+    """The private Ray's servers (GCS, raylet, workers, this driver's core worker) accept
+    connections on loopback only."""
+    import os
+
+    import psutil
+
+    @ray_up.remote(num_cpus=0)
+    def pid() -> int:
+        return os.getpid()
+
+    assert ray_up.get(pid.remote()) != os.getpid()  # a worker process exists and answered
+    me = psutil.Process()
+    listening = []
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        listening += [(proc.name(), c.laddr.ip) for c in conns if c.status == psutil.CONN_LISTEN]
+    names = {n for n, _ in listening}
+    assert any("raylet" in n for n in names) and any("gcs" in n for n in names), listening
+    loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+    assert [x for x in listening if x[1] not in loopback] == [], listening
 
 
 def test_ray_rows_equal_local_rows(ray_up, archive, tmp_path, capsys):
