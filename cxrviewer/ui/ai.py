@@ -270,6 +270,10 @@ class AiIntegration(QtCore.QObject):
             if hit is not None:
                 refused, forced = self._shown(hit)
                 self.panel.show_result(hit, forced=forced)
+            if layer.enabled and layer.cam is None:
+                # its heatmap is on but has no map yet (an image opened there while another
+                # viewport was active): the reader asked to see AI on this viewport
+                self.analyze_current(explicit=False, asked=True)
 
     def _sync_heatmap_action(self, on: bool) -> None:
         if self.act_heatmap.isChecked() != on:

@@ -72,6 +72,7 @@ class ViewportBinding(QtCore.QObject):
     def _equip(self, canvas) -> None:
         """The parts every viewport's canvas has: measurement tools and a heatmap layer."""
         w = self.window
+        canvas._placeholder.setText("Drag an image or a series here from Studies")
         canvas.set_tool(w.canvas.tool() if w.canvas.tool() in ("wl", "pan", "zoom", "ruler", "probe") else "wl")
         first = self._tools.get(id(self.grid.canvas(0)))
         if first is not None:
@@ -157,6 +158,8 @@ class ViewportBinding(QtCore.QObject):
             ai.set_canvas(new_c, self.heatmap_for(new_c))
         w._update_enabled()
         w._update_title()
+        if img is None:
+            w.setWindowTitle("cxrviewer")  # not the title of the image in the other viewport
         name = os.path.basename(w.current_path) if w.current_path else "empty"
         w.show_message(f"Viewport {new + 1} of {self.grid.count()}: {name}")
         self._select_in_browser(w.current_path)
