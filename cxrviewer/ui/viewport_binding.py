@@ -63,6 +63,16 @@ class ViewportBinding(QtCore.QObject):
         self.grid.pathsDropped.connect(lambda i, paths: self.open(i, paths[0]))
         self.grid.opener = self.open
         window.imageLoaded.connect(self._active_loaded)
+        # Opening another folder or file (a new study, maybe another patient) empties the other
+        # viewports too: a previous patient's image must not stay beside the new one. Wrapped
+        # here rather than edited into MainWindow.open_path, which every opening goes through.
+        open_path = window.open_path
+
+        def open_path_and_clear(path):
+            self.clear_others()
+            return open_path(path)
+
+        window.open_path = open_path_and_clear
         self._build_actions()
         browser = getattr(window, "browser", None)
         if browser is not None:
@@ -228,6 +238,26 @@ class ViewportBinding(QtCore.QObject):
             if st is not None:
                 keeper.apply(st, canvas=c, tools=self.tools_for(c))
         self.grid.opened.emit(index, img)
+
+    def clear_others(self) -> None:
+        """Empty every viewport but the active one (image, annotations, heatmap, caption) and
+        drop their loads in flight; the active one's caption goes too (its image is about to)."""
+        for vp in self.grid.viewports:
+            vp.set_caption("")
+            if vp.index == self.grid.active:
+                continue
+            loader = self._loaders.get(vp.index)
+            if loader is not None:
+                loader.supersede()
+            vp.path = None
+            tools = self.tools_for(vp.canvas)
+            if tools is not None:
+                tools.clear()
+            layer = self.heatmap_for(vp.canvas)
+            if layer is not None:
+                layer.set_cam(None)
+            vp.canvas.set_extra_text([])
+            vp.canvas.clear()
 
     def _failed(self, index: int, rid: int, path: str, reason: str) -> None:
         self.window.add_error(FileError(path, reason))

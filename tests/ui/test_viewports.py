@@ -116,6 +116,10 @@ def test_active_outline_moves_on_click_and_panels_follow(qtbot, side_by_side):
     _click(g.canvas(0))
     assert g.active == 0 and w.canvas is g.canvas(0) and Path(w.current_image.path) == a
     assert g.canvas(0).tool() == "ruler"
+    w.viewport_binding.act_next_viewport.trigger()  # V
+    assert g.active == 1 and w.canvas is g.canvas(1)
+    w.viewport_binding.act_next_viewport.trigger()
+    assert g.active == 0
 
 
 def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_side):
@@ -280,3 +284,33 @@ def test_bench_display_reports_two_synced_viewports():
     assert res["synced_viewports"] == 2
     assert res["synced_fps"] == pytest.approx(1000 / res["synced_wl_update_ms"], rel=0.01)
     assert res["fps"] > 0 and res["synced_fps_median"] > 0  # the single-view keys are still there
+
+
+def test_opening_another_study_empties_the_other_viewports(qtbot, side_by_side, tmp_path):
+    w, _a, _b = side_by_side
+    g = w.viewports
+    g.set_caption(1, "Prior · 2023-04-01")
+    d = tmp_path / "other"
+    d.mkdir()
+    c = write_cr(d / "c.dcm", ramp(40, 30, seed=5), instance=1,
+                 phi={"PatientName": "Roe^Ann", "PatientID": "PID-2"})
+    open_and_wait(qtbot, w, d)
+    assert Path(g.canvas(0).img.path) == c
+    # viewport 1 showed the previous study: it must not stay beside another patient's image
+    assert g.canvas(1).img is None and g.path(1) is None and g.caption(1) == ""
+    assert g.layout_name() == "1x2"  # the layout stays; only its images go
+
+
+def test_an_image_opened_beside_comes_back_with_its_reading_state(qtbot, side_by_side):
+    w, a, b = side_by_side
+    g = w.viewports
+    g.set_active(1)
+    w.act_rot_cw.trigger()
+    w.canvas.set_window(1111.0, 777.0)
+    g.set_active(0)  # leaving it writes B's state
+    _open(qtbot, w, 1, a)
+    assert g.canvas(1).view_state().rotation == 0
+    img = _open(qtbot, w, 1, b)  # viewport 1 is not the active one: its own loader, same state
+    assert Path(img.path) == b and g.active == 0
+    assert g.canvas(1).view_state().rotation == 1
+    assert g.canvas(1).window() == pytest.approx((1111.0, 777.0))
