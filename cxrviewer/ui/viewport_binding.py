@@ -63,6 +63,8 @@ class ViewportBinding(QtCore.QObject):
         self.grid.pathsDropped.connect(lambda i, paths: self.open(i, paths[0]))
         self.grid.opener = self.open
         window.imageLoaded.connect(self._active_loaded)
+        self._failed_path: str | None = None  # the window's last load that failed (not pending)
+        window.imageFailed.connect(lambda path, _reason: setattr(self, "_failed_path", path))
         # Opening another folder or file (a new study, maybe another patient) empties the other
         # viewports too: a previous patient's image must not stay beside the new one. Wrapped
         # here rather than edited into MainWindow.open_path, which every opening goes through.
@@ -83,7 +85,6 @@ class ViewportBinding(QtCore.QObject):
         """The parts every viewport's canvas has: measurement tools and a heatmap layer."""
         w = self.window
         canvas._placeholder.setText("Drag an image or a series here from Studies")
-        canvas.set_tool(w.canvas.tool() if w.canvas.tool() in ("wl", "pan", "zoom", "ruler", "probe") else "wl")
         first = self._tools.get(id(self.grid.canvas(0)))
         if first is not None:
             from cxrviewer.ui.measure_tools import MeasureTools
@@ -130,7 +131,8 @@ class ViewportBinding(QtCore.QObject):
         cine = getattr(w, "cine", None)
         if cine is not None:
             cine.stop()  # it plays the frames of the image that was active
-        if w.current_path and (old_c.img is None or old_c.img.path != w.current_path):
+        if (w.current_path and w.current_path != self._failed_path
+                and (old_c.img is None or old_c.img.path != w.current_path)):
             # the window's loader is still decoding what the old viewport asked for: it goes
             # there, through that viewport's loader, not into the one now active
             w.loader.supersede()
@@ -183,6 +185,7 @@ class ViewportBinding(QtCore.QObject):
             b.select_path(path)
 
     def _active_loaded(self, img: LoadedImage) -> None:
+        self._failed_path = None
         vp = self.grid.active_viewport()
         vp.path = self.window.current_path or img.path
         self._select_in_browser(vp.path)

@@ -286,7 +286,10 @@ class ViewportGrid(QtWidgets.QWidget):
         return self.viewports[self._active].canvas
 
     def set_active(self, index: int) -> None:
-        """Make viewport ``index`` the one the toolbar, panels and keys act on."""
+        """Make viewport ``index`` the one the toolbar, panels and keys act on (it must be
+        shown: set the layout first)."""
+        if not 0 <= index < self.count():
+            raise IndexError(f"viewport {index} is not shown in layout {self._layout} (set_layout first)")
         vp = self.viewport(index)
         old = self._active
         if index == old:
