@@ -1,8 +1,8 @@
 """Train the Normal/Abnormal ResNet-50 (torchvision reference-script shape): the run's orchestration.
 
 ``python -m training --data PATH --out RUN_DIR`` (the same as ``cxrviewer train``) on one
-CPU, one GPU, or many through ``torchrun`` (DDP: each process reads ``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK``; rank 0 writes every file). Recipe defaults are the seed's:
+CPU, one GPU, or many on one or more nodes through ``torchrun`` (DDP: each process reads
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``; global rank 0 writes every file). Recipe defaults are the seed's:
 Adam lr 1e-4, weight decay 1e-4, batch 32, up to 50 epochs, flip/rotation/jitter
 augmentation; plus early stopping on validation AUC, cosine LR, gradient clipping, bf16
 autocast on CUDA and channels_last.

@@ -2,7 +2,7 @@
 
 Each "node" has its own working directory, temp and cache folders; the data and ``--out``
 sit in one folder both see, as on a cluster's shared filesystem. One node's worker is killed
-after the first checkpoint: torchrun (``--max-restarts 1``) restarts both, the same command
+after the first checkpoint: torchrun (``--max-restarts``) restarts both, the same command
 continues the checkpoint, and the run still ends with one model, written by global rank 0.
 """
 
@@ -49,12 +49,21 @@ def _free_port() -> int:
 def _node_env(scratch: Path) -> dict[str, str]:
     """A node's own environment: its temp, caches and user folders (where a node-local write
     would land); PYTHONPATH is inherited, so torchrun's children import this checkout."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # TORCH_DISABLE_SHARE_RDZV_TCP_STORE: as the README says for --max-restarts (torch's c10d
+    # agents otherwise keep one worker store across restarts, and a restarted worker can read
+    # its peer's address from the killed attempt: "Connection refused", seen once in 4 runs).
+    env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
     for var, sub in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("MPLCONFIGDIR", "mpl"), ("TORCH_HOME", "torch"),
                      ("CXRVIEWER_DATA_DIR", "user"), ("CXRVIEWER_CACHE_DIR", "ucache"), ("CXRVIEWER_LOG_DIR", "log")):
         (scratch / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(scratch / sub)
     return env
+
+
+def _story(log: str) -> str:
+    """A node's log without tracebacks' code lines: what torchrun and the run said, for a failure message."""
+    keep = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith(("  ", "[rank")) and "^^^" not in ln]
+    return "\n".join(keep[-80:])
 
 
 def _announced(logs: list[Path]) -> dict[int, list[tuple[int, int]]]:
@@ -84,7 +93,7 @@ def test_two_nodes_rank0_writes_everything_once_and_a_restart_resumes(tmp_path):
         # The README's two commands: the same on both nodes (c10d rendezvous on node 0's address).
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
-               "--max-restarts", "1", *train]
+               "--max-restarts", "3", *train]
         with open(logs[-1], "wb") as fh:
             procs.append(subprocess.Popen(cmd, cwd=node, env=_node_env(node), stdout=fh, stderr=subprocess.STDOUT))
     try:
@@ -103,11 +112,12 @@ def test_two_nodes_rank0_writes_everything_once_and_a_restart_resumes(tmp_path):
                 p.wait()
     seconds = time.monotonic() - t0
     text = [lg.read_text(errors="replace") for lg in logs]
-    assert rcs == [0, 0], "\n=====\n".join(t[-4000:] for t in text)
+    assert rcs == [0, 0], "\n=====\n".join(_story(t) for t in text)
 
-    # Two attempts, each with world size 2; rank 0 on one node, rank 1 on the other.
+    # At least two attempts (torchrun may need more than one round to restart both nodes),
+    # each with world size 2; rank 0 on one node, rank 1 on the other.
     seen = _announced(logs)
-    assert sorted(seen) == [0, 1] and len(seen[0]) == len(seen[1]) == 2, seen
+    assert sorted(seen) == [0, 1] and len(seen[0]) == len(seen[1]) >= 2, seen
     for r in (0, 1):
         assert len({node for node, _ in seen[r]}) == 1, f"rank {r} moved between nodes: {seen}"
     writer_node = seen[0][0][0]
