@@ -256,6 +256,7 @@ class ReadingStateKeeper(QtCore.QObject):
         self._state: ReadingState | None = None
         self._dirty = False
         self._restoring = False
+        self._keys: list[tuple[LoadedImage, StateKey]] = []  # see key_for
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SAVE_DELAY_MS)
@@ -268,6 +269,16 @@ class ReadingStateKeeper(QtCore.QObject):
             sig.connect(self._changed)
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
+
+    def key_for(self, img: LoadedImage) -> StateKey:
+        """``StateKey.of(img)``, remembered for the last few images by identity: hashing a
+        2500x2048 frame costs ~30 ms, and switching viewports asks for the same images again."""
+        for known, key in self._keys:
+            if known is img:
+                return key
+        key = StateKey.of(img)
+        self._keys = [(img, key), *self._keys[:7]]
+        return key
 
     def set_canvas(self, canvas, tools=None) -> None:
         """Keep the state of ``canvas`` (and its measurement ``tools``) from now on: the
@@ -284,7 +295,7 @@ class ReadingStateKeeper(QtCore.QObject):
         if tools is not None:
             tools.changed.connect(self._changed)
         img = canvas.img
-        self._img, self._key, self._state = img, (StateKey.of(img) if img is not None else None), None
+        self._img, self._key, self._state = img, (self.key_for(img) if img is not None else None), None
         self._dirty = False
 
     # ------------------------------------------------------------ capture
@@ -332,7 +343,7 @@ class ReadingStateKeeper(QtCore.QObject):
     def _image_loaded(self, img: LoadedImage) -> None:
         self.flush()
         self._img = img
-        self._key = StateKey.of(img)
+        self._key = self.key_for(img)
         st = self.store.load(self._key)
         self._state = st
         if st is not None:

@@ -235,9 +235,7 @@ class ViewportBinding(QtCore.QObject):
         c.set_image(img)
         keeper = getattr(self.window, "reading_state", None)
         if keeper is not None:
-            from cxrviewer.ui.reading_state import StateKey
-
-            st = keeper.store.load(StateKey.of(img))
+            st = keeper.store.load(keeper.key_for(img))
             if st is not None:
                 keeper.apply(st, canvas=c, tools=self.tools_for(c))
         self.grid.opened.emit(index, img)

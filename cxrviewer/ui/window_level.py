@@ -49,6 +49,7 @@ class WindowLevelPanel(QtWidgets.QWidget):
         self.canvas = canvas
         self._guard = False
         self.presets: list[WindowPreset] = []
+        self._hist_cache: list = []  # (image, histogram) of the last few images, see _histogram
 
         self.combo = QtWidgets.QComboBox(self)
         self.combo.setToolTip("Window presets: the file's own windows by name, Auto, chest presets")
@@ -107,6 +108,28 @@ class WindowLevelPanel(QtWidgets.QWidget):
         self.image_changed()
 
     # ------------------------------------------------------------------ image
+    def _histogram(self, img) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """``(bin centres, log1p(counts), lo, hi)`` of the modality values, remembered for the
+        last few images by identity (switching viewports shows the same images again)."""
+        cache = self._hist_cache
+        for known, h in cache:
+            if known is img:
+                return h
+        m = img.modality
+        if img.padding_mask is not None:
+            m = m[~img.padding_mask]
+        v = m.reshape(-1)
+        if v.size > 1 << 20:
+            v = v[:: v.size // (1 << 20) + 1]
+        lo, hi = float(v.min()), float(v.max())
+        if hi <= lo:
+            hi = lo + 1
+        counts, edges = np.histogram(v, bins=256, range=(lo, hi))
+        # log scale so the lung tail is visible next to the background peak
+        h = ((edges[:-1] + edges[1:]) / 2, np.log1p(counts.astype(float)), lo, hi)
+        cache[:] = [(img, h), *cache[:3]]
+        return h
+
     def image_changed(self) -> None:
         img = self.canvas.img
         self._guard = True
@@ -125,19 +148,8 @@ class WindowLevelPanel(QtWidgets.QWidget):
                 tip = f"W {p.width:.0f} / L {p.center:.0f}" + (f" — {p.explanation}" if p.explanation else "")
                 self.combo.setItemData(self.combo.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
             self.combo.addItem("User", "User")
-            m = img.modality
-            if img.padding_mask is not None:
-                m = m[~img.padding_mask]
-            v = m.reshape(-1)
-            if v.size > 1 << 20:
-                v = v[:: v.size // (1 << 20) + 1]
-            lo, hi = float(v.min()), float(v.max())
-            if hi <= lo:
-                hi = lo + 1
-            counts, edges = np.histogram(v, bins=256, range=(lo, hi))
-            x = (edges[:-1] + edges[1:]) / 2
-            # log scale so the lung tail is visible next to the background peak
-            self.hist.plot.setData(x, np.log1p(counts.astype(float)))
+            x, y, lo, hi = self._histogram(img)
+            self.hist.plot.setData(x, y)
             self.hist.vb.enableAutoRange()
             units = img.units if img.units and img.units.upper() != "US" else "unspecified units"
             self.units_label.setText(f"Modality values: {lo:g} … {hi:g} ({units})")

@@ -97,10 +97,15 @@ def test_active_outline_moves_on_click_and_panels_follow(qtbot, side_by_side):
     w, a, b = side_by_side
     g = w.viewports
     assert g.active == 0 and w.canvas is g.canvas(0)
-    assert ACTIVE_COLOR in g.viewport(0).styleSheet() and ACTIVE_COLOR not in g.viewport(1).styleSheet()
+    assert g.viewport(0).border_color() == ACTIVE_COLOR and g.viewport(1).border_color() != ACTIVE_COLOR
     _click(g.canvas(1))
     assert g.active == 1
-    assert ACTIVE_COLOR in g.viewport(1).styleSheet() and ACTIVE_COLOR not in g.viewport(0).styleSheet()
+    assert g.viewport(1).border_color() == ACTIVE_COLOR and g.viewport(0).border_color() != ACTIVE_COLOR
+    # and it is what is on screen: the frame's pixels in the active colour
+    shot = g.viewport(1).grab().toImage()
+    assert shot.pixelColor(1, shot.height() // 2).name() == ACTIVE_COLOR
+    shot0 = g.viewport(0).grab().toImage()
+    assert shot0.pixelColor(1, shot0.height() // 2).name() != ACTIVE_COLOR
     # the window, the W/L panel and the measurement panel now act on viewport 1
     assert w.canvas is g.canvas(1) and Path(w.current_image.path) == b
     assert w.wl_panel.canvas is g.canvas(1)
