@@ -143,6 +143,8 @@ def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.Pat
         "int8_test_n": m["test_n"],
         "int8_auc_fp32": m["auc_fp32"],
         "int8_auc_int8": m["auc_int8"],
+        "int8_label_agreement": m["label_agreement"],
+        "int8_ood_agreement": m["ood_agreement"],
         "int8_fp32_ms_per_image": m["fp32_ms_per_image"],
         "int8_ms_per_image": m["int8_ms_per_image"],
         "int8_qualifies": Q.qualifies(m),

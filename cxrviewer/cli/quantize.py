@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if "test_n" in ent:
         print(f"test split ({ent['test_n']} images): AUC {ent['auc_fp32']:.4f} fp32 -> {ent['auc_int8']:.4f} int8 "
               f"(delta {ent['auc_delta']:+.4f}); CAM Pearson mean {ent['cam_pearson']:.4f} (min {ent['cam_pearson_min']:.4f}); "
-              f"max |P diff| {ent['max_prob_diff']:.4f}; speedup {ent['speedup']:.2f}x "
+              f"max |P diff| {ent['max_prob_diff']:.4f}; same label {ent['label_agreement']:.1%}"
+              + (f", same OOD call {ent['ood_agreement']:.1%}" if ent.get("ood_agreement") is not None else "")
+              + f"; speedup {ent['speedup']:.2f}x "
               f"({ent['fp32_ms_per_image']:.1f} -> {ent['int8_ms_per_image']:.1f} ms/image, batch {ent['batch']})")
     print(f"{verdict} (rule: |AUC delta| <= {Q.AUC_TOLERANCE}, CAM Pearson >= {Q.CAM_PEARSON_MIN})")
     return 0

@@ -314,16 +314,32 @@ def auc(y: Sequence[int], score: Sequence[float]) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
 
 
-def _run_all(backend: Any, x: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(logits, CAMs of the Abnormal class, seconds) over ``x`` in batches."""
-    logits, maps = [], []
+def _run_all(backend: Any, x: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(logits, CAMs of the Abnormal class, pooled features, seconds) over ``x`` in batches."""
+    logits, maps, feats = [], [], []
     t0 = time.perf_counter()
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
-        lg, m, _ = backend.run(xb, True, [1] * len(xb))
+        lg, m, f = backend.run(xb, True, [1] * len(xb))
         logits.append(lg)
         maps.append(m)
-    return np.concatenate(logits), np.concatenate(maps), time.perf_counter() - t0
+        feats.append(f)
+    return np.concatenate(logits), np.concatenate(maps), np.concatenate(feats), time.perf_counter() - t0
+
+
+def _gate_agreement(model_dir: Path, card: dict[str, Any], f32: np.ndarray, f8: np.ndarray) -> float | None:
+    """Share of images on which the learned OOD check decides alike with either graph's
+    features (it was fitted on float32 features; None without a gate)."""
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml import ood
+
+    try:
+        gate = ood.load_feature_gate(model_dir, card)
+    except CxrError:
+        return None
+    if gate is None:
+        return None
+    return float(np.mean((gate.distance(f32) <= gate.threshold) == (gate.distance(f8) <= gate.threshold)))
 
 
 def measure(model_dir: str | os.PathLike, int8_path: Path, test_x: np.ndarray, test_y: Sequence[int],
@@ -334,7 +350,8 @@ def measure(model_dir: str | os.PathLike, int8_path: Path, test_x: np.ndarray, t
     over images of the Pearson correlation of the two low-resolution Abnormal-class maps, the
     layer4 grid both backends compute), ``cam_pearson_min``, ``max_prob_diff``, ``speedup``
     (float32 seconds / INT8 seconds, best of ``repeats`` interleaved passes, ``batch`` images a
-    pass as ``cxrviewer infer``) and ``test_n``.
+    pass as ``cxrviewer infer``), ``label_agreement`` (same side of the card's threshold),
+    ``ood_agreement`` (the learned OOD check decides alike; None without one) and ``test_n``.
     """
     from cxrviewer.ml.cam import pearson
     from cxrviewer.ml.inference import (
@@ -356,13 +373,15 @@ def measure(model_dir: str | os.PathLike, int8_path: Path, test_x: np.ndarray, t
     _run_all(b8, test_x[:batch], batch)
     t32, t8 = [], []
     for _ in range(max(1, repeats)):
-        l32, m32, s32 = _run_all(b32, test_x, batch)
-        l8, m8, s8 = _run_all(b8, test_x, batch)
+        l32, m32, f32, s32 = _run_all(b32, test_x, batch)
+        l8, m8, f8, s8 = _run_all(b8, test_x, batch)
         t32.append(s32)
         t8.append(s8)
     p32, p8 = softmax(l32, t)[:, 1], softmax(l8, t)[:, 1]
     a32, a8 = auc(test_y, p32), auc(test_y, p8)
     r = np.array([pearson(a, b) for a, b in zip(m32, m8, strict=True)])
+    thr = float(card.get("threshold", 0.5))
+    ood_ok = _gate_agreement(model_dir, card, f32, f8)
     return {
         "test_n": int(len(test_x)),
         "auc_fp32": round(a32, 6),
@@ -371,6 +390,8 @@ def measure(model_dir: str | os.PathLike, int8_path: Path, test_x: np.ndarray, t
         "cam_pearson": round(float(r.mean()), 6),
         "cam_pearson_min": round(float(r.min()), 6),
         "max_prob_diff": round(float(np.abs(p8 - p32).max()), 6),
+        "label_agreement": round(float(np.mean((p8 >= thr) == (p32 >= thr))), 6),
+        "ood_agreement": None if ood_ok is None else round(ood_ok, 6),
         "speedup": round(min(t32) / min(t8), 3),
         "fp32_ms_per_image": round(1000 * min(t32) / len(test_x), 2),
         "int8_ms_per_image": round(1000 * min(t8) / len(test_x), 2),

@@ -102,6 +102,8 @@ def test_int8_file_is_self_contained_quantized_and_recorded(int8_dir):
     for k in ("auc_delta", "cam_pearson", "speedup", "default", "qualifies"):
         assert k in ent
     assert ent["default"] == Q.qualifies(ent)
+    # measured on the bundled model's 125 test images: 96.8 % same label, 97.6 % same OOD call
+    assert ent["label_agreement"] >= 0.8 and ent["ood_agreement"] >= 0.8
     assert 10e6 < p.stat().st_size < 40e6  # int8 weights (float32 would be ~94 MB)
     proto = onnx.load(str(p))
     ops = [n.op_type for n in proto.graph.node]
