@@ -404,7 +404,7 @@ class Engine:
                 if backend == "onnxruntime" or precision == "int8":
                     raise
             except Exception as e:  # export or session failure: torch is the reference path
-                if backend == "onnxruntime":
+                if backend == "onnxruntime" or precision == "int8":
                     raise CxrError(model_dir, f"ONNX Runtime backend unavailable: {e}") from e
                 log.warning(
                     "ONNX Runtime backend unavailable for %s (%s); using torch", model_dir, e

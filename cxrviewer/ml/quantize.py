@@ -163,12 +163,12 @@ def choose(precision: str, model_dir: str | os.PathLike, card: dict[str, Any], d
         return None
     if precision == "int8":
         return find_int8(model_dir, card)[0]
-    found = int8_entry(model_dir, card)
-    if found is None or not (qualifies(found[0]) and found[0].get("default", False)) or _cuda_session(device):
-        return None
     try:
+        found = int8_entry(model_dir, card)
+        if found is None or not (qualifies(found[0]) and found[0].get("default", False)) or _cuda_session(device):
+            return None
         return find_int8(model_dir, card)[0]
-    except ModelError as e:
+    except ModelError as e:  # an unreadable record or an altered file: float32, said in the log
         import logging
 
         logging.getLogger(__name__).warning("INT8 model not used (float32 instead): %s", e)

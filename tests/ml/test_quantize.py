@@ -198,6 +198,10 @@ def test_a_read_only_models_int8_graph_lives_in_the_user_cache(int8_dir):
         assert p == cache / Q.INT8_FILE and got["sha256"] == ent["sha256"]
         (cache / "int8.json").write_text(json.dumps({**ent, "weights_sha256": "0" * 64}))  # other weights
         assert Q.int8_entry(bundled, card) is None
+        (cache / "int8.json").write_text("{not json")
+        assert Q.choose("auto", bundled, card) is None  # auto: float32, with a log line
+        with pytest.raises(ModelError, match="unreadable INT8 record"):
+            Q.choose("int8", bundled, card)
     finally:
         shutil.rmtree(cache)
 
