@@ -37,6 +37,7 @@ import os
 import pickle
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -154,7 +155,11 @@ def _quiet_data_context(ray: Any) -> Any:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # a retry wave whose every file crashes leaves the actors without input: not a problem
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
+                            category=UserWarning)
+    # a dropped block's traceback (a crashed decoder): our own line and the error row say it
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     return ctx
 
 
@@ -174,7 +179,14 @@ def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict) -> dict[s
         cv2.setNumThreads(1)
     except ImportError:
         pass
-    out = [pickle.dumps(prepare(str(p), spec, card), protocol=5) for p in batch["path"]]
+    from cxrviewer.ml.archive_local import _maybe_crash
+
+    out = []
+    for p in batch["path"]:
+        # the local engine's test hook (CXRVIEWER_TEST_WORKER_EXIT): this process exits on
+        # a named file, as a crashing decoder would (a no-op unless the variable is set)
+        _maybe_crash(str(p))
+        out.append(pickle.dumps(prepare(str(p), spec, card), protocol=5))
     return {"prepared": np.array(out, dtype=object)}
 
 
@@ -268,6 +280,7 @@ def _dataset(
     device: str,
     batch_size: int,
     block_files: int,
+    prepare_batch_size: int | None = None,
     options: dict[str, bool],
     reuse_keys: frozenset[str],
     actors_per_node: int | None,
@@ -277,13 +290,22 @@ def _dataset(
     n_actors, actor_res = _actor_plan(ray, actors_per_node, use_gpu)
     blocks = max(1, math.ceil(len(paths) / max(1, block_files)))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
-    ds = ds.map_batches(
-        prepare_batch,
-        fn_kwargs={"spec": engine.spec, "card": dict(engine.card)},
-        batch_size=batch_size,
-        batch_format="numpy",
-        num_cpus=1,
-    )
+    with warnings.catch_warnings():
+        # Ray Data retries a task whose process died forever by default: one file that
+        # crashes its decoder would stall the run. Retried once, as the local engine does,
+        # then the block is dropped and its files go again alone (run_archive_ray). Ray 2.60
+        # takes max_retries only through its deprecated **ray_remote_args (hence the cap
+        # below 2.64 in pyproject.toml).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(
+            prepare_batch,
+            fn_kwargs={"spec": engine.spec, "card": dict(engine.card)},
+            # Ray Data would bundle small blocks up to a batch: a retry wave needs 1 per task
+            batch_size=prepare_batch_size or batch_size,
+            batch_format="numpy",
+            num_cpus=1,
+            max_retries=1,
+        )
     return ds.map_batches(
         Scorer,
         fn_constructor_kwargs={
@@ -415,7 +437,7 @@ def run_archive_ray(
             # what a twice-failed block took with it, one file per block: one crashing file
             # cannot take its neighbours' rows with it
             log.warning("%d files lost with failed Ray blocks: retrying one file per block", len(lost))
-            collect(_dataset(ray, lost, block_files=1, **kw))
+            collect(_dataset(ray, lost, block_files=1, prepare_batch_size=1, **kw))
     lost = [p for p in todo if p not in seen]
     if lost:
         emit([_lost_row(p, engine) for p in lost])

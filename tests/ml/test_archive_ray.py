@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -123,18 +124,27 @@ def ray_up():
 
     if not ray_available():  # not importorskip: the engine must be the first to import ray
         pytest.skip("Ray (the cluster extra) is not installed: pip install 'cxrviewer[cluster]'")
+    from cxrviewer.ml.archive_local import CRASH_ENV
     from cxrviewer.ml.archive_ray import session
 
-    # small on purpose: the machine is shared, and the engine's blocks are a few MB
-    with session(None, num_cpus=2, object_store_mb=200) as ray:
-        yield ray
+    # Ray's workers inherit the environment at its start: a file named *crashme* then kills
+    # the process decoding it (the local engine's test hook), in test_a_crashing_file_...
+    old = os.environ.get(CRASH_ENV)
+    os.environ[CRASH_ENV] = "crashme"
+    try:
+        # small on purpose: the machine is shared, and the engine's blocks are a few MB
+        with session(None, num_cpus=2, object_store_mb=200) as ray:
+            yield ray
+    finally:
+        if old is None:
+            os.environ.pop(CRASH_ENV, None)
+        else:
+            os.environ[CRASH_ENV] = old
 
 
 def test_local_ray_listens_on_loopback_only(ray_up):
     """The private Ray's servers (GCS, raylet, workers, this driver's core worker) accept
     connections on loopback only."""
-    import os
-
     import psutil
 
     @ray_up.remote(num_cpus=0)
@@ -238,3 +248,28 @@ def test_bench_measurer_reports_images_per_s_ray(ray_up, archive, tmp_path):
     json.dumps(res)
     assert res["images_per_s_ray"] > 0
     assert res["ray_rows_exact"] is True
+
+
+def test_a_crashing_file_becomes_one_error_row(ray_up, archive, tmp_path):
+    """A file that kills the process decoding it (each time) ends as one ``error`` row; the
+    files that shared its block are scored (Ray retries the task once, then the block's
+    files go again one per task), and the run ends instead of retrying forever."""
+    from cxrviewer.ml.archive import open_sink
+    from cxrviewer.ml.archive_ray import run_archive_ray
+    from cxrviewer.ml.inference import Engine
+
+    d = tmp_path / "crash"
+    d.mkdir()
+    files = sorted(archive.glob("img*.dcm"))[:3]
+    for f in files:
+        shutil.copy(f, d / f.name)
+    shutil.copy(files[0], d / "crashme.dcm")  # a valid file: only the hook makes it crash
+    todo = sorted(str(p) for p in d.iterdir())
+    sink = open_sink(tmp_path / "c.csv")
+    st = run_archive_ray(Engine.load(_demo_model()), todo, sink, batch_size=4, score_all=True)
+    rows = {r["path"]: r for r in sink.finalize(set(todo))}
+    assert sorted(rows) == todo
+    bad = rows.pop(str(d / "crashme.dcm"))
+    assert bad["status"] == "error" and "died" in bad["reason"]
+    assert all(r["status"] != "error" and r["probability_abnormal"] != "" for r in rows.values())
+    assert (st.errors, st.scored) == (1, 3)
