@@ -92,6 +92,15 @@ class ViewportBinding(QtCore.QObject):
             tools = MeasureTools(canvas, w)
             tools.panel, tools.dock = first.panel, first.dock
             self._tools[id(canvas)] = tools
+
+            def first_measurement(t=tools) -> None:
+                # as for viewport 0 (measure_tools.install): the panel appears with the first
+                # measurement, not in the middle of a drag (it would resize the canvas under it)
+                pressed = QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
+                if t.measurements and not t.dock.isVisible() and t._drawing is None and not pressed:
+                    t.dock.show()
+
+            tools.changed.connect(first_measurement)
         ai = getattr(w, "ai", None)
         if ai is not None:
             from cxrviewer.ui.heatmap import HeatmapLayer

@@ -319,3 +319,19 @@ def test_an_image_opened_beside_comes_back_with_its_reading_state(qtbot, side_by
     assert Path(img.path) == b and g.active == 0
     assert g.canvas(1).view_state().rotation == 1
     assert g.canvas(1).window() == pytest.approx((1111.0, 777.0))
+
+
+def test_measurements_panel_lists_the_active_viewports_measurements(qtbot, side_by_side):
+    w, _a, _b = side_by_side
+    g, vb = w.viewports, w.viewport_binding
+    _click(g.canvas(1))
+    tools1 = vb.tools_for(g.canvas(1))
+    assert w.measure_tools is tools1 and tools1 is not vb.tools_for(g.canvas(0))
+    tools1.add("angle", [(5.0, 5.0), (20.0, 5.0), (20.0, 20.0)])
+    panel = tools1.panel
+    assert [n for n, _v, _o in panel.entries()] == ["Angle"] and panel.table.rowCount() == 1
+    assert "90.0°" in panel.entries()[0][1]
+    _click(g.canvas(0))
+    assert panel.tools is vb.tools_for(g.canvas(0)) and panel.table.rowCount() == 0
+    _click(g.canvas(1))
+    assert panel.table.rowCount() == 1  # viewport 1 kept its angle
