@@ -150,11 +150,20 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     # a series row carries every image of the series
     series = src.paths_at(w.browser.view, idx.parent())
     assert sorted(series) == sorted([str(a), str(b)])
-    # the worklist gives the same for its rows
+    # the worklist gives the same for its rows, and a drag starts from it the same way
     w.browser.set_mode("worklist")
     wl_paths = [src.paths_at(w.browser.worklist, w.browser.worklist_proxy.index(r, 0))[0]
                 for r in range(w.browser.worklist_proxy.rowCount())]
     assert sorted(wl_paths) == sorted([str(a), str(b)])
+    wl = w.browser.worklist
+    ra = wl_paths.index(str(a))  # A's row: selecting it (the press) changes nothing on screen
+    wpos = wl.visualRect(w.browser.worklist_proxy.index(ra, 1)).center()
+    with qtbot.waitSignal(src.dragStarted, timeout=2000) as started_wl:
+        _mouse(wl.viewport(), T.MouseButtonPress, wpos, L, L)
+        _mouse(wl.viewport(), T.MouseMove, wpos + QtCore.QPoint(0, 25), NoB, L)
+    _mouse(wl.viewport(), T.MouseButtonRelease, wpos + QtCore.QPoint(0, 25), L, NoB)
+    assert started_wl.args[0] == [str(a)]
+    qtbot.wait(200)
     # the real drop: enter and drop events sent to viewport 1, which shows B
     assert g.active == 0 and Path(g.canvas(1).img.path) == b
     target = g.viewport(1)
