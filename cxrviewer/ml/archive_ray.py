@@ -3,7 +3,8 @@
 The same three stages as the local engine (:mod:`cxrviewer.ml.archive`), placed by Ray:
 
 1. the resume plan on the driver, before anything is submitted: a file whose
-   (path, size, mtime_ns, model) matches a done row of the sink is skipped after one ``stat``
+   (path, size, mtime_ns, model, version, precision) matches a done row of the sink is
+   skipped after one ``stat``
    (exactly :func:`cxrviewer.ml.archive_local.run_archive`'s rule);
 2. :func:`cxrviewer.ml.archive.prepare` in Ray *tasks* (``map_batches``, one CPU each):
    decode, header rules, content key, uint8 model input;
@@ -12,12 +13,12 @@ The same three stages as the local engine (:mod:`cxrviewer.ml.archive`), placed 
    every node sees the same model folder) through :meth:`Engine.load`, which verifies the
    weights' and the graph's sha256 as everywhere else, and then checks it holds the very
    weights the driver loaded;
-4. each block of rows comes back to the driver as it is done and goes to the *same* sink
-   (:class:`cxrviewer.ml.archive.ResultsSink`), so ``--out``, resume and the final
+4. the rows come back to the driver as blocks finish and go to the *same* sink
+   (:class:`cxrviewer.ml.archive.ResultsSink`; one append per 0.5 s at most), so ``--out``, resume and the final
    one-row-per-image rewrite are the local engine's.
 
-Ray is the ``cluster`` extra and only this module (and the Ray bench) imports it; the CLI
-imports this module only for ``--engine ray``. ``address=None`` starts a private local Ray
+Ray is the ``cluster`` extra and only this module imports it (the Ray bench goes through it;
+an import-linter contract holds it); the CLI imports this module only for ``--engine ray``. ``address=None`` starts a private local Ray
 in this process (small object store, the given CPUs, no dashboard, loopback only);
 ``"auto"`` or ``"ray://host:10001"`` joins a running cluster, whose nodes need
 ``cxrviewer[cluster]`` installed at the same version and the model folder and the archive at
