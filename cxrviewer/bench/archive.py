@@ -10,12 +10,16 @@ measures with the active model (or ``--model``):
     1 and 2 decode workers, into a fresh CSV: images / seconds of the run (the model load
     and the header scan are not in it: they are ``engine_load_s`` and ``header_scan``).
 ``resume_overhead_s``
-    A real ``cxrviewer infer --workers 2`` subprocess is killed (SIGKILL) once half the
+    A real ``cxrviewer infer --workers 2 --precision fp32`` subprocess is killed (SIGKILL) once half the
     rows are written, then the same command is run again (``resume_run_s``, wall time).
     ``fresh_remaining_s`` is the wall time of the same command, fresh, on a folder holding
     exactly the files the resumed run had left to do (hard links). The overhead is
     ``resume_run_s - fresh_remaining_s``: what resuming costs beyond scoring the rest
     (reading the done rows, one stat per done file, the final rewrite).
+``resume_noop_s``
+    In this process: a rerun on the complete output of the 1-worker run (read the rows, one
+    stat per file, nothing to decode, the final rewrite): the part of the overhead that
+    grows with the number of done images, without the subprocesses' noise.
 ``peak_rss_mb``
     Peak resident memory of that fresh ``cxrviewer infer --workers 2`` run, the parent and
     its decode workers summed (sampled every 0.1 s with psutil; without psutil, the
@@ -50,6 +54,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: the local figures are float32, like the in-process runs and the Ray measurer's; INT8 is
+#: measured on its own (``int8_speedup``), while `infer`'s default precision may pick it
+FP32 = ("--precision", "fp32")
 
 #: extra measurers (``"module:function"``) run after the local ones; keys are contracts
 MEASURERS: list[str] = [
@@ -196,7 +204,7 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
     t0 = time.perf_counter()
     engine = Engine.load(ctx.model_dir)
     res: dict[str, Any] = {"engine_load_s": round(time.perf_counter() - t0, 2),
-                           "backend": engine.backend, "device": engine.device}
+                           "backend": engine.backend, "device": engine.device, "precision": engine.precision}
     t0 = time.perf_counter()
     scan(ctx.archive, workers=0)
     scan_ms = (time.perf_counter() - t0) * 1e3 / n
@@ -207,6 +215,14 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
         sink.finalize()
         res[f"images_per_s_{w}"] = round(st.images_per_s, 2)
         stats[w] = st
+    # what resuming costs per done image, alone: a rerun on a complete output (every file
+    # skipped after one stat, then the final rewrite); the subprocess figures below add noise
+    t0 = time.perf_counter()
+    sink = open_sink(ctx.tmp / "local1.csv")
+    noop = run_archive(engine, ctx.paths, sink, workers=2, batch_size=ctx.batch_size)
+    sink.finalize()
+    res["resume_noop_s"] = round(time.perf_counter() - t0, 3)
+    assert noop.skipped == n, "a complete output was not recognised as done"
     s1 = stats[1]
     res["stage_ms_per_image"] = {
         "header_scan": round(scan_ms, 3),
@@ -220,7 +236,7 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
     # kill -9 a real run at ~50 %, rerun; compare with a fresh run on what was left
     env = dict(os.environ)
     out = ctx.tmp / "killed.csv"
-    proc = subprocess.Popen(ctx.infer_command(out, "--workers", "2"), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(ctx.infer_command(out, "--workers", "2", *FP32), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 3600
     while _rows(out) < n // 2 and proc.poll() is None and time.monotonic() < deadline:
@@ -231,7 +247,7 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
     done = {r["path"] for r in read_csv_rows(out)}
     left = [p for p in ctx.paths if p not in done]
     res["killed_at_fraction"] = round(len(done) / n, 3)
-    resume_s, _, _ = _timed(ctx.infer_command(out, "--workers", "2"), env)
+    resume_s, _, _ = _timed(ctx.infer_command(out, "--workers", "2", *FP32), env)
     rows = read_csv_rows(out)
     res.update(resume_run_s=round(resume_s, 2),
                resume_rows_exact=len(rows) == n and len({r["path"] for r in rows}) == n)
@@ -246,7 +262,7 @@ def measure_local(ctx: ArchiveContext) -> dict[str, Any]:
             os.link(p, rest / Path(p).name)
         except OSError:
             shutil.copy2(p, rest / Path(p).name)
-    fresh_s, peak, _ = _timed(ctx.infer_command(ctx.tmp / "fresh.csv", "--workers", "2", path=rest), env)
+    fresh_s, peak, _ = _timed(ctx.infer_command(ctx.tmp / "fresh.csv", "--workers", "2", *FP32, path=rest), env)
     res.update(
         fresh_remaining_s=round(fresh_s, 2),
         resume_overhead_s=round(resume_s - fresh_s, 2),

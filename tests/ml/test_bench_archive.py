@@ -17,6 +17,7 @@ def test_bench_archive_local_keys(resnet_dir, capsys):
     stages = r["stage_ms_per_image"]
     for k in ("header_scan", "decode", "content_key", "preprocess", "inference"):
         assert stages[k] > 0, k
+    assert 0 < r["resume_noop_s"] < 30  # a complete output: every file skipped after a stat
     assert r["resume_rows_exact"] is True  # the killed-and-resumed run has every image once
     if r["resume_overhead_s"] is not None:  # None only when the run ended before the kill
         assert 0.0 < r["killed_at_fraction"] < 1.0
