@@ -26,7 +26,8 @@ the same paths.
 
 A block whose task dies (a decoder that crashes its process) is retried once by Ray; if it
 dies again the block is skipped and its files are sent once more one file per block, so only
-the file that kills its worker becomes a ``status=error`` row (the local engine's rule).
+the file that kills its worker becomes a ``status=error`` row (the local engine's rule). Any
+other exception in a task stops the run with its message (:class:`_DroppedBlocks`).
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict) -> dict[s
         # a named file, as a crashing decoder would (a no-op unless the variable is set)
         _maybe_crash(str(p))
         out.append(pickle.dumps(prepare(str(p), spec, card), protocol=5))
-    return {"prepared": np.array(out, dtype=object)}
+    # the decoding process, so a test can see decoding never ran inside an actor
+    return {"prepared": np.array(out, dtype=object), "pid": np.full(len(out), os.getpid())}
 
 
 class Scorer:
@@ -233,11 +235,13 @@ class Scorer:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items: list[Prepared] = [pickle.loads(b) for b in batch["prepared"]]
+        where = {id(p): {"_prepare_pid": int(pid), "_score_pid": os.getpid()}
+                 for p, pid in zip(items, batch["pid"], strict=True)}
         rows: list[dict[str, Any]] = []
         todo: list[Prepared] = []
         for p in items:
             if p.ok and p.key in self.reuse_keys:
-                rows.append({_REUSE: True, **_stage_costs(p), "path": p.path,
+                rows.append({_REUSE: True, **_stage_costs(p), **where[id(p)], "path": p.path,
                              "sop_instance_uid": p.sop_instance_uid, "content_key": p.key,
                              "file_size": p.file_size, "mtime_ns": p.mtime_ns})
             else:
@@ -247,7 +251,7 @@ class Scorer:
             scored = score(self.engine, todo, **self.options)
             ms = (time.perf_counter() - t0) * 1e3 / len(todo)
             for p, r in zip(todo, scored, strict=True):
-                r.update(_stage_costs(p), _inference_ms=ms)
+                r.update(_stage_costs(p), **where[id(p)], _inference_ms=ms)
                 rows.append(r)
         return {"row": np.array([pickle.dumps(r, protocol=5) for r in rows], dtype=object)}
 
@@ -257,6 +261,52 @@ def _stage_costs(p: Prepared) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the run
+
+
+#: where Ray Data logs a block it dropped (``max_errored_blocks``), with the exception
+_DROPPED_BLOCK_LOGGER = "ray.data._internal.execution.streaming_executor_state"
+
+
+class _DroppedBlocks(logging.Handler):
+    """Collects the exceptions of the blocks Ray Data dropped, instead of printing them.
+
+    Only a dead process (a decoder that crashed, the OOM killer) may cost a block its rows
+    and be redone file by file; any other exception is a bug or a broken node, and
+    :meth:`check` raises it rather than calling its files unreadable.
+    """
+
+    def __init__(self, ray: Any) -> None:
+        super().__init__(logging.ERROR)
+        self.died = (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+    def check(self) -> None:
+        for e in self.errors:
+            if not isinstance(e, self.died):
+                root = e  # Ray wraps the task's exception twice; name the innermost
+                while (nxt := getattr(root, "cause", None) or root.__cause__) is not None:
+                    root = nxt
+                first = (str(root).strip().splitlines() or [""])[0]
+                raise CxrError(None, f"a Ray task failed: {type(root).__name__}: {first}") from e
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_DroppedBlocks]:
+        lg = logging.getLogger(_DROPPED_BLOCK_LOGGER)
+        old = (lg.level, lg.propagate)
+        lg.setLevel(logging.ERROR)
+        lg.propagate = False  # its traceback is ours to report, once
+        lg.addHandler(self)
+        try:
+            yield self
+        finally:
+            lg.removeHandler(self)
+            lg.setLevel(old[0])
+            lg.propagate = old[1]
+
 
 
 def _actor_plan(ray: Any, actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[str, Any]]:
@@ -409,7 +459,10 @@ def run_archive_ray(
                     st.reused += 1
                     p = Prepared(r["path"], sop_instance_uid=r["sop_instance_uid"],
                                  file_size=r["file_size"], mtime_ns=r["mtime_ns"])
-                    pending.append(reuse_row(by_key[r["content_key"]], p))
+                    row = reuse_row(by_key[r["content_key"]], p)
+                    # the stage notes ride along ("_" keys never reach the sink)
+                    row.update((k, v) for k, v in r.items() if k.startswith("_") and k != _REUSE)
+                    pending.append(row)
                     continue
                 st.inference_ms += r.get("_inference_ms", 0.0)
                 st.scored += r["status"] != ERROR
@@ -432,13 +485,18 @@ def run_archive_ray(
                   reuse_keys=frozenset(by_key), actors_per_node=actors_per_node)
         # blocks of a few batches, but at least two blocks per CPU so all of them decode
         per_block = min(batch_size * BATCHES_PER_BLOCK, math.ceil(len(todo) / (2 * cpus)))
-        collect(_dataset(ray, todo, block_files=max(batch_size, per_block), **kw))
+        dropped = _DroppedBlocks(ray)
+        with dropped.installed():
+            collect(_dataset(ray, todo, block_files=max(batch_size, per_block), **kw))
+        dropped.check()
         lost = [p for p in todo if p not in seen]
         if lost:
             # what a twice-failed block took with it, one file per block: one crashing file
             # cannot take its neighbours' rows with it
             log.warning("%d files lost with failed Ray blocks: retrying one file per block", len(lost))
-            collect(_dataset(ray, lost, block_files=1, prepare_batch_size=1, **kw))
+            with dropped.installed():
+                collect(_dataset(ray, lost, block_files=1, prepare_batch_size=1, **kw))
+            dropped.check()
     lost = [p for p in todo if p not in seen]
     if lost:
         emit([_lost_row(p, engine) for p in lost])

@@ -215,7 +215,11 @@ def test_ray_resumes_a_local_run_and_reuses_copies(ray_up, archive, tmp_path):
 
     sink = open_sink(out)
     todo = [*files, str(copy)]
-    st = run_archive_ray(engine, todo, sink, batch_size=4, score_all=True)
+    seen: list[dict] = []
+    st = run_archive_ray(engine, todo, sink, batch_size=4, score_all=True, on_rows=seen.extend)
+    # decoding ran in Ray tasks, never fused into the inference actors' processes
+    assert len(seen) == N_FILES - 8 + 1
+    assert all(r["_prepare_pid"] != r["_score_pid"] for r in seen)
     final = sink.finalize(set(todo))
     assert (st.total, st.skipped, st.reused, st.scored) == (N_FILES + 1, 8, 1, N_FILES - 8)
     rows = {r["path"]: r for r in final}
@@ -273,3 +277,29 @@ def test_a_crashing_file_becomes_one_error_row(ray_up, archive, tmp_path):
     assert bad["status"] == "error" and "died" in bad["reason"]
     assert all(r["status"] != "error" and r["probability_abnormal"] != "" for r in rows.values())
     assert (st.errors, st.scored) == (1, 3)
+
+
+def test_a_failing_task_is_an_error_not_unreadable_files(ray_up):
+    """Only a dead process may cost a block its rows (then redone file by file); any other
+    exception in a Ray task (a bug, a broken node) stops the run with its own one-line
+    message instead of marking the block's files unreadable."""
+    import logging
+
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.archive_ray import _DROPPED_BLOCK_LOGGER, _DroppedBlocks
+
+    dropped = _DroppedBlocks(ray_up)
+    with dropped.installed():
+        crash = ray_up.exceptions.WorkerCrashedError()
+        logging.getLogger(_DROPPED_BLOCK_LOGGER).error("dropped", exc_info=crash)
+    dropped.check()  # a crashed decoder: its files go again alone, no error
+    try:
+        raise ValueError("bad pixels\nsecond line")
+    except ValueError as inner:
+        try:
+            raise RuntimeError("wrapper") from inner
+        except RuntimeError as outer:
+            with dropped.installed():
+                logging.getLogger(_DROPPED_BLOCK_LOGGER).error("dropped", exc_info=outer)
+    with pytest.raises(CxrError, match=r"^a Ray task failed: ValueError: bad pixels$"):
+        dropped.check()
