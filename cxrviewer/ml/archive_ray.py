@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import sys
 import time
 import warnings
@@ -222,13 +223,18 @@ class Scorer:
     ) -> None:
         from cxrviewer.ml.inference import Engine
 
-        self.engine = Engine.load(model_dir, backend=backend, device=device, **(load_kwargs or {}))
+        # RuntimeError, not CxrError: the message must survive the trip to the driver, and
+        # Ray rebuilds an exception by calling its class with its args (CxrError's differ)
+        try:
+            self.engine = Engine.load(model_dir, backend=backend, device=device,
+                                      **(load_kwargs or {}))
+        except CxrError as e:
+            raise RuntimeError(str(e)) from None
         got = str(self.engine.card.get("weights_sha256", ""))
         if got != weights_sha256:
-            raise CxrError(
-                model_dir,
-                f"this node's model has weights sha256 {got[:12]}…, the driver's {weights_sha256[:12]}…: "
-                "every node must see the same model folder",
+            raise RuntimeError(
+                f"{model_dir}: this node's model has weights sha256 {got[:12]}…, the driver's "
+                f"{weights_sha256[:12]}…: every node must see the same model folder"
             )
         self.options = options
         self.reuse_keys = reuse_keys
@@ -287,11 +293,7 @@ class _DroppedBlocks(logging.Handler):
     def check(self) -> None:
         for e in self.errors:
             if not isinstance(e, self.died):
-                root = e  # Ray wraps the task's exception twice; name the innermost
-                while (nxt := getattr(root, "cause", None) or root.__cause__) is not None:
-                    root = nxt
-                first = (str(root).strip().splitlines() or [""])[0]
-                raise CxrError(None, f"a Ray task failed: {type(root).__name__}: {first}") from e
+                raise CxrError(None, f"a Ray task failed: {_root_message(e)}") from e
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_DroppedBlocks]:
@@ -307,6 +309,33 @@ class _DroppedBlocks(logging.Handler):
             lg.setLevel(old[0])
             lg.propagate = old[1]
 
+
+def _root_message(e: BaseException) -> str:
+    """``Type: message`` of the error a Ray task or actor raised, in one line.
+
+    Ray hands the driver wrappers (``RayTaskError``, ``ActorDiedError``, Ray Data's
+    ``SystemException``) whose text carries the remote traceback; the raised error is its
+    last ``SomeError: message`` line.
+    """
+    chain: list[BaseException] = []
+    x: BaseException | None = e
+    while x is not None and x not in chain:
+        chain.append(x)
+        x = getattr(x, "cause", None) or x.__cause__
+    found = ""
+    for x in chain:
+        for line in _ANSI.sub("", str(x)).splitlines():
+            m = _RAISED.match(line.strip())
+            if m and not m.group(1).startswith("ray."):
+                found = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2)}"
+    if found:
+        return found
+    first = next((x for x in reversed(chain) if str(x).strip()), e)  # the innermost
+    return f"{type(first).__name__}: {(_ANSI.sub('', str(first)).strip().splitlines() or [''])[0]}"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 
 
 def _actor_plan(ray: Any, actors_per_node: int | None, use_gpu: bool) -> tuple[int, dict[str, Any]]:
@@ -486,8 +515,13 @@ def run_archive_ray(
         # blocks of a few batches, but at least two blocks per CPU so all of them decode
         per_block = min(batch_size * BATCHES_PER_BLOCK, math.ceil(len(todo) / (2 * cpus)))
         dropped = _DroppedBlocks(ray)
-        with dropped.installed():
-            collect(_dataset(ray, todo, block_files=max(batch_size, per_block), **kw))
+        try:
+            with dropped.installed():
+                collect(_dataset(ray, todo, block_files=max(batch_size, per_block), **kw))
+        except ray.exceptions.RayError as e:
+            # an actor that cannot start (its model differs, the model folder is missing on
+            # a node): one line, as every other error of `infer`; the rows so far are kept
+            raise CxrError(None, f"the Ray run failed: {_root_message(e)}") from e
         dropped.check()
         lost = [p for p in todo if p not in seen]
         if lost:

@@ -107,10 +107,9 @@ def test_address_without_engine_ray_is_refused(archive, tmp_path, capsys):
 def test_scorer_refuses_a_model_with_other_weights():
     """An actor whose node holds other weights at the model's path scores nothing (the actor
     class itself needs no Ray: it runs here in-process)."""
-    from cxrviewer.core.errors import CxrError
     from cxrviewer.ml.archive_ray import Scorer
 
-    with pytest.raises(CxrError, match="every node must see the same model folder"):
+    with pytest.raises(RuntimeError, match="every node must see the same model folder"):
         Scorer(str(_demo_model()), "onnxruntime", "cpu", "0" * 64, {}, frozenset())
 
 
@@ -303,3 +302,23 @@ def test_a_failing_task_is_an_error_not_unreadable_files(ray_up):
                 logging.getLogger(_DROPPED_BLOCK_LOGGER).error("dropped", exc_info=outer)
     with pytest.raises(CxrError, match=r"^a Ray task failed: ValueError: bad pixels$"):
         dropped.check()
+
+
+def test_ray_wrapped_errors_read_as_one_line():
+    """What the driver gets from a failed actor is a wrapper whose text holds the remote
+    traceback (with colour codes): the message names the error that was raised."""
+    from cxrviewer.ml.archive_ray import _root_message
+
+    wrapped = RuntimeError(
+        "The actor died because of an error raised in its creation task, "
+        "\x1b[36mray::MapWorker(MapBatches(Scorer)).__init__()\x1b[39m (pid=1)\n"
+        '  File "archive_ray.py", line 230, in __init__\n'
+        "RuntimeError: /m: this node's model has weights sha256 8b25…, the driver's 0000…: "
+        "every node must see the same model folder"
+    )
+    outer = Exception("")
+    outer.__cause__ = wrapped
+    assert _root_message(outer) == (
+        "RuntimeError: /m: this node's model has weights sha256 8b25…, the driver's 0000…: "
+        "every node must see the same model folder"
+    )
