@@ -23,6 +23,7 @@ model card has a temperature.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -208,6 +209,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e), 1)
     cam_dir = Path(args.cam_dir) if args.cam_dir else None
 
+    def ours(path: str) -> bool:
+        # our own outputs inside PATH (results, parts, journal, overlays) are not images
+        if sink.owns(path):
+            return True
+        return cam_dir is not None and os.path.abspath(path).startswith(os.path.abspath(cam_dir) + os.sep)
+
+    paths = [p for p in paths if not ours(p)]
+    scan_failed = [e for e in result.errors if not ours(e.path)]
+
     def write_cams(rows: list[dict]) -> None:
         from cxrviewer.core.dicom_io import load_image
         from cxrviewer.core.display import render
@@ -223,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
     done_rows = sink.done_rows()
     # files the scan could not read are rows too (written once: a rerun keeps the old row)
-    scan_errors = [e for e in result.errors
+    scan_errors = [e for e in scan_failed
                    if (done_rows.get(e.path) or {}).get("reason") != " ".join(e.reason.split())]
     try:
         sink.append([error_row(e.path, e.reason, engine) for e in scan_errors])
@@ -232,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             score_all=args.score_all, cam_summary=args.cam_summary, keep_maps=cam_dir is not None,
             progress=Progress(), on_rows=write_cams if cam_dir is not None else None,
         )
-        keep = set(paths) | {e.path for e in result.errors}
+        keep = set(paths) | {e.path for e in scan_failed}
         rows = sink.finalize(keep)
     except KeyboardInterrupt:
         sink.close()

@@ -333,6 +333,20 @@ class ResultsSink:
         """Release open files (the rows written so far stay)."""
 
     # shared
+    def own_paths(self) -> list[Path]:
+        """The files and folders this sink writes (its output, parts, journal)."""
+        return [self.out]
+
+    def owns(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is one of this sink's own files: an ``--out`` inside the scanned
+        folder must not come back as an unreadable "image" on the next run."""
+        p = os.path.abspath(path)
+        for own in self.own_paths():
+            o = os.path.abspath(own)
+            if p == o or p.startswith(o + os.sep):
+                return True
+        return False
+
     def done_rows(self) -> dict[str, dict[str, Any]]:
         """Rows already written before this run, by path (the last one wins)."""
         return {str(r["path"]): r for r in self._rows if r.get("path")}
@@ -417,6 +431,9 @@ class JsonSink(CsvSink):
         self.model, self.model_version = model, model_version
         super().__init__(self.json_out.with_name(self.json_out.name + ".partial.csv"), cam_summary)
 
+    def own_paths(self) -> list[Path]:
+        return [self.out, self.json_out]
+
     def _write_final(self, rows: list[dict[str, Any]]) -> None:
         atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows))
         self.out.unlink(missing_ok=True)  # only once the JSON is safely in place
@@ -470,6 +487,9 @@ class ParquetSink(ResultsSink):
                 vals = ["" if v is None else str(v) for v in vals]
             cols[f.name] = vals
         return self.pa.table(cols, schema=schema)
+
+    def own_paths(self) -> list[Path]:
+        return [self.out, self.parts]
 
     def _read_existing(self) -> list[dict[str, Any]]:
         files = [self.out] if self.out.exists() else []

@@ -278,3 +278,21 @@ def test_json_resumes_from_its_journal(archive, resnet_dir, reference, tmp_path,
     for r in doc["results"]:
         assert abs(r["probability_abnormal"] - float(reference[r["path"]]["probability_abnormal"])) <= 1e-6
     assert not (tmp_path / "res.json.partial.csv").exists()
+
+
+def test_outputs_inside_path_are_not_images(small, resnet_dir, tmp_path):
+    """--out and --cam-dir inside the scanned folder: a rerun neither scores its overlays nor
+    lists its own results (or parquet parts) as unreadable files."""
+    d = tmp_path / "d"
+    d.mkdir()
+    for f in small.iterdir():
+        os.link(f, d / f.name)
+    for out in (d / "res.csv", d / "res.parquet"):
+        if out.suffix == ".parquet":
+            pytest.importorskip("pyarrow", reason="pyarrow (the parquet extra) is not installed")
+        for _ in range(2):
+            assert _infer(d, out, resnet_dir, "--workers", "0", "--cam-dir", str(d / "cams")) == 0
+        assert len(list((d / "cams").glob("*.png"))) == 5
+        if out.suffix == ".csv":
+            rows = _read(out)
+            assert sorted(Path(r["path"]).name for r in rows) == sorted(f.name for f in small.iterdir())
