@@ -53,7 +53,8 @@ def add_parser(sub) -> None:
         "--workers",
         type=int,
         default=None,
-        help="decode/preprocess processes (default: the cores; 0 = in this process)",
+        help="decode/preprocess processes (default: the cores; in this process when there are at most "
+        "two batches; 0 = in this process)",
     )
     p.add_argument(
         "--engine",
@@ -217,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [p for p in paths if not ours(p)]
     scan_failed = [e for e in result.errors if not ours(e.path)]
+    if args.workers is None and "workers" in extra and len(paths) <= 2 * args.batch_size:
+        # a couple of batches: starting decode processes (~1 s each) would cost more than
+        # they save, so the default decodes in this process
+        workers = extra["workers"] = 0
 
     def write_cams(rows: list[dict]) -> None:
         from cxrviewer.core.dicom_io import load_image
