@@ -268,6 +268,47 @@ class RunStats:
         return n / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+class RunBook:
+    """The part of a run both engines share: the resume plan, then rows into the sink.
+
+    ``todo`` are the paths to decode (a file whose path, size, mtime and model match its row is
+    skipped with one ``stat``); ``by_key`` the scored rows a copied file may reuse; ``emit``
+    appends rows (``_`` keys dropped) and keeps the stats and progress current.
+    """
+
+    def __init__(self, engine: Any, paths: Sequence[str], sink: ResultsSink,
+                 progress: Callable[[int, int, RunStats], None] | None,
+                 on_rows: Callable[[list[dict]], None] | None) -> None:
+        self.t0 = time.perf_counter()
+        self.st = RunStats(total=len(paths))
+        self.sink, self.progress, self.on_rows = sink, progress, on_rows
+        done_rows = sink.done_rows()
+        self.by_key = {k: r for k, r in sink.done_keys().items() if same_model(r, engine)}
+        self.todo: list[str] = []
+        for p in paths:
+            size, mtime = file_stat(p)
+            if is_done(done_rows.get(p), size, mtime, engine):
+                self.st.skipped += 1
+            else:
+                self.todo.append(p)
+        self.finished = self.st.skipped
+
+    def report(self) -> None:
+        self.st.elapsed_s = time.perf_counter() - self.t0
+        if self.progress is not None:
+            self.progress(self.finished, self.st.total, self.st)
+
+    def emit(self, rows: list[dict]) -> None:
+        if self.on_rows is not None:
+            self.on_rows(rows)
+        self.sink.append([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        for r in rows:
+            self.st.errors += r["status"] == ERROR
+            self.st.refused += r["status"] not in (ERROR, "ok")
+        self.finished += len(rows)
+        self.report()
+
+
 def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(seq), n):
         yield list(seq[i : i + n])
@@ -297,33 +338,10 @@ def run_archive(
         Called with each batch's rows before they are written (``--cam-dir`` reads the
         ``_map`` entries there; keys starting with ``_`` never reach the sink).
     """
-    t0 = time.perf_counter()
-    st = RunStats(total=len(paths))
-    done_rows = sink.done_rows()
-    by_key = {k: r for k, r in sink.done_keys().items() if same_model(r, engine)}
-    todo = []
-    for p in paths:
-        size, mtime = file_stat(p)
-        if is_done(done_rows.get(p), size, mtime, engine):
-            st.skipped += 1
-        else:
-            todo.append(p)
+    book = RunBook(engine, paths, sink, progress, on_rows)
+    st, todo, by_key, emit = book.st, book.todo, book.by_key, book.emit
     pool = LocalPool(workers, engine.spec, engine.card)
     buffer: list[Prepared] = []
-    finished = st.skipped
-
-    def emit(rows: list[dict]) -> None:
-        nonlocal finished
-        if on_rows is not None:
-            on_rows(rows)
-        sink.append([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        for r in rows:
-            st.errors += r["status"] == ERROR
-            st.refused += r["status"] not in (ERROR, "ok")
-        finished += len(rows)
-        st.elapsed_s = time.perf_counter() - t0
-        if progress is not None:
-            progress(finished, st.total, st)
 
     def flush(n: int) -> None:
         batch = buffer[:n]
@@ -334,8 +352,7 @@ def run_archive(
         st.scored += len(batch)
         emit(rows)
 
-    if progress is not None:
-        progress(finished, st.total, st)
+    book.report()
     try:
         for block in pool.imap(_chunks(todo, max(1, batch_size))):
             direct: list[dict] = []
@@ -359,7 +376,7 @@ def run_archive(
     finally:
         pool.close()
         st.worker_restarts = pool.restarts
-        st.elapsed_s = time.perf_counter() - t0
+        st.elapsed_s = time.perf_counter() - book.t0
     return st
 
 

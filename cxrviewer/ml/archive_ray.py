@@ -51,14 +51,11 @@ from cxrviewer.ml.archive import (
     ERROR,
     Prepared,
     ResultsSink,
-    file_stat,
-    is_done,
     prepare,
     reuse_row,
-    same_model,
     score,
 )
-from cxrviewer.ml.archive_local import RunStats
+from cxrviewer.ml.archive_local import RunBook, RunStats
 
 #: the object store of a private local Ray (MB): blocks of uint8 inputs are small (a batch
 #: of 8 at 224 px is 0.4 MB), and Ray's default (30 % of RAM) would reserve GBs of /dev/shm
@@ -441,37 +438,13 @@ def run_archive_ray(
     CxrError
         Ray cannot be started or joined, or an actor's model differs from the driver's.
     """
-    t0 = time.perf_counter()
-    st = RunStats(total=len(paths))
-    done_rows = sink.done_rows()
-    by_key = {k: r for k, r in sink.done_keys().items() if same_model(r, engine)}
-    todo = []
-    for p in paths:
-        size, mtime = file_stat(p)
-        if is_done(done_rows.get(p), size, mtime, engine):
-            st.skipped += 1
-        else:
-            todo.append(p)
-    finished = st.skipped
+    book = RunBook(engine, paths, sink, progress, on_rows)
+    st, todo, by_key, emit = book.st, book.todo, book.by_key, book.emit
     options = {"score_all": score_all, "cam_summary": cam_summary, "keep_maps": keep_maps}
 
-    def emit(rows: list[dict]) -> None:
-        nonlocal finished
-        if on_rows is not None:
-            on_rows(rows)
-        sink.append([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        for r in rows:
-            st.errors += r["status"] == ERROR
-            st.refused += r["status"] not in (ERROR, "ok")
-        finished += len(rows)
-        st.elapsed_s = time.perf_counter() - t0
-        if progress is not None:
-            progress(finished, st.total, st)
-
-    if progress is not None:
-        progress(finished, st.total, st)
+    book.report()
     if not todo:
-        st.elapsed_s = time.perf_counter() - t0
+        st.elapsed_s = time.perf_counter() - book.t0
         return st
     seen: set[str] = set()
 
@@ -534,7 +507,7 @@ def run_archive_ray(
     lost = [p for p in todo if p not in seen]
     if lost:
         emit([_lost_row(p, engine) for p in lost])
-    st.elapsed_s = time.perf_counter() - t0
+    st.elapsed_s = time.perf_counter() - book.t0
     return st
 
 
