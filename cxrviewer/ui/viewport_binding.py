@@ -307,19 +307,8 @@ class ViewportBinding(QtCore.QObject):
         m_view.insertSeparator(before)
 
     def _add(self, menu, text: str, key: str, slot, checkable: bool = False, tip: str = "") -> QtGui.QAction:
-        w = self.window
-        a = QtGui.QAction(text, w)
-        a.setShortcut(QtGui.QKeySequence(key))
-        a.setCheckable(checkable)
-        a.setStatusTip(tip)
-        if checkable:
-            a.toggled.connect(slot)
-        else:
-            a.triggered.connect(lambda _=False: slot())
-        menu.addAction(a)
-        w.addAction(a)  # shortcuts work even when the menu bar is hidden
-        w.actions_list.append(a)
-        return a
+        # the window's own action factory: menu, window-wide shortcut, the shortcuts dialog's list
+        return self.window._action(menu, text, slot, shortcut=key, checkable=checkable, tip=tip)
 
     def _sync_changed(self, wl: bool, zoom: bool) -> None:
         for a, on in ((self.act_sync_wl, wl), (self.act_sync_zoom, zoom)):
