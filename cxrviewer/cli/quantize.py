@@ -47,18 +47,8 @@ def run(args: argparse.Namespace) -> int:
             model_dir = entry.path
         model_dir = Path(model_dir)
         card = read_card(model_dir)
-        if args.val_data:
-            val = [x for d in args.val_data for x in B.labelled_images(d, "val")]
-            val_note = ", ".join(args.val_data)
-        else:
-            val = B.split_images(card, "val", args.data_root)
-            val_note = "the model's validation split (card training_data)"
-        if args.test_data:
-            test = [x for d in args.test_data for x in B.labelled_images(d, "test")]
-            test_note = ", ".join(args.test_data)
-        else:
-            test = B.split_images(card, "test", args.data_root)
-            test_note = "the model's test split (card training_data)"
+        val, val_note = _split(B, card, "val", args.val_data, args.data_root, "validation")
+        test, test_note = _split(B, card, "test", args.test_data, args.data_root, "test")
         if args.calibration_n > 0:
             val = val[: args.calibration_n]
         path, ent = Q.quantize_model(model_dir, [p for p, _ in val], [p for p, _ in test], [y for _, y in test],
@@ -81,3 +71,10 @@ def run(args: argparse.Namespace) -> int:
               f"({ent['fp32_ms_per_image']:.1f} -> {ent['int8_ms_per_image']:.1f} ms/image, batch {ent['batch']})")
     print(f"{verdict} (rule: |AUC delta| <= {Q.AUC_TOLERANCE}, CAM Pearson >= {Q.CAM_PEARSON_MIN})")
     return 0
+
+
+def _split(B, card: dict, split: str, folders: list[str] | None, data_root, name: str) -> tuple[list, str]:
+    """``(labelled images, where they came from)``: the given folders, else the card's own split."""
+    if folders:
+        return [x for d in folders for x in B.labelled_images(d, split)], ", ".join(folders)
+    return B.split_images(card, split, data_root), f"the model's {name} split (card training_data)"
