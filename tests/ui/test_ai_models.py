@@ -10,8 +10,7 @@ import pytest
 pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
 pytest.importorskip("torch", reason="model directories need torch to be written")
 
-from PySide6 import QtCore, QtWidgets  # noqa: E402
-from test_ai_support import StandInEngine  # noqa: E402
+from test_ai_support import StandInEngine, ai_integration  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +52,6 @@ def registry(model_dirs, tmp_path, monkeypatch):
 
 @pytest.fixture
 def ai(qtbot, tmp_path, registry):
-    from cxrviewer.ui.ai import AiIntegration
-    from cxrviewer.ui.canvas import ImageCanvas
-
     loaded = []
 
     def factory(model_dir):
@@ -65,13 +61,8 @@ def ai(qtbot, tmp_path, registry):
         name = json.loads((Path(model_dir) / "card.json").read_text())["name"] if model_dir else "x"
         return StandInEngine(name=name)
 
-    win = QtWidgets.QMainWindow()
-    canvas = ImageCanvas()
-    win.setCentralWidget(canvas)
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+    integ = ai_integration(qtbot, tmp_path, factory)
     integ.loaded = loaded
-    qtbot.addWidget(win)
     yield integ
     integ.shutdown()
 

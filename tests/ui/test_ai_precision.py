@@ -8,15 +8,11 @@ import pytest
 
 pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
 
-from PySide6 import QtCore, QtWidgets  # noqa: E402
-from test_ai_support import StandInEngine  # noqa: E402
+from test_ai_support import StandInEngine, ai_integration  # noqa: E402
 
 
 @pytest.fixture
 def ai(qtbot, tmp_path):
-    from cxrviewer.ui.ai import AiIntegration
-    from cxrviewer.ui.canvas import ImageCanvas
-
     seen = []
 
     def factory(model_dir):
@@ -25,13 +21,8 @@ def ai(qtbot, tmp_path):
         seen.append(e.precision)
         return e
 
-    win = QtWidgets.QMainWindow()
-    canvas = ImageCanvas()
-    win.setCentralWidget(canvas)
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+    integ = ai_integration(qtbot, tmp_path, factory)
     integ.seen = seen
-    qtbot.addWidget(win)
     yield integ
     integ.shutdown()
 

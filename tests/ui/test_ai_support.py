@@ -90,3 +90,19 @@ def write_pngs(folder: Path, n: int, size: tuple[int, int] = (40, 30)) -> list[P
         assert cv2.imwrite(str(p), a)
         out.append(p)
     return out
+
+
+def ai_integration(qtbot, tmp_path: Path, factory):
+    """An ``AiIntegration`` on a bare window and canvas with its own settings file (call ``shutdown()`` after)."""
+    from PySide6 import QtCore, QtWidgets
+
+    from cxrviewer.ui.ai import AiIntegration
+    from cxrviewer.ui.canvas import ImageCanvas
+
+    win = QtWidgets.QMainWindow()
+    canvas = ImageCanvas()
+    win.setCentralWidget(canvas)
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+    qtbot.addWidget(win)
+    return integ
