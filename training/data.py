@@ -9,7 +9,11 @@ Formats (detected from what ``--data`` points at, overridable with ``--format``)
     people download a subset of the 112,120 images.
 ``csv``
     ``path,label[,patient_id][,split]``; ``path`` relative to the CSV's folder; ``label``
-    ``normal``/``abnormal`` (or 0/1); ``split`` ``train``/``val``/``valid``/``test``.
+    ``normal``/``abnormal`` (or 0/1); ``split`` ``train``/``val``/``valid``/``test``. Other
+    columns are ignored, except ``reader`` and ``content_key`` of a reader-feedback export
+    (``cxrviewer feedback export``): each sample then remembers its reader, so the run's
+    report can say how many labels came from feedback and from whom
+    (:func:`feedback_provenance`).
 ``folders``
     one folder per class with any common name, case-insensitive (``normal/``, ``NORMAL/``,
     ``0_normal/``, ``negative/`` vs ``abnormal/``, ``PNEUMONIA/``, ``1_abnormal/``,
@@ -68,6 +72,8 @@ class Sample:
     label: int
     patient: str
     split: str | None = None  # predefined split from the data ("train"/"val"/"test")
+    #: the reader whose call this label is (a reader-feedback export), else None
+    reader: str | None = None
 
 
 @dataclass
@@ -225,6 +231,7 @@ def _load_csv(csv_path: Path, cmap: ClassMap | None = None) -> DataSet:
         if col not in header:
             raise DataError(csv_path, f"missing column {col!r} (expected path,label[,patient_id][,split]; found {', '.join(header) or 'nothing'})")
     root = csv_path.parent
+    feedback = {"reader", "content_key"} <= set(header)
     samples, own_patient = [], 0
     for i, r in enumerate(rows, start=2):
         if not r.get("path"):
@@ -244,11 +251,38 @@ def _load_csv(csv_path: Path, cmap: ClassMap | None = None) -> DataSet:
             split = _SPLIT_WORDS.get(r["split"].lower())
             if split is None:
                 raise DataError(csv_path, f"line {i}: split {r['split']!r} is not train/val/valid/test")
-        samples.append(Sample(fp, label, pid, split))
+        samples.append(Sample(fp, label, pid, split, (r.get("reader") or "unknown") if feedback else None))
     ds = DataSet(str(csv_path), "csv", samples)
     if own_patient:
         ds.notes.append(f"{own_patient} images without a patient id: each counted as its own patient")
+    if feedback:
+        ds.notes += _feedback_notes(rows)
     return ds
+
+
+def _feedback_notes(rows: list[dict[str, str]]) -> list[str]:
+    """Images called by several readers: each call is one sample (same patient, same split)."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    calls: Counter[str] = Counter()
+    for r in rows:
+        k = r.get("content_key", "")
+        if k:
+            labels[k].add(r.get("label", "").lower())
+            calls[k] += 1
+    multi = sum(1 for n in calls.values() if n > 1)
+    if not multi:
+        return []
+    differ = sum(1 for k, n in calls.items() if n > 1 and len(labels[k]) > 1)
+    return [f"reader feedback: {multi} images called by more than one reader ({differ} with different labels); "
+            "each call is one sample, all of an image's calls in one split"]
+
+
+def feedback_provenance(samples: Iterable[Sample]) -> dict | None:
+    """How many labels came from reader feedback and from which readers (``None``: none)."""
+    readers = Counter(s.reader for s in samples if s.reader is not None)
+    if not readers:
+        return None
+    return {"labels": sum(readers.values()), "readers": dict(sorted(readers.items()))}
 
 
 def _load_folders(p: Path, cmap: ClassMap) -> DataSet:

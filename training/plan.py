@@ -44,8 +44,10 @@ def plan_splits(args) -> tuple[dict[str, list[D.Sample]], list[str], list[dict]]
             ds.samples = subsample(ds.samples, args.max_images, args.seed + i)
             for n in ds.notes:
                 notes.append(f"{pth}: {n}")
+            fb = D.feedback_provenance(ds.samples)
             sources.append({"path": str(pth), "role": role, "format": ds.fmt, **D.describe(ds.samples),
-                            **({"unmatched_folders": [[f, n] for f, n in ds.unmatched]} if ds.unmatched else {})})
+                            **({"unmatched_folders": [[f, n] for f, n in ds.unmatched]} if ds.unmatched else {}),
+                            **({"feedback": fb} if fb else {})})
             out.append(ds)
         return out
 

@@ -79,6 +79,22 @@ def plots(out: Path, history: list[dict], evals: dict[str, tuple[np.ndarray, np.
     return written
 
 
+def feedback_lines(sources: list[dict[str, Any]]) -> list[str]:
+    """"Labels from reader feedback: N of M (readers ...)" when a source was a feedback export."""
+    fed = [s for s in sources if s.get("feedback")]
+    if not fed:
+        return []
+    total = sum(s["images"] for s in sources)
+    n = sum(s["feedback"]["labels"] for s in fed)
+    readers: dict[str, int] = {}
+    for s in fed:
+        for r, k in s["feedback"]["readers"].items():
+            readers[r] = readers.get(r, 0) + k
+    who = ", ".join(f"{r} ({k})" for r, k in sorted(readers.items()))
+    return [f"- **Labels from reader feedback: {n} of {total}**, from {len(readers)} "
+            f"reader{'s' if len(readers) != 1 else ''}: {who}"]
+
+
 def report_md(card: dict[str, Any], results: dict[str, Any], history: list[dict], pngs: list[Path]) -> str:
     """A report a person can read: data, leak check, recipe, curves, metrics with intervals."""
     m = results["metrics"]
@@ -90,6 +106,7 @@ def report_md(card: dict[str, Any], results: dict[str, Any], history: list[dict]
     for s in results["sources"]:
         L.append(f"- `{s['path']}` ({s['format']}, used as {s['role']}): {s['images']} images, "
                  f"{s['normal']} normal / {s['abnormal']} abnormal, {s['patients']} patients")
+    L += feedback_lines(results["sources"])
     L.append("")
     L.append("| split | images | normal | abnormal | patients |")
     L.append("|---|---|---|---|---|")

@@ -19,6 +19,7 @@ COMMANDS = [
     "cxrviewer.cli.infer",
     "cxrviewer.cli.models",
     "cxrviewer.cli.train",
+    "cxrviewer.cli.feedback",
     "cxrviewer.cli.evaluate",
     "cxrviewer.cli.publish",
     "cxrviewer.cli.pacs",
