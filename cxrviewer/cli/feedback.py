@@ -1,4 +1,4 @@
-"""``cxrviewer feedback add|withdraw|export|stats``: the readers' calls from scripts and tests.
+"""``cxrviewer feedback add|withdraw|export|stats|sr``: the readers' calls from scripts and tests.
 
 ``add`` records the same rows the viewer writes. By default it runs the active model (or
 ``--model NAME``) on the image through the app's inference engine (ONNX Runtime where the
@@ -57,6 +57,17 @@ def add_parser(sub) -> None:
     e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     common(e)
     e.set_defaults(func=run_export)
+
+    d = fsub.add_parser("sr", help="write a DICOM SR with the reader's call beside the AI result they saw")
+    d.add_argument("path", metavar="PATH", help="the DICOM image the call is about")
+    d.add_argument("--out", required=True, metavar="FILE.dcm")
+    d.add_argument("--reader", metavar="NAME", help="whose call (default: the viewer's setting, else the OS user)")
+    d.add_argument("--frame", type=int, default=0)
+    d.add_argument("--anonymize", action="store_true",
+                   help="write the de-identified copy (PS3.15 Basic Profile): the reader's name is left out too")
+    d.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    common(d)
+    d.set_defaults(func=run_sr)
 
     s = fsub.add_parser("stats", help="the model's agreement with the readers (kappa, sensitivity, specificity)")
     s.add_argument("--model", metavar="NAME", help="only calls made with this model's output (by name)")
@@ -191,4 +202,49 @@ def run_stats(args) -> int:
     else:
         print(f"{stats['n']} current calls by {stats['n_readers']} readers; {stats['n_with_model']} with a model output")
         print(agreement_line(stats))
+    return 0
+
+
+def sr_parts(call):
+    """``(AiResult or None, ReaderCall)`` of a stored call: the AI result is the model output
+    recorded with the call (what the reader saw), not a fresh prediction."""
+    from cxrviewer.dicom.common import AiResult
+    from cxrviewer.dicom.sr_reader import ReaderCall
+
+    ai = None
+    m = call.model
+    if m is not None and m.scored and m.probability is not None:
+        ai = AiResult(probability_abnormal=m.probability, label=(m.label or "").capitalize(),
+                      threshold=float(m.threshold if m.threshold is not None else 0.5), model_name=m.name,
+                      model_version=m.version, weights_sha256=m.weights_sha256)
+    return ai, ReaderCall(call.reader, call.label, call.finding_present())
+
+
+def run_sr(args) -> int:
+    from cxrviewer.cli._common import fail, print_json
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.dicom.build import export_object
+    from cxrviewer.feedback import default_reader, load_keyed
+
+    if not os.path.isfile(args.path):
+        return fail(f"{args.path}: no such file")
+    if os.path.exists(args.out) and not args.force:
+        return fail(f"{args.out}: exists (use --force to overwrite it)")
+    try:
+        key, _ = load_keyed(args.path, args.frame)
+        reader = args.reader or default_reader()
+        with _store(args) as store:
+            call = store.latest(key, reader)
+        if call is None:
+            return fail(f"{args.path}: {reader} has no call on this image")
+        ai, rc = sr_parts(call)
+        res = export_object("sr", args.path, args.out, ai=ai, frame=args.frame, anonymize=args.anonymize,
+                            reader_call=rc)
+    except CxrError as e:
+        return fail(str(e))
+    if args.json:
+        print_json({"out": str(res.path), "reader_call": call.id, "ai_result": ai is not None,
+                    "anonymized": bool(args.anonymize)})
+    else:
+        print(res.path)
     return 0

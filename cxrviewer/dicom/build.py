@@ -83,8 +83,9 @@ class ExportResult:
 
 
 def build_object(kind: str, source, *, view: ReaderView | None = None, ai: AiResult | None = None,
-                 pixels=None, frame: int = 0, description: str = ""):
-    """The dataset for ``kind`` (``"sc"``, ``"sr"`` or ``"gsps"``) from the source's header."""
+                 pixels=None, frame: int = 0, description: str = "", reader_call=None):
+    """The dataset for ``kind`` (``"sc"``, ``"sr"`` or ``"gsps"``) from the source's header
+    (``reader_call``: the reader's own call, SR only, see :mod:`cxrviewer.dicom.sr_reader`)."""
     view = view or ReaderView()
     if kind == "sc":
         from cxrviewer.dicom.sc import make_sc
@@ -95,7 +96,7 @@ def build_object(kind: str, source, *, view: ReaderView | None = None, ai: AiRes
     if kind == "sr":
         from cxrviewer.dicom.sr import make_sr
 
-        return make_sr(source, ai, view.measurements, frame=frame)
+        return make_sr(source, ai, view.measurements, frame=frame, reader_call=reader_call)
     if kind == "gsps":
         from cxrviewer.dicom.gsps import make_gsps
 
@@ -106,7 +107,7 @@ def build_object(kind: str, source, *, view: ReaderView | None = None, ai: AiRes
 def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathLike, *,
                   view: ReaderView | None = None, ai: AiResult | None = None, pixels=None, frame: int = 0,
                   description: str = "", anonymize: bool = False, seed: str | None = None,
-                  pixels_clean: bool = False) -> ExportResult:
+                  pixels_clean: bool = False, reader_call=None) -> ExportResult:
     """Build ``kind`` for the image at ``source_path`` and write it atomically to ``out``.
 
     With ``anonymize`` the written file is the de-identified copy (PS3.15 Basic Profile via
@@ -123,7 +124,8 @@ def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathL
     ensure_not_source(out, [source_path])
     src = source_dataset(source_path)
     try:
-        ds = build_object(kind, src, view=view, ai=ai, pixels=pixels, frame=frame, description=description)
+        ds = build_object(kind, src, view=view, ai=ai, pixels=pixels, frame=frame, description=description,
+                          reader_call=reader_call)
     except DicomObjectError as e:
         raise DicomObjectError(source_path, e.reason) from None
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as e:

@@ -193,6 +193,7 @@ def make_sr(
     frame: int = 0,
     series_instance_uid: str | None = None,
     instance_number: int = 1,
+    reader_call=None,
 ):
     """A Comprehensive 3D SR (TID 1500) in the source's study.
 
@@ -204,6 +205,9 @@ def make_sr(
         The model's result for the source image, or ``None``.
     measurements
         The reader's lengths, angles and ROI statistics on the source image.
+    reader_call
+        The reader's own call (:class:`cxrviewer.dicom.sr_reader.ReaderCall`), in its own
+        group attributed to the reader as a person, or ``None``.
 
     Returns
     -------
@@ -214,13 +218,17 @@ def make_sr(
     from pydicom.sr.codedict import codes
 
     source = prepared_source(source)
-    if ai is None and not measurements:
-        raise DicomObjectError(None, "nothing to report: no AI result and no measurements")
+    if ai is None and not measurements and reader_call is None:
+        raise DicomObjectError(None, "nothing to report: no AI result, no measurements and no reader call")
     groups = []
     if ai is not None:
         groups.append(_ai_group(ai, source, frame))
     for i, m in enumerate(measurements):
         groups.append(_measurement_group(i, m, source, frame))
+    if reader_call is not None:
+        from cxrviewer.dicom.sr_reader import reader_group
+
+        groups.append(reader_group(reader_call, _source_refs(source, frame)[0], _codes()["finding"]))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
