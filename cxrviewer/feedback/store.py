@@ -240,7 +240,15 @@ class FeedbackStore:
                 self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as e:
             self._db.close()
-            raise FeedbackError(self.path, f"not a usable feedback database: {e}") from None
+            reason = _reason(e)
+            if reason.startswith("feedback database error"):
+                reason = f"not a usable feedback database: {e}"
+            raise FeedbackError(self.path, reason) from None
+        stored = self._query("SELECT value FROM meta WHERE key = 'schema'")
+        if stored and int(stored[0][0]) > SCHEMA_VERSION:
+            self._db.close()
+            raise FeedbackError(self.path, f"written by a newer cxrviewer (schema {stored[0][0]}, this one reads "
+                                           f"{SCHEMA_VERSION}); nothing was changed")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)  # reader names and patient ids: the user's eyes only
 
@@ -355,7 +363,23 @@ class FeedbackStore:
 
     def calls_for(self, image_key: str) -> list[Call]:
         """Every reader's current call on ``image_key`` (for the browser/worklist row)."""
-        return [_row_call(r) for r in self._query(_CURRENT + " AND c.image_key = ? ORDER BY c.reader", (image_key,))]
+        return self.calls_for_many([image_key]).get(image_key, [])
+
+    def calls_for_many(self, image_keys: Sequence[str]) -> dict[str, list[Call]]:
+        """Every reader's current call on each of ``image_keys`` (a worklist page at once);
+        keys without a current call are absent. Uses the (image_key, reader, id) index."""
+        out: dict[str, list[Call]] = {}
+        keys = list(dict.fromkeys(image_keys))
+        for i in range(0, len(keys), 500):  # SQLite's default limit on bound parameters is 999+
+            chunk = keys[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT c.* FROM calls c JOIN (SELECT MAX(id) AS id FROM calls WHERE image_key IN "
+                f"({marks}) GROUP BY image_key, reader) last ON last.id = c.id WHERE c.withdrawn = 0 "
+                "ORDER BY c.image_key, c.reader", chunk)
+            for r in rows:
+                out.setdefault(r["image_key"], []).append(_row_call(r))
+        return out
 
     def history(self, image_key: str, reader: str | None = None) -> list[Call]:
         """All rows for ``image_key`` (optionally one reader's), oldest first, withdrawals included."""

@@ -274,3 +274,19 @@ def test_not_a_database_is_one_clear_error(tmp_path):
         FeedbackStore(bad)
     assert str(bad) in str(e.value)
     assert bad.read_bytes() == b"this is not sqlite" * 100  # never rewritten
+
+
+def test_worklist_page_in_one_query_and_newer_schema_refused(tmp_path):
+    db = tmp_path / "fb.sqlite"
+    with FeedbackStore(db) as s:
+        for i in range(1200):  # more keys than one statement may bind
+            s.record(f"i:{i}", "alice", "normal" if i % 2 else "abnormal")
+        s.record("i:7", "bob", "abnormal")
+        s.withdraw("i:8", "alice")
+        page = s.calls_for_many([f"i:{i}" for i in range(1200)] + ["i:none"])
+        assert len(page) == 1199 and "i:8" not in page and "i:none" not in page
+        assert [(c.reader, c.label) for c in page["i:7"]] == [("alice", "normal"), ("bob", "abnormal")]
+        assert s.calls_for("i:7") == page["i:7"]
+        s._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(FeedbackError, match="newer cxrviewer"):
+        FeedbackStore(db)
