@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_by_image_reader ON calls (image_key, reader, id);
 CREATE INDEX IF NOT EXISTS calls_by_reader ON calls (reader, id);
+CREATE INDEX IF NOT EXISTS calls_by_path ON calls (path, id);
 """
 
 #: the current call of every (image, reader): the latest row, withdrawals excluded
@@ -379,6 +380,28 @@ class FeedbackStore:
                 "ORDER BY c.image_key, c.reader", chunk)
             for r in rows:
                 out.setdefault(r["image_key"], []).append(_row_call(r))
+        return out
+
+    def calls_by_path(self, paths: Sequence[str]) -> dict[str, list[Call]]:
+        """The current calls on the images last recorded at each of ``paths`` (absolute), for
+        browser rows whose pixels are not hashed yet.
+
+        A *hint* only: the file at a path may have been replaced since. Once the image is
+        decoded, :meth:`calls_for` with its key is the answer (and finds renamed files too).
+        """
+        out: dict[str, list[Call]] = {}
+        wanted = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT c.path AS seen, c.image_key FROM calls c JOIN (SELECT MAX(id) AS id FROM calls "
+                f"WHERE path IN ({marks}) GROUP BY path) last ON last.id = c.id", chunk)
+            keys = {r["seen"]: r["image_key"] for r in rows}
+            current = self.calls_for_many(list(set(keys.values())))
+            for seen, key in keys.items():
+                if key in current:
+                    out[seen] = current[key]
         return out
 
     def history(self, image_key: str, reader: str | None = None) -> list[Call]:

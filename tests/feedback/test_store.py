@@ -290,3 +290,15 @@ def test_worklist_page_in_one_query_and_newer_schema_refused(tmp_path):
         s._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(FeedbackError, match="newer cxrviewer"):
         FeedbackStore(db)
+
+
+def test_calls_by_path_is_a_hint_for_rows_not_hashed_yet(tmp_path):
+    with FeedbackStore(tmp_path / "fb.sqlite") as s:
+        s.record("i:x", "alice", "abnormal", path=str(tmp_path / "a.dcm"))
+        s.record("i:x", "bob", "normal", path=str(tmp_path / "b.dcm"))  # the same image seen renamed
+        s.record("i:y", "alice", "normal", path=str(tmp_path / "c.dcm"))
+        s.withdraw("i:y", "alice")
+        hint = s.calls_by_path([str(tmp_path / n) for n in ("a.dcm", "b.dcm", "c.dcm", "none.dcm")])
+        assert set(hint) == {str(tmp_path / "a.dcm"), str(tmp_path / "b.dcm")}
+        # both paths name the same image, so both rows show both readers' calls
+        assert [c.reader for c in hint[str(tmp_path / "a.dcm")]] == ["alice", "bob"]
