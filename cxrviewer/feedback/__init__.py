@@ -12,7 +12,9 @@ millisecond on the store; the key costs one pixel hash, which the viewer already
   patient_id=..., model=ModelOutput.from_prediction(pred, card, content_key))`` for a
   keystroke; ``label_from_model(agree, model_output)`` for *Agree*/*Disagree*;
 * ``store.withdraw(key, reader)``; ``store.latest(key, reader)`` for the reader's own call;
-  ``store.calls_for(key)`` for the browser/worklist row (every reader's current call);
+  ``store.calls_for(key)`` / ``store.calls_for_many(keys)`` for browser/worklist rows (every
+  reader's current call), ``store.calls_by_path(paths)`` as a hint for rows whose pixels are
+  not hashed yet;
 * ``agreement_stats(store.current(), model=name)`` and :func:`agreement_line` for the model
   card dialog; :func:`data_source` for the Train dialog's "Reader feedback (N labelled
   images)" entry, whose :meth:`FeedbackSource.write_csv` gives the file for ``--data``.
