@@ -10,7 +10,7 @@ from conftest import open_and_wait
 
 from cxrviewer.core.priors import NO_EARLIER_STUDY
 from cxrviewer.core.synthetic import chest_like, write_study_image
-from cxrviewer.ui.prior_compare import SHORTCUT
+from cxrviewer.ui.reading.prior_compare import SHORTCUT
 
 
 def three_plus_one(root: Path) -> dict[str, str]:
@@ -41,7 +41,7 @@ def test_compare_with_prior_opens_the_middle_study_beside_the_newest(qtbot, view
     show(qtbot, viewer, p["newest"])
     act = viewer.prior_compare.action
     assert act.shortcut().toString() == SHORTCUT and act in viewer.actions()
-    from cxrviewer.ui.shortcuts import key_rows
+    from cxrviewer.ui.shell.shortcuts import key_rows
 
     assert any(r.action is act and r.shortcut for r in key_rows(viewer))  # the dialog lists it
     grid = viewer.viewports

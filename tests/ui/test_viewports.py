@@ -13,7 +13,7 @@ from conftest import drag, open_and_wait, ramp, write_cr
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset
-from cxrviewer.ui.viewports import ACTIVE_COLOR, MIME_PATHS, mime_for_paths, paths_from_mime
+from cxrviewer.ui.canvas.viewports import ACTIVE_COLOR, MIME_PATHS, mime_for_paths, paths_from_mime
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_layout_switching_keeps_images(qtbot, side_by_side):
     assert g.viewport(1).isVisible() and not g.viewport(2).isVisible()
     # the View menu's layout actions follow, and carry their shortcuts into the shortcuts dialog
     assert w.viewport_binding.layout_actions["2x1"].isChecked()
-    from cxrviewer.ui.shortcuts import action_rows
+    from cxrviewer.ui.shell.shortcuts import action_rows
 
     rows = {r.text: r.shortcut for r in action_rows(w)}
     assert rows["1 × 2 (side by side)"] == "Alt+2" and rows["Sync Window/Level"] == "Shift+L"

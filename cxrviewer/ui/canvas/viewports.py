@@ -3,13 +3,13 @@ window/level and zoom/pan synchronisation.
 
 Why it is built this way:
 
-* Each cell is a :class:`Viewport` frame around its own :class:`~cxrviewer.ui.canvas.ImageCanvas`,
+* Each cell is a :class:`Viewport` frame around its own :class:`~cxrviewer.ui.canvas.canvas.ImageCanvas`,
   so every viewport keeps its image, window, zoom/pan, orientation and annotations by itself.
   Cells hidden by a smaller layout keep their canvas (and image): switching 2x2 -> 1x1 -> 2x2
   gives the same four images back.
 * The grid knows nothing about the main window: it is usable alone (``bench display`` drives
   two synced viewports without a window). Binding the active viewport to the window's panels,
-  menus and loader is :mod:`cxrviewer.ui.viewport_binding`.
+  menus and loader is :mod:`cxrviewer.ui.shell.viewport_binding`.
 * Window/level sync is by an *offset in modality units*: when the active viewport's window
   moves by (dC, dW), every other viewport's own window moves by the same (dC, dW). Each canvas
   keeps its window in modality units and converts to its own stored units
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.ui.canvas import ImageCanvas
+from cxrviewer.ui.canvas.canvas import ImageCanvas
 
 #: layout name -> (rows, columns)
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}

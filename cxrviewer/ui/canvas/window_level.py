@@ -1,7 +1,7 @@
 """Window/level panel: preset list, Auto, center/width boxes and a histogram with draggable
 levels, all in the image's *modality* units (what the header's Window Center/Width mean).
 
-It drives an :class:`~cxrviewer.ui.canvas.ImageCanvas` and follows it (a right-drag on the
+It drives an :class:`~cxrviewer.ui.canvas.canvas.ImageCanvas` and follows it (a right-drag on the
 canvas updates the boxes and the histogram region); a guard stops the two feeding back.
 """
 
@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtWidgets
 from cxrviewer.core.display import chest_presets
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.core.window import linear_window_bounds
-from cxrviewer.ui.canvas import ImageCanvas
+from cxrviewer.ui.canvas.canvas import ImageCanvas
 
 
 class _Histogram(pg.HistogramLUTItem):

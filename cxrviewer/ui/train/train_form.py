@@ -1,4 +1,4 @@
-"""The form of the Train / Refresh model… dialog (a mixin of :class:`~cxrviewer.ui.train_dialog.TrainDialog`):
+"""The form of the Train / Refresh model… dialog (a mixin of :class:`~cxrviewer.ui.train.train_dialog.TrainDialog`):
 data, output folder, recipe fields, the data check that gates Start, the estimate shown before
 Start, and the training command the form stands for."""
 
@@ -10,7 +10,12 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from cxrviewer.ui.train_support import _timestamp, default_run_dir, estimate_text, valid_duration
+from cxrviewer.ui.train.train_support import (
+    _timestamp,
+    default_run_dir,
+    estimate_text,
+    valid_duration,
+)
 
 #: the checkpoint the training writes after every epoch (training.checkpoint.CHECKPOINT)
 CHECKPOINT = "checkpoint.pt"

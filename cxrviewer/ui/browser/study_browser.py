@@ -10,7 +10,7 @@ the numeric value and :meth:`StudyBrowser.set_badge_filter` keeps images at or a
 A click on any column header sorts (again: the other way; a third time: scan order), the AI
 column by probability with unscored and refused images last either way. An active filter is
 said above the list ("12 of 30 shown · Abnormal ≥ 0.55 · clear"). *Worklist* mode shows the
-same images as one flat list (:mod:`cxrviewer.ui.worklist`), for triage across series.
+same images as one flat list (:mod:`cxrviewer.ui.browser.worklist`), for triage across series.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.geometry import format_date as _date
 from cxrviewer.core.types import InstanceInfo, ObjectInfo, ScanResult
-from cxrviewer.ui.loaders import ThumbnailLoader
+from cxrviewer.ui.common.loaders import ThumbnailLoader
 
 KIND_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
@@ -305,7 +305,7 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
         self.view.installEventFilter(self)
         self._build_worklist()
-        from cxrviewer.ui.worklist import make_sortable
+        from cxrviewer.ui.browser.worklist import make_sortable
 
         make_sortable(self.view.header(), self.proxy)
         self._thumb_timer = QtCore.QTimer(self)
@@ -324,7 +324,7 @@ class StudyBrowser(QtWidgets.QWidget):
 
     # ------------------------------------------------------------- worklist
     def _build_worklist(self) -> None:
-        from cxrviewer.ui import worklist as wl
+        from cxrviewer.ui.browser import worklist as wl
 
         self.worklist_model = wl.WorklistModel(self)
         self.worklist_proxy = BadgeProxy(self, ai_col=wl.W_AI)
@@ -541,7 +541,7 @@ class StudyBrowser(QtWidgets.QWidget):
             self.model.blockSignals(False)
             self.worklist_model.blockSignals(False)
         if wrows:
-            from cxrviewer.ui.worklist import W_AI
+            from cxrviewer.ui.browser.worklist import W_AI
 
             wm = self.worklist_model
             wm.dataChanged.emit(wm.index(min(wrows), W_AI), wm.index(max(wrows), W_AI))
@@ -583,7 +583,7 @@ class StudyBrowser(QtWidgets.QWidget):
     def sort_by_badge(self, descending: bool = True) -> None:
         """Sort by AI value (highest first by default; images without one last): siblings in
         the tree, the whole list in the worklist."""
-        from cxrviewer.ui.worklist import W_AI
+        from cxrviewer.ui.browser.worklist import W_AI
 
         order = QtCore.Qt.SortOrder.DescendingOrder if descending else QtCore.Qt.SortOrder.AscendingOrder
         self.view.header().setSortIndicator(COL_AI, order)  # sorts, through sortIndicatorChanged

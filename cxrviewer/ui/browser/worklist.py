@@ -3,7 +3,7 @@
 Beside the study tree (the browser's *Worklist* mode): every image of every patient, study and
 series in one list, so sorting by the AI column ranks the whole folder, not one series. It is
 filled from the same (partial) scan results as the tree and gets the same AI badges; the
-sort/filter proxy is the tree's (:class:`cxrviewer.ui.study_browser.BadgeProxy`): a click on
+sort/filter proxy is the tree's (:class:`cxrviewer.ui.browser.study_browser.BadgeProxy`): a click on
 any column header sorts, the AI column by probability with unscored and refused images last.
 """
 
@@ -38,7 +38,7 @@ class WorklistModel(QtGui.QStandardItemModel):
 
     def update_from(self, res: ScanResult) -> int:
         """Append the images of ``res`` not listed yet (scan order); returns how many."""
-        from cxrviewer.ui.study_browser import BADGE_ROLE, KIND_ROLE, PATH_ROLE, SORT_ROLE
+        from cxrviewer.ui.browser.study_browser import BADGE_ROLE, KIND_ROLE, PATH_ROLE, SORT_ROLE
 
         new = 0
         for p in res.patients:
@@ -71,7 +71,7 @@ class WorklistModel(QtGui.QStandardItemModel):
 
     def set_badge_cell(self, path: str, text: str, value: float | None) -> int | None:
         """Set one AI cell (signals are the caller's business); returns its row or ``None``."""
-        from cxrviewer.ui.study_browser import BADGE_ROLE, SORT_ROLE
+        from cxrviewer.ui.browser.study_browser import BADGE_ROLE, SORT_ROLE
 
         it = self.by_path.get(path)
         if it is None:

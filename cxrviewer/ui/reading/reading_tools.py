@@ -7,11 +7,11 @@ from __future__ import annotations
 
 def install(window) -> None:
     """Set ``window.measure_tools``, ``.reading_state``, ``.annotation_history``, ``.cine``."""
-    from cxrviewer.ui.annotation_history import install as install_history
-    from cxrviewer.ui.cine import install as install_cine
-    from cxrviewer.ui.measure_tools import install as install_measure_tools
-    from cxrviewer.ui.reading_state import install as install_reading_state
-    from cxrviewer.ui.worklist import link_ai_filter
+    from cxrviewer.ui.browser.worklist import link_ai_filter
+    from cxrviewer.ui.reading.annotation_history import install as install_history
+    from cxrviewer.ui.reading.cine import install as install_cine
+    from cxrviewer.ui.reading.measure_tools import install as install_measure_tools
+    from cxrviewer.ui.reading.reading_state import install as install_reading_state
 
     window.measure_tools = install_measure_tools(window)
     link_ai_filter(window)

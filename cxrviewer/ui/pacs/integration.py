@@ -16,7 +16,7 @@ import tempfile
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.errors import CxrError
-from cxrviewer.ui.pacs_dialog import NetJob, QueryRetrieveDialog, _NodePicker, study_files
+from cxrviewer.ui.pacs.pacs_dialog import NetJob, QueryRetrieveDialog, _NodePicker, study_files
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ Why it is built this way:
   same transform through :meth:`ImageCanvas.add_layer`, so they stay aligned pixel-exactly.
   Rulers keep their end points in image coordinates and are re-placed when the view turns.
 * Corner text is four ``QLabel`` children of the canvas widget, so ``grab()`` includes them
-  (:mod:`cxrviewer.ui.canvas_overlay`: the text, the labels and the export); rulers, the probe
-  report and small Qt helpers are in :mod:`cxrviewer.ui.canvas_items`.
+  (:mod:`cxrviewer.ui.canvas.canvas_overlay`: the text, the labels and the export); rulers, the probe
+  report and small Qt helpers are in :mod:`cxrviewer.ui.canvas.canvas_items`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cxrviewer.core.geometry import display_aspect, fallback_window, length, pix
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.export import RulerSpec, ViewState
-from cxrviewer.ui.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
+from cxrviewer.ui.canvas.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
     ProbeInfo,
     Ruler,
     _Layer,
@@ -43,8 +43,8 @@ from cxrviewer.ui.canvas_items import (  # noqa: F401 - re-exported: the canvas'
     qimage_to_rgb,
     rgb_to_qimage,
 )
-from cxrviewer.ui.canvas_overlay import CanvasOverlay
-from cxrviewer.ui.image_item import DecimatingImageItem
+from cxrviewer.ui.canvas.canvas_overlay import CanvasOverlay
+from cxrviewer.ui.canvas.image_item import DecimatingImageItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 

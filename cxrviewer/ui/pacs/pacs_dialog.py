@@ -117,7 +117,7 @@ class _NodePicker(QtWidgets.QWidget):
         return self.book.with_local_ae(self.book.nodes[name]) if name in self.book.nodes else None
 
     def edit(self) -> None:
-        from cxrviewer.ui.pacs_nodes import NodeEditor
+        from cxrviewer.ui.pacs.pacs_nodes import NodeEditor
 
         dlg = NodeEditor(self.book, self)
         if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted:

@@ -25,10 +25,16 @@ from collections.abc import Callable
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.render.colormaps import prediction_text
-from cxrviewer.ui import precision
-from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
-from cxrviewer.ui.prediction_panel import PredictionPanel
-from cxrviewer.ui.workers import AiController, AnalyzeResult, BatchSummary, ModelInfo, WorkerError
+from cxrviewer.ui.ai import precision
+from cxrviewer.ui.ai.heatmap import HeatmapControls, HeatmapLayer
+from cxrviewer.ui.ai.prediction_panel import PredictionPanel
+from cxrviewer.ui.ai.workers import (
+    AiController,
+    AnalyzeResult,
+    BatchSummary,
+    ModelInfo,
+    WorkerError,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ BADGE_FLUSH_MS = 2000
 
 
 def install(window) -> AiIntegration:
-    """Add the AI to a :class:`~cxrviewer.ui.main_window.MainWindow` (called by its
+    """Add the AI to a :class:`~cxrviewer.ui.shell.main_window.MainWindow` (called by its
     ``__init__``; the model is loaded later by :meth:`AiIntegration.start`)."""
     settings = getattr(getattr(window, "settings", None), "q", None)
     ai = AiIntegration(window, window.canvas, getattr(window, "browser", None), settings=settings,
@@ -100,10 +106,10 @@ class AiIntegration(QtCore.QObject):
     window
         The ``QMainWindow`` (menu bar, status bar, docks).
     canvas
-        The :class:`~cxrviewer.ui.canvas.ImageCanvas` (``add_layer``, ``imageShown``, ``img``,
+        The :class:`~cxrviewer.ui.canvas.canvas.ImageCanvas` (``add_layer``, ``imageShown``, ``img``,
         ``set_extra_text``).
     browser
-        The :class:`~cxrviewer.ui.study_browser.StudyBrowser` (``set_badge``,
+        The :class:`~cxrviewer.ui.browser.study_browser.StudyBrowser` (``set_badge``,
         ``image_paths``, ``set_badge_filter``, ``sort_by_badge``), or ``None``.
     engine_factory
         ``model_dir -> engine`` run on the worker thread (tests pass a stand-in);
@@ -329,7 +335,7 @@ class AiIntegration(QtCore.QObject):
 
     def show_models(self) -> None:
         from cxrviewer.ml.registry import Registry  # reads card.json files only (no torch)
-        from cxrviewer.ui.model_dialogs import ModelsDialog
+        from cxrviewer.ui.ai.model_dialogs import ModelsDialog
 
         active = self.controller.model.name if self.controller.model else None
         dlg = ModelsDialog(Registry(), active, self.window)
@@ -339,7 +345,7 @@ class AiIntegration(QtCore.QObject):
         self.controller.modelChanged.disconnect(dlg.refresh)
 
     def show_card(self) -> None:
-        from cxrviewer.ui.model_dialogs import ModelCardDialog
+        from cxrviewer.ui.ai.model_dialogs import ModelCardDialog
 
         m = self.controller.model
         if m is None:
@@ -360,7 +366,7 @@ class AiIntegration(QtCore.QObject):
 
     def show_train(self):
         """Model → Train / Refresh model… (modeless; training runs in a child process)."""
-        from cxrviewer.ui.train_dialog import show_for
+        from cxrviewer.ui.train.train_dialog import show_for
 
         return show_for(self)
 

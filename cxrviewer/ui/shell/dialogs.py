@@ -114,7 +114,7 @@ MOUSE_HELP = [
 class ShortcutsDialog(QtWidgets.QDialog):
     """Every action with its shortcut, grouped by menu, plus the mouse mapping.
 
-    ``actions``: rows from :func:`cxrviewer.ui.shortcuts.action_rows` (generated from the
+    ``actions``: rows from :func:`cxrviewer.ui.shell.shortcuts.action_rows` (generated from the
     window's real actions, so the list cannot drift), or plain ``QAction`` objects.
     """
 

@@ -1,4 +1,4 @@
-"""Puts the viewport grid (:mod:`cxrviewer.ui.viewports`) into the main window: the View menu's
+"""Puts the viewport grid (:mod:`cxrviewer.ui.canvas.viewports`) into the main window: the View menu's
 layouts and sync toggles, opening images in a given viewport, drags from the study browser,
 and making the window's toolbar, panels and keys act on the active viewport.
 
@@ -21,7 +21,7 @@ import os
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import FileError, LoadedImage
-from cxrviewer.ui.viewports import LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime
+from cxrviewer.ui.canvas.viewports import LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime
 
 #: layout -> (menu text, shortcut)
 LAYOUT_ACTIONS = {"1x1": ("1 × 1", "Alt+1"), "1x2": ("1 × 2 (side by side)", "Alt+2"),
@@ -87,7 +87,7 @@ class ViewportBinding(QtCore.QObject):
         canvas._placeholder.setText("Drag an image or a series here from Studies")
         first = self._tools.get(id(self.grid.canvas(0)))
         if first is not None:
-            from cxrviewer.ui.measure_tools import MeasureTools
+            from cxrviewer.ui.reading.measure_tools import MeasureTools
 
             tools = MeasureTools(canvas, w)
             tools.panel, tools.dock = first.panel, first.dock
@@ -103,7 +103,7 @@ class ViewportBinding(QtCore.QObject):
             tools.changed.connect(first_measurement)
         ai = getattr(w, "ai", None)
         if ai is not None:
-            from cxrviewer.ui.heatmap import HeatmapLayer
+            from cxrviewer.ui.ai.heatmap import HeatmapLayer
 
             layer = HeatmapLayer(ai)
             layer.attach(canvas)
@@ -220,7 +220,7 @@ class ViewportBinding(QtCore.QObject):
             return w.load_path(path, frame)
         loader = self._loaders.get(index)
         if loader is None:
-            from cxrviewer.ui.loaders import ImageLoader
+            from cxrviewer.ui.common.loaders import ImageLoader
 
             loader = self._loaders[index] = ImageLoader(self, cache_size=2)
             loader.loaded.connect(lambda rid, img, i=index: self._loaded(i, rid, img))
@@ -327,7 +327,7 @@ class BrowserDragSource(QtCore.QObject):
 
     An event filter on the two views' viewports (not a subclass of the browser's models):
     a left-button move past the platform's drag distance starts a ``QDrag`` carrying
-    :data:`~cxrviewer.ui.viewports.MIME_PATHS` with the image under the press, or every image
+    :data:`~cxrviewer.ui.canvas.viewports.MIME_PATHS` with the image under the press, or every image
     of the series/study row under it. A plain click still selects as before.
 
     Signals
@@ -348,7 +348,7 @@ class BrowserDragSource(QtCore.QObject):
 
     def paths_at(self, view: QtWidgets.QAbstractItemView, index: QtCore.QModelIndex) -> list[str]:
         """The image paths a drag from ``index`` carries: its own, else its children's."""
-        from cxrviewer.ui.study_browser import PATH_ROLE
+        from cxrviewer.ui.browser.study_browser import PATH_ROLE
 
         first = index.siblingAtColumn(0)
         p = first.data(PATH_ROLE)

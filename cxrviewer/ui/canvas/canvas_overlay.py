@@ -1,6 +1,6 @@
 """The canvas's corner and edge text (``QLabel`` children, so ``grab()`` includes them) and its
 export: native-resolution through :func:`cxrviewer.render.compose.compose_export`, or a grab of
-what is on screen. A mixin of :class:`cxrviewer.ui.canvas.ImageCanvas`, whose attributes it uses.
+what is on screen. A mixin of :class:`cxrviewer.ui.canvas.canvas.ImageCanvas`, whose attributes it uses.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.render.compose import compose_export
 from cxrviewer.render.overlay_text import CornerText, corner_text
-from cxrviewer.ui.canvas_items import qimage_to_rgb
+from cxrviewer.ui.canvas.canvas_items import qimage_to_rgb
 
 
 class CanvasOverlay:
-    """Text overlay and export of :class:`~cxrviewer.ui.canvas.ImageCanvas`."""
+    """Text overlay and export of :class:`~cxrviewer.ui.canvas.canvas.ImageCanvas`."""
 
     def export_layers(self) -> list[np.ndarray]:
         """The visible overlay layers as RGBA arrays in original geometry, bottom to top."""

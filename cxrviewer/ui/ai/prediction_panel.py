@@ -198,7 +198,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.score_anyway_button.setVisible(button)
 
     def show_result(self, result, forced: bool = False) -> None:
-        """Show an :class:`~cxrviewer.ui.workers.AnalyzeResult`; ``forced``: the reader chose
+        """Show an :class:`~cxrviewer.ui.ai.workers.AnalyzeResult`; ``forced``: the reader chose
         *Score anyway* for an image the out-of-distribution gate refused."""
         pred = result.prediction
         self.result = result

@@ -91,7 +91,7 @@ class ReadingState:
     center: tuple[float, float] | None = None
     zoom: float | None = None
     rulers: list[tuple[float, float, float, float]] = field(default_factory=list)
-    #: the other measurements (:mod:`cxrviewer.ui.measure_tools`): ``(kind, points)``, or
+    #: the other measurements (:mod:`cxrviewer.ui.reading.measure_tools`): ``(kind, points)``, or
     #: ``(kind, points, text)`` for a text label or an arrow with text
     measurements: list[tuple] = field(default_factory=list)
 

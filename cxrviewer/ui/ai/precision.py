@@ -32,7 +32,7 @@ def load(settings: QtCore.QSettings) -> str:
 def factory(ai: Any) -> Callable[[str | None], Any]:
     """``Engine.load`` with ``ai.precision`` as it is when the worker loads (a plain str
     attribute: the worker thread never touches the QSettings object)."""
-    from cxrviewer.ui.workers import default_engine_factory
+    from cxrviewer.ui.ai.workers import default_engine_factory
 
     return lambda model_dir: default_engine_factory(model_dir, precision=ai.precision)
 

@@ -15,7 +15,7 @@ from cxrviewer.core.types import LoadedImage
 from cxrviewer.render.export import RulerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
 
 
 @dataclass(frozen=True)

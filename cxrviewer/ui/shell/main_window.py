@@ -15,12 +15,18 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import FileError, LoadedImage, ScanResult
-from cxrviewer.ui.canvas import TOOL_NAMES, ImageCanvas, rgb_to_qimage
-from cxrviewer.ui.dialogs import ErrorPanel, ExportDialog, ShortcutsDialog, TagBrowser, show_about
-from cxrviewer.ui.loaders import ImageLoader, Scanner
-from cxrviewer.ui.settings import Settings
-from cxrviewer.ui.study_browser import StudyBrowser
-from cxrviewer.ui.window_level import WindowLevelPanel
+from cxrviewer.ui.browser.study_browser import StudyBrowser
+from cxrviewer.ui.canvas.canvas import TOOL_NAMES, ImageCanvas, rgb_to_qimage
+from cxrviewer.ui.canvas.window_level import WindowLevelPanel
+from cxrviewer.ui.common.loaders import ImageLoader, Scanner
+from cxrviewer.ui.common.settings import Settings
+from cxrviewer.ui.shell.dialogs import (
+    ErrorPanel,
+    ExportDialog,
+    ShortcutsDialog,
+    TagBrowser,
+    show_about,
+)
 
 TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O"}
 
@@ -58,7 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._want_first = False
 
         self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
-        from cxrviewer.ui.viewports import ViewportGrid
+        from cxrviewer.ui.canvas.viewports import ViewportGrid
 
         self.viewports = ViewportGrid(self.canvas, self)
         self.setCentralWidget(self.viewports)
@@ -83,28 +89,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._connect()
         # The AI layer (prediction panel, heatmap, Model menu); its model loads later, in its
         # own thread, when app.run calls ai.start() after the window is shown.
-        from cxrviewer.ui.ai import install as install_ai
+        from cxrviewer.ui.ai.integration import install as install_ai
 
         self.ai = install_ai(self)
         # Measurement tools, per-image reading state (window, zoom/pan, orientation, annotations;
         # before the DICOM objects, so that a presentation state the reader opens wins over the
         # remembered state), Undo/Redo, cine, the browser filter's link to the AI menu.
-        from cxrviewer.ui.reading_tools import install as install_reading_tools
+        from cxrviewer.ui.reading.reading_tools import install as install_reading_tools
 
         install_reading_tools(self)
         # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
-        from cxrviewer.ui.dicom_objects import install as install_dicom
+        from cxrviewer.ui.dicom.dicom_objects import install as install_dicom
 
         self.dicom = install_dicom(self)
         # File → Query/Retrieve… and Send to PACS… (nothing connects until the reader asks)
-        from cxrviewer.ui.pacs import install as install_pacs
+        from cxrviewer.ui.pacs.integration import install as install_pacs
 
         self.pacs = install_pacs(self)
         # Layouts, drag into a viewport, sync; panels and keys follow the active viewport
-        from cxrviewer.ui.viewport_binding import install as install_viewports
+        from cxrviewer.ui.shell.viewport_binding import install as install_viewports
 
         self.viewport_binding = install_viewports(self)
-        from cxrviewer.ui.prior_compare import install as install_prior  # View → Compare with Prior
+        from cxrviewer.ui.reading.prior_compare import (
+            install as install_prior,  # View → Compare with Prior
+        )
 
         self.prior_compare = install_prior(self)
         self._restore_layout()
@@ -514,7 +522,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return dlg
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        from cxrviewer.ui.shortcuts import action_rows
+        from cxrviewer.ui.shell.shortcuts import action_rows
 
         dlg = ShortcutsDialog(action_rows(self), self)  # from the real actions: cannot drift
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)

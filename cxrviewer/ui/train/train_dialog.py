@@ -30,8 +30,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.ui.train_form import CHECKPOINT, TrainFormMixin
-from cxrviewer.ui.train_support import (  # noqa: F401  (default_run_dir, training_command: re-exported)
+from cxrviewer.ui.train.train_form import CHECKPOINT, TrainFormMixin
+from cxrviewer.ui.train.train_support import (  # noqa: F401  (default_run_dir, training_command: re-exported)
     JsonChild,
     Publisher,
     default_run_dir,
@@ -39,7 +39,7 @@ from cxrviewer.ui.train_support import (  # noqa: F401  (default_run_dir, traini
     training_command,
     training_process,
 )
-from cxrviewer.ui.train_support import num as _num
+from cxrviewer.ui.train.train_support import num as _num
 
 #: after Cancel, how long the training process gets to exit before it is killed
 KILL_GRACE_MS = 5000
@@ -494,7 +494,7 @@ class _QuitGuard(QtCore.QObject):
 
 
 def show_for(ai) -> TrainDialog | None:
-    """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.AiIntegration`:
+    """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.integration.AiIntegration`:
     "the active model" is the one the viewer uses, and Activate loads the new model in the
     AI worker (the Models dialog's path). Without torch (the base install) it says in one
     line which extra to install instead, and returns ``None``."""

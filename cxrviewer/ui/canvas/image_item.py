@@ -11,7 +11,7 @@ or closer, it is the whole array as before.
 
 pyqtgraph's own ``autoDownsample`` is not used: it averages blocks anew on every render, which
 costs more than the lookup it saves. The rendered indexed image is converted to RGB32 once,
-as :class:`cxrviewer.ui.heatmap.HeatImageItem` does for the heatmap, so paints (pan, zoom,
+as :class:`cxrviewer.ui.ai.heatmap.HeatImageItem` does for the heatmap, so paints (pan, zoom,
 the other viewport's repaint) do not convert it again.
 """
 
