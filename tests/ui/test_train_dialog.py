@@ -28,6 +28,7 @@ def ai(qtbot, tmp_path, monkeypatch):
     import cxrviewer.ui  # noqa: F401  (the PySide6 refcount guard, before any emit)
     from cxrviewer.ui.ai.integration import AiIntegration
     from cxrviewer.ui.canvas.canvas import ImageCanvas
+    from cxrviewer.ui.train.train_dialog import show_for
 
     monkeypatch.setenv("CXRVIEWER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training process
@@ -43,7 +44,8 @@ def ai(qtbot, tmp_path, monkeypatch):
     canvas = ImageCanvas()
     win.setCentralWidget(canvas)
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings,
+                          open_train=show_for)
     integ.loaded = loaded
     qtbot.addWidget(win)
     win.show()

@@ -120,9 +120,11 @@ class AiIntegration(QtCore.QObject):
 
     def __init__(self, window: QtWidgets.QMainWindow, canvas, browser=None,
                  engine_factory: Callable | None = None, settings: QtCore.QSettings | None = None,
-                 toolbar: QtWidgets.QToolBar | None = None) -> None:
+                 toolbar: QtWidgets.QToolBar | None = None, open_train: Callable | None = None) -> None:
         super().__init__(window)
         self.window, self.canvas, self.browser = window, canvas, browser
+        #: Model → Train opens ``open_train(self)`` (the shell hands in the Train dialog's opener)
+        self.open_train = open_train
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.precision = precision.load(self.settings)  # Model > Precision (ui/precision.py)
         self.controller = AiController(engine_factory or precision.factory(self), parent=self)
@@ -366,9 +368,8 @@ class AiIntegration(QtCore.QObject):
 
     def show_train(self):
         """Model → Train / Refresh model… (modeless; training runs in a child process)."""
-        from cxrviewer.ui.train.train_dialog import show_for
-
-        return show_for(self)
+        # the shell hands the Train dialog's opener in (features never import each other)
+        return self.open_train(self) if self.open_train is not None else None
 
     def activate(self, name: str) -> None:
         self.controller.activate_model(name)

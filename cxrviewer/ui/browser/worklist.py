@@ -108,18 +108,15 @@ def make_worklist_view(parent: QtWidgets.QWidget, proxy: QtCore.QSortFilterProxy
     return v
 
 
-def link_ai_filter(window) -> None:
+def link_ai_filter(browser, act) -> None:
     """When the reader clears the browser's filter (its *clear* link), the AI menu's
-    "Show only images at or above the threshold" unticks too."""
-    act = getattr(getattr(window, "ai", None), "act_filter", None)
-    if act is None:
-        return
+    "Show only images at or above the threshold" (``act``, handed in by the shell) unticks too."""
 
     def changed(value) -> None:
         if value is None and act.isChecked():
             act.setChecked(False)
 
-    window.browser.badgeFilterChanged.connect(changed)
+    browser.badgeFilterChanged.connect(changed)
 
 
 def make_sortable(header: QtWidgets.QHeaderView, proxy: QtCore.QSortFilterProxyModel) -> None:

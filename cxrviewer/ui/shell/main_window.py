@@ -92,12 +92,18 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai.integration import install as install_ai
 
         self.ai = install_ai(self)
+        from cxrviewer.ui.train.train_dialog import show_for as open_train
+
+        self.ai.open_train = open_train  # Model → Train / Refresh model…
         # Measurement tools, per-image reading state (window, zoom/pan, orientation, annotations;
         # before the DICOM objects, so that a presentation state the reader opens wins over the
         # remembered state), Undo/Redo, cine, the browser filter's link to the AI menu.
         from cxrviewer.ui.reading.reading_tools import install as install_reading_tools
 
         install_reading_tools(self)
+        from cxrviewer.ui.browser.worklist import link_ai_filter
+
+        link_ai_filter(self.browser, self.ai.act_filter)
         # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
         from cxrviewer.ui.dicom.dicom_objects import install as install_dicom
 
