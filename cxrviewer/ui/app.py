@@ -88,7 +88,7 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
     install_crash_handler(app, log_file=log_file)
     w = create_window(path, sample)
     w.show()
-    if getattr(w, "ai", None) is not None:
+    if w.ai is not None:
         # the model (and torch) load in the AI worker once the event loop runs: window first
         QtCore.QTimer.singleShot(0, w.ai.start)
     return app.exec()

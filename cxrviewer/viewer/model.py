@@ -145,16 +145,24 @@ class Measurement:
 class AiResult:
     """The AI's finding for the image a viewport shows.
 
-    ``probability`` of ``label`` (the positive class), from the model ``model``; ``has_heatmap``
-    says whether a Grad-CAM map exists for it (the map itself stays with the widget that draws it).
+    ``probability`` of ``label`` from the model ``model``, for ``path`` frame ``frame``;
+    ``lines`` the text the viewer shows for it (burned into a capture); ``prediction`` the
+    model's own answer (``cxrviewer.ml.inference.Prediction``, what an SR is built from: kept
+    opaque here, not compared); ``has_heatmap`` whether a Grad-CAM map exists for it (the map
+    itself stays with the widget that draws it).
     """
 
     label: str
     probability: float
     model: str = ""
     threshold: float | None = None
+    path: str = ""
+    frame: int = 0
     has_heatmap: bool = False
-    scores: tuple[tuple[str, float], ...] = ()
+    forced: bool = False
+    weights_sha256: str = ""
+    lines: tuple[str, ...] = ()
+    prediction: Any = field(default=None, compare=False, repr=False)
 
 
 class ViewportModel:

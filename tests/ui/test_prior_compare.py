@@ -83,10 +83,29 @@ def test_the_comparison_is_synced_and_a_caption_goes_with_its_image(qtbot, viewe
     assert right.window() == pytest.approx((c1 + 100.0, w1 + 40.0))
     left.zoom_by(2.0)
     assert grid.relative_view(right)[2] == pytest.approx(grid.relative_view(left)[2], rel=1e-3)
-    # another image dropped into the right viewport: "Prior · …" no longer describes it
+    # another image dropped into the right viewport: the caption describes it (from the model)
     with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
         grid.open(1, p["oldest"])
-    assert grid.caption(1) == "" and grid.caption(0).startswith("Current")
+    assert grid.caption(1) == "Prior · 2017-01-05" and grid.caption(0).startswith("Current")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        grid.open(1, p["other"])  # another patient: no relation to tell
+    assert grid.caption(1) == "" and grid.caption(0) == ""
+
+
+def test_the_prior_caption_does_not_outlive_the_relation(qtbot, viewer, tmp_path):
+    # the reader's bug: after the left viewport moved to an older study, the right one still
+    # said "Prior · 2019-03-14" though it was now the newer image
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    show(qtbot, viewer, p["newest"])
+    grid = viewer.viewports
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        viewer.prior_compare.action.trigger()
+    assert grid.caption(1) == "Prior · 2019-03-14"
+    show(qtbot, viewer, p["oldest"])  # PgDown/click in the browser: the left viewport moves on
+    assert grid.path(0) == p["oldest"] and grid.path(1) == p["middle"]
+    assert grid.caption(1) == "Later · 2019-03-14" and grid.caption(0) == "Current · 2017-01-05"
+    assert viewer.model.caption(1) == grid.caption(1) and viewer.model.relation(1) == "later"
 
 
 def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tmp_path):

@@ -47,18 +47,14 @@ PROBE_ENV = "CXRVIEWER_STARTUP_PROBE"
 BADGE_FLUSH_MS = 2000
 
 
-def install(window) -> AiIntegration:
+def install(window, model=None) -> AiIntegration:
     """Add the AI to a :class:`~cxrviewer.ui.shell.main_window.MainWindow` (called by its
-    ``__init__``; the model is loaded later by :meth:`AiIntegration.start`)."""
-    settings = getattr(getattr(window, "settings", None), "q", None)
-    ai = AiIntegration(window, window.canvas, getattr(window, "browser", None), settings=settings,
-                       toolbar=getattr(window, "toolbar", None))
-    menus = getattr(window, "menus", None)
-    if isinstance(menus, dict):
-        menus["model"] = ai.menu
-    cleared = getattr(window, "imageCleared", None)
-    if cleared is not None:
-        cleared.connect(ai._on_image_cleared)
+    ``__init__``; the model is loaded later by :meth:`AiIntegration.start`); results are
+    published to the viewer ``model``."""
+    ai = AiIntegration(window, window.canvas, window.browser, settings=window.settings.q,
+                       toolbar=window.toolbar, model=model, help_menu=window.menus["help"])
+    window.menus["model"] = ai.menu
+    window.imageCleared.connect(ai._on_image_cleared)
     return ai
 
 
@@ -120,9 +116,13 @@ class AiIntegration(QtCore.QObject):
 
     def __init__(self, window: QtWidgets.QMainWindow, canvas, browser=None,
                  engine_factory: Callable | None = None, settings: QtCore.QSettings | None = None,
-                 toolbar: QtWidgets.QToolBar | None = None, open_train: Callable | None = None) -> None:
+                 toolbar: QtWidgets.QToolBar | None = None, open_train: Callable | None = None,
+                 model=None, help_menu: QtWidgets.QMenu | None = None) -> None:
         super().__init__(window)
         self.window, self.canvas, self.browser = window, canvas, browser
+        #: the viewer model (:class:`cxrviewer.viewer.ViewerModel`) the results are published
+        #: to, for exports, SR and the other features to read (``None`` in a bare test window)
+        self.model = model
         #: Model → Train opens ``open_train(self)`` (the shell hands in the Train dialog's opener)
         self.open_train = open_train
         self.settings = settings if settings is not None else QtCore.QSettings()
@@ -173,7 +173,7 @@ class AiIntegration(QtCore.QObject):
         sb.addPermanentWidget(self.device_label)
 
         # -- actions and menu
-        self._build_actions(toolbar)
+        self._build_actions(toolbar, help_menu)
         precision.install_menu(self)
 
         # -- wiring
@@ -197,7 +197,7 @@ class AiIntegration(QtCore.QObject):
         window.installEventFilter(self)
 
     # ------------------------------------------------------------------ actions
-    def _build_actions(self, toolbar: QtWidgets.QToolBar | None) -> None:
+    def _build_actions(self, toolbar: QtWidgets.QToolBar | None, help_menu: QtWidgets.QMenu | None = None) -> None:
         w = self.window
         A = QtGui.QAction
         self.act_heatmap = A("Show &heatmap", w, checkable=True, checked=self.heatmap.enabled)
@@ -235,9 +235,8 @@ class AiIntegration(QtCore.QObject):
             a.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
             w.addAction(a)  # shortcuts work even when the menu bar is hidden
         self.menu = QtWidgets.QMenu("&Model", w)
-        before = getattr(w, "menus", {}).get("help")  # keep Help last, as everywhere
-        if before is not None:
-            w.menuBar().insertMenu(before.menuAction(), self.menu)
+        if help_menu is not None:  # keep Help last, as everywhere
+            w.menuBar().insertMenu(help_menu.menuAction(), self.menu)
         else:
             w.menuBar().addMenu(self.menu)
         self.models_menu = self.menu.addMenu("Active model")
@@ -278,6 +277,7 @@ class AiIntegration(QtCore.QObject):
             if hit is not None:
                 refused, forced = self._shown(hit)
                 self.panel.show_result(hit, forced=forced)
+                self._publish(hit, forced)
             if layer.enabled and layer.cam is None:
                 # its heatmap is on but has no map yet (an image opened there while another
                 # viewport was active): the reader asked to see AI on this viewport
@@ -462,6 +462,27 @@ class AiIntegration(QtCore.QObject):
         self.heatmap.set_cam(res.cam_u8 if (forced or not refused) else None)
         self.panel.show_result(res, forced=forced)
         self.canvas.set_extra_text(prediction_text(res.prediction, forced=forced))
+        self._publish(res, forced)
+
+    def _publish(self, res: AnalyzeResult, forced: bool) -> None:
+        """The result into the viewer model, on the viewport that shows its image."""
+        if self.model is None:
+            return
+        from cxrviewer.viewer import AiResult
+
+        vp = self.model.active
+        if vp.image is None or vp.image.path != res.path:
+            i = self.model.index_of(res.path)
+            if i is None:
+                return
+            vp = self.model[i]
+        p = res.prediction
+        card = getattr(self.controller.model, "card", None) or {}
+        vp.set_ai(AiResult(label=str(p.label), probability=float(p.probability_abnormal), model=str(p.model_name),
+                           threshold=float(p.threshold), path=res.path, frame=res.frame,
+                           has_heatmap=res.cam_u8 is not None, forced=forced,
+                           weights_sha256=str(card.get("weights_sha256", "")),
+                           lines=tuple(prediction_text(p, forced=forced)), prediction=p))
 
     def _on_badge(self, res: AnalyzeResult) -> None:
         if res.batch_id is not None and self.panel.result is None and self._is_current(res):

@@ -448,6 +448,17 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.scrollTo(idx)
         return True
 
+    def shutdown(self) -> None:
+        """Stop making thumbnails (the window is closing)."""
+        self._thumb_timer.stop()
+        self.thumbs.shutdown()
+
+    def show_path(self, path: str) -> bool:
+        """Select ``path`` without loading it (it is already on screen: the active viewport's
+        image), so PgDown goes on from there."""
+        self._selected_path = path
+        return self.select_path(path)
+
     def select_object(self, path: str) -> bool:
         """Select an SR / presentation-state row (emits ``objectSelected``)."""
         it = self.model.by_key.get("O:" + path)

@@ -70,6 +70,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         A ruler was added, changed or deleted.
     imageShown()
         A new image is on screen.
+    cleared()
+        No image is shown any more.
     """
 
     windowChanged = QtCore.Signal(float, float)
@@ -77,6 +79,7 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     viewChanged = QtCore.Signal()
     rulersChanged = QtCore.Signal()
     imageShown = QtCore.Signal()
+    cleared = QtCore.Signal()
     toolChanged = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
@@ -199,6 +202,11 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self._corner_lines = {}
         for lab in self._labels.values():
             lab.setText("")
+        self.cleared.emit()
+
+    def set_placeholder(self, text: str) -> None:
+        """What an empty canvas says (why it is empty, or what to do)."""
+        self._placeholder.setText(text)
 
     # ---------------------------------------------------------------- window
     def shown_array(self) -> np.ndarray | None:

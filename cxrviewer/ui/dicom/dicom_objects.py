@@ -30,10 +30,11 @@ KINDS = (
 
 
 def tool_measurements(img, tools_measurements) -> list:
-    """The measurement tools' results (angle, Cobb, CTR, ellipse/rectangle ROI statistics) as
-    :class:`cxrviewer.dicom.common.Measurement` values with their units; unfinished ones are
-    left out. The numbers are recomputed here with :mod:`cxrviewer.core.measure`, the module
-    the tools themselves use."""
+    """The measurements of the viewer model (:class:`cxrviewer.viewer.Measurement`: angle,
+    Cobb, CTR, ellipse/rectangle ROI statistics; rulers are :func:`length_measurement`'s) as
+    :class:`cxrviewer.dicom.common.Measurement` values with their units. The numbers are
+    recomputed here from the points with :mod:`cxrviewer.core.measure`, the module the tools
+    themselves use."""
     from cxrviewer.core import measure as M
     from cxrviewer.dicom.common import Measurement
 
@@ -44,10 +45,8 @@ def tool_measurements(img, tools_measurements) -> list:
     out = []
     for m in tools_measurements or []:
         try:
-            if not m.complete():
-                continue
-            pts = tuple((float(x), float(y)) for x, y in m.points())
-            label = m.text()
+            pts = tuple((float(x), float(y)) for x, y in m.points)
+            label = m.label
             if m.kind == "angle":
                 a, v, b = pts[:3]
                 out.append(Measurement("angle", (a, v, b), (("Angle", M.angle_deg(v, a, b, sp), "deg"),), label, basis))
@@ -58,7 +57,10 @@ def tool_measurements(img, tools_measurements) -> list:
                 val = M.cardiothoracic_ratio(pts[2:4], pts[0:2], sp)
                 out.append(Measurement("ctr", pts[:4], (("Cardiothoracic Ratio", val, ""),), label, basis))
             elif m.kind in ("ellipse", "rect"):
-                st = m.stats()
+                st = None
+                if not img.is_color:
+                    values = img.modality if img.modality is not None else img.stored
+                    st = M.stats_of(M.roi_values(values, m.kind, pts[0], pts[1]), sp)
                 outline = (M.ellipse_outline if m.kind == "ellipse" else M.rect_outline)(pts[0], pts[1])
                 vals = [("Area", st.area_mm2, "mm2") if st is not None and st.area_mm2 is not None
                         else ("Area", float(st.area_px) if st is not None else 0.0, "px2")]
@@ -135,9 +137,10 @@ class DicomObjects(QtCore.QObject):
     storedResultShown = QtCore.Signal(list)
     presentationApplied = QtCore.Signal(object)
 
-    def __init__(self, window) -> None:
+    def __init__(self, window, model) -> None:
         super().__init__(window)
         self.window = window
+        self.model = model  # cxrviewer.viewer.ViewerModel: what the exports read
         self._pending_ps = None  # (image path, PresentationState) to apply once that image is shown
         self._sr_cache: dict[str, list] = {}
         self.stored = []
@@ -146,22 +149,16 @@ class DicomObjects(QtCore.QObject):
         self.stored_label.setWordWrap(True)
         self.stored_label.setStyleSheet("color: #9ecbff;")
         self.stored_label.hide()
-        panel = getattr(getattr(window, "ai", None), "panel", None)
-        extra = getattr(panel, "extra", None)
-        if isinstance(extra, QtWidgets.QBoxLayout):
-            extra.insertWidget(0, self.stored_label)
-        else:  # no AI panel in this build: the status bar shows it
-            window.statusBar().addPermanentWidget(self.stored_label)
+        # where the label goes (beside the live AI result, else the status bar) is the shell's
+        # call: MainWindow places it
         a = self.act_export = QtGui.QAction("Export as &DICOM…", window)
         a.setShortcut(QtGui.QKeySequence("Ctrl+Shift+D"))
         a.setStatusTip("Secondary Capture, structured report or presentation state into the image's study")
         a.triggered.connect(lambda _=False: self.export_dialog())
         menu = window.menus["file"]
-        anchor = getattr(window, "act_copy", None)
-        menu.insertAction(anchor, a) if anchor is not None else menu.addAction(a)
+        menu.insertAction(window.act_copy, a)
         window.addAction(a)
-        if hasattr(window, "actions_list"):
-            window.actions_list.append(a)
+        window.actions_list.append(a)
         a.setEnabled(False)
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
@@ -170,25 +167,32 @@ class DicomObjects(QtCore.QObject):
         self._select_after_scan: str | None = None
 
     # ------------------------------------------------------------------ export
-    def _ai_result(self):
-        """The live AI result for the image on screen, as an AiResult (or None)."""
-        ai = getattr(self.window, "ai", None)
-        res = getattr(getattr(ai, "panel", None), "result", None)
+    def _live_ai(self):
+        """The viewer model's AI result for the image on screen (``None`` when none, or when
+        it is another frame's)."""
+        res = self.model.active.ai
         img = self.window.current_image
         if res is None or img is None or os.fspath(res.path) != os.fspath(img.path) or res.frame != img.frame:
             return None
+        return res
+
+    def _ai_result(self):
+        """The live AI result for the image on screen, as the SR's AiResult (or None)."""
+        res = self._live_ai()
+        if res is None or res.prediction is None:
+            return None
         from cxrviewer.dicom.build import ai_result_from_prediction
 
-        model = getattr(getattr(ai, "controller", None), "model", None)
-        sha = str((getattr(model, "card", None) or {}).get("weights_sha256", ""))
-        return ai_result_from_prediction(res.prediction, sha)
+        return ai_result_from_prediction(res.prediction, res.weights_sha256)
 
     def _ai_lines(self) -> list[str]:
-        panel = getattr(getattr(self.window, "ai", None), "panel", None)
-        try:
-            return list(panel.text_lines()) if panel is not None else []
-        except Exception:  # noqa: BLE001 - the text is a nicety
-            return []
+        res = self._live_ai()
+        return list(res.lines) if res is not None else []
+
+    def _measurements(self):
+        """The active viewport's measurements in the viewer model (rulers first)."""
+        ms = self.model.active.measurements
+        return [m for m in ms if m.kind == "ruler"], [m for m in ms if m.kind != "ruler"]
 
     def export(self, kind: str, path: str | os.PathLike, anonymize: bool = False):
         """Write ``kind`` (``sc-view``, ``sc-native``, ``sr``, ``gsps``) for the image on
@@ -207,8 +211,9 @@ class DicomObjects(QtCore.QObject):
         if img is None:
             raise CxrError(None, "no image is shown")
         canvas = win.canvas
-        rulers = [length_measurement(img, r.p0, r.p1) for r in getattr(canvas, "rulers", [])]
-        rulers += tool_measurements(img, getattr(getattr(win, "measure_tools", None), "measurements", []))
+        ruler_items, others = self._measurements()
+        rulers = [length_measurement(img, *r.points[:2]) for r in ruler_items]
+        rulers += tool_measurements(img, others)
         view = canvas.view_state()
         ai = self._ai_result()
         pixels = None
@@ -253,7 +258,7 @@ class DicomObjects(QtCore.QObject):
             return None
         start_dir = win.settings.get("export_dir", str(Path.home()))
         start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
-        n = len(getattr(win.canvas, "rulers", [])) + len(getattr(getattr(win, "measure_tools", None), "measurements", []))
+        n = len(self.model.active.measurements)
         dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n)
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self._dialog_accepted(dlg.options()))
@@ -277,7 +282,7 @@ class DicomObjects(QtCore.QObject):
 
     # -------------------------------------------------------------- reading back
     def _objects(self, kind: str):
-        scan = getattr(self.window, "last_scan", None)
+        scan = self.window.last_scan
         return [o for o in (scan.objects() if scan is not None else []) if o.kind == kind]
 
     def _read_sr(self, path: str) -> list:
@@ -337,7 +342,7 @@ class DicomObjects(QtCore.QObject):
         if pending is not None:
             self.window.browser.select_object(pending)
             return
-        root = getattr(self.window, "_scan_root", None)
+        root = self.window.scan_root
         objs = res.objects() if hasattr(res, "objects") else []
         if root and os.path.isfile(root) and not res.instances() and len(objs) == 1 and not res.cancelled:
             folder = os.path.dirname(os.path.abspath(root))
@@ -346,7 +351,7 @@ class DicomObjects(QtCore.QObject):
             self.window.open_path(folder)
 
     def _image_path_for(self, uids) -> str | None:
-        scan = getattr(self.window, "last_scan", None)
+        scan = self.window.last_scan
         if scan is None:
             return None
         by_uid = {i.sop_instance_uid: i.path for i in scan.instances() if i.sop_instance_uid}
@@ -398,17 +403,13 @@ class DicomObjects(QtCore.QObject):
         if ps.flip_v:
             canvas.flip_v()
         invert = ps.reader_invert(img.photometric)
-        act = getattr(win, "act_invert", None)
-        if act is not None:
-            act.setChecked(invert)
-        else:
-            canvas.set_invert(invert)
+        win.act_invert.setChecked(invert)  # the action inverts the canvas
         if ps.window_center is not None and ps.window_width is not None and not img.is_color:
             fn = "SIGMOID" if ps.voi_function.upper() == "SIGMOID" else "LINEAR"
             canvas.set_preset(WindowPreset(ps.window_name or "Presentation state", ps.window_center,
                                            max(ps.window_width, 1.0), fn, "user"))
         canvas.clear_rulers()
-        tools = getattr(win, "measure_tools", None)
+        tools = win.measure_tools
         if tools is not None:
             tools.clear()
         for kind, pts in ps.measurements():
@@ -420,6 +421,6 @@ class DicomObjects(QtCore.QObject):
         self.presentationApplied.emit(ps)
 
 
-def install(window) -> DicomObjects:
-    """Add the DICOM-object features to a main window."""
-    return DicomObjects(window)
+def install(window, model) -> DicomObjects:
+    """Add the DICOM-object features to a main window; exports read the viewer ``model``."""
+    return DicomObjects(window, model)

@@ -38,9 +38,12 @@ class SendDialog(QtWidgets.QDialog):
 
     sent = QtCore.Signal(object)
 
-    def __init__(self, window, book_path: str | os.PathLike | None = None) -> None:
+    def __init__(self, window, book_path: str | os.PathLike | None = None, export=None) -> None:
         super().__init__(window)
         self.window = window
+        #: ``export(kind, path)`` writes a DICOM object of the image on screen (the DICOM
+        #: feature's, handed in by the shell; ``None``: this build makes none)
+        self.export = export
         self.setWindowTitle("Send to PACS")
         self.resize(560, 360)
         self.job: NetJob | None = None
@@ -56,7 +59,7 @@ class SendDialog(QtWidgets.QDialog):
             cb = QtWidgets.QCheckBox(text, objs)
             self.checks[key] = cb
             ol.addWidget(cb)
-        objs.setVisible(getattr(window, "dicom", None) is not None)
+        objs.setVisible(export is not None)
         self.progress = QtWidgets.QProgressBar(self)
         self.progress.setFormat("%v / %m files")
         self.progress.hide()
@@ -107,11 +110,10 @@ class SendDialog(QtWidgets.QDialog):
         kinds = [k for k, cb in self.checks.items() if cb.isChecked()]
         if not kinds:
             return []
-        dicom = getattr(self.window, "dicom", None)
-        if dicom is None:
+        if self.export is None:
             raise CxrError(None, "this build cannot make DICOM objects")
         self._tmp = tempfile.mkdtemp(prefix="cxrviewer-send-")
-        return [os.fspath(dicom.export(k, os.path.join(self._tmp, f"{k}.dcm")).path) for k in kinds]
+        return [os.fspath(self.export(k, os.path.join(self._tmp, f"{k}.dcm")).path) for k in kinds]
 
     def send(self) -> NetJob | None:
         from cxrviewer.net import api
@@ -183,14 +185,15 @@ class SendDialog(QtWidgets.QDialog):
 class PacsActions(QtCore.QObject):
     """The File-menu actions; dialogs are created on first use (nothing connects before)."""
 
-    def __init__(self, window, book_path: str | os.PathLike | None = None) -> None:
+    def __init__(self, window, book_path: str | os.PathLike | None = None, export=None) -> None:
         super().__init__(window)
         self.window = window
         self.book_path = book_path
+        self.export = export
         self.qr: QueryRetrieveDialog | None = None
         self.send_dialog: SendDialog | None = None
         menu = window.menus["file"]
-        anchor = getattr(window, "act_export", None)
+        anchor = window.act_export
         self.act_qr = self._action("&Query/Retrieve…", "Ctrl+Shift+Q", self.open_query,
                                    "Search a PACS or DICOMweb server and retrieve studies", menu, anchor)
         self.act_send = self._action("Send to &PACS…", "Ctrl+Shift+U", self.open_send,
@@ -204,8 +207,7 @@ class PacsActions(QtCore.QObject):
         a.triggered.connect(lambda _=False: slot())
         menu.insertAction(anchor, a) if anchor is not None else menu.addAction(a)
         self.window.addAction(a)
-        if hasattr(self.window, "actions_list"):
-            self.window.actions_list.append(a)
+        self.window.actions_list.append(a)
         return a
 
     def open_query(self) -> QueryRetrieveDialog:
@@ -218,7 +220,7 @@ class PacsActions(QtCore.QObject):
 
     def open_send(self) -> SendDialog:
         if self.send_dialog is None:
-            self.send_dialog = SendDialog(self.window, book_path=self.book_path)
+            self.send_dialog = SendDialog(self.window, book_path=self.book_path, export=self.export)
         self.send_dialog.picker.reload()
         self.send_dialog.show()
         self.send_dialog.raise_()
@@ -231,6 +233,7 @@ class PacsActions(QtCore.QObject):
                 d.job.wait(5)
 
 
-def install(window, book_path: str | os.PathLike | None = None) -> PacsActions:
-    """Add File → Query/Retrieve… and File → Send to PACS… to a main window."""
-    return PacsActions(window, book_path)
+def install(window, book_path: str | os.PathLike | None = None, export=None) -> PacsActions:
+    """Add File → Query/Retrieve… and File → Send to PACS… to a main window; ``export(kind,
+    path)`` (the DICOM feature's) makes the objects Send can add."""
+    return PacsActions(window, book_path, export)

@@ -31,7 +31,7 @@ class AnnotationHistory(QtCore.QObject):
         self._applying = False
         self.canvas.rulersChanged.connect(self._record)
         self.tools.changed.connect(self._record)
-        keeper = getattr(window, "reading_state", None)
+        keeper = window.reading_state
         if keeper is not None:
             keeper.restored.connect(lambda _st: self.reset())
         else:
@@ -128,16 +128,16 @@ def install(window) -> AnnotationHistory:
 
     hist.changed.connect(enable)
     enable()
-    d = getattr(window, "act_del_ruler", None)
-    if d is not None:
-        d.triggered.disconnect()
-        d.setText("&Delete Selected Measurement")
+    # the Tools menu's Delete now deletes the selected measurement, else the selected ruler
+    d = window.act_del_ruler
+    d.triggered.disconnect()
+    d.setText("&Delete Selected Measurement")
 
-        def delete() -> None:
-            if window.measure_tools.selected is not None:
-                window.measure_tools.delete(window.measure_tools.selected)
-            else:
-                window.canvas.delete_selected_ruler()
+    def delete() -> None:
+        if window.measure_tools.selected is not None:
+            window.measure_tools.delete(window.measure_tools.selected)
+        else:
+            window.canvas.delete_selected_ruler()
 
-        d.triggered.connect(lambda _=False: delete())
+    d.triggered.connect(lambda _=False: delete())
     return hist

@@ -76,7 +76,7 @@ def install(window) -> CinePlayer:
     """The View menu's Play / Pause Frames and Cine Speed."""
     player = CinePlayer(window)
     menu = window.menus["view"]
-    anchor = getattr(window, "act_prev_frame", None)
+    anchor = window.act_prev_frame
     act = QtGui.QAction("&Play / Pause Frames", window)
     act.setCheckable(True)
     act.setShortcut(QtGui.QKeySequence("Ctrl+Shift+P"))

@@ -271,6 +271,11 @@ class MeasureTools(QtCore.QObject):
         canvas.annotation_items.append(self.items)
 
     # ------------------------------------------------------------- API
+    @property
+    def drawing(self) -> bool:
+        """A measurement is being drawn (the mouse is down on it)."""
+        return self._drawing is not None
+
     def add(self, kind: str, points: list[tuple[float, float]], emit: bool = True, note: str = "") -> Measurement:
         """Add a finished (or, for two-line tools, half-finished) measurement; ``note`` is the
         text of a text label or an arrow."""

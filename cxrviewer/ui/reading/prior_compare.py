@@ -14,7 +14,7 @@ import os
 
 from PySide6 import QtCore
 
-from cxrviewer.core.priors import PriorResult, find_prior, format_date
+from cxrviewer.core.priors import PriorResult, find_prior
 
 SHORTCUT = "Shift+P"
 
@@ -37,10 +37,8 @@ class PriorCompare(QtCore.QObject):
         self.window = window
         self.grid = window.viewports
         self.last: PriorResult | None = None
-        #: viewport index -> the path its caption describes (a caption goes when its image does)
-        self._captioned: dict[int, str] = {}
         self._pending_prior: str | None = None
-        self.action = window._action(
+        self.action = window.add_action(
             window.menus["view"], "Compare with &Prior", self.compare, SHORTCUT,
             tip="Open the same patient's most recent earlier study beside this image "
                 "(window/level and zoom/pan synchronised)")
@@ -78,14 +76,11 @@ class PriorCompare(QtCore.QObject):
         current_path = w.current_path or img.path
         grid.set_layout("1x2")
         # the current image on the left, active (keys and panels stay on it); the decoded
-        # image is handed over, so nothing is read again
-        self._captioned = {0: current_path, 1: match.instance.path}
+        # image is handed over, so nothing is read again. The captions ("Current · date",
+        # "Prior · date") come from the viewer model, which derives them from what is shown.
         if grid.active != 0 or grid.path(0) != current_path or grid.canvas(0).img is not img:
             grid.set_active(0)
             grid.open(0, img)
-        cur_date = format_date(img.header.study_date)
-        grid.set_caption(0, f"Current · {cur_date}" if cur_date else "Current")
-        grid.set_caption(1, f"Prior · {match.date_text}")
         self._pending_prior = match.instance.path
         grid.open(1, match.instance.path)
         grid.set_sync(wl=True, zoom=True)  # on by default for a comparison (issue 14)
@@ -95,11 +90,6 @@ class PriorCompare(QtCore.QObject):
         return self.last
 
     def _opened(self, index: int, img) -> None:
-        want = self._captioned.get(index)
-        if want is not None and img.path != want:
-            # another image in that viewport (PgDown, a drop): the caption was about the old one
-            self.grid.set_caption(index, "")
-            del self._captioned[index]
         if index == 1 and img.path == self._pending_prior:
             self._pending_prior = None
             # the prior arrives after sync was turned on: give it the current view's zoom/pan

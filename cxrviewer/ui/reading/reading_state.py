@@ -261,7 +261,7 @@ class ReadingStateKeeper(QtCore.QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self.flush)
-        self.tools = getattr(window, "measure_tools", None)
+        self.tools = window.measure_tools
         sigs = [self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged]
         if self.tools is not None:
             sigs.append(self.tools.changed)
@@ -269,6 +269,11 @@ class ReadingStateKeeper(QtCore.QObject):
             sig.connect(self._changed)
         window.imageLoaded.connect(self._image_loaded)
         window.imageCleared.connect(self._image_cleared)
+
+    @property
+    def restoring(self) -> bool:
+        """A remembered state is being put back (its changes are not the reader's)."""
+        return self._restoring
 
     def key_for(self, img: LoadedImage) -> StateKey:
         """``StateKey.of(img)``, remembered for the last few images by identity: hashing a
@@ -364,9 +369,8 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.flip_h()
             if st.flip_v != v.flip_v:
                 c.flip_v()
-            act = getattr(self.window, "act_invert", None) if own else None
-            if act is not None:
-                act.setChecked(st.invert)  # the action drives canvas.set_invert
+            if own:
+                self.window.act_invert.setChecked(st.invert)  # the action drives canvas.set_invert
             if c.view_state().invert != st.invert:
                 c.set_invert(st.invert)
             if st.window is not None and c.img is not None and not c.img.is_color:

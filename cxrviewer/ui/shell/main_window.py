@@ -27,6 +27,7 @@ from cxrviewer.ui.shell.dialogs import (
     TagBrowser,
     show_about,
 )
+from cxrviewer.viewer import ViewerModel
 
 TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O"}
 
@@ -44,12 +45,15 @@ class MainWindow(QtWidgets.QMainWindow):
         The selected image could not be decoded (it is listed in the error panel).
     imageCleared()
         No image is shown any more (new folder, decode failure).
+    openingPath(str)
+        A folder or file is about to be opened (the viewports empty; its scan follows).
     """
 
     scanFinished = QtCore.Signal(object)
     imageLoaded = QtCore.Signal(object)
     imageFailed = QtCore.Signal(str, str)
     imageCleared = QtCore.Signal()
+    openingPath = QtCore.Signal(str)
 
     def __init__(self, settings: Settings | None = None, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -62,6 +66,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_scan: ScanResult | None = None
         self._scan_root: str | None = None
         self._want_first = False
+        #: the state of the reading, outside the widgets (Qt-free; exports read it)
+        self.model = ViewerModel()
+        # The features, handed to each other by this shell (set as they are installed below;
+        # declared here so that every feature can rely on the attribute, never probe for it).
+        self.ai = None
+        self.measure_tools = None  # the active viewport's measurement tools
+        self.reading_state = None
+        self.annotation_history = None
+        self.cine = None
+        self.dicom = None
+        self.pacs = None
+        self.viewport_binding = None
+        self.prior_compare = None
 
         self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
         from cxrviewer.ui.canvas.viewports import ViewportGrid
@@ -91,7 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # own thread, when app.run calls ai.start() after the window is shown.
         from cxrviewer.ui.ai.integration import install as install_ai
 
-        self.ai = install_ai(self)
+        self.ai = install_ai(self, self.model)
         from cxrviewer.ui.train.train_dialog import show_for as open_train
 
         self.ai.open_train = open_train  # Model → Train / Refresh model…
@@ -107,11 +124,15 @@ class MainWindow(QtWidgets.QMainWindow):
         # File -> Export as DICOM..., stored AI results from SRs, presentation states applied
         from cxrviewer.ui.dicom.dicom_objects import install as install_dicom
 
-        self.dicom = install_dicom(self)
+        self.dicom = install_dicom(self, self.model)
+        if self.ai is not None:  # a stored AI result (SR) beside the live one
+            self.ai.panel.extra.insertWidget(0, self.dicom.stored_label)
+        else:
+            self.statusBar().addPermanentWidget(self.dicom.stored_label)
         # File → Query/Retrieve… and Send to PACS… (nothing connects until the reader asks)
         from cxrviewer.ui.pacs.integration import install as install_pacs
 
-        self.pacs = install_pacs(self)
+        self.pacs = install_pacs(self, export=self.dicom.export)
         # Layouts, drag into a viewport, sync; panels and keys follow the active viewport
         from cxrviewer.ui.shell.viewport_binding import install as install_viewports
 
@@ -157,7 +178,10 @@ class MainWindow(QtWidgets.QMainWindow):
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
 
-    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, checkable=False, tip: str = "") -> QtGui.QAction:
+    def add_action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, checkable=False,
+                   tip: str = "") -> QtGui.QAction:
+        """An action in ``menu`` with a window-wide shortcut, listed by the shortcuts dialog
+        (the factory every feature uses for its menu entries)."""
         a = QtGui.QAction(text, self)
         if shortcut:
             if isinstance(shortcut, (list, tuple)):
@@ -176,6 +200,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addAction(a)  # shortcuts work even when the menu bar is hidden
         self.actions_list.append(a)
         return a
+
+    _action = add_action  # the name the window's own menus were built with
 
     def _build_actions(self) -> None:
         mb = self.menuBar()
@@ -299,6 +325,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.errors.countChanged.connect(self._errors_count)
         self.errors_button.clicked.connect(lambda: (self.errors_dock.show(), self.errors_dock.raise_()))
 
+    @property
+    def scan_root(self) -> str | None:
+        """The folder or file the last scan was started on."""
+        return self._scan_root
+
+    def bind_canvas(self, canvas) -> None:
+        """Make ``canvas`` the window's canvas (the active viewport changed): the probe text,
+        the title and the tool actions follow it; its tool becomes the old canvas's."""
+        old = self.canvas
+        if old is canvas:
+            return
+        tool = old.tool()
+        old.probed.disconnect(self._probed)
+        old.windowChanged.disconnect(self._canvas_window_changed)
+        old.toolChanged.disconnect(self._canvas_tool_changed)
+        self.canvas = canvas
+        canvas.probed.connect(self._probed)
+        canvas.windowChanged.connect(self._canvas_window_changed)
+        canvas.toolChanged.connect(self._canvas_tool_changed)
+        canvas.set_tool(tool)
+        self.probe_label.setText("")
+
+    def show_loaded(self, img: LoadedImage) -> None:
+        """Show an already decoded image in the active viewport, as if the window's loader had
+        just delivered it (a drop or a viewport's own load that became the active one's)."""
+        self.current_path = img.path
+        self._image_loaded(self.loader.current_id, img)
+
+    def refresh(self) -> None:
+        """Actions enabled and title for the current image (after the active viewport changed)."""
+        self._update_enabled()
+        self._update_title()
+
     def _canvas_window_changed(self, *_a) -> None:
         self._update_title()
 
@@ -354,6 +413,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Returns the scan request id.
         """
         path = os.fspath(path)
+        self.openingPath.emit(path)
         self.browser.clear()
         self.errors.clear()
         self.canvas.clear()
@@ -421,7 +481,7 @@ class MainWindow(QtWidgets.QMainWindow):
             msg += f", {len(res.errors)} unreadable (see the panel)"
         if n == 0:
             self.canvas.clear()
-            self.canvas._placeholder.setText("No readable images here" + (" — see Unreadable files" if res.errors else ""))
+            self.canvas.set_placeholder("No readable images here" + (" — see Unreadable files" if res.errors else ""))
         self.show_message(msg, error=n == 0)
         self.scanFinished.emit(res)
 
@@ -431,7 +491,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._scan_done_ui()
         self.add_error(FileError(self._scan_root or "", message.split(": ", 1)[-1]))
         self.show_message(message, error=True)
-        self.canvas._placeholder.setText(f"Cannot open: {message}")
+        self.canvas.set_placeholder(f"Cannot open: {message}")
         self.scanFinished.emit(ScanResult(errors=[FileError(self._scan_root or "", message)]))
 
     def _scan_done_ui(self) -> None:
@@ -483,7 +543,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.current_image = None
         self.canvas.clear()
-        self.canvas._placeholder.setText(f"Cannot display {os.path.basename(path)}:\n{reason}")
+        self.canvas.set_placeholder(f"Cannot display {os.path.basename(path)}:\n{reason}")
         self._update_enabled()
         self.show_message(f"{os.path.basename(path)}: {reason}", error=True)
         self.imageCleared.emit()
@@ -592,17 +652,16 @@ class MainWindow(QtWidgets.QMainWindow):
     # ----------------------------------------------------------------- close
     def shutdown(self) -> None:
         """Stop background work (called on close and by the test fixture)."""
-        if getattr(self, "reading_state", None) is not None:
+        if self.reading_state is not None:
             self.reading_state.flush()
         self.scanner.shutdown()
         self.loader.shutdown()
-        self.browser._thumb_timer.stop()
-        self.browser.thumbs.shutdown()
-        if getattr(self, "ai", None) is not None:
+        self.browser.shutdown()
+        if self.ai is not None:
             self.ai.shutdown()
-        if getattr(self, "pacs", None) is not None:
+        if self.pacs is not None:
             self.pacs.shutdown()
-        if getattr(self, "viewport_binding", None) is not None:
+        if self.viewport_binding is not None:
             self.viewport_binding.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802

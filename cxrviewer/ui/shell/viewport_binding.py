@@ -47,18 +47,18 @@ class ViewportBinding(QtCore.QObject):
         self.window = window
         self.grid: ViewportGrid = window.viewports
         c0 = self.grid.canvas(0)
-        self._tools = {id(c0): getattr(window, "measure_tools", None)}
-        ai = getattr(window, "ai", None)
-        self._layers = {id(c0): ai.heatmap if ai is not None else None}
+        self._tools = {id(c0): window.measure_tools}
+        self._layers = {id(c0): window.ai.heatmap if window.ai is not None else None}
+        self.bridge = None  # the viewer model's mirror (below, once viewport 0 is equipped)
         self._loaders: dict[int, object] = {}
         self.grid.canvas_factory_hooks.append(self._equip)
         self._clear_ai_when_opened(c0)
         for vp in self.grid.viewports[1:]:
             self._equip(vp.canvas)
-        keeper = getattr(window, "reading_state", None)
+        keeper = window.reading_state
         if keeper is not None:
             # restoring an image's remembered window is not the reader moving the window
-            self.grid.sync_paused = lambda: keeper._restoring
+            self.grid.sync_paused = lambda: keeper.restoring
         self.grid.activeChanged.connect(self._rebind)
         self.grid.pathsDropped.connect(lambda i, paths: self.open(i, paths[0]))
         self.grid.opener = self.open
@@ -66,25 +66,19 @@ class ViewportBinding(QtCore.QObject):
         self._failed_path: str | None = None  # the window's last load that failed (not pending)
         window.imageFailed.connect(lambda path, _reason: setattr(self, "_failed_path", path))
         # Opening another folder or file (a new study, maybe another patient) empties the other
-        # viewports too: a previous patient's image must not stay beside the new one. Wrapped
-        # here rather than edited into MainWindow.open_path, which every opening goes through.
-        open_path = window.open_path
-
-        def open_path_and_clear(path):
-            self.clear_others()
-            return open_path(path)
-
-        window.open_path = open_path_and_clear
+        # viewports too: a previous patient's image must not stay beside the new one.
+        window.openingPath.connect(lambda _path: self.clear_others())
         self._build_actions()
-        browser = getattr(window, "browser", None)
-        if browser is not None:
-            self.drag_source = BrowserDragSource(browser)
+        self.drag_source = BrowserDragSource(window.browser)
+        from cxrviewer.ui.shell.model_bridge import ModelBridge
+
+        self.bridge = ModelBridge(window.model, self.grid, self.tools_for, self)
 
     # ------------------------------------------------------------ per canvas
     def _equip(self, canvas) -> None:
         """The parts every viewport's canvas has: measurement tools and a heatmap layer."""
         w = self.window
-        canvas._placeholder.setText("Drag an image or a series here from Studies")
+        canvas.set_placeholder("Drag an image or a series here from Studies")
         first = self._tools.get(id(self.grid.canvas(0)))
         if first is not None:
             from cxrviewer.ui.reading.measure_tools import MeasureTools
@@ -97,18 +91,19 @@ class ViewportBinding(QtCore.QObject):
                 # as for viewport 0 (measure_tools.install): the panel appears with the first
                 # measurement, not in the middle of a drag (it would resize the canvas under it)
                 pressed = QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
-                if t.measurements and not t.dock.isVisible() and t._drawing is None and not pressed:
+                if t.measurements and not t.dock.isVisible() and not t.drawing and not pressed:
                     t.dock.show()
 
             tools.changed.connect(first_measurement)
-        ai = getattr(w, "ai", None)
-        if ai is not None:
+        if w.ai is not None:
             from cxrviewer.ui.ai.heatmap import HeatmapLayer
 
-            layer = HeatmapLayer(ai)
+            layer = HeatmapLayer(w.ai)
             layer.attach(canvas)
             self._layers[id(canvas)] = layer
         self._clear_ai_when_opened(canvas)
+        if self.bridge is not None:
+            self.bridge.watch(len(self.grid.viewports) - 1)  # the grid calls this hook on the newest
 
     def _clear_ai_when_opened(self, canvas) -> None:
         """A new image in a viewport that is not the active one: its heatmap and AI text were
@@ -137,25 +132,15 @@ class ViewportBinding(QtCore.QObject):
         old_c, new_c = w.canvas, self.grid.canvas(new)
         if old_c is new_c:
             return
-        cine = getattr(w, "cine", None)
-        if cine is not None:
-            cine.stop()  # it plays the frames of the image that was active
+        if w.cine is not None:
+            w.cine.stop()  # it plays the frames of the image that was active
         if (w.current_path and w.current_path != self._failed_path
                 and (old_c.img is None or old_c.img.path != w.current_path)):
             # the window's loader is still decoding what the old viewport asked for: it goes
             # there, through that viewport's loader, not into the one now active
             w.loader.supersede()
             self.open(_old, w.current_path)
-        tool = old_c.tool()
-        old_c.probed.disconnect(w._probed)
-        old_c.windowChanged.disconnect(w._canvas_window_changed)
-        old_c.toolChanged.disconnect(w._canvas_tool_changed)
-        w.canvas = new_c
-        new_c.probed.connect(w._probed)
-        new_c.windowChanged.connect(w._canvas_window_changed)
-        new_c.toolChanged.connect(w._canvas_tool_changed)
-        new_c.set_tool(tool)
-        w.probe_label.setText("")
+        w.bind_canvas(new_c)
         img = new_c.img
         w.current_image = img
         w.current_path = self.grid.viewport(new).path or (img.path if img is not None else None)
@@ -168,17 +153,13 @@ class ViewportBinding(QtCore.QObject):
         if tools is not None:
             w.measure_tools = tools
             tools.panel.set_tools(tools)
-        keeper = getattr(w, "reading_state", None)
-        if keeper is not None:
-            keeper.set_canvas(new_c, tools)
-        hist = getattr(w, "annotation_history", None)
-        if hist is not None and tools is not None:
-            hist.set_canvas(new_c, tools)
-        ai = getattr(w, "ai", None)
-        if ai is not None:
-            ai.set_canvas(new_c, self.heatmap_for(new_c))
-        w._update_enabled()
-        w._update_title()
+        if w.reading_state is not None:
+            w.reading_state.set_canvas(new_c, tools)
+        if w.annotation_history is not None and tools is not None:
+            w.annotation_history.set_canvas(new_c, tools)
+        if w.ai is not None:
+            w.ai.set_canvas(new_c, self.heatmap_for(new_c))
+        w.refresh()
         if img is None:
             w.setWindowTitle("cxrviewer")  # not the title of the image in the other viewport
         name = os.path.basename(w.current_path) if w.current_path else "empty"
@@ -188,10 +169,9 @@ class ViewportBinding(QtCore.QObject):
     def _select_in_browser(self, path: str | None) -> None:
         """The browser shows the active viewport's image and PgDown goes on from there (its
         selection is set to that path first, so selecting it loads nothing)."""
-        b = getattr(self.window, "browser", None)
-        if path and b is not None and b.selected_path() != path:
-            b._selected_path = path
-            b.select_path(path)
+        b = self.window.browser
+        if path and b.selected_path() != path:
+            b.show_path(path)
 
     def _active_loaded(self, img: LoadedImage) -> None:
         self._failed_path = None
@@ -209,8 +189,7 @@ class ViewportBinding(QtCore.QObject):
         vp = self.grid.viewport(index)
         if isinstance(target, LoadedImage):
             if index == self.grid.active:
-                w.current_path = target.path
-                w._image_loaded(w.loader.current_id, target)
+                w.show_loaded(target)
             else:
                 self._show(index, target)
             return None
@@ -232,8 +211,7 @@ class ViewportBinding(QtCore.QObject):
             return  # another image was asked for in this viewport meanwhile
         if index == self.grid.active:
             # the reader made it active while it was decoding: the window takes it over
-            self.window.current_path = img.path
-            self.window._image_loaded(self.window.loader.current_id, img)
+            self.window.show_loaded(img)
             return
         self._show(index, img)
 
@@ -242,7 +220,7 @@ class ViewportBinding(QtCore.QObject):
         c = vp.canvas
         vp.path = img.path
         c.set_image(img)
-        keeper = getattr(self.window, "reading_state", None)
+        keeper = self.window.reading_state
         if keeper is not None:
             st = keeper.store.load(keeper.key_for(img))
             if st is not None:
@@ -275,7 +253,7 @@ class ViewportBinding(QtCore.QObject):
             return
         c = self.grid.canvas(index)
         c.clear()
-        c._placeholder.setText(f"Cannot display {os.path.basename(path)}:\n{reason}")
+        c.set_placeholder(f"Cannot display {os.path.basename(path)}:\n{reason}")
         self.window.show_message(f"{os.path.basename(path)}: {reason}", error=True)
 
     # ------------------------------------------------------------ actions
@@ -308,7 +286,7 @@ class ViewportBinding(QtCore.QObject):
 
     def _add(self, menu, text: str, key: str, slot, checkable: bool = False, tip: str = "") -> QtGui.QAction:
         # the window's own action factory: menu, window-wide shortcut, the shortcuts dialog's list
-        return self.window._action(menu, text, slot, shortcut=key, checkable=checkable, tip=tip)
+        return self.window.add_action(menu, text, slot, shortcut=key, checkable=checkable, tip=tip)
 
     def _sync_changed(self, wl: bool, zoom: bool) -> None:
         for a, on in ((self.act_sync_wl, wl), (self.act_sync_zoom, zoom)):
@@ -342,9 +320,8 @@ class BrowserDragSource(QtCore.QObject):
         super().__init__(browser)
         self.browser = browser
         self._press: tuple[QtWidgets.QAbstractItemView, QtCore.QPoint] | None = None
-        for view in (browser.view, getattr(browser, "worklist", None)):
-            if view is not None:
-                view.viewport().installEventFilter(self)
+        for view in (browser.view, browser.worklist):
+            view.viewport().installEventFilter(self)
 
     def paths_at(self, view: QtWidgets.QAbstractItemView, index: QtCore.QModelIndex) -> list[str]:
         """The image paths a drag from ``index`` carries: its own, else its children's."""
