@@ -276,6 +276,11 @@ class StudyBrowser(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None, thumb_size: int = 40):
         super().__init__(parent)
         self._selected_path: str | None = None
+        # While the mouse is down on a row, the selection it makes is held back: the press may
+        # be the start of a drag into another viewport, which must not also open the image in
+        # the active one (see hold_selection)
+        self._held = False
+        self._pending: str | None = None
         self.thumbs = ThumbnailLoader(self, size=thumb_size)
         self.model = BrowserModel(self.thumbs, self)
         self.proxy = BadgeProxy(self)
@@ -448,6 +453,26 @@ class StudyBrowser(QtWidgets.QWidget):
         self.view.scrollTo(idx)
         return True
 
+    def hold_selection(self) -> None:
+        """The mouse went down on a row: hold back the image it selects until
+        :meth:`release_selection` (a click opens it) or :meth:`cancel_selection` (a drag)."""
+        self._held, self._pending = True, None
+
+    def release_selection(self) -> None:
+        """The mouse came up without a drag: open the row it selected, as a click does."""
+        self._held = False
+        path, self._pending = self._pending, None
+        if path and path != self._selected_path:
+            self._selected_path = path
+            self.imageSelected.emit(path)
+
+    def cancel_selection(self) -> None:
+        """The press became a drag: open nothing; the highlight goes back to the image the
+        active viewport shows."""
+        self._held, self._pending = False, None
+        if self._selected_path:
+            self.select_path(self._selected_path)
+
     def shutdown(self) -> None:
         """Stop making thumbnails (the window is closing)."""
         self._thumb_timer.stop()
@@ -493,6 +518,9 @@ class StudyBrowser(QtWidgets.QWidget):
             self.objectSelected.emit(obj)
             return
         path = first.data(PATH_ROLE) if first is not None else None
+        if path and self._held:
+            self._pending = path  # opened on release, unless the press turns into a drag
+            return
         if path and path != self._selected_path:
             self._selected_path = path
             self.imageSelected.emit(path)

@@ -356,12 +356,16 @@ class BrowserDragSource(QtCore.QObject):
         view = obj.parent()
         if ev.type() == T.MouseButtonPress and ev.button() == QtCore.Qt.MouseButton.LeftButton:
             self._press = (view, ev.position().toPoint())
+            self.browser.hold_selection()  # a drag must not also open the row in the active viewport
         elif ev.type() == T.MouseButtonRelease:
+            if self._press is not None:
+                self.browser.release_selection()  # a click: open what the press selected
             self._press = None
         elif ev.type() == T.MouseMove and self._press is not None and ev.buttons() & QtCore.Qt.MouseButton.LeftButton:
             v, start = self._press
             if v is view and (ev.position().toPoint() - start).manhattanLength() >= QtWidgets.QApplication.startDragDistance():
                 self._press = None
+                self.browser.cancel_selection()
                 md = self.mime_at(view, start)
                 if md is not None:
                     self.dragStarted.emit(paths_from_mime(md))
