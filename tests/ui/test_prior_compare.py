@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import open_and_wait
+from PySide6 import QtWidgets
 
 from cxrviewer.core.priors import NO_EARLIER_STUDY
 from cxrviewer.core.synthetic import chest_like, write_study_image
@@ -120,3 +121,23 @@ def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tm
         viewer.prior_compare.action.trigger()
     assert grid.active == 0 and grid.path(0) == p["middle"] and viewer.current_image.path == p["middle"]
     assert grid.caption(1) == "Prior · 2017-01-05"
+
+
+def test_a_patients_studies_are_listed_newest_first_with_their_dates(qtbot, viewer, tmp_path):
+    # the reader's bug: oldest first, and at the default width three rows read "THORAX"
+    from cxrviewer.ui.browser.study_browser import COL_DATE
+
+    three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    viewer.resize(1280, 720)  # the smallest screen we support, the Studies dock at its default width
+    QtWidgets.QApplication.processEvents()
+    b = viewer.browser
+    patient = next(b.model.item(r) for r in range(b.model.rowCount()) if "P1" in b.model.item(r).text())
+    dates = [patient.child(r, COL_DATE).text() for r in range(patient.rowCount())]
+    assert dates == ["2021-07-20", "2019-03-14", "2017-01-05"]
+    view = b.view
+    assert not view.isColumnHidden(COL_DATE)
+    fm = view.fontMetrics()
+    left = view.header().sectionViewportPosition(COL_DATE)
+    assert view.columnWidth(COL_DATE) >= fm.horizontalAdvance("2019-03-14")
+    assert 0 <= left and left + view.columnWidth(COL_DATE) <= view.viewport().width()

@@ -144,7 +144,10 @@ class BrowserModel(QtGui.QStandardItemModel):
                 ),
             )
             p_count = 0
-            for si, st in enumerate(p.studies):
+            # newest study first: the current one on top, its priors below it (the scan lists
+            # them oldest first); rows arriving later are inserted at their place in this order
+            studies = sorted(p.studies, key=lambda st: (st.study_date, st.study_time), reverse=True)
+            for si, st in enumerate(studies):
                 skey = "S:" + st.study_instance_uid
                 sit = self._ensure(
                     pit, si, skey,
@@ -527,9 +530,10 @@ class StudyBrowser(QtWidgets.QWidget):
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
-        # Narrow (a 1280x720 screen): the names matter more than the count and date columns.
+        # Narrow (a 1280x720 screen): the names matter more than the count and modality
+        # columns; the date stays, or a patient's studies would read "THORAX", "THORAX", "THORAX"
         narrow = self.width() < 340
-        for c in (COL_COUNT, COL_DATE):
+        for c in (COL_COUNT, COL_MOD):
             self.view.setColumnHidden(c, narrow)
         self._thumb_timer.start()
 
