@@ -182,7 +182,7 @@ def step_viewer(ctx: Context) -> str:
     from PySide6 import QtCore, QtWidgets
 
     from cxrviewer.ui.app import get_app
-    from cxrviewer.ui.main_window import MainWindow
+    from cxrviewer.ui.shell.main_window import MainWindow
 
     app = get_app()
     platform = QtWidgets.QApplication.platformName()

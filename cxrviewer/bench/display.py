@@ -61,7 +61,7 @@ def synced_wl_times(img, updates: int, view: tuple[int, int]) -> tuple[list[floa
 
     from PySide6 import QtWidgets
 
-    from cxrviewer.ui.viewports import ViewportGrid
+    from cxrviewer.ui.canvas.viewports import ViewportGrid
 
     app = QtWidgets.QApplication.instance()
     grid = ViewportGrid()
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
 
     img = synthetic_image(args.rows, args.cols)
     canvas = ImageCanvas()

@@ -1,6 +1,6 @@
 """Heatmap colours without Qt: colormap tables, the threshold rule, CAM -> index image.
 
-The canvas (:mod:`cxrviewer.ui.heatmap`) and every export (through
+The canvas (:mod:`cxrviewer.ui.ai.heatmap`) and every export (through
 :func:`cxrviewer.render.compose.compose_export`: File -> Export, ``cxrviewer export --heatmap``,
 selftest) use these same functions, so an export shows exactly what the canvas shows. No Qt, no torch, no matplotlib: the perceptually uniform maps are matplotlib's
 viridis/inferno/magma tables (as pyqtgraph ships them), stored here as 256 RGB bytes each.

@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import cxrviewer.ui  # noqa: F401 - applies the PySide6 refcount guard before any signal fires
 
-#: Called with the new :class:`~cxrviewer.ui.main_window.MainWindow` before it is shown
+#: Called with the new :class:`~cxrviewer.ui.shell.main_window.MainWindow` before it is shown
 #: (other layers, e.g. the AI panel, register themselves here).
 WINDOW_HOOKS: list = []
 
@@ -26,7 +26,7 @@ def get_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
         QtCore.QCoreApplication.setOrganizationName("cxrviewer")
         QtCore.QCoreApplication.setApplicationName("cxrviewer")
         app = QtWidgets.QApplication(list(argv) if argv is not None else [sys.argv[0]])
-        from cxrviewer.ui.theme import apply_dark_theme
+        from cxrviewer.ui.shell.theme import apply_dark_theme
 
         apply_dark_theme(app)
         icon = _icon()
@@ -57,7 +57,7 @@ def _icon() -> QtGui.QIcon | None:
 def create_window(path: str | os.PathLike | None = None, sample: bool = False):
     """Build (not show) the main window, open ``path`` or the sample study."""
     get_app()
-    from cxrviewer.ui.main_window import MainWindow
+    from cxrviewer.ui.shell.main_window import MainWindow
 
     w = MainWindow()
     for hook in WINDOW_HOOKS:
@@ -76,7 +76,7 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
     workers) are logged and shown in one crash dialog while the app keeps running.
     """
     from cxrviewer.logsetup import setup_logging
-    from cxrviewer.ui.crash_dialog import enable_native_crash_log, install_crash_handler
+    from cxrviewer.ui.shell.crash_dialog import enable_native_crash_log, install_crash_handler
 
     try:
         log_file: str | None = str(setup_logging())
@@ -88,7 +88,7 @@ def run(path: str | os.PathLike | None = None, sample: bool = False) -> int:
     install_crash_handler(app, log_file=log_file)
     w = create_window(path, sample)
     w.show()
-    if getattr(w, "ai", None) is not None:
+    if w.ai is not None:
         # the model (and torch) load in the AI worker once the event loop runs: window first
         QtCore.QTimer.singleShot(0, w.ai.start)
     return app.exec()

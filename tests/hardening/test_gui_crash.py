@@ -66,7 +66,7 @@ def logfile(tmp_path):
 @pytest.fixture()
 def crash_handler(qtbot, logfile):
     """The app's crash handler, installed for one test (pytest-qt's hook comes back after)."""
-    from cxrviewer.ui.crash_dialog import install_crash_handler
+    from cxrviewer.ui.shell.crash_dialog import install_crash_handler
 
     before = sys.excepthook
     reporter, uninstall = install_crash_handler(log_file=str(logfile))
@@ -195,7 +195,7 @@ def test_a_failing_crash_dialog_is_logged_not_raised(qtbot, crash_handler, logfi
 
 
 def test_a_dialog_that_cannot_be_built_stops_showing_but_keeps_logging(qtbot, crash_handler, logfile, monkeypatch):
-    from cxrviewer.ui import crash_dialog
+    from cxrviewer.ui.shell import crash_dialog
 
     def broken(*_a, **_kw):
         raise RuntimeError("no dialog today")
@@ -215,7 +215,7 @@ def test_no_hooks_at_import_and_pytest_qt_capture_still_works(qtbot, window):
     """Building the window installs nothing: pytest-qt still sees unhandled slot exceptions."""
     hook_before = sys.excepthook
     import cxrviewer.ui.app  # noqa: F401
-    import cxrviewer.ui.crash_dialog  # noqa: F401
+    import cxrviewer.ui.shell.crash_dialog  # noqa: F401
 
     assert sys.excepthook is hook_before
     assert logsetup._installed.get("hooks") is None or sys.excepthook not in logsetup._installed["hooks"]
@@ -231,7 +231,7 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
     patient's data in the message, the dialog shows, the default log file holds the
     traceback without PHI, and ``run`` returns normally."""
     from cxrviewer.ui import app as app_mod
-    from cxrviewer.ui.main_window import MainWindow
+    from cxrviewer.ui.shell.main_window import MainWindow
 
     log_dir = tmp_path / "userlogs"
     monkeypatch.setenv("CXRVIEWER_LOG_DIR", str(log_dir))
@@ -262,7 +262,7 @@ def test_app_run_sets_up_logging_and_the_crash_dialog(qtbot, monkeypatch, tmp_pa
 
     monkeypatch.setattr(type(qapp), "exec", fake_exec)
     # the native crash trace is tested in a subprocess: here it would take pytest's faulthandler
-    import cxrviewer.ui.crash_dialog as crash_dialog
+    import cxrviewer.ui.shell.crash_dialog as crash_dialog
 
     native = []
     monkeypatch.setattr(crash_dialog, "enable_native_crash_log", lambda *a: native.append(a))
@@ -289,7 +289,7 @@ def test_native_crash_leaves_a_trace_without_values(tmp_path):
 
     code = textwrap.dedent(f"""
         import faulthandler
-        from cxrviewer.ui.crash_dialog import enable_native_crash_log
+        from cxrviewer.ui.shell.crash_dialog import enable_native_crash_log
         enable_native_crash_log({str(tmp_path)!r})
 
         def show_patient(name):

@@ -29,7 +29,7 @@ def _folder(tmp_path, n: int) -> list[str]:
 
 
 def test_thumbnail_cache_is_lru_bounded(qtbot, tmp_path):
-    from cxrviewer.ui.loaders import ThumbnailLoader
+    from cxrviewer.ui.common.loaders import ThumbnailLoader
 
     paths = _folder(tmp_path, 14)
     bound = 5

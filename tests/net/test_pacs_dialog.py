@@ -81,7 +81,7 @@ def test_query_retrieve_dialog_opens_the_study_in_the_browser(qtbot, window, ort
 
 
 def test_node_editor_saves_a_private_file(qtbot, window, tmp_path):
-    from cxrviewer.ui.pacs_nodes import NodeEditor
+    from cxrviewer.ui.pacs.pacs_nodes import NodeEditor
 
     book = NodeBook(path=tmp_path / "nodes.json")
     ed = NodeEditor(book, window)
@@ -110,7 +110,7 @@ def test_node_editor_saves_a_private_file(qtbot, window, tmp_path):
 
 
 def test_settings_file_is_private(tmp_path):
-    from cxrviewer.ui.settings import Settings
+    from cxrviewer.ui.common.settings import Settings
 
     s = Settings(str(tmp_path / "settings.ini"))
     s.add_recent(str(tmp_path))

@@ -135,7 +135,7 @@ def test_about_dialog_shows_model_and_device(qtbot):
 
     from PySide6 import QtWidgets
 
-    from cxrviewer.ui.dialogs import show_about
+    from cxrviewer.ui.shell.dialogs import show_about
 
     parent = QtWidgets.QWidget()
     qtbot.addWidget(parent)

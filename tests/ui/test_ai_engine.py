@@ -13,7 +13,7 @@ pytest.importorskip("cxrviewer.ml.inference", reason="the AI engine (cxrviewer.m
 from test_ai_support import write_pngs  # noqa: E402
 
 from cxrviewer.render.colormaps import cam_to_index, threshold_index  # noqa: E402
-from cxrviewer.ui.workers import AiController  # noqa: E402
+from cxrviewer.ui.ai.workers import AiController  # noqa: E402
 
 
 @pytest.fixture(scope="module")

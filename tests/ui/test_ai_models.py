@@ -68,7 +68,7 @@ def ai(qtbot, tmp_path, registry):
 
 
 def test_models_dialog_lists_the_registry_and_shows_a_card(qtbot, registry):
-    from cxrviewer.ui.model_dialogs import ModelCardDialog, ModelsDialog
+    from cxrviewer.ui.ai.model_dialogs import ModelCardDialog, ModelsDialog
 
     dlg = ModelsDialog(registry, active_name="alpha")
     qtbot.addWidget(dlg)

@@ -28,7 +28,7 @@ def ai(qtbot, tmp_path):
 
 
 def test_precision_menu_keeps_the_choice_and_reloads(qtbot, ai):
-    from cxrviewer.ui.precision import PRECISION_KEY
+    from cxrviewer.ui.ai.precision import PRECISION_KEY
 
     menu_titles = [a.text() for a in ai.menu.actions()]
     assert "&Precision" in menu_titles and menu_titles.index("&Precision") < menu_titles.index("&Models…")
@@ -48,7 +48,7 @@ def test_precision_menu_keeps_the_choice_and_reloads(qtbot, ai):
 def test_the_default_factory_passes_the_precision_to_the_engine():
     from cxrviewer import paths
     from cxrviewer.core.errors import CxrError
-    from cxrviewer.ui.precision import factory
+    from cxrviewer.ui.ai.precision import factory
 
     d = paths.resource("models", "cxr-resnet50-demo")
     if not (d / "card.json").is_file():

@@ -96,8 +96,8 @@ def ai_integration(qtbot, tmp_path: Path, factory):
     """An ``AiIntegration`` on a bare window and canvas with its own settings file (call ``shutdown()`` after)."""
     from PySide6 import QtCore, QtWidgets
 
-    from cxrviewer.ui.ai import AiIntegration
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.ai.integration import AiIntegration
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
 
     win = QtWidgets.QMainWindow()
     canvas = ImageCanvas()

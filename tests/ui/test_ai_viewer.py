@@ -17,8 +17,8 @@ from cxrviewer.render.colormaps import threshold_index  # noqa: E402
 @pytest.fixture
 def make_viewer(qtbot, tmp_path):
     """A main window with the real canvas and study browser and the AI integration."""
-    from cxrviewer.ui.ai import AiIntegration
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.ai.integration import AiIntegration
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
 
     made = []
 
@@ -241,7 +241,7 @@ def test_overlay_geometry_matches_the_image_after_rotate_flip(qtbot, make_viewer
     ai.heatmap.set_opacity(1.0)
     qtbot.wait(20)
     shot = canvas.graphics.grab().toImage()
-    from cxrviewer.ui.canvas import qimage_to_rgb
+    from cxrviewer.ui.canvas.canvas import qimage_to_rgb
 
     rgb = qimage_to_rgb(shot).astype(int)
     coloured = np.argwhere((np.abs(rgb[..., 0] - rgb[..., 1]) > 40) | (np.abs(rgb[..., 1] - rgb[..., 2]) > 40))
@@ -322,8 +322,8 @@ def test_auto_analyze_setting_off_analyzes_only_on_request(qtbot, make_viewer, t
 @pytest.fixture
 def main_window(qtbot, tmp_path):
     """The real MainWindow (with its AI) and the stand-in engine behind the worker."""
-    from cxrviewer.ui.main_window import MainWindow
-    from cxrviewer.ui.settings import Settings
+    from cxrviewer.ui.common.settings import Settings
+    from cxrviewer.ui.shell.main_window import MainWindow
 
     eng = StandInEngine(delay_s=0.02)
     w = MainWindow(Settings(str(tmp_path / "s.ini")))

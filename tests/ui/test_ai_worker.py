@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
 
 from test_ai_support import StandInEngine, write_pngs  # noqa: E402
 
-from cxrviewer.ui.workers import AiController, AnalyzeResult, WorkerError  # noqa: E402
+from cxrviewer.ui.ai.workers import AiController, AnalyzeResult, WorkerError  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from cxrviewer.ui.study_browser import COL_NAME
-from cxrviewer.ui.worklist import W_AI, W_FILE, W_PATIENT
+from cxrviewer.ui.browser.study_browser import COL_NAME
+from cxrviewer.ui.browser.worklist import W_AI, W_FILE, W_PATIENT
 
 
 def _click_header(header, section: int) -> None:

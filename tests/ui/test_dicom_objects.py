@@ -14,7 +14,7 @@ from cxrviewer.dicom.common import AiResult, Measurement, ReaderView, source_dat
 from cxrviewer.dicom.gsps import make_gsps, read_gsps
 from cxrviewer.dicom.sr import make_sr, read_measurements
 from cxrviewer.dicom.validate import dciodvfy_path, validate_file
-from cxrviewer.ui.dicom_objects import ExportDicomDialog
+from cxrviewer.ui.dicom.dicom_objects import ExportDicomDialog
 
 
 def _valid(path) -> pydicom.Dataset:
@@ -128,8 +128,8 @@ def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
     import json
     from pathlib import Path
 
-    from cxrviewer.ui.main_window import MainWindow
-    from cxrviewer.ui.settings import Settings
+    from cxrviewer.ui.common.settings import Settings
+    from cxrviewer.ui.shell.main_window import MainWindow
 
     demo = Path(__file__).resolve().parents[2] / "resources" / "models" / "cxr-resnet50-demo"
     if not (demo / "card.json").is_file():

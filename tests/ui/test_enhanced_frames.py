@@ -10,7 +10,7 @@ import pytest
 from cxrviewer.core.dicom_io import load_image
 from cxrviewer.core.synthetic import add_functional_groups, make_dataset, write_dataset
 from cxrviewer.core.window import linear_window_bounds
-from cxrviewer.ui.canvas import ImageCanvas
+from cxrviewer.ui.canvas.canvas import ImageCanvas
 
 
 @pytest.fixture()

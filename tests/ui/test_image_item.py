@@ -8,7 +8,7 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtGui
 
-from cxrviewer.ui.image_item import DecimatingImageItem
+from cxrviewer.ui.canvas.image_item import DecimatingImageItem
 
 
 def _pixels(q: QtGui.QImage) -> np.ndarray:
@@ -38,7 +38,7 @@ def test_rgb32_render_equals_pyqtgraphs_indexed_render(qapp, levels, inverted):
 
 def test_the_image_item_renders_about_screen_resolution_and_keeps_the_full_array(qtbot):
     from cxrviewer.bench.display import synthetic_image
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
 
     img = synthetic_image(900, 700)
     c = ImageCanvas()

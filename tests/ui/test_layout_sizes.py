@@ -60,7 +60,8 @@ def test_narrow_browser_shows_image_names(qtbot, viewer, study_dir):
     _settle(viewer, (1280, 720))
     b = viewer.browser
     assert b.width() < 340
-    assert b.view.isColumnHidden(1) and b.view.isColumnHidden(2)  # count and date give way
+    assert b.view.isColumnHidden(1) and b.view.isColumnHidden(3)  # count and modality give way
+    assert not b.view.isColumnHidden(2)  # the date stays (studies of a patient told apart)
     assert b.view.columnWidth(0) > 120
 
 

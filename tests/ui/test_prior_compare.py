@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from conftest import open_and_wait
+from PySide6 import QtWidgets
 
 from cxrviewer.core.priors import NO_EARLIER_STUDY
 from cxrviewer.core.synthetic import chest_like, write_study_image
-from cxrviewer.ui.prior_compare import SHORTCUT
+from cxrviewer.ui.reading.prior_compare import SHORTCUT
 
 
 def three_plus_one(root: Path) -> dict[str, str]:
@@ -41,7 +42,7 @@ def test_compare_with_prior_opens_the_middle_study_beside_the_newest(qtbot, view
     show(qtbot, viewer, p["newest"])
     act = viewer.prior_compare.action
     assert act.shortcut().toString() == SHORTCUT and act in viewer.actions()
-    from cxrviewer.ui.shortcuts import key_rows
+    from cxrviewer.ui.shell.shortcuts import key_rows
 
     assert any(r.action is act and r.shortcut for r in key_rows(viewer))  # the dialog lists it
     grid = viewer.viewports
@@ -83,10 +84,29 @@ def test_the_comparison_is_synced_and_a_caption_goes_with_its_image(qtbot, viewe
     assert right.window() == pytest.approx((c1 + 100.0, w1 + 40.0))
     left.zoom_by(2.0)
     assert grid.relative_view(right)[2] == pytest.approx(grid.relative_view(left)[2], rel=1e-3)
-    # another image dropped into the right viewport: "Prior · …" no longer describes it
+    # another image dropped into the right viewport: the caption describes it (from the model)
     with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
         grid.open(1, p["oldest"])
-    assert grid.caption(1) == "" and grid.caption(0).startswith("Current")
+    assert grid.caption(1) == "Prior · 2017-01-05" and grid.caption(0).startswith("Current")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        grid.open(1, p["other"])  # another patient: no relation to tell
+    assert grid.caption(1) == "" and grid.caption(0) == ""
+
+
+def test_the_prior_caption_does_not_outlive_the_relation(qtbot, viewer, tmp_path):
+    # the reader's bug: after the left viewport moved to an older study, the right one still
+    # said "Prior · 2019-03-14" though it was now the newer image
+    p = three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    show(qtbot, viewer, p["newest"])
+    grid = viewer.viewports
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        viewer.prior_compare.action.trigger()
+    assert grid.caption(1) == "Prior · 2019-03-14"
+    show(qtbot, viewer, p["oldest"])  # PgDown/click in the browser: the left viewport moves on
+    assert grid.path(0) == p["oldest"] and grid.path(1) == p["middle"]
+    assert grid.caption(1) == "Later · 2019-03-14" and grid.caption(0) == "Current · 2017-01-05"
+    assert viewer.model.caption(1) == grid.caption(1) and viewer.model.relation(1) == "later"
 
 
 def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tmp_path):
@@ -101,3 +121,23 @@ def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tm
         viewer.prior_compare.action.trigger()
     assert grid.active == 0 and grid.path(0) == p["middle"] and viewer.current_image.path == p["middle"]
     assert grid.caption(1) == "Prior · 2017-01-05"
+
+
+def test_a_patients_studies_are_listed_newest_first_with_their_dates(qtbot, viewer, tmp_path):
+    # the reader's bug: oldest first, and at the default width three rows read "THORAX"
+    from cxrviewer.ui.browser.study_browser import COL_DATE
+
+    three_plus_one(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path)
+    viewer.resize(1280, 720)  # the smallest screen we support, the Studies dock at its default width
+    QtWidgets.QApplication.processEvents()
+    b = viewer.browser
+    patient = next(b.model.item(r) for r in range(b.model.rowCount()) if "P1" in b.model.item(r).text())
+    dates = [patient.child(r, COL_DATE).text() for r in range(patient.rowCount())]
+    assert dates == ["2021-07-20", "2019-03-14", "2017-01-05"]
+    view = b.view
+    assert not view.isColumnHidden(COL_DATE)
+    fm = view.fontMetrics()
+    left = view.header().sectionViewportPosition(COL_DATE)
+    assert view.columnWidth(COL_DATE) >= fm.horizontalAdvance("2019-03-14")
+    assert 0 <= left and left + view.columnWidth(COL_DATE) <= view.viewport().width()

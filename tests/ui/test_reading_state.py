@@ -13,7 +13,12 @@ from conftest import drag, image_point_to_viewport, open_and_wait, ramp, write_c
 from PySide6 import QtCore
 
 from cxrviewer.core.types import WindowPreset
-from cxrviewer.ui.reading_state import ReadingState, ReadingStateStore, StateKey, content_hash
+from cxrviewer.ui.reading.reading_state import (
+    ReadingState,
+    ReadingStateStore,
+    StateKey,
+    content_hash,
+)
 
 
 @pytest.fixture
@@ -174,10 +179,10 @@ def test_corrupt_or_foreign_state_file_gives_defaults_and_a_log_line(qtbot, make
     _goto(qtbot, w, w.act_next)
     path.write_bytes(content)  # while the reader is on the other image
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cxrviewer.ui.reading_state"):
+    with caplog.at_level(logging.WARNING, logger="cxrviewer.ui.reading.reading_state"):
         _goto(qtbot, w, w.act_prev)
     _same(_snapshot(w), default)
-    lines = [r.getMessage() for r in caplog.records if r.name == "cxrviewer.ui.reading_state"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "cxrviewer.ui.reading.reading_state"]
     assert len(lines) == 1 and str(path) in lines[0] and "ignored" in lines[0], lines
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtGui
 
-from cxrviewer.ui.shortcuts import action_rows, shortcut_text
+from cxrviewer.ui.shell.shortcuts import action_rows, shortcut_text
 
 
 def test_dialog_lists_every_action_with_a_shortcut(viewer):

@@ -26,8 +26,9 @@ def ai(qtbot, tmp_path, monkeypatch):
     """The viewer's AI integration in a real main window, with a stand-in engine that records
     which model directory the worker was asked to load."""
     import cxrviewer.ui  # noqa: F401  (the PySide6 refcount guard, before any emit)
-    from cxrviewer.ui.ai import AiIntegration
-    from cxrviewer.ui.canvas import ImageCanvas
+    from cxrviewer.ui.ai.integration import AiIntegration
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
+    from cxrviewer.ui.train.train_dialog import show_for
 
     monkeypatch.setenv("CXRVIEWER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training process
@@ -43,7 +44,8 @@ def ai(qtbot, tmp_path, monkeypatch):
     canvas = ImageCanvas()
     win.setCentralWidget(canvas)
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings)
+    integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings,
+                          open_train=show_for)
     integ.loaded = loaded
     qtbot.addWidget(win)
     win.show()
@@ -116,7 +118,7 @@ def test_menu_opens_dialog_training_runs_live_and_activate_loads_the_model(qtbot
 
 
 def test_bad_data_shows_the_error_line_and_the_dialog_is_usable_again(qtbot, ai, tmp_path):
-    from cxrviewer.ui.train_dialog import TrainDialog
+    from cxrviewer.ui.train.train_dialog import TrainDialog
 
     dlg = TrainDialog(None, ai.window)
     qtbot.addWidget(dlg)
@@ -191,7 +193,7 @@ def test_cancel_stops_the_process_and_the_viewer_keeps_working(qtbot, ai, tmp_pa
 def test_estimate_shows_before_start_and_buttons_follow_the_run(qtbot, ai, tmp_path):
     """Valid data enables Start and an estimate measured on this machine appears before Start;
     Cancel is enabled only while training; Activate only after a run that ended with a model."""
-    from cxrviewer.ui.train_dialog import TrainDialog
+    from cxrviewer.ui.train.train_dialog import TrainDialog
 
     dlg = TrainDialog(None, ai.window)
     qtbot.addWidget(dlg)

@@ -427,7 +427,7 @@ def test_sample_opens(qtbot, viewer, rg1_unci):
 
 def test_importing_the_app_does_not_import_torch():
     code = (
-        "import sys, cxrviewer.ui.app, cxrviewer.ui.main_window, cxrviewer.cli.view, cxrviewer.cli.export;"
+        "import sys, cxrviewer.ui.app, cxrviewer.ui.shell.main_window, cxrviewer.cli.view, cxrviewer.cli.export;"
         "bad=[m for m in ('torch','torchvision','onnxruntime') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -544,7 +544,7 @@ def test_about_lists_library_versions(viewer):
     import numpy
     import pydicom
 
-    from cxrviewer.ui.dialogs import show_about
+    from cxrviewer.ui.shell.dialogs import show_about
 
     box = show_about(viewer)
     text = box.text()
@@ -599,7 +599,7 @@ def test_screen_pixels_match_the_core_pipeline_within_one_level(qtbot, name):
     from pydicom.data import get_testdata_file
 
     from cxrviewer.core.dicom_io import load_image
-    from cxrviewer.ui.canvas import ImageCanvas, qimage_to_rgb
+    from cxrviewer.ui.canvas.canvas import ImageCanvas, qimage_to_rgb
 
     p = get_testdata_file(name, download=False)
     if not p:

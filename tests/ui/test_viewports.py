@@ -13,7 +13,7 @@ from conftest import drag, open_and_wait, ramp, write_cr
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset
-from cxrviewer.ui.viewports import ACTIVE_COLOR, MIME_PATHS, mime_for_paths, paths_from_mime
+from cxrviewer.ui.canvas.viewports import ACTIVE_COLOR, MIME_PATHS, mime_for_paths, paths_from_mime
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_layout_switching_keeps_images(qtbot, side_by_side):
     assert g.viewport(1).isVisible() and not g.viewport(2).isVisible()
     # the View menu's layout actions follow, and carry their shortcuts into the shortcuts dialog
     assert w.viewport_binding.layout_actions["2x1"].isChecked()
-    from cxrviewer.ui.shortcuts import action_rows
+    from cxrviewer.ui.shell.shortcuts import action_rows
 
     rows = {r.text: r.shortcut for r in action_rows(w)}
     assert rows["1 × 2 (side by side)"] == "Alt+2" and rows["Sync Window/Level"] == "Shift+L"
@@ -185,6 +185,33 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     enter2.setAccepted(False)
     target.dragEnterEvent(enter2)
     assert not enter2.isAccepted() and not other.hasFormat(MIME_PATHS)
+
+
+def test_a_drag_from_the_browser_leaves_the_active_viewport_alone(qtbot, side_by_side):
+    # the reader's bug: dragging B into the right viewport also opened B in the left one, the
+    # viewport being read (the press selected B and the selection opened it)
+    w, a, b = side_by_side
+    g = w.viewports
+    src = w.viewport_binding.drag_source
+    assert g.active == 0 and Path(w.current_path) == a
+    idx = w.browser.proxy.mapFromSource(w.browser.model.by_path[str(b)].index())
+    w.browser.view.scrollTo(idx)
+    pos = w.browser.view.visualRect(idx).center()
+    vp = w.browser.view.viewport()
+    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    asked: list[str] = []
+    w.browser.imageSelected.connect(asked.append)
+    with qtbot.waitSignal(src.dragStarted, timeout=2000):
+        _mouse(vp, T.MouseButtonPress, pos, L, L)
+        _mouse(vp, T.MouseMove, pos + QtCore.QPoint(30, 4), NoB, L)
+    _mouse(vp, T.MouseButtonRelease, pos + QtCore.QPoint(30, 4), L, NoB)
+    assert asked == [] and Path(w.current_path) == a and Path(g.canvas(0).img.path) == a
+    assert w.browser.selected_path() == str(a)  # the highlight stays on what is being read
+    # a plain click (press and release, no drag) still opens the row in the active viewport
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
+        _mouse(vp, T.MouseButtonPress, pos, L, L)
+        _mouse(vp, T.MouseButtonRelease, pos, L, NoB)
+    assert asked == [str(b)] and Path(g.canvas(0).img.path) == b
 
 
 def test_wl_sync_moves_the_other_viewport_by_the_same_modality_offset(qtbot, side_by_side):

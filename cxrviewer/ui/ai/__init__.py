@@ -1,0 +1,1 @@
+"""The AI in the viewer: model controller, prediction panel, heatmap, model dialogs, precision."""

@@ -1,0 +1,1 @@
+"""The study browser: the study tree, thumbnails and the worklist."""

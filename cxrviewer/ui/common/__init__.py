@@ -1,0 +1,1 @@
+"""What every feature of the UI may use: settings and the image/scan/thumbnail loaders."""

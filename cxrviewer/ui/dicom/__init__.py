@@ -1,0 +1,1 @@
+"""DICOM objects from the viewer: SC/SR/GSPS export, stored AI results, presentation states."""

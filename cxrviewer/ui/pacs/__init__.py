@@ -1,0 +1,1 @@
+"""PACS from the viewer: query/retrieve, send, the node editor."""

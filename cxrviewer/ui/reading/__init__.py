@@ -1,0 +1,1 @@
+"""The reading tools: measurements, reading state, undo history, cine, prior comparison."""

@@ -1,0 +1,1 @@
+"""The main window and what ties the features together: menus, docks, the viewport binding, dialogs."""

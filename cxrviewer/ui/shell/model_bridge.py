@@ -1,0 +1,91 @@
+"""Keeps the viewer model (:mod:`cxrviewer.viewer`) and the viewport widgets in step.
+
+Widgets → model: what each viewport's canvas shows (image reference, window, orientation and
+relative zoom/pan, the rulers and measurement tools' results), the layout and the active
+viewport. Model → widgets: the captions, which the model derives (so "Prior · date" cannot
+outlive the image it described). Exports, SR and GSPS then read the model, not a panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6 import QtCore
+
+from cxrviewer.viewer import ImageRef, Measurement, ViewerModel, ViewTransform, Window
+
+
+class ModelBridge(QtCore.QObject):
+    """Mirror the viewport ``grid`` into ``model``; ``tools_for(canvas)`` gives a canvas's
+    measurement tools (``None`` without them)."""
+
+    def __init__(self, model: ViewerModel, grid, tools_for: Callable, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.grid, self.tools_for = model, grid, tools_for
+        self._watched: set[int] = set()
+        for vp in grid.viewports:
+            self.watch(vp.index)
+        model.set_layout(grid.layout_name())
+        model.set_active(grid.active)
+        grid.layoutChanged.connect(model.set_layout)
+        grid.activeChanged.connect(lambda _old, new: model.set_active(new))
+        model.captions_changed.connect(self._captions)
+        self._captions(model.captions())
+
+    def watch(self, index: int) -> None:
+        """Follow viewport ``index``'s canvas (call once its measurement tools exist)."""
+        if index in self._watched:
+            return
+        self._watched.add(index)
+        c = self.grid.canvas(index)
+        c.imageShown.connect(lambda i=index: self.image_shown(i))
+        c.cleared.connect(lambda i=index: self.model[i].set_image(None))
+        c.windowChanged.connect(lambda center, width, i=index: self.model[i].set_window(Window(center, width)))
+        c.viewChanged.connect(lambda i=index: self._view(i))
+        c.rulersChanged.connect(lambda i=index: self.measurements(i))
+        tools = self.tools_for(c)
+        if tools is not None:
+            tools.changed.connect(lambda i=index: self.measurements(i))
+        if c.img is not None:
+            self.image_shown(index)
+
+    def image_shown(self, index: int) -> None:
+        c = self.grid.canvas(index)
+        if c.img is None:
+            return
+        m = self.model[index]
+        m.set_image(ImageRef.from_image(c.img))
+        center, width = c.window()
+        m.set_window(Window(center, width) if width > 0 else None)
+        self._view(index)
+        self.measurements(index)
+
+    def _view(self, index: int) -> None:
+        c = self.grid.canvas(index)
+        if c.img is None:
+            return
+        v = c.view_state()
+        try:
+            cx, cy, z = self.grid.relative_view(c)
+        except (ValueError, ZeroDivisionError):  # not laid out yet
+            cx, cy, z = 0.5, 0.5, 1.0
+        self.model[index].set_view(ViewTransform(zoom=round(float(z), 4), center=(round(float(cx), 4), round(float(cy), 4)),
+                                                 rotation=int(v.rotation) % 4, flip_h=bool(v.flip_h),
+                                                 flip_v=bool(v.flip_v), invert=bool(v.invert)))
+
+    def measurements(self, index: int) -> None:
+        c = self.grid.canvas(index)
+        out: list[Measurement] = []
+        for r in c.rulers:
+            value, unit = r.length()
+            out.append(Measurement("ruler", (tuple(r.p0), tuple(r.p1)), float(value), unit, r.text()))
+        tools = self.tools_for(c)
+        for m in (tools.measurements if tools is not None else []):
+            if m.complete():
+                out.append(Measurement(m.kind, tuple((float(x), float(y)) for x, y in m.points()), None, "", m.text()))
+        self.model[index].set_measurements(out)
+
+    def _captions(self, captions: tuple) -> None:
+        for i, text in enumerate(captions):
+            if i < len(self.grid.viewports):
+                self.grid.set_caption(i, text)

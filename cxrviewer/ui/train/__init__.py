@@ -1,0 +1,1 @@
+"""The Train dialog: the admin's training form and its run support."""

@@ -1,0 +1,45 @@
+"""The window keeps the viewer model in step: what each viewport shows, its view, its
+measurements and the AI result live in ``window.model`` (exports read them from there)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import open_and_wait, ramp, write_cr
+
+
+def test_the_model_follows_the_viewports(qtbot, viewer, study_dir):
+    open_and_wait(qtbot, viewer, study_dir)
+    m = viewer.model
+    img = viewer.current_image
+    assert m.current_image.path == img.path and m.current_image.sop_uid == img.header.sop_instance_uid
+    assert m.active.window is not None and m.active.window.width == pytest.approx(viewer.canvas.window()[1])
+    viewer.canvas.rotate(1)
+    viewer.canvas.flip_h()
+    assert (m.active.view.rotation, m.active.view.flip_h) == (1, True)
+    viewer.canvas.add_ruler((5.0, 5.0), (25.0, 5.0))
+    (r,) = m.active.measurements
+    assert r.kind == "ruler" and r.unit.startswith("mm") and r.value == pytest.approx(4.0, rel=1e-3)
+    grid = viewer.viewports
+    grid.set_layout("1x2")
+    assert m.layout == "1x2"
+    other = str(study_dir / "img3.dcm")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, _img: i == 1):
+        grid.open(1, other)
+    assert m[1].image.path == other and m.active_index == 0  # opened beside, not made active
+    grid.set_active(1)
+    assert m.active_index == 1 and m.current_image.path == other
+    grid.set_layout("1x1")  # the hidden viewport's model hands the focus back
+    assert m.active_index == 0
+
+
+def test_opening_another_folder_empties_the_other_viewports_in_the_model(qtbot, viewer, study_dir, tmp_path):
+    open_and_wait(qtbot, viewer, study_dir)
+    grid = viewer.viewports
+    grid.set_layout("1x2")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, _img: i == 1):
+        grid.open(1, str(study_dir / "img2.dcm"))
+    d = tmp_path / "other"
+    d.mkdir()
+    write_cr(d / "x.dcm", ramp(32, 32, seed=9))
+    open_and_wait(qtbot, viewer, d)
+    assert viewer.model[1].image is None and viewer.model[0].image.path == str(d / "x.dcm")

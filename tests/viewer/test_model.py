@@ -1,0 +1,123 @@
+"""The viewer model without Qt: captions derived from what the viewports show, active and
+layout bookkeeping, per-viewport state that goes with its image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cxrviewer.viewer import AiResult, ImageRef, Measurement, ViewerModel, ViewTransform, Window
+
+
+def ref(path, pid="P1", study="1.2.3", date="20240105", view="PA", frames=1) -> ImageRef:
+    return ImageRef(path=path, patient_id=pid, study_uid=study, study_date=date, view_position=view,
+                    n_frames=frames, modality="CR")
+
+
+NOW = ref("now.dcm", study="1.1", date="20240105")
+NOW_LAT = ref("now_lat.dcm", study="1.1", date="20240105", view="LL")
+OLD = ref("old.dcm", study="1.0", date="20190314")
+OTHER_PATIENT = ref("x.dcm", pid="P2", study="9.9", date="20180101")
+
+
+def test_importing_the_model_loads_no_qt():
+    code = ("import sys, cxrviewer.viewer, cxrviewer.viewer.exports, cxrviewer.viewer.protocols; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_prior_caption_follows_the_active_viewport():
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    assert m.captions()[:2] == ("", "")  # one study on screen: nothing to tell apart
+    m[1].set_image(OLD)
+    assert m.caption(0) == "Current · 2024-01-05" and m.caption(1) == "Prior · 2019-03-14"
+    assert m.relation(1) == "prior"
+
+
+def test_caption_is_not_stale_after_the_left_viewport_moves_to_an_older_study():
+    # the reader's bug: left moved to an older study, right still said "Prior · 2019-03-14"
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(ref("mid.dcm", study="1.05", date="20210101"))
+    m[1].set_image(ref("2019.dcm", study="1.0", date="20190314"))
+    assert m.caption(1) == "Prior · 2019-03-14"
+    seen = []
+    m.captions_changed.connect(seen.append)
+    m[0].set_image(ref("2017.dcm", study="0.9", date="20170220"))
+    assert m.caption(1) == "Later · 2019-03-14" and m.relation(1) == "later"
+    assert m.caption(0) == "Current · 2017-02-20"
+    assert seen and seen[-1][:2] == ("Current · 2017-02-20", "Later · 2019-03-14")
+
+
+def test_captions_swap_when_the_other_viewport_becomes_active():
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    m[1].set_image(OLD)
+    m.set_active(1)
+    assert m.caption(1) == "Current · 2019-03-14" and m.caption(0) == "Later · 2024-01-05"
+
+
+def test_no_caption_across_patients_or_for_hidden_viewports():
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    m[1].set_image(OTHER_PATIENT)
+    assert m.captions()[:2] == ("", "")
+    m[1].set_image(OLD)
+    m.set_layout("1x1")  # the prior's viewport is hidden: the current one has nothing beside it
+    assert m.captions() == ("",) * 4
+
+
+def test_2x2_current_and_prior_each_with_two_views():
+    m = ViewerModel()
+    m.set_layout("2x2")
+    for i, r in enumerate((NOW, NOW_LAT, OLD, ref("old_lat.dcm", study="1.0", date="20190314", view="LL"))):
+        m[i].set_image(r)
+    assert m.captions() == ("Current · 2024-01-05", "Current · 2024-01-05", "Prior · 2019-03-14",
+                            "Prior · 2019-03-14")
+
+
+def test_another_image_drops_the_old_ones_measurements_and_ai_but_a_frame_step_keeps_them():
+    m = ViewerModel()
+    vp = m[0]
+    vp.set_image(ref("cine.dcm", frames=5))
+    vp.set_measurements([Measurement("ruler", ((0, 0), (10, 0)), 5.0, "mm")])
+    vp.set_ai(AiResult("Abnormal", 0.9, "m"))
+    vp.set_window(Window(40, 400))
+    vp.set_frame(3)
+    assert vp.image.frame == 3 and len(vp.measurements) == 1 and vp.ai is not None
+    vp.set_frame(99)
+    assert vp.image.frame == 4  # clamped to the last frame
+    vp.set_image(NOW)
+    assert vp.measurements == () and vp.ai is None and vp.window is None
+
+
+def test_signals_fire_only_on_change():
+    m = ViewerModel()
+    got = []
+    m[0].view_changed.connect(got.append)
+    m[0].set_view(ViewTransform())
+    assert got == []
+    m[0].set_view(ViewTransform(zoom=2.0))
+    assert got == [ViewTransform(zoom=2.0)]
+    act = []
+    m.active_changed.connect(lambda a, b: act.append((a, b)))
+    m.set_layout("2x2")
+    m.set_active(3)
+    m.set_layout("1x2")  # viewport 3 is hidden: the first takes over
+    assert act == [(0, 3), (3, 0)] and m.active_index == 0
+
+
+def test_bad_layout_and_index():
+    m = ViewerModel()
+    with pytest.raises(ValueError, match="unknown layout '3x3'"):
+        m.set_layout("3x3")
+    with pytest.raises(IndexError):
+        m.set_active(7)
