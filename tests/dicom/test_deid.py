@@ -243,3 +243,18 @@ def test_dates_shift_by_whole_nonzero_days_over_many_seeds(identified):
         assert Deidentifier(f"seed-{i}").shift_days == d.shift_days
         shifts.add(d.shift_days)
     assert len(shifts) > 80  # the seed really drives it
+
+
+def test_deidentified_copy_of_the_image_itself(identified, tmp_path):
+    """``cxrviewer deid``'s copy of the source file: no E.1-1 value survives (pixels kept)."""
+    from cxrviewer.dicom.deid_files import copy_deidentified
+
+    rep = copy_deidentified([identified], tmp_path / "out", seed="k")
+    (o,) = rep.outcomes
+    assert o.status == "written", o.reason
+    out = tmp_path / "out" / f"{o.sop_instance_uid}.dcm"
+    assert_no_leak(pydicom.dcmread(identified, stop_before_pixels=True), out)
+    back = pydicom.dcmread(out)
+    assert back.PixelData == pydicom.dcmread(identified).PixelData
+    if dciodvfy_path() is not None:
+        assert set(validate_file(out).errors) <= set(validate_file(identified).errors)
