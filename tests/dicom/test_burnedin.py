@@ -141,3 +141,14 @@ def test_palette_colour_png_and_sc_through_the_palette(name, tmp_path, capsys):
     assert main(["export", path, "--dicom", "sc", "--out", str(sc), "--native", "--no-annotations"]) == 0
     px = pydicom.dcmread(sc).pixel_array.astype(float)
     assert np.abs(px[40:] - ref[40:]).max() <= 1.0  # below the NOT FOR DIAGNOSTIC USE banner
+
+
+def test_png_export_blanks_mask_regions_and_seed_needs_anonymize(palette_us, tmp_path, capsys):
+    png = tmp_path / "m.png"
+    rc = main(["export", palette_us, "--out", str(png), "--native", "--no-annotations", "--mask-region", *map(str, BAR)])
+    assert rc == 0, capsys.readouterr().err
+    a = np.asarray(Image.open(png))
+    assert a[:60].max() == 0 and _palette_rgb8(palette_us)[:60].max() > 200
+    rc = main(["export", palette_us, "--out", str(tmp_path / "x.png"), "--deid-seed", "k"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--deid-seed needs --anonymize" in err and not (tmp_path / "x.png").exists()
