@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--colormap", default="jet", choices=("jet", "viridis", "inferno", "magma"), help="heatmap colormap (default jet)")
     p.add_argument("--heatmap-threshold", type=float, default=None, help="map values below this are transparent (default 0.2)")
     p.add_argument("--heatmap-opacity", type=float, default=None, help="heatmap opacity 0-1 (default 0.45)")
-    p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text")
+    p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text; with --dicom a "
+                        "de-identified copy (PS3.15 Table E.1-1)")
     p.add_argument("--no-annotations", action="store_true", help="no corner text")
     p.add_argument("--native", action="store_true",
                    help="one output pixel per image pixel (default: square display pixels, longest side <= --size)")

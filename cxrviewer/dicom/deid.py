@@ -350,7 +350,8 @@ class Deidentifier:
                   "dates shifted by whole days"]
         if masked_regions:
             method.append("burned-in text blanked by the user (assertion)")
-            method.append(f"regions {masked_regions}"[:64])
+            text = f"regions {masked_regions}"
+            method.extend(text[i:i + 64] for i in range(0, len(text), 64))  # LO: 64 chars a value
         out.DeidentificationMethod = method
         if "PixelData" not in out:
             out.PatientIdentityRemoved = "YES"  # SR / presentation state: no pixels to carry text
