@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cxrviewer.core.errors import CxrError
-from cxrviewer.dicom.common import DicomObjectError, ensure_not_source, write_dataset
+from cxrviewer.dicom.common import MANUFACTURER, DicomObjectError, ensure_not_source, write_dataset
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ def copy_one(path: str, out_dir: Path, deidentifier, masks: Sequence = (), sourc
             if masks:
                 mask_dataset_pixels(ds, masks)
                 masked_text = regions_text(masks)
-        out, _ = deidentifier(ds, own=False, pixels_clean=True, masked_regions=masked_text)
+        # an SC, SR or presentation state we wrote: its text and content are ours (kept, walked)
+        own = str(ds.get("Manufacturer", "") or "") == MANUFACTURER
+        out, _ = deidentifier(ds, own=own, pixels_clean=True, masked_regions=masked_text)
         uid = str(out.SOPInstanceUID)
         target = out_dir / f"{uid}.dcm"
         ensure_not_source(target, sources)

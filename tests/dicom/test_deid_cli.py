@@ -144,3 +144,23 @@ def test_ultrasound_copies_need_masks_and_are_blank_there(tmp_path, capsys):
     src_rgb = apply_color_lut(pydicom.dcmread(palette).pixel_array, pydicom.dcmread(palette))
     assert src_rgb[:30, :320].max() > 50000
     assert _new_errors(p_out, palette) == set()
+
+
+def test_a_study_folder_with_our_presentation_state(rg1_unci, tmp_path, capsys):
+    """A folder holding the image and a GSPS we wrote (not de-identified): the copies still
+    reference each other and the GSPS keeps its window and ruler."""
+    src = tmp_path / "study"
+    src.mkdir()
+    shutil.copy(rg1_unci, src / "img.dcm")
+    assert main(["export", str(rg1_unci), "--dicom", "gsps", "--out", str(src / "pr.dcm"), "--window", "100", "200",
+                 "--ruler", "10", "20", "30", "40"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    rc, rep, err = _deid(capsys, str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0 and rep["written"] == 2, err
+    paths = {f["source"]: Path(f["output"]) for f in rep["files"]}
+    img, pr = (pydicom.dcmread(paths[str(src / n)]) for n in ("img.dcm", "pr.dcm"))
+    ps = read_gsps(pr)
+    assert ps.applies_to(img.SOPInstanceUID) and (ps.window_center, ps.window_width) == (100.0, 200.0)
+    assert len(ps.lines) == 1 and pr.PatientName == img.PatientName != ""
+    if dciodvfy_path() is not None:
+        assert validate_file(paths[str(src / "pr.dcm")]).errors == ()
