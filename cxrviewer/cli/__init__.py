@@ -16,6 +16,7 @@ COMMANDS = [
     "cxrviewer.cli.view",
     "cxrviewer.cli.scan",
     "cxrviewer.cli.export",
+    "cxrviewer.cli.deid",
     "cxrviewer.cli.infer",
     "cxrviewer.cli.models",
     "cxrviewer.cli.train",

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--colormap", default="jet", choices=("jet", "viridis", "inferno", "magma"), help="heatmap colormap (default jet)")
     p.add_argument("--heatmap-threshold", type=float, default=None, help="map values below this are transparent (default 0.2)")
     p.add_argument("--heatmap-opacity", type=float, default=None, help="heatmap opacity 0-1 (default 0.45)")
-    p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text")
+    p.add_argument("--anonymize", action="store_true", help="no name, ID, birth date, accession or institution in the text; with --dicom a "
+                        "de-identified copy (PS3.15 Table E.1-1)")
     p.add_argument("--no-annotations", action="store_true", help="no corner text")
     p.add_argument("--native", action="store_true",
                    help="one output pixel per image pixel (default: square display pixels, longest side <= --size)")
@@ -38,7 +39,27 @@ def add_parser(sub) -> None:
     p.add_argument("--flip-h", action="store_true", help="flip horizontally (after --rotate)")
     p.add_argument("--flip-v", action="store_true", help="flip vertically (after --rotate)")
     p.add_argument("--invert", action="store_true", help="invert the grayscale (as the viewer's Invert)")
+    add_deid_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_deid_arguments(p, *, seed_help: str | None = None) -> None:
+    """``--mask-region`` and ``--deid-seed`` (``export`` and ``deid`` share them)."""
+    p.add_argument("--mask-region", nargs=4, action="append", metavar=("X", "Y", "W", "H"), default=None,
+                   help="blank this rectangle (image pixel coordinates: first column, first row, width, "
+                        "height) in the pixels, e.g. burned-in text; repeatable. A de-identified copy of an "
+                        "image that may carry burned-in text (US, SC, OT, XC, or Burned In Annotation YES) "
+                        "is refused without it")
+    p.add_argument("--deid-seed", default=None, metavar="SEED",
+                   help=seed_help or "with --anonymize: the de-identification key; the same seed gives the same "
+                        "pseudonyms, UIDs and date shift as `cxrviewer deid --deid-seed` (keep it secret)")
+
+
+def mask_regions(args) -> list:
+    """``--mask-region`` values as ``MaskRegion``s (ValueError with the reason when bad)."""
+    from cxrviewer.dicom.burnedin import MaskRegion
+
+    return [MaskRegion.parse(v) for v in (getattr(args, "mask_region", None) or [])]
 
 
 #: Override of the ``--heatmap`` provider: ``fn(img, args) -> (list of RGBA layers, text lines)``.
@@ -77,10 +98,16 @@ def run(args: argparse.Namespace) -> int:
     from cxrviewer.cli._common import fail
     from cxrviewer.core.errors import CxrError
 
+    if args.deid_seed is not None and not args.anonymize:
+        return fail("--deid-seed needs --anonymize (it keys the de-identification)")
+    try:
+        masks = mask_regions(args)
+    except ValueError as e:
+        return fail(f"--mask-region: {e}")
     if args.dicom:
         from cxrviewer.cli.export_dicom import run_dicom
 
-        return run_dicom(args)
+        return run_dicom(args, masks)
     if not os.path.isfile(args.input):
         return fail(f"{args.input}: no such file")
     try:
@@ -98,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         from cxrviewer.render.export import save_image
 
         img = load_image(args.input, args.frame)
+        if masks:
+            from cxrviewer.dicom.burnedin import mask_loaded_image
+
+            img = mask_loaded_image(img, masks)
         preset = None
         if args.window is not None:
             c, w = args.window

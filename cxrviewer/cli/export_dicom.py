@@ -8,8 +8,10 @@ headless.
 * ``gsps``: a presentation state with the window, ``--rotate``/``--flip-*``, ``--invert``,
   the rulers, and the model's result as text when ``--model`` or ``--heatmap`` is given.
 
-``--anonymize`` writes the de-identified copy (PS3.15 Basic Profile via dicognito) and lists
-on stderr what changed. Bad input exits 2 with one line naming the file and the reason and
+``--anonymize`` writes the de-identified copy (PS3.15 Table E.1-1, :mod:`cxrviewer.dicom.deid`)
+and lists on stderr what changed; ``--deid-seed`` keys it like ``cxrviewer deid`` so the object
+references the de-identified copy of its image; ``--mask-region`` blanks burned-in text (a
+de-identified SC of a US, SC, OT or XC image is refused without it). Bad input exits 2 with one line naming the file and the reason and
 writes nothing.
 """
 
@@ -40,7 +42,7 @@ def _predict(img, args, cam: bool):
     return ai_result_from_prediction(pred, str(engine.card.get("weights_sha256", ""))), pred
 
 
-def run_dicom(args: argparse.Namespace) -> int:
+def run_dicom(args: argparse.Namespace, masks=()) -> int:
     import os
 
     from cxrviewer.cli._common import fail
@@ -56,8 +58,18 @@ def run_dicom(args: argparse.Namespace) -> int:
         from cxrviewer.dicom.build import export_object, length_measurement, reader_view
         from cxrviewer.dicom.common import source_dataset
 
-        source_dataset(args.input)  # a PNG/JPEG or a non-image is refused before any work
+        src = source_dataset(args.input)  # a PNG/JPEG or a non-image is refused before any work
+        if masks and args.dicom != "sc":
+            return fail(f"--mask-region blanks pixels: it applies to --dicom sc and PNG/JPEG, not {args.dicom}")
+        if args.anonymize and args.dicom == "sc":
+            from cxrviewer.dicom.build import check_sc_pixels
+
+            check_sc_pixels(src, masks, args.input)  # refused before any rendering
         img = load_image(args.input, args.frame)
+        if masks:
+            from cxrviewer.dicom.burnedin import mask_loaded_image
+
+            img = mask_loaded_image(img, masks)
         preset = img.default_preset
         if args.window is not None:
             c, w = args.window
@@ -75,7 +87,7 @@ def run_dicom(args: argparse.Namespace) -> int:
         res = export_object(
             args.dicom, args.input, args.out, view=reader_view(preset, view, rulers), ai=ai, pixels=pixels,
             frame=args.frame, description="native image" if args.native else "view", anonymize=args.anonymize,
-            pixels_clean=args.anonymize,
+            pixels_clean=args.anonymize, masks=masks, seed=args.deid_seed,
         )
     except (CxrError, RuntimeError) as e:
         return fail(str(e))
@@ -84,7 +96,7 @@ def run_dicom(args: argparse.Namespace) -> int:
     if res.changes:
         from cxrviewer.dicom.deid import summarize
 
-        print("de-identified (PS3.15 Basic Profile via dicognito): " + "; ".join(summarize(res.changes)),
+        print("de-identified (PS3.15 E.1-1 Basic Profile): " + "; ".join(summarize(res.changes)),
               file=sys.stderr)
     print(args.out)
     return 0

@@ -479,12 +479,36 @@ def decoder_message(e: BaseException, max_line: int = 300) -> str:
 
 
 def _apply_palette(ds, arr: np.ndarray, path: str) -> np.ndarray:
+    """PALETTE COLOR indices through the palette, as 8-bit RGB.
+
+    The entries have the palette's own depth (third value of the LUT Descriptor, 8 or 16
+    bits: PS3.3 C.7.6.3.1.5), not Bits Stored's: an 8-bit image with a 16-bit palette
+    scaled by Bits Stored renders white.
+    """
     try:
         from pydicom.pixels import apply_color_lut
 
-        return np.asarray(apply_color_lut(arr, ds))
+        rgb = np.asarray(apply_color_lut(arr, ds))
     except Exception as e:  # noqa: BLE001
         raise DicomReadError(path, f"PALETTE COLOR lookup tables unusable: {e}") from None
+    return _to_rgb8(rgb, palette_bits(ds))
+
+
+def palette_bits(ds) -> int:
+    """Bits per palette entry (8 or 16) from the Red LUT Descriptor; 8 when an old file
+    declares 16 but every entry of its palette fits in 8 bits (seen in the wild)."""
+    from pydicom.pixels import apply_color_lut
+
+    desc = ds.RedPaletteColorLookupTableDescriptor
+    bits = int(desc[2])
+    if bits > 8:
+        n = int(desc[0]) or 65536  # 0 means 2**16 entries
+        first = int(desc[1])
+        dtype = np.uint16 if first + n <= 65536 else np.int32
+        lut = np.asarray(apply_color_lut(np.arange(first, first + n, dtype=dtype), ds))
+        if int(lut.max()) <= 255:
+            bits = 8
+    return 16 if bits > 8 else 8
 
 
 def _to_rgb8(arr: np.ndarray, bits_stored: int) -> np.ndarray:

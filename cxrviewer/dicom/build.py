@@ -104,25 +104,49 @@ def build_object(kind: str, source, *, view: ReaderView | None = None, ai: AiRes
     raise ValueError(f"unknown DICOM object kind {kind!r}: use one of {', '.join(DICOM_KINDS)}")
 
 
+def check_sc_pixels(source, masks: Sequence = (), path=None) -> str:
+    """Before rendering a de-identified Secondary Capture: refuse a source whose pixels may
+    carry burned-in text unless ``masks`` (``burnedin.MaskRegion``) blank it.
+
+    Returns the regions as Deidentification Method text (``""``: no masks were needed or
+    given). Raises :class:`DicomObjectError` (one line, burned-in text named as the reason).
+    """
+    from cxrviewer.dicom.burnedin import burned_in_risk, check_burned_in, regions_text
+
+    check_burned_in(source, masks, path)
+    return regions_text(masks) if masks and burned_in_risk(source) else ""
+
+
 def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathLike, *,
                   view: ReaderView | None = None, ai: AiResult | None = None, pixels=None, frame: int = 0,
                   description: str = "", anonymize: bool = False, seed: str | None = None,
-                  pixels_clean: bool = False, reader_call=None) -> ExportResult:
+                  pixels_clean: bool = False, masks: Sequence = (), deidentifier=None,
+                  reader_call=None) -> ExportResult:
     """Build ``kind`` for the image at ``source_path`` and write it atomically to ``out``.
 
-    With ``anonymize`` the written file is the de-identified copy (PS3.15 Basic Profile via
-    dicognito; ``pixels_clean``: the SC's burned-in text has no patient data) and the result
-    lists what changed.
+    With ``anonymize`` the written file is the de-identified copy (PS3.15 Table E.1-1,
+    :mod:`cxrviewer.dicom.deid`; ``seed`` or a shared ``deidentifier`` makes the pseudonyms,
+    UIDs and date shift those of the ``cxrviewer deid`` copies made with the same seed;
+    ``pixels_clean``: the SC's burned-in text has no patient data) and the result lists what
+    changed. A de-identified SC of an image whose pixels may carry text (US, SC, OT, XC, or
+    Burned In Annotation YES) is refused unless ``masks`` (``burnedin.MaskRegion``) are
+    given; the caller renders ``pixels`` from the image with those regions blanked
+    (:func:`cxrviewer.dicom.burnedin.mask_loaded_image`).
 
     Raises
     ------
     DicomObjectError
-        The source cannot carry this object (not DICOM, colour for GSPS, nothing to report).
+        The source cannot carry this object (not DICOM, colour for GSPS, nothing to report),
+        or its pixels may carry burned-in text and no region is masked.
     cxrviewer.atomic.WriteError
         ``out`` cannot be written; nothing was left behind.
     """
     ensure_not_source(out, [source_path])
     src = source_dataset(source_path)
+    masked = ""
+    if anonymize and kind == "sc":
+        masked = check_sc_pixels(src, masks, source_path)
+        pixels_clean = pixels_clean or bool(masked)
     try:
         ds = build_object(kind, src, view=view, ai=ai, pixels=pixels, frame=frame, description=description,
                           reader_call=reader_call)
@@ -134,8 +158,9 @@ def export_object(kind: str, source_path: str | os.PathLike, out: str | os.PathL
                                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     changes: list = []
     if anonymize:
-        from cxrviewer.dicom.deid import deidentify
+        from cxrviewer.dicom.deid import Deidentifier
 
-        ds, changes = deidentify(ds, seed=seed, pixels_clean=pixels_clean)
+        d = deidentifier or Deidentifier(seed)
+        ds, changes = d(ds, own=True, pixels_clean=pixels_clean, masked_regions=masked)
     path = write_dataset(ds, out)
     return ExportResult(Path(path), kind, ds, changes)
