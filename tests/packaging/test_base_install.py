@@ -219,6 +219,10 @@ def test_wheel_install_runs_selftest_infer_and_export(base_venv, built_dist, tmp
     assert site.name == "site-packages" and site.is_relative_to(root.resolve()), info
     assert info["res"] == info["pkg"] == str(site / "cxrviewer" / "_resources"), info
     assert not [p for p in info["path"] if p and Path(p).resolve().is_relative_to(ROOT)], info["path"]
+    # CXRVIEWER_RESOURCES still wins over the installed package data
+    r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**env, "CXRVIEWER_RESOURCES": str(tmp_path / "site-resources")})
+    assert r.returncode == 0 and json.loads(r.stdout)["res"] == str(tmp_path / "site-resources"), r.stderr[-2000:]
 
     exe = py.parent / "cxrviewer"
     r = subprocess.run([str(exe), "selftest", "--out", str(tmp_path / "st.png")], capture_output=True, text=True,
