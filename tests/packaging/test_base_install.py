@@ -5,6 +5,11 @@ import torch; ``cxrviewer train`` says in one line which extra to install.
 A fresh virtual environment (no system site-packages: torch is installed system-wide here),
 the package installed the way the README says minus ``[dev]``, and every command run under an
 import guard that records any attempt to import torch, torchvision or onnx.
+
+Then the same venv becomes a wheel install: ``python -m build`` (sdist, and the wheel built from
+it), the editable install replaced by the wheel, and ``cxrviewer selftest`` / ``infer`` /
+``export --heatmap`` run from another folder with the repository off ``sys.path``: the model,
+sample, icons and theme come from the installed package (``cxrviewer._resources``).
 """
 
 from __future__ import annotations
