@@ -6,7 +6,9 @@
 
 What it does, in order:
 
-1. stages a copy of ``resources/`` under the work folder (the source tree is never written),
+1. stages a copy of the resources (``cxrviewer.paths.resources_dir()``: this checkout's
+   ``resources/``, the same data a wheel installs as ``cxrviewer._resources``) under the work
+   folder (the source tree is never written),
    adds the sample study (pydicom-data's RG1 chest CR) under ``resources/sample/`` and any
    ``--model DIR`` under ``resources/models/``;
 2. makes sure every staged model has its ONNX export (the viewer-only app infers through
@@ -109,14 +111,26 @@ def ensure_onnx(model_dir: Path) -> Path:
 
 
 def stage_resources(work: Path, models: list[Path], sample: bool) -> Path:
-    """Copy ``resources/`` to ``work/staging/resources`` and add sample, models, ONNX files."""
+    """Copy the resources to ``work/staging/resources`` and add sample, models, ONNX files.
+
+    The source is :func:`cxrviewer.paths.resources_dir`, where the installed app finds them too
+    (this checkout's ``resources/``, the package data ``cxrviewer._resources`` of an install,
+    or ``$CXRVIEWER_RESOURCES``).
+    """
     from cxrviewer.ml.registry import read_card, verify_checksum
+    from cxrviewer.paths import resources_dir
 
     stage = work / "staging" / "resources"
     if stage.exists():
         shutil.rmtree(stage)
+    source = resources_dir()
+    if not source.is_dir():
+        raise BuildError(f"{source}: no resources folder to bundle")
+    _log(f"resources from {source}")
+    # __init__.py only makes the folder a package for importlib.resources; the bundle finds
+    # its resources through sys._MEIPASS
     shutil.copytree(
-        REPO / "resources", stage, ignore=shutil.ignore_patterns("__pycache__", ".*", "*.tmp")
+        source, stage, ignore=shutil.ignore_patterns("__pycache__", "__init__.py", ".*", "*.tmp")
     )
     if not sample:  # resources/sample/ ships the RG1 study (see its README.md)
         shutil.rmtree(stage / "sample", ignore_errors=True)

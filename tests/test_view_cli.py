@@ -44,7 +44,7 @@ def test_debian_package_names_follow_debians_rule():
     assert debian_package("libdbus-1.so.3") == "libdbus-1-3"
 
 
-def test_a_platform_plugin_with_a_missing_library_is_named_in_one_line(tmp_path):
+def test_a_platform_plugin_with_a_missing_library_is_named_in_one_line(tmp_path, tool):
     """A real shared object whose dependency is gone, loaded the way the check loads Qt's xcb
     plugin: the message names the missing library and the package to install."""
     import shutil
@@ -52,8 +52,7 @@ def test_a_platform_plugin_with_a_missing_library_is_named_in_one_line(tmp_path)
     from cxrviewer.ui.launch import qt_platform_problem
 
     cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the stand-in plugin")
+    tool(cc, "a C compiler (cc, to build the stand-in plugin)", "gcc")
     dep = tmp_path / "dep"
     dep.mkdir()
     (tmp_path / "a.c").write_text("int cxr_missing(void) { return 7; }\n")

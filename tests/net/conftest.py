@@ -1,6 +1,7 @@
 """Fixtures for the PACS/DICOMweb tests: a real Orthanc on free loopback ports.
 
-Skipped with the reason when Orthanc (Debian ``orthanc``) is not installed. The session
+Without Orthanc (Debian ``orthanc``): a failure in CI, a skip with the reason elsewhere
+(``need_tool`` in tests/conftest.py). The session
 Orthanc requires HTTP basic auth, so every DICOMweb test also exercises credentials.
 """
 
@@ -14,24 +15,23 @@ WEB_USER = "reader"
 WEB_PASSWORD = "pw-Zq8-never-logged"
 
 
-def _need_orthanc() -> None:
-    if not orthanc_binary():
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; .ci/run installs it): PACS test skipped")
+def _need_orthanc(tool) -> None:
+    tool(orthanc_binary(), "Orthanc", "orthanc")
 
 
 @pytest.fixture(scope="session")
-def orthanc():
+def orthanc(tool):
     """One Orthanc for the session (basic auth on HTTP; DIMSE open to any calling AE)."""
-    _need_orthanc()
+    _need_orthanc(tool)
     srv = start_orthanc(user=WEB_USER, password=WEB_PASSWORD)
     yield srv
     srv.stop()
 
 
 @pytest.fixture()
-def fresh_orthanc():
+def fresh_orthanc(tool):
     """An Orthanc of the test's own (for tests that kill it or need it empty)."""
-    _need_orthanc()
+    _need_orthanc(tool)
     srv = start_orthanc()
     yield srv
     srv.stop()
@@ -45,11 +45,10 @@ def dimse_node(orthanc):
 
 
 @pytest.fixture()
-def web_node(orthanc):
+def web_node(orthanc, tool):
     from cxrviewer.net.nodes import WebNode
 
-    if not orthanc.dicomweb:
-        pytest.skip("Orthanc's DICOMweb plugin is not installed (Debian package 'orthanc-dicomweb')")
+    tool(orthanc.dicomweb, "Orthanc's DICOMweb plugin", "orthanc-dicomweb")
     return WebNode("test-web", orthanc.dicomweb_url, username=WEB_USER, password=WEB_PASSWORD, timeout=20)
 
 

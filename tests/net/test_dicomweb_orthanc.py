@@ -73,11 +73,10 @@ def test_tls_verification_is_on_by_default():
     assert tok.headers["Authorization"] == "Bearer tok-123" and tok.auth is None and tok.trust_env is False
 
 
-def test_server_killed_mid_wado_retrieve(fresh_orthanc, tmp_path):
+def test_server_killed_mid_wado_retrieve(fresh_orthanc, tmp_path, tool):
     from cxrviewer.bench._orthanc import synthetic_study
 
-    if not fresh_orthanc.dicomweb:
-        pytest.skip("Orthanc's DICOMweb plugin is not installed (orthanc-dicomweb)")
+    tool(fresh_orthanc.dicomweb, "Orthanc's DICOMweb plugin", "orthanc-dicomweb")
     study, files = synthetic_study(tmp_path / "src", 10, 256, 256)
     for f in files:
         fresh_orthanc.upload(f)

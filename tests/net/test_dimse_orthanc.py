@@ -188,11 +188,10 @@ def test_orthanc_killed_mid_retrieve_leaves_no_partial_file(fresh_orthanc, tmp_p
         assert ds.pixel_array.shape == (512, 512)
 
 
-def test_c_move_to_our_own_storage_scp(tmp_path, rg1_unci):
+def test_c_move_to_our_own_storage_scp(tmp_path, rg1_unci, tool):
     from cxrviewer.bench._orthanc import free_port, orthanc_binary, start_orthanc
 
-    if not orthanc_binary():
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc')")
+    tool(orthanc_binary(), "Orthanc", "orthanc")
     port = free_port()
     with start_orthanc(modalities={"viewer": ("CXRMOVE", "127.0.0.1", port)}, dicomweb=False) as srv:
         srv.upload(rg1_unci)

@@ -57,7 +57,7 @@ def _ai_from_store(store: LocalStore, study: str):
     return out
 
 
-def test_find_get_analyse_send_sr_sc_and_read_back(fresh_orthanc, engine, rg1_unci, tmp_path):
+def test_find_get_analyse_send_sr_sc_and_read_back(fresh_orthanc, engine, rg1_unci, tmp_path, tool):
     pytest.importorskip("highdicom", reason="highdicom writes the SR/SC")
     node = DimseNode("orthanc", "127.0.0.1", fresh_orthanc.dicom_port, fresh_orthanc.aet, timeout=30)
     to_send = [rg1_unci]
@@ -92,8 +92,7 @@ def test_find_get_analyse_send_sr_sc_and_read_back(fresh_orthanc, engine, rg1_un
     assert ai.source_sop_instance_uid == str(pydicom.dcmread(rg1_unci, stop_before_pixels=True).SOPInstanceUID)
 
     # the same query/retrieve over DICOMweb (QIDO-RS + WADO-RS), into an empty store
-    if not fresh_orthanc.dicomweb:
-        pytest.skip("Orthanc's DICOMweb plugin is not installed (orthanc-dicomweb): DICOMweb part skipped")
+    tool(fresh_orthanc.dicomweb, "Orthanc's DICOMweb plugin (the DICOMweb half of this test)", "orthanc-dicomweb")
     web = WebNode("orthanc-web", fresh_orthanc.dicomweb_url, timeout=30)
     [wrow] = api.find(web, StudyQuery(patient_id="9RG1", modality="SR"))
     assert wrow["study_uid"] == study and wrow["n_instances"] == 3

@@ -22,6 +22,50 @@ def test_source_tree_resources(monkeypatch):
     assert paths.resource("icons", "cxrviewer.png").is_file()
 
 
+def _fake_install(site: Path) -> None:
+    """``site/cxrviewer`` with the real paths.py and an installed ``_resources`` package."""
+    pkg = site / "cxrviewer"
+    (pkg / "_resources" / "styles").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "paths.py").write_text(Path(paths.__file__).read_text())
+    (pkg / "_resources" / "__init__.py").write_text("")
+    (pkg / "_resources" / "styles" / "dark.qss").write_text("/* installed */")
+
+
+def _resources_dir_in(site: Path, cwd: Path) -> str:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CXRVIEWER_"))}
+    env["PYTHONPATH"] = str(site)
+    r = subprocess.run([sys.executable, "-c", "from cxrviewer import paths; print(paths.resources_dir())"],
+                       capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_installed_package_resources_through_importlib(tmp_path):
+    """An install (wheel, ``pip install .``): the package data ``cxrviewer._resources``, not a
+    ``resources/`` folder that happens to lie beside the package (the old lookup took
+    ``site-packages/resources``, which no install has)."""
+    site = tmp_path / "site-packages"
+    _fake_install(site)
+    (site / "resources" / "styles").mkdir(parents=True)  # a stray folder of that name
+    (tmp_path / "elsewhere").mkdir()
+    assert _resources_dir_in(site, tmp_path / "elsewhere") == str(site / "cxrviewer" / "_resources")
+
+
+def test_a_source_tree_uses_its_own_resources(tmp_path):
+    """A checkout on PYTHONPATH (or an editable install) uses its own ``resources/``, even when
+    ``cxrviewer._resources`` is importable from elsewhere (another tree's editable install)."""
+    site = tmp_path / "checkout"
+    _fake_install(site)
+    (site / "resources" / "styles").mkdir(parents=True)
+    (site / "pyproject.toml").write_text("[project]\nname = 'cxrviewer'\n")
+    (tmp_path / "elsewhere").mkdir()
+    assert _resources_dir_in(site, tmp_path / "elsewhere") == str(site / "resources")
+
+
 def test_frozen_bundle_resources(monkeypatch, tmp_path):
     """In a PyInstaller bundle sys._MEIPASS is the _internal folder; resources live under it."""
     monkeypatch.delenv("CXRVIEWER_RESOURCES", raising=False)
