@@ -19,23 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CXRVIEWER_SHARED_DATA") or (REPO.parent / "shared" / "data")).resolve()
 
 
-def in_ci() -> bool:
-    """``CI`` set (``.ci/run`` sets it; GitHub Actions, GitLab and most others do too)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def need_tool(found: object, what: str, package: str) -> None:
     """A Debian tool a test runs (Orthanc, dcmtk, dicom3tools, a C compiler), which ``.ci/run``
-    installs. Missing in CI: the test fails with the package to install, so that a CI image
-    without it can never pass by skipping. Missing elsewhere: a skip that says what to install.
-    Python tools (import-linter, PyInstaller, ...) are never looked up here: tests run them
-    through ``sys.executable``, from the venv's dev install."""
+    installs. Missing: the test fails and names the package to install. It never skips, so
+    that neither CI nor a developer's run can pass by leaving the check out. Python tools
+    (import-linter, PyInstaller, ...) are never looked up here: tests run them through
+    ``sys.executable``, from the venv's dev install."""
     if found:
         return
-    msg = f"{what} is not installed (Debian package '{package}'; .ci/run installs it)"
-    if in_ci():
-        pytest.fail(f"{msg}: CI must have it", pytrace=False)
-    pytest.skip(msg)
+    pytest.fail(f"{what} is not installed: install the Debian package '{package}' "
+                "(.ci/run installs it; the README lists the test suite's packages)", pytrace=False)
 
 
 @pytest.fixture(scope="session")
