@@ -27,6 +27,7 @@ from cxrviewer.net.common import (
     StudyQuery,
     study_row,
 )
+from cxrviewer.net.contexts import UNCOMPRESSED, get_roles, get_storage_contexts, scp_contexts
 from cxrviewer.net.files import dicom_files, read_for_send
 from cxrviewer.net.nodes import DimseNode
 from cxrviewer.net.store import LocalStore, StoreError
@@ -38,41 +39,8 @@ FIND_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
 MOVE_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.2"
 GET_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.3"
 
-#: image storage classes a chest reading workstation receives (radiographs, SC, CT/MR for context)
-IMAGE_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.1",  # CR
-    "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX for processing
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame grayscale byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame grayscale word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame true colour SC
-    "1.2.840.10008.5.1.4.1.1.2",  # CT
-    "1.2.840.10008.5.1.4.1.1.4",  # MR
-)
-#: non-image objects: reports, presentation states, key objects
-OTHER_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
-    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
-    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
-    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
-)
-UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
-#: compressed syntaxes offered one per context, so the node sends each image as it stores it
-#: instead of transcoding it (the acceptor picks one syntax per presentation context)
-COMPRESSED = (
-    "1.2.840.10008.1.2.4.50",  # JPEG baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG extended
-    "1.2.840.10008.1.2.4.57",  # JPEG lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.5",  # RLE
-)
+#: the Q/R and verification contexts: uncompressed only (commands and identifiers are small)
+QR_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 _STATUS_PENDING = (0xFF00, 0xFF01)
 
@@ -259,7 +227,7 @@ def _lost(node: DimseNode, assoc, what: str) -> NetError:
 def echo(node: DimseNode) -> dict:
     """C-ECHO. Returns ``{"ok": True, "ms": round trip}``."""
     t0 = time.perf_counter()
-    with _association(node, [(VERIFICATION, UNCOMPRESSED)]) as assoc:
+    with _association(node, [(VERIFICATION, QR_SYNTAXES)]) as assoc:
         st = assoc.send_c_echo()
         code = _status(st)
         if code is None:
@@ -302,7 +270,7 @@ def _find(node: DimseNode, assoc, ident, what: str) -> list:
 
 def find(node: DimseNode, q: StudyQuery) -> list[dict]:
     """Study-level C-FIND (Study Root). Returns one dict per study (keys: :data:`STUDY_FIELDS`)."""
-    with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
+    with _association(node, [(FIND_STUDY_ROOT, QR_SYNTAXES)]) as assoc:
         rows = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
     rows.sort(key=lambda r: (r["study_date"], r["study_time"]), reverse=True)
     return rows[: q.limit] if q.limit else rows
@@ -331,12 +299,6 @@ def list_instances(node: DimseNode, assoc, study_uid: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ retrieve
-def _storage_contexts() -> list[tuple[str, tuple[str, ...]]]:
-    cx = [(c, UNCOMPRESSED) for c in IMAGE_CLASSES + OTHER_CLASSES]
-    cx += [(c, (ts,)) for c in IMAGE_CLASSES for ts in COMPRESSED]
-    return cx
-
-
 class _Receiver:
     """The C-STORE handler: writes each instance atomically into the store as it arrives."""
 
@@ -480,8 +442,9 @@ def _plan(node: DimseNode, assoc, study_uid: str, present: set[str], rx: _Receiv
 def _retrieve_get(node: DimseNode, study_uid: str, present: set[str], rx: _Receiver) -> None:
     from pynetdicom import evt
 
-    contexts = [(FIND_STUDY_ROOT, UNCOMPRESSED), (GET_STUDY_ROOT, UNCOMPRESSED), *_storage_contexts()]
-    roles = list(IMAGE_CLASSES + OTHER_CLASSES)
+    storage = get_storage_contexts()
+    contexts = [(FIND_STUDY_ROOT, QR_SYNTAXES), (GET_STUDY_ROOT, QR_SYNTAXES), *storage]
+    roles = get_roles(storage)
     with _association(node, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, rx)]) as assoc:
         if not any(cx.abstract_syntax == GET_STUDY_ROOT for cx in assoc.accepted_contexts):
             raise NetError(node.describe(), "the node does not offer C-GET (Study Root); set the node to retrieve with C-MOVE")
@@ -493,15 +456,15 @@ def _retrieve_move(node: DimseNode, study_uid: str, present: set[str], rx: _Rece
     from pynetdicom import AE, evt
 
     scp = AE(ae_title=node.calling_ae)
-    for c in IMAGE_CLASSES + OTHER_CLASSES:
-        scp.add_supported_context(c, list(UNCOMPRESSED + (COMPRESSED if c in IMAGE_CLASSES else ())))
+    for c, syntaxes in scp_contexts():
+        scp.add_supported_context(c, list(syntaxes))
     scp.maximum_pdu_size = 0
     try:
         server = scp.start_server((node.store_bind, node.store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, rx)])
     except OSError as e:
         raise NetError(node.describe(), f"cannot listen on port {node.store_port} for C-MOVE ({e.strerror or e})") from None
     try:
-        with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED), (MOVE_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
+        with _association(node, [(FIND_STUDY_ROOT, QR_SYNTAXES), (MOVE_STUDY_ROOT, QR_SYNTAXES)]) as assoc:
             for ident in _plan(node, assoc, study_uid, present, rx):
                 rsp = assoc.send_c_move(ident, node.calling_ae, MOVE_STUDY_ROOT)
                 try:
@@ -531,7 +494,7 @@ def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress
     contexts: dict[tuple[str, tuple[str, ...]], None] = {}
     for _p, ds in items:
         cls, ts = str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)
-        contexts[(cls, (ts,) if ts not in UNCOMPRESSED else UNCOMPRESSED)] = None
+        contexts[(cls, (ts,) if ts not in QR_SYNTAXES else QR_SYNTAXES)] = None
     if len(contexts) > 128:
         raise NetError(node.describe(), f"{len(contexts)} SOP class/transfer syntax pairs: more than one association "
                        "can carry (128); send fewer kinds of objects at once")
