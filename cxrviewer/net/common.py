@@ -81,6 +81,8 @@ class RetrieveResult:
     failed: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: one ``{"sop_instance_uid", "reason"}`` per instance still missing after the retrieve
+    failures: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
