@@ -87,6 +87,7 @@ class Peer:
     move_aet: str
     move_port: int
     log_path: Path
+    cmd: list[str]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -108,6 +109,15 @@ class Peer:
                 pass
         self.kill()  # forked children too, whatever the parent did
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the archive again on the same port and storage (after :meth:`kill`)."""
+        self.kill()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                         start_new_session=True)
+        if not wait_port(self.port, time.monotonic() + timeout, self.proc):
+            raise RuntimeError(f"{self.kind} did not restart on port {self.port}: {self.log_tail()}")
 
     def log_tail(self, n: int = 2000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
@@ -149,7 +159,7 @@ def _start(kind: str, cmd: list[str], port: int, aet: str, work: Path, move_aet:
     log_path = work / f"{kind}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
-    peer = Peer(kind, port, aet, work, proc, move_aet, move_port, log_path)
+    peer = Peer(kind, port, aet, work, proc, move_aet, move_port, log_path, cmd)
     if not wait_port(port, time.monotonic() + timeout, proc):
         tail = peer.log_tail()
         peer.stop()
@@ -158,8 +168,12 @@ def _start(kind: str, cmd: list[str], port: int, aet: str, work: Path, move_aet:
 
 
 def start_dcmqrscp(move_aet: str = "CXRMOVE", move_port: int | None = None, timeout: float = 30.0,
-                   extra_args: tuple[str, ...] = ()) -> Peer:
+                   extra_args: tuple[str, ...] = ("+xv", "-xv")) -> Peer:
     """dcmtk's dcmqrscp in its forking mode (one child per association), one AE ``DCMQRSCP``.
+
+    ``extra_args`` default: accept JPEG 2000 lossless (``+xv``, else it takes uncompressed data
+    only) and propose it on C-MOVE sub-associations (``-xv``), as a site storing compressed
+    images sets it up. It never decompresses: what it holds goes out as it is or not at all.
 
     ``move_aet`` at ``127.0.0.1:move_port`` is its only C-MOVE destination; any calling AE may
     query, retrieve and store.

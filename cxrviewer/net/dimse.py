@@ -19,11 +19,15 @@ from cxrviewer.net.common import (
     STUDY_FIELDS,
     Cancelled,
     CancelToken,
+    FindResult,
     NetError,
     Progress,
     RetrieveResult,
     SendResult,
     StudyQuery,
+    date_match,
+    dedupe_studies,
+    modality_match,
     study_row,
 )
 from cxrviewer.net.files import dicom_files, read_for_send
@@ -234,9 +238,8 @@ def lost_reason(node: DimseNode, assoc) -> str:
     idle = time.monotonic() - watch.last_rx if watch is not None else float(node.timeout)
     if idle >= 0.9 * float(node.timeout):
         return f"no answer within {node.timeout:g} s (timeout; the archive is hung or busy)"
-    if assoc.is_aborted or not assoc.is_established:
-        return "the archive closed the connection (it stopped, crashed or dropped us)"
-    return "the connection was lost"
+    # we abort only on a timeout (above) or a cancel (reported apart): the other side closed it
+    return "the archive closed the connection (it stopped, crashed or dropped us)"
 
 
 def _lost(node: DimseNode, assoc, what: str) -> NetError:
@@ -290,12 +293,54 @@ def _find(node: DimseNode, assoc, ident, what: str) -> list:
     return out
 
 
-def find(node: DimseNode, q: StudyQuery) -> list[dict]:
-    """Study-level C-FIND (Study Root). Returns one dict per study (keys: :data:`STUDY_FIELDS`)."""
+def find(node: DimseNode, q: StudyQuery) -> FindResult:
+    """Study-level C-FIND (Study Root). One dict per study (keys: :data:`STUDY_FIELDS`).
+
+    Survives archives' quirks, and says so in ``notes``: answers given per series or instance
+    are merged by Study Instance UID; a modality filter the archive ignored (a study answered
+    without the modality in ModalitiesInStudy) is applied here, through the series level when
+    the archive does not return ModalitiesInStudy; so is a study date range.
+    """
     with _association(node, [(FIND_STUDY_ROOT, QR_SYNTAXES)]) as assoc:
-        rows = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
+        raw = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
+        rows, merged = dedupe_studies(raw)
+        notes = []
+        if merged:
+            notes.append(f"the archive answered {len(raw)} rows for {len(rows)} studies (one per series or instance): "
+                         "merged by Study Instance UID")
+        if q.modality:
+            asked = 0
+            for r in rows:
+                if not r["modalities"] and r["study_uid"]:
+                    r["modalities"] = _series_modalities(node, assoc, r["study_uid"])
+                    asked += 1
+            keep = [r for r in rows if modality_match(q.modality, r["modalities"])]
+            if len(keep) < len(rows):
+                how = "at the series level" if asked else "through Modalities in Study"
+                notes.append(f"the archive ignored the modality filter {q.modality!r}: {len(rows) - len(keep)} "
+                             f"of {len(rows)} studies without it removed here (checked {how})")
+            rows = keep
+    if q.study_date:
+        keep = [r for r in rows if date_match(r["study_date"], q.study_date)]
+        if len(keep) < len(rows):
+            notes.append(f"the archive ignored the study date range {q.study_date!r}: {len(rows) - len(keep)} "
+                         "studies outside it removed here")
+        rows = keep
     rows.sort(key=lambda r: (r["study_date"], r["study_time"]), reverse=True)
-    return rows[: q.limit] if q.limit else rows
+    return FindResult(rows[: q.limit] if q.limit else rows, notes)
+
+
+def _series_modalities(node: DimseNode, assoc, study_uid: str) -> list[str]:
+    """The modalities of a study's series (series-level C-FIND), for archives without ModalitiesInStudy."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = ""
+    ds.Modality = ""
+    found = _find(node, assoc, ds, "C-FIND (series modality)")
+    return list(dict.fromkeys(str(r.Modality) for r in found if r.get("Modality")))
 
 
 def list_instances(node: DimseNode, assoc, study_uid: str) -> dict[str, str]:

@@ -207,11 +207,14 @@ def _ask(st: _State, assoc, send, ident, uids: list[str], what: str, family: str
     got = set(st.rx.written) - before
     if out.code in _DONE and not out.failed:
         return
-    if out.code == 0xA801:
-        raise NetError(st.node.describe(), _move_destination_message(st))
     worded = retrieve_status(out.code)
     level = str(ident.QueryRetrieveLevel)
-    if level == "IMAGE" and len(uids) > 1 and not got and out.code not in _DONE:
+    is_list = level == "IMAGE" and len(uids) > 1
+    if out.code == 0xA801 and not is_list:
+        raise NetError(st.node.describe(), _move_destination_message(st))
+    # pynetdicom's qrscp answers a list it cannot query with 0xA801 (its handler's failure lands where
+    # the destination goes): a refused list is asked again one by one before anything is concluded
+    if is_list and not got and out.code not in _DONE:
         # e.g. pynetdicom's qrscp: 0xC413 for a multi-valued SOP Instance UID. Ask one by one.
         st.no_list = True
         st.notes.append(f"the archive refused a list of instance UIDs ({worded}): asked one instance at a time")

@@ -6,6 +6,9 @@ Orthanc requires HTTP basic auth, so every DICOMweb test also exercises credenti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 from cxrviewer.bench._orthanc import dicomweb_plugin, orthanc_binary, start_orthanc
@@ -56,3 +59,106 @@ def web_node(orthanc):
 @pytest.fixture(scope="session")
 def plugin_present() -> bool:
     return dicomweb_plugin() is not None
+
+
+# ------------------------------------------------- other archives: dcmqrscp, qrscp
+#: the move destination every test archive knows (our storage SCP binds its port)
+MOVE_AE = "CXRMOVE"
+
+
+def _testdata(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name, download=False)
+    if not p:
+        pytest.skip(f"pydicom's/pydicom-data's {name} is not installed")
+    return Path(p)
+
+
+def _restudied(src: Path, dst: Path, study_uid: str, patient_id: str) -> Path:
+    """``src`` as a new instance (new series and SOP UIDs) of ``study_uid``; pixel data untouched."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(src)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientID, ds.PatientName = patient_id, "Mixed^Study"
+    ds.StudyDate = "20050101"
+    ds.save_as(dst, enforce_file_format=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def make_instance():
+    """``make_instance(testdata_name, dst, study_uid, patient_id)``: a test file as a new instance."""
+    return lambda name, dst, study_uid, patient_id: _restudied(_testdata(name), dst, study_uid, patient_id)
+
+
+@dataclass
+class PeerStudies:
+    """The studies every test archive holds: ``{name: [files]}``, study UIDs by name."""
+
+    files: dict[str, list[Path]]
+    uids: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def peer_studies(tmp_path_factory) -> PeerStudies:
+    """A JPEG 2000 CR study, an uncompressed CT, a JPEG 2000 US, and a mixed study (one JPEG 2000
+    US image and four uncompressed objects of four classes, enhanced MR included)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    d = tmp_path_factory.mktemp("peer-studies")
+    mixed = generate_uid()
+    files = {
+        "j2k_cr": [_testdata("RG1_J2KR.dcm")],
+        "uncompressed_ct": [_testdata("CT_small.dcm")],
+        "j2k_us": [_testdata("US1_J2KR.dcm")],
+        "mixed": [_restudied(_testdata(n), d / f"mixed{i}.dcm", mixed, "MIX1")
+                  for i, n in enumerate(("US1_J2KR.dcm", "CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm",
+                                         "emri_small.dcm"))],
+    }
+    uids = {k: str(pydicom.dcmread(v[0], stop_before_pixels=True).StudyInstanceUID) for k, v in files.items()}
+    return PeerStudies(files, uids)
+
+
+def _start_peer(kind: str, **kw):
+    from cxrviewer.bench._peers import dcmtk_tool, qrscp_available, start_dcmqrscp, start_qrscp
+
+    if dcmtk_tool("storescu") is None or dcmtk_tool("dcmqrscp") is None:
+        pytest.skip("dcmtk is not installed (Debian package 'dcmtk'; .ci/run installs it): peer test skipped")
+    if kind == "qrscp":
+        why = qrscp_available()
+        if why:
+            pytest.skip(why)
+        return start_qrscp(move_aet=MOVE_AE, **kw)
+    return start_dcmqrscp(move_aet=MOVE_AE, **kw)
+
+
+@pytest.fixture(scope="session", params=["dcmqrscp", "qrscp"])
+def peer(request, peer_studies):
+    """dcmtk's dcmqrscp and pynetdicom's qrscp in turn, each loaded by dcmtk's storescu with
+    :func:`peer_studies` (as stored: JPEG 2000 stays JPEG 2000)."""
+    srv = _start_peer(request.param)
+    try:
+        srv.load([f for fs in peer_studies.files.values() for f in fs])
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture()
+def fresh_peer_factory():
+    """Start archives of the test's own (for tests that kill them); all are stopped at teardown."""
+    started = []
+
+    def start(kind: str):
+        srv = _start_peer(kind)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
