@@ -124,6 +124,7 @@ class _State:
     reasons: dict[str, str] = field(default_factory=dict)  # why an instance did not come (latest)
     notes: list[str] = field(default_factory=list)  # what happened on the way, for the warnings
     syntax_failed: bool = False  # sub-operations failed: offer the syntax families one by one
+    incomplete: bool = False  # some request did not fully succeed: the study is listed for the totals
     no_list: bool = False  # the archive cannot take a list of UIDs
     tried: list[str] = field(default_factory=list)  # syntax families offered alone, in order
 
@@ -207,6 +208,7 @@ def _ask(st: _State, assoc, send, ident, uids: list[str], what: str, family: str
     got = set(st.rx.written) - before
     if out.code in _DONE and not out.failed:
         return
+    st.incomplete = True
     worded = retrieve_status(out.code)
     level = str(ident.QueryRetrieveLevel)
     is_list = level == "IMAGE" and len(uids) > 1
@@ -224,8 +226,11 @@ def _ask(st: _State, assoc, send, ident, uids: list[str], what: str, family: str
         return
     if out.code in _DONE or out.code == 0xA702:
         # sub-operations failed: most often no accepted context in the instance's syntax; a pass
-        # offering one syntax family at a time follows
-        st.syntax_failed = True
+        # offering one syntax family at a time follows, unless every failure was ours (disk)
+        failed = out.failed_uids or [u for u in uids if u not in got]
+        ours = [u for u in failed if u in st.rx.errors] if failed else list(st.rx.errors)
+        if len(ours) < max(len(failed), out.failed, 1):
+            st.syntax_failed = True
         if out.code not in _DONE:
             st.notes.append(f"{what} {worded}")
         why = "the archive could not send it (its sub-operation failed: no transfer syntax we accepted for it"
@@ -343,6 +348,9 @@ def retrieve(node: DimseNode, study_uid: str, store: LocalStore, progress: Progr
     done_first = set(st.rx.written)
     if st.remote is None and st.syntax_failed:
         run(UNCOMPRESSED, "uncompressed")  # lists the study, then asks for what is missing
+    if st.remote is None and st.incomplete:
+        with _association(node, [(FIND_STUDY_ROOT, QR_SYNTAXES)]) as assoc:
+            st.remote = list_instances(node, assoc, study_uid)
     for name, fam in RETRY_FAMILIES:
         if not st.syntax_failed or st.remote is None or not st.missing():
             break

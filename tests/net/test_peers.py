@@ -128,3 +128,26 @@ def test_kill_9_mid_transfer_then_resume(fresh_peer_factory, tmp_path, kind, mod
     res = api.retrieve(node, study, store)
     assert (res.fetched, res.already_present, res.failed) == (10 - len(have), len(have), 0)
     _assert_same_instances(store, study, files)
+
+
+class _FullDisk(LocalStore):
+    """A store whose disk is full for one instance (ENOSPC), as a real disk would say it."""
+
+    def __init__(self, root, full_for: str) -> None:
+        super().__init__(root)
+        self.full_for = full_for
+
+    def write(self, study_uid: str, sop_uid: str, data: bytes):
+        if sop_uid == self.full_for:
+            raise OSError(28, "No space left on device")
+        return super().write(study_uid, sop_uid, data)
+
+
+def test_an_instance_that_fails_has_its_reason(peer, peer_studies, tmp_path):
+    files = peer_studies.files["mixed"]
+    victim = str(pydicom.dcmread(files[2], stop_before_pixels=True).SOPInstanceUID)
+    res = api.retrieve(_node(peer), peer_studies.uids["mixed"], _FullDisk(tmp_path, victim))
+    assert (res.total, res.fetched, res.failed) == (5, 4, 1)
+    assert res.failures == [{"sop_instance_uid": victim, "reason": res.failures[0]["reason"]}]
+    assert "No space left on device" in res.failures[0]["reason"]
+    assert res.to_dict()["failures"] == res.failures
