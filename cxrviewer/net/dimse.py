@@ -32,6 +32,7 @@ from cxrviewer.net.common import (
 )
 from cxrviewer.net.files import dicom_files, read_for_send
 from cxrviewer.net.nodes import DimseNode
+from cxrviewer.net.status import store_status
 from cxrviewer.net.store import LocalStore
 
 log = logging.getLogger(__name__)
@@ -411,7 +412,7 @@ def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress
                     res.sent += 1
                     res.sop_instance_uids.append(str(ds.SOPInstanceUID))
                 else:
-                    res.failed.append((str(p), f"refused by the node with status 0x{code:04X}"))
+                    res.failed.append((str(p), f"refused by the node with status {store_status(code)}"))
                 if progress is not None:
                     progress(i, len(items))
     res.seconds = round(time.perf_counter() - t0, 3)

@@ -124,8 +124,56 @@ def peer_studies(tmp_path_factory) -> PeerStudies:
     return PeerStudies(files, uids)
 
 
+@dataclass
+class OrthancPeer:
+    """Orthanc behind the same face as the dcmqrscp/qrscp peers (loaded through its REST API)."""
+
+    srv: object
+    move_port: int
+    kind: str = "orthanc"
+
+    @property
+    def port(self) -> int:
+        return self.srv.dicom_port
+
+    @property
+    def aet(self) -> str:
+        return self.srv.aet
+
+    def load(self, files) -> None:
+        for f in files:
+            self.srv.upload(f)
+
+    def kill(self) -> None:
+        self.srv.kill()
+
+    def restart(self) -> None:
+        """Orthanc again on the same configuration, ports and storage (after :meth:`kill`)."""
+        import subprocess
+        import time
+
+        from cxrviewer.bench._orthanc import orthanc_binary
+        from cxrviewer.bench._peers import wait_port
+
+        with open(self.srv.log_path, "ab") as log:
+            self.srv.proc = subprocess.Popen([orthanc_binary(), "--no-jobs", str(self.srv.workdir / "orthanc.json")],
+                                             stdout=log, stderr=subprocess.STDOUT, cwd=self.srv.workdir,
+                                             start_new_session=True)
+        assert wait_port(self.port, time.monotonic() + 60, self.srv.proc), "Orthanc did not restart"
+
+    def stop(self) -> None:
+        self.srv.stop()
+
+
 def _start_peer(kind: str, **kw):
     from cxrviewer.bench._peers import dcmtk_tool, qrscp_available, start_dcmqrscp, start_qrscp
+
+    if kind == "orthanc":
+        from cxrviewer.bench._orthanc import free_port, start_orthanc
+
+        _need_orthanc()
+        port = free_port()
+        return OrthancPeer(start_orthanc(modalities={"viewer": (MOVE_AE, "127.0.0.1", port)}, dicomweb=False), port)
 
     if dcmtk_tool("storescu") is None or dcmtk_tool("dcmqrscp") is None:
         pytest.skip("dcmtk is not installed (Debian package 'dcmtk'; .ci/run installs it): peer test skipped")
@@ -137,10 +185,11 @@ def _start_peer(kind: str, **kw):
     return start_dcmqrscp(move_aet=MOVE_AE, **kw)
 
 
-@pytest.fixture(scope="session", params=["dcmqrscp", "qrscp"])
+@pytest.fixture(scope="session", params=["dcmqrscp", "qrscp", "orthanc"])
 def peer(request, peer_studies):
-    """dcmtk's dcmqrscp and pynetdicom's qrscp in turn, each loaded by dcmtk's storescu with
-    :func:`peer_studies` (as stored: JPEG 2000 stays JPEG 2000)."""
+    """dcmtk's dcmqrscp, pynetdicom's qrscp and Orthanc in turn, each loaded with
+    :func:`peer_studies` as stored (JPEG 2000 stays JPEG 2000): dcmtk's storescu for the first
+    two, Orthanc's REST API for Orthanc."""
     srv = _start_peer(request.param)
     try:
         srv.load([f for fs in peer_studies.files.values() for f in fs])
