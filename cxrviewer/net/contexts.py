@@ -4,7 +4,7 @@ An archive sends each instance in a syntax negotiated for its presentation conte
 dcmtk's ``dcmqrscp``, often cannot transcode: a JPEG 2000 image offered only an uncompressed
 context fails with 0xA702 (PS3.4 C.4.3.3.1). So we offer every syntax pydicom decodes here.
 
-- **C-MOVE** (we accept): every storage class pynetdicom knows (170), each with every syntax.
+- **C-MOVE** (we accept): every storage class pynetdicom knows (170, and the retired ones of its default list), each with every syntax.
   The sender proposes, we take its first choice among them: the instance arrives as it is stored.
 - **C-GET** (we propose, at most 128 contexts with the Q/R ones, PS3.8 9.3.2.2): the acceptor
   picks *one* syntax per context, from its own preference, and then must send every instance of
