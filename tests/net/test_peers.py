@@ -154,3 +154,30 @@ def test_an_instance_that_fails_has_its_reason(peer, peer_studies, tmp_path):
     assert res.failures == [{"sop_instance_uid": victim, "reason": res.failures[0]["reason"]}]
     assert "No space left on device" in res.failures[0]["reason"]
     assert res.to_dict()["failures"] == res.failures
+
+
+def test_an_archive_that_stops_answering_is_a_timeout_not_a_closed_connection():
+    """A real SCP whose C-FIND handler never answers (a hung archive): the words are *timeout*."""
+    from pynetdicom import AE, evt
+
+    from cxrviewer.net.dimse import FIND_STUDY_ROOT, QR_SYNTAXES
+
+    release = threading.Event()
+
+    def hang(event):
+        release.wait(60)  # released at teardown
+        yield 0x0000, None
+
+    scp = AE(ae_title="HUNG")
+    scp.add_supported_context(FIND_STUDY_ROOT, list(QR_SYNTAXES))
+    server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, hang)])
+    try:
+        node = DimseNode("hung", "127.0.0.1", server.server_address[1], "HUNG", timeout=1.5)
+        with pytest.raises(NetError) as e:
+            api.find(node, StudyQuery())
+        msg = str(e.value)
+        assert msg.startswith("hung (HUNG@127.0.0.1:") and "no answer within 1.5 s (timeout" in msg, msg
+        assert "closed" not in msg
+    finally:
+        release.set()
+        server.shutdown()
