@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed retrieves of each tool (default 3)")
     p.add_argument("--getscu", default=None, help="path of dcmtk's getscu (default: found, skipping pynetdicom's)")
     p.add_argument("--no-dcmqrscp", action="store_true", help="skip the dcmqrscp part (our get/move vs getscu/movescu)")
+    p.add_argument("--dcmqrscp-syntax", choices=("uncompressed", "j2k"), default="uncompressed",
+                   help="how dcmqrscp holds the study: as generated, or JPEG 2000 lossless (encoded first; the "
+                        "dcmtk tools then get +xv to accept it)")
 
 
 def dcmtk_getscu(explicit: str | None = None) -> str | None:
@@ -142,6 +145,10 @@ def _bench_dcmqrscp(args: argparse.Namespace, study: str, files: list[Path]) -> 
     if not getscu or not movescu or not dcmtk_tool("dcmqrscp"):
         return {"skipped": "dcmtk (dcmqrscp, getscu, movescu) is not installed (Debian package 'dcmtk')"}
     n = len(files)
+    accept: tuple[str, ...] = ()
+    if args.dcmqrscp_syntax == "j2k":
+        files, accept = _j2k_copies(files), ("+xv",)
+    mb = round(sum(f.stat().st_size for f in files) / 1e6, 1)
     with start_dcmqrscp(move_aet="CXRMOVE") as peer:
         peer.load(files)
         get_node = DimseNode("bench", "127.0.0.1", peer.port, peer.aet, calling_ae="CXRMOVE", timeout=60)
@@ -151,14 +158,18 @@ def _bench_dcmqrscp(args: argparse.Namespace, study: str, files: list[Path]) -> 
         t = {"ours_get": [], "getscu": [], "ours_move": [], "movescu": []}
         for _ in range(max(1, args.repeats)):
             t["ours_get"].append(_time_ours(get_node, study, n))
-            t["getscu"].append(_time_getscu(getscu, peer.port, study, n, aec=peer.aet))
+            t["getscu"].append(_time_getscu(getscu, peer.port, study, n, aec=peer.aet, extra=accept))
             t["ours_move"].append(_time_ours(move_node, study, n))
             t["movescu"].append(_time_getscu(movescu, peer.port, study, n, aec=peer.aet,
-                                             extra=("-aet", "CXRMOVE", "-aem", "CXRMOVE", "+P",
+                                             extra=(*accept, "-aet", "CXRMOVE", "-aem", "CXRMOVE", "+P",
                                                     str(peer.move_port))))
+    if accept:
+        shutil.rmtree(files[0].parent, ignore_errors=True)
     rate = {k: n / statistics.median(v) for k, v in t.items()}
     return {
         "instances": n,
+        "syntax": args.dcmqrscp_syntax,
+        "study_mb": mb,
         "ours_get_images_per_s": round(rate["ours_get"], 1),
         "getscu_images_per_s": round(rate["getscu"], 1),
         "get_ratio": round(rate["ours_get"] / rate["getscu"], 3),
@@ -169,3 +180,18 @@ def _bench_dcmqrscp(args: argparse.Namespace, study: str, files: list[Path]) -> 
         "tools": {"getscu": getscu, "movescu": movescu, "dcmqrscp": dcmtk_tool("dcmqrscp")},
         "mode": "dcmqrscp --fork +xv -xv; dcmtk tools write without fsync, ours fsyncs each file",
     }
+
+
+def _j2k_copies(files: list[Path]) -> list[Path]:
+    """JPEG 2000 lossless copies of ``files`` (pylibjpeg-openjpeg), in a temporary folder the caller removes."""
+    from pydicom import dcmread
+    from pydicom.uid import JPEG2000Lossless
+
+    d = Path(tempfile.mkdtemp(prefix="bench-pacs-j2k-"))
+    out = []
+    for f in files:
+        ds = dcmread(f)
+        ds.compress(JPEG2000Lossless)
+        ds.save_as(d / f.name, enforce_file_format=True)
+        out.append(d / f.name)
+    return out

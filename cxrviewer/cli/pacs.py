@@ -197,7 +197,8 @@ def run_get(args: argparse.Namespace) -> int:
     if isinstance(res, int):
         return res
     _emit(args, {"node": node.describe(), **res.to_dict()},
-          f"{res.fetched} retrieved, {res.already_present} already there, {res.failed} failed → {res.folder}")
+          "\n".join([f"{res.fetched} retrieved, {res.already_present} already there, {res.failed} failed → {res.folder}"]
+                    + [f"note: {w}" for w in res.warnings]))
     if res.failed:
         first = res.failures[0] if res.failures else None
         why = f"; first: {first['sop_instance_uid']}: {first['reason']}" if first else \
