@@ -224,6 +224,12 @@ def _ask(st: _State, assoc, send, ident, uids: list[str], what: str, family: str
             _ask(st, assoc, send, _ident("IMAGE", st.study_uid, str(ident.SeriesInstanceUID), [sop]), [sop], what,
                  family)
         return
+    if what == "C-MOVE" and not st.rx.connections and not got and out.code in (*_DONE, 0xA702):
+        # nothing reached our storage SCP: a destination problem, not a syntax one
+        raise NetError(st.node.describe(), f"C-MOVE failed with status {retrieve_status(out.code, False)}; "
+                                           f"the archive never connected to our "
+                                           f"storage SCP (port {st.node.store_port}): check its move destination entry "
+                                           f"for {st.node.calling_ae!r} (host and port) and that the port is reachable")
     if out.code in _DONE or out.code == 0xA702:
         # sub-operations failed: most often no accepted context in the instance's syntax; a pass
         # offering one syntax family at a time follows, unless every failure was ours (disk)

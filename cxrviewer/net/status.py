@@ -46,16 +46,17 @@ _FIND = (
 )
 
 
-def _explain(code: int, table) -> str:
+def _explain(code: int, table, with_fix: bool = True) -> str:
     for lo, hi, meaning, fix in table:
         if lo <= code <= hi:
-            return f"0x{code:04X}: {meaning}" + (f" ({fix})" if fix else "")
+            return f"0x{code:04X}: {meaning}" + (f" ({fix})" if fix and with_fix else "")
     return f"0x{code:04X}: an unexpected status"
 
 
-def retrieve_status(code: int) -> str:
-    """Meaning (and likely fix) of a C-GET/C-MOVE final status."""
-    return _explain(code, _RETRIEVE)
+def retrieve_status(code: int, with_fix: bool = True) -> str:
+    """Meaning (and, unless ``with_fix`` is false because the caller knows better, likely fix) of a
+    C-GET/C-MOVE final status."""
+    return _explain(code, _RETRIEVE, with_fix)
 
 
 def store_status(code: int) -> str:

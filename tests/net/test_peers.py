@@ -181,3 +181,23 @@ def test_an_archive_that_stops_answering_is_a_timeout_not_a_closed_connection():
     finally:
         release.set()
         server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["dcmqrscp", "qrscp"])
+def test_move_destination_at_a_port_nobody_listens_on(fresh_peer_factory, tmp_path, kind, make_instance):
+    """The archive knows our AE title but at another port: the message points at the destination entry,
+    never at transfer syntaxes."""
+    from pydicom.uid import generate_uid
+
+    from cxrviewer.bench._orthanc import free_port
+
+    peer = fresh_peer_factory(kind)
+    study = generate_uid()
+    peer.load([make_instance("CT_small.dcm", tmp_path / "ct.dcm", study, "PORT1")])
+    node = DimseNode(peer.kind, "127.0.0.1", peer.port, peer.aet, calling_ae=MOVE_AE, retrieve="move",
+                     store_port=free_port(), store_bind="127.0.0.1", timeout=20)
+    with pytest.raises(NetError) as e:
+        api.retrieve(node, study, LocalStore(tmp_path / "store"))
+    msg = str(e.value)
+    assert f"{MOVE_AE!r}" in msg and "transfer syntax" not in msg, msg
+    assert "never connected to our storage SCP" in msg or "could not reach it" in msg, msg
