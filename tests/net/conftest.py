@@ -89,6 +89,23 @@ def _restudied(src: Path, dst: Path, study_uid: str, patient_id: str) -> Path:
     return dst
 
 
+def _small_j2k_cr(dst: Path) -> Path:
+    """RG1's CR at a quarter size, JPEG 2000 lossless (pylibjpeg-openjpeg): a J2K CR study of ~0.2 MB
+    (RG1_J2KR itself is 4.3 MB, which every archive × get/move would move twice)."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless, generate_uid
+
+    ds = pydicom.dcmread(_testdata("RG1_UNCR.dcm"))
+    px = ds.pixel_array[::4, ::4].copy()
+    ds.Rows, ds.Columns = px.shape
+    ds.PixelData = px.tobytes()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.compress(JPEG2000Lossless)
+    ds.save_as(dst, enforce_file_format=True)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def make_instance():
     """``make_instance(testdata_name, dst, study_uid, patient_id)``: a test file as a new instance."""
@@ -105,15 +122,16 @@ class PeerStudies:
 
 @pytest.fixture(scope="session")
 def peer_studies(tmp_path_factory) -> PeerStudies:
-    """A JPEG 2000 CR study, an uncompressed CT, a JPEG 2000 US, and a mixed study (one JPEG 2000
-    US image and four uncompressed objects of four classes, enhanced MR included)."""
+    """A JPEG 2000 CR study (RG1 at a quarter size), an uncompressed CT, a JPEG 2000 US (US1_J2KR as
+    distributed), and a mixed study (one JPEG 2000 US image and four uncompressed objects of four
+    classes, enhanced MR included)."""
     import pydicom
     from pydicom.uid import generate_uid
 
     d = tmp_path_factory.mktemp("peer-studies")
     mixed = generate_uid()
     files = {
-        "j2k_cr": [_testdata("RG1_J2KR.dcm")],
+        "j2k_cr": [_small_j2k_cr(d / "cr_j2k.dcm")],
         "uncompressed_ct": [_testdata("CT_small.dcm")],
         "j2k_us": [_testdata("US1_J2KR.dcm")],
         "mixed": [_restudied(_testdata(n), d / f"mixed{i}.dcm", mixed, "MIX1")
