@@ -216,7 +216,7 @@ def _ask(st: _State, assoc, send, ident, uids: list[str], what: str, family: str
         raise NetError(st.node.describe(), _move_destination_message(st))
     # pynetdicom's qrscp answers a list it cannot query with 0xA801 (its handler's failure lands where
     # the destination goes): a refused list is asked again one by one before anything is concluded
-    if is_list and not got and out.code not in _DONE:
+    if is_list and not got and out.code not in (*_DONE, 0xA702):  # 0xA702: sub-operations failed, not the list
         # e.g. pynetdicom's qrscp: 0xC413 for a multi-valued SOP Instance UID. Ask one by one.
         st.no_list = True
         st.notes.append(f"the archive refused a list of instance UIDs ({worded}): asked one instance at a time")

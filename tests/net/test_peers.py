@@ -131,6 +131,8 @@ def test_kill_9_mid_transfer_then_resume(fresh_peer_factory, tmp_path, kind, mod
     res = api.retrieve(node, study, store)
     assert (res.fetched, res.already_present, res.failed) == (10 - len(have), len(have), 0)
     _assert_same_instances(store, study, files)
+    # qrscp cannot take the list of missing UIDs (0xC413 on C-GET, 0xA801 on C-MOVE): asked one by one
+    assert any("refused a list of instance UIDs" in w for w in res.warnings) == (kind == "qrscp"), res.warnings
 
 
 class _FullDisk(LocalStore):
