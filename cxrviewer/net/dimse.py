@@ -3,8 +3,10 @@
 Every function opens one association for the call and releases it before returning; nothing
 listens except the short-lived storage SCP of a C-MOVE. Failures raise
 :class:`~cxrviewer.net.common.NetError` naming the node and the reason: node down (connection
-refused / timed out), wrong AE title (association rejected with the node's reason), timeout,
-transfer cut mid-study.
+refused / timed out), wrong AE title (association rejected with the node's reason), no answer in
+time vs the archive closed the connection, transfer cut mid-study, DIMSE statuses worded
+(:mod:`cxrviewer.net.status`). The retrieve itself lives in :mod:`cxrviewer.net.dimse_retrieve`,
+what we propose and accept in :mod:`cxrviewer.net.contexts`.
 """
 
 from __future__ import annotations
