@@ -115,8 +115,17 @@ def _node_from_args(args: argparse.Namespace, name: str | None = None):
         return DimseNode(name or "", args.host, args.port, args.called_ae,
                          calling_ae=args.calling_ae or book.local_ae, retrieve="move" if args.move else "get",
                          store_port=args.store_port or 11112, timeout=timeout)
-    password = os.environ.get(args.password_env, "") if args.user else ""
-    token = os.environ.get(args.token_env, "") if not args.user else ""
+    password = token = ""
+    if args.user:
+        # an unset variable is an error, never an empty password sent silently
+        if args.password_env not in os.environ:
+            raise NodeError(None, f"--user {args.user!r} needs the password in ${args.password_env}, which is not set "
+                                  f"(name another variable with --password-env)")
+        password = os.environ[args.password_env]
+    elif args.token_env != TOKEN_ENV and args.token_env not in os.environ:
+        raise NodeError(None, f"--token-env names ${args.token_env}, which is not set")
+    else:
+        token = os.environ.get(args.token_env, "")
     return WebNode(name or "", args.url, username=args.user, password=password, token=token,
                    verify_tls=not args.insecure, ca_bundle=args.ca_bundle, timeout=timeout)
 
@@ -172,8 +181,9 @@ def run_find(args: argparse.Namespace) -> int:
         return rows
     lines = [f"{r['study_date']} {r['patient_name']} [{r['patient_id']}] {'/'.join(r['modalities'])} "
              f"{r['description']} ({r['n_instances']} images) {r['study_uid']}" for r in rows]
-    _emit(args, {"node": node.describe(), "count": len(rows), "studies": rows},
-          "\n".join(lines + [f"{len(rows)} studies"]))
+    notes = list(getattr(rows, "notes", []))
+    _emit(args, {"node": node.describe(), "count": len(rows), "studies": list(rows), "notes": notes},
+          "\n".join(lines + [f"{len(rows)} studies"] + [f"note: {n}" for n in notes]))
     return 0
 
 
@@ -187,10 +197,13 @@ def run_get(args: argparse.Namespace) -> int:
     if isinstance(res, int):
         return res
     _emit(args, {"node": node.describe(), **res.to_dict()},
-          f"{res.fetched} retrieved, {res.already_present} already there, {res.failed} failed → {res.folder}")
+          "\n".join([f"{res.fetched} retrieved, {res.already_present} already there, {res.failed} failed → {res.folder}"]
+                    + [f"note: {w}" for w in res.warnings]))
     if res.failed:
-        return fail(f"{node.describe()}: {res.failed} of {res.total} instances not retrieved"
-                    + (f" ({res.warnings[0]})" if res.warnings else ""))
+        first = res.failures[0] if res.failures else None
+        why = f"; first: {first['sop_instance_uid']}: {first['reason']}" if first else \
+            (f" ({res.warnings[0]})" if res.warnings else "")
+        return fail(f"{node.describe()}: {res.failed} of {res.total} instances not retrieved{why}")
     return 0
 
 

@@ -10,7 +10,14 @@ import logging
 import os
 from collections.abc import Iterable
 
-from cxrviewer.net.common import CancelToken, Progress, RetrieveResult, SendResult, StudyQuery
+from cxrviewer.net.common import (
+    CancelToken,
+    FindResult,
+    Progress,
+    RetrieveResult,
+    SendResult,
+    StudyQuery,
+)
 from cxrviewer.net.nodes import DimseNode, Node
 from cxrviewer.net.store import LocalStore
 
@@ -33,7 +40,7 @@ def echo(node: Node) -> dict:
     return _impl(node).echo(node)
 
 
-def find(node: Node, query: StudyQuery) -> list[dict]:
+def find(node: Node, query: StudyQuery) -> FindResult:
     """Study-level C-FIND or QIDO-RS; rows keyed as :data:`cxrviewer.net.common.STUDY_FIELDS`."""
     from cxrviewer.core import phi
 
@@ -42,6 +49,10 @@ def find(node: Node, query: StudyQuery) -> list[dict]:
     phi.register(query.patient_name.replace("*", " ").replace("?", " "), query.patient_id, query.accession)
     log.info("find on %s", node.describe())
     rows = _impl(node).find(node, query)
+    if not isinstance(rows, FindResult):
+        rows = FindResult(rows)
+    for note in rows.notes:
+        log.info("find on %s: %s", node.describe(), note)
     for r in rows:
         phi.register(r["patient_name"], r["patient_id"], r["birth_date"], r["accession"])
     return rows

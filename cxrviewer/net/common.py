@@ -69,6 +69,54 @@ class StudyQuery:
         object.__setattr__(self, "study_date", d)
 
 
+class FindResult(list):
+    """The study rows of a find (a list), plus ``notes``: what we did about the archive's quirks
+    (answers merged, filters it ignored applied here)."""
+
+    def __init__(self, rows=(), notes: list[str] | None = None) -> None:
+        super().__init__(rows)
+        self.notes: list[str] = list(notes or [])
+
+
+def dedupe_studies(rows: list[dict]) -> tuple[list[dict], int]:
+    """One row per Study Instance UID (an archive may answer one per series or instance).
+
+    Modalities of the merged rows are united; other fields come from the first row that has
+    them. Returns the rows and how many answers were merged away.
+    """
+    out: dict[str, dict] = {}
+    for r in rows:
+        key = r.get("study_uid") or f"#{len(out)}"
+        have = out.get(key)
+        if have is None:
+            out[key] = dict(r)
+            continue
+        for k, v in r.items():
+            if k == "modalities":
+                have[k] = list(dict.fromkeys(list(have[k]) + list(v)))
+            elif have.get(k) in ("", None) and v not in ("", None):
+                have[k] = v
+    return list(out.values()), len(rows) - len(out)
+
+
+def modality_match(wanted: str, modalities: list[str]) -> bool:
+    """Whether a study with ``modalities`` matches the query's modality (``CR`` or ``CR\\DX``; ``*``/``?``)."""
+    import fnmatch
+
+    pats = [w.strip().upper() for w in wanted.replace(",", "\\").split("\\") if w.strip()]
+    return not pats or any(fnmatch.fnmatchcase(m.upper(), p) for m in modalities for p in pats)
+
+
+def date_match(study_date: str, rng: str) -> bool:
+    """Whether ``study_date`` (YYYYMMDD) falls in the query's range (PS3.4 C.2.2.2.5); unknown dates match."""
+    if not rng or not study_date:
+        return True
+    if "-" not in rng:
+        return study_date == rng
+    lo, hi = rng.split("-", 1)
+    return (not lo or study_date >= lo) and (not hi or study_date <= hi)
+
+
 @dataclass
 class RetrieveResult:
     """What a retrieve did. ``folder`` holds the study's files (old and new)."""
@@ -81,6 +129,8 @@ class RetrieveResult:
     failed: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: one ``{"sop_instance_uid", "reason"}`` per instance still missing after the retrieve
+    failures: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)

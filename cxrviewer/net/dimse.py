@@ -3,8 +3,10 @@
 Every function opens one association for the call and releases it before returning; nothing
 listens except the short-lived storage SCP of a C-MOVE. Failures raise
 :class:`~cxrviewer.net.common.NetError` naming the node and the reason: node down (connection
-refused / timed out), wrong AE title (association rejected with the node's reason), timeout,
-transfer cut mid-study.
+refused / timed out), wrong AE title (association rejected with the node's reason), no answer in
+time vs the archive closed the connection, transfer cut mid-study, DIMSE statuses worded
+(:mod:`cxrviewer.net.status`). The retrieve itself lives in :mod:`cxrviewer.net.dimse_retrieve`,
+what we propose and accept in :mod:`cxrviewer.net.contexts`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable
 
@@ -20,16 +21,21 @@ from cxrviewer.net.common import (
     STUDY_FIELDS,
     Cancelled,
     CancelToken,
+    FindResult,
     NetError,
     Progress,
     RetrieveResult,
     SendResult,
     StudyQuery,
+    date_match,
+    dedupe_studies,
+    modality_match,
     study_row,
 )
 from cxrviewer.net.files import dicom_files, read_for_send
 from cxrviewer.net.nodes import DimseNode
-from cxrviewer.net.store import LocalStore, StoreError
+from cxrviewer.net.status import store_status
+from cxrviewer.net.store import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -38,41 +44,8 @@ FIND_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
 MOVE_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.2"
 GET_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.3"
 
-#: image storage classes a chest reading workstation receives (radiographs, SC, CT/MR for context)
-IMAGE_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.1",  # CR
-    "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX for processing
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame grayscale byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame grayscale word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame true colour SC
-    "1.2.840.10008.5.1.4.1.1.2",  # CT
-    "1.2.840.10008.5.1.4.1.1.4",  # MR
-)
-#: non-image objects: reports, presentation states, key objects
-OTHER_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
-    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
-    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
-    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
-)
-UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
-#: compressed syntaxes offered one per context, so the node sends each image as it stores it
-#: instead of transcoding it (the acceptor picks one syntax per presentation context)
-COMPRESSED = (
-    "1.2.840.10008.1.2.4.50",  # JPEG baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG extended
-    "1.2.840.10008.1.2.4.57",  # JPEG lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.5",  # RLE
-)
+#: the Q/R and verification contexts: uncompressed only (commands and identifiers are small)
+QR_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 _STATUS_PENDING = (0xFF00, 0xFF01)
 
@@ -174,9 +147,11 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
     ``contexts`` are (abstract syntax, transfer syntaxes); ``roles`` are storage classes for
     which we also act as SCP (C-GET delivers on the same association).
     """
-    from pynetdicom import build_role
+    from pynetdicom import build_role, evt
 
     ae = _make_ae(node)
+    watch = _Watch()
+    handlers = list(handlers or []) + [(evt.EVT_DATA_RECV, watch.received)]
     for abstract, syntaxes in contexts:
         ae.add_requested_context(abstract, list(syntaxes))
     ext = [build_role(uid, scu_role=False, scp_role=True) for uid in roles]
@@ -188,7 +163,7 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
         with _capture_pynetdicom() as cap:
             try:
                 assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext or None,
-                                     evt_handlers=handlers or [])
+                                     evt_handlers=handlers)
             except (OSError, ValueError) as e:
                 raise NetError(who, f"cannot connect: {e}") from None
         if not assoc.is_established and not assoc.is_rejected:
@@ -197,6 +172,7 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
             break
         time.sleep(0.2)
     if assoc.is_established:
+        assoc.cxr_watch = watch
         return assoc
     if assoc.is_rejected or rejection is not None:
         rsp = rejection if rejection is not None else getattr(assoc.acceptor, "primitive", None)
@@ -211,6 +187,20 @@ def associate(node: DimseNode, contexts: Iterable[tuple[str, tuple[str, ...]]], 
     if cap.lines:
         raise NetError(who, _connect_reason(node, cap.lines))
     raise NetError(who, "association aborted by the node (it accepted none of our requests, or closed the connection)")
+
+
+class _Watch:
+    """When the association last received data: tells a peer that closed the connection from a timeout.
+
+    pynetdicom aborts the association itself on a DIMSE timeout, so ``is_aborted`` is true in both
+    cases; the time since the last data says which it was.
+    """
+
+    def __init__(self) -> None:
+        self.last_rx = time.monotonic()
+
+    def received(self, event) -> None:
+        self.last_rx = time.monotonic()
 
 
 def _rejection_left_in_queue(assoc):
@@ -245,21 +235,25 @@ def _status(ds) -> int | None:
     return int(ds.Status) if ds is not None and "Status" in ds else None
 
 
+def lost_reason(node: DimseNode, assoc) -> str:
+    """Why a DIMSE exchange got no answer: the peer closed the connection, or it said nothing in time."""
+    watch = getattr(assoc, "cxr_watch", None)
+    idle = time.monotonic() - watch.last_rx if watch is not None else float(node.timeout)
+    if idle >= 0.9 * float(node.timeout):
+        return f"no answer within {node.timeout:g} s (timeout; the archive is hung or busy)"
+    # we abort only on a timeout (above) or a cancel (reported apart): the other side closed it
+    return "the archive closed the connection (it stopped, crashed or dropped us)"
+
+
 def _lost(node: DimseNode, assoc, what: str) -> NetError:
-    if assoc.is_aborted:
-        why = "the connection was lost (association aborted)"
-    elif not assoc.is_established:
-        why = "the node closed the association"
-    else:
-        why = f"no response within {node.timeout:g} s (timeout)"
-    return NetError(node.describe(), f"{what}: {why}")
+    return NetError(node.describe(), f"{what}: {lost_reason(node, assoc)}")
 
 
 # ---------------------------------------------------------------------- echo
 def echo(node: DimseNode) -> dict:
     """C-ECHO. Returns ``{"ok": True, "ms": round trip}``."""
     t0 = time.perf_counter()
-    with _association(node, [(VERIFICATION, UNCOMPRESSED)]) as assoc:
+    with _association(node, [(VERIFICATION, QR_SYNTAXES)]) as assoc:
         st = assoc.send_c_echo()
         code = _status(st)
         if code is None:
@@ -296,16 +290,60 @@ def _find(node: DimseNode, assoc, ident, what: str) -> list:
             if rsp is not None:
                 out.append(rsp)
         elif code != 0:
-            raise NetError(node.describe(), f"{what} failed with status 0x{code:04X}")
+            from cxrviewer.net.status import find_status
+
+            raise NetError(node.describe(), f"{what} failed with status {find_status(code)}")
     return out
 
 
-def find(node: DimseNode, q: StudyQuery) -> list[dict]:
-    """Study-level C-FIND (Study Root). Returns one dict per study (keys: :data:`STUDY_FIELDS`)."""
-    with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
-        rows = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
+def find(node: DimseNode, q: StudyQuery) -> FindResult:
+    """Study-level C-FIND (Study Root). One dict per study (keys: :data:`STUDY_FIELDS`).
+
+    Survives archives' quirks, and says so in ``notes``: answers given per series or instance
+    are merged by Study Instance UID; a modality filter the archive ignored (a study answered
+    without the modality in ModalitiesInStudy) is applied here, through the series level when
+    the archive does not return ModalitiesInStudy; so is a study date range.
+    """
+    with _association(node, [(FIND_STUDY_ROOT, QR_SYNTAXES)]) as assoc:
+        raw = [study_row(lambda kw, r=r: r.get(kw)) for r in _find(node, assoc, _study_identifier(q), "C-FIND")]
+        rows, merged = dedupe_studies(raw)
+        notes = []
+        if merged:
+            notes.append(f"the archive answered {len(raw)} rows for {len(rows)} studies (one per series or instance): "
+                         "merged by Study Instance UID")
+        if q.modality:
+            asked = 0
+            for r in rows:
+                if not r["modalities"] and r["study_uid"]:
+                    r["modalities"] = _series_modalities(node, assoc, r["study_uid"])
+                    asked += 1
+            keep = [r for r in rows if modality_match(q.modality, r["modalities"])]
+            if len(keep) < len(rows):
+                how = "at the series level" if asked else "through Modalities in Study"
+                notes.append(f"the archive ignored the modality filter {q.modality!r}: {len(rows) - len(keep)} "
+                             f"of {len(rows)} studies without it removed here (checked {how})")
+            rows = keep
+    if q.study_date:
+        keep = [r for r in rows if date_match(r["study_date"], q.study_date)]
+        if len(keep) < len(rows):
+            notes.append(f"the archive ignored the study date range {q.study_date!r}: {len(rows) - len(keep)} "
+                         "studies outside it removed here")
+        rows = keep
     rows.sort(key=lambda r: (r["study_date"], r["study_time"]), reverse=True)
-    return rows[: q.limit] if q.limit else rows
+    return FindResult(rows[: q.limit] if q.limit else rows, notes)
+
+
+def _series_modalities(node: DimseNode, assoc, study_uid: str) -> list[str]:
+    """The modalities of a study's series (series-level C-FIND), for archives without ModalitiesInStudy."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = ""
+    ds.Modality = ""
+    found = _find(node, assoc, ds, "C-FIND (series modality)")
+    return list(dict.fromkeys(str(r.Modality) for r in found if r.get("Modality")))
 
 
 def list_instances(node: DimseNode, assoc, study_uid: str) -> dict[str, str]:
@@ -331,188 +369,12 @@ def list_instances(node: DimseNode, assoc, study_uid: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ retrieve
-def _storage_contexts() -> list[tuple[str, tuple[str, ...]]]:
-    cx = [(c, UNCOMPRESSED) for c in IMAGE_CLASSES + OTHER_CLASSES]
-    cx += [(c, (ts,)) for c in IMAGE_CLASSES for ts in COMPRESSED]
-    return cx
-
-
-class _Receiver:
-    """The C-STORE handler: writes each instance atomically into the store as it arrives."""
-
-    def __init__(self, store: LocalStore, study_uid: str, expected: int, progress: Progress | None,
-                 cancel: CancelToken | None) -> None:
-        self.store, self.study_uid = store, study_uid
-        self.expected, self.progress, self.cancel = expected, progress, cancel
-        self.written: list[str] = []
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-        self.remote: dict[str, str] | None = None  # the listing, when one was made
-        self.listed = False
-        self.node_failed = 0
-
-    def __call__(self, event) -> int:
-        if self.cancel is not None and self.cancel.cancelled:
-            return 0xA700  # refused; the requestor aborts right after
-        sop = str(event.request.AffectedSOPInstanceUID)
-        try:
-            self.store.write(self.study_uid, sop, event.encoded_dataset(include_meta=True))
-        except (StoreError, OSError) as e:
-            with self.lock:
-                self.errors.append(f"{sop}: {e}")
-            return 0xA700
-        with self.lock:
-            self.written.append(sop)
-            n = len(self.written)
-        if self.progress is not None:
-            self.progress(n, self.expected)
-        return 0x0000
-
-
-def _run_retrieve(node: DimseNode, assoc, responses, rx: _Receiver, cancel: CancelToken | None, what: str) -> int:
-    """Drain one C-GET/C-MOVE; returns the failed sub-operation count the node reported."""
-    failed = 0
-    for st, _ident in responses:
-        code = _status(st)
-        if code is None:
-            raise _lost(node, assoc, f"{what} cut after {len(rx.written)} of {rx.expected or '?'} instances")
-        if cancel is not None and cancel.cancelled:
-            assoc.abort()
-            raise Cancelled(node.describe(), f"cancelled after {len(rx.written)} of {rx.expected} instances "
-                                             "(those are complete; retrieve again to fetch the rest)")
-        counts = [int(getattr(st, f"Number{k}Suboperations", 0) or 0) for k in ("OfRemaining", "OfCompleted",
-                                                                                 "OfFailed", "OfWarning")]
-        if code in _STATUS_PENDING:
-            if not rx.listed and sum(counts):
-                rx.expected = max(rx.expected, sum(counts))  # the node's own count (no listing was done)
-            continue
-        failed = counts[2]
-        if code == 0xFE00:
-            raise Cancelled(node.describe(), f"{what} cancelled by the node")
-        if code not in (0x0000, 0xB000):
-            extra = f" ({rx.errors[0]})" if rx.errors else ""
-            raise NetError(node.describe(), f"{what} failed with status 0x{code:04X}{extra}")
-    return failed
-
-
-def _identifiers(study_uid: str, remote: dict[str, str], missing: set[str]):
-    """Study level when everything is missing, else image level per series with the missing UIDs."""
-    from pydicom.dataset import Dataset
-
-    if not remote or missing == set(remote):
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "STUDY"
-        ds.StudyInstanceUID = study_uid
-        return [ds]
-    by_series: dict[str, list[str]] = {}
-    for sop in sorted(missing):
-        by_series.setdefault(remote[sop], []).append(sop)
-    out = []
-    for se, sops in by_series.items():
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "IMAGE"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = se
-        ds.SOPInstanceUID = sops  # list of UIDs matching (PS3.4 C.2.2.2.2)
-        out.append(ds)
-    return out
-
-
 def retrieve(node: DimseNode, study_uid: str, store: LocalStore, progress: Progress | None = None,
              cancel: CancelToken | None = None) -> RetrieveResult:
-    """Fetch the instances of ``study_uid`` that ``store`` lacks (C-GET, or C-MOVE if the node says so).
+    """Fetch the instances of ``study_uid`` that ``store`` lacks (see :mod:`cxrviewer.net.dimse_retrieve`)."""
+    from cxrviewer.net.dimse_retrieve import retrieve as _retrieve
 
-    When the store has nothing of the study, the whole study is asked for at once (the node's
-    sub-operation counts give the progress total); otherwise the instances are listed (C-FIND at
-    series then image level) and only the missing ones are asked for.
-    """
-    from cxrviewer.net.store import check_uid
-
-    study_uid = check_uid(study_uid, "Study Instance UID")
-    t0 = time.perf_counter()
-    res = RetrieveResult(study_uid, str(store.study_dir(study_uid)))
-    present = store.present(study_uid)
-    rx = _Receiver(store, study_uid, 0, progress, cancel)
-    if node.retrieve == "move":
-        _retrieve_move(node, study_uid, present, rx)
-    else:
-        _retrieve_get(node, study_uid, present, rx)
-    now = store.present(study_uid)
-    res.fetched = len(set(rx.written))
-    if rx.remote is not None:
-        res.total = len(rx.remote)
-        res.already_present = len(present & set(rx.remote))
-        res.failed = len(set(rx.remote) - now)
-    else:
-        res.total = res.fetched + rx.node_failed
-        res.failed = rx.node_failed
-        if res.total == 0:
-            raise NetError(node.describe(), f"study {study_uid} not found on the node (nothing to retrieve)")
-    res.warnings.extend(rx.errors)
-    res.seconds = round(time.perf_counter() - t0, 3)
-    return res
-
-
-def _plan(node: DimseNode, assoc, study_uid: str, present: set[str], rx: _Receiver):
-    """The identifiers to retrieve with: listing only when part of the study is already here."""
-    if present:
-        rx.remote = list_instances(node, assoc, study_uid)
-        rx.listed = True
-        if not rx.remote:
-            raise NetError(node.describe(), f"study {study_uid} not found on the node")
-        missing = set(rx.remote) - present
-        rx.expected = len(missing)
-        if rx.progress is not None:
-            rx.progress(0, len(missing))
-        return _identifiers(study_uid, rx.remote, missing) if missing else []
-    # Nothing here yet: one study-level C-FIND gives the total for the progress bar (the C-GET
-    # responses' counts arrive only after the first instance) and says early if it is unknown.
-    rows = _find(node, assoc, _study_identifier(StudyQuery(study_uid=study_uid)), "C-FIND (study)")
-    if not rows:
-        raise NetError(node.describe(), f"study {study_uid} not found on the node")
-    with contextlib.suppress(TypeError, ValueError, AttributeError):
-        rx.expected = int(rows[0].NumberOfStudyRelatedInstances or 0)
-    if rx.progress is not None:
-        rx.progress(0, rx.expected)
-    return _identifiers(study_uid, {}, set())
-
-
-def _retrieve_get(node: DimseNode, study_uid: str, present: set[str], rx: _Receiver) -> None:
-    from pynetdicom import evt
-
-    contexts = [(FIND_STUDY_ROOT, UNCOMPRESSED), (GET_STUDY_ROOT, UNCOMPRESSED), *_storage_contexts()]
-    roles = list(IMAGE_CLASSES + OTHER_CLASSES)
-    with _association(node, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, rx)]) as assoc:
-        if not any(cx.abstract_syntax == GET_STUDY_ROOT for cx in assoc.accepted_contexts):
-            raise NetError(node.describe(), "the node does not offer C-GET (Study Root); set the node to retrieve with C-MOVE")
-        for ident in _plan(node, assoc, study_uid, present, rx):
-            rx.node_failed += _run_retrieve(node, assoc, assoc.send_c_get(ident, GET_STUDY_ROOT), rx, rx.cancel, "C-GET")
-
-
-def _retrieve_move(node: DimseNode, study_uid: str, present: set[str], rx: _Receiver) -> None:
-    from pynetdicom import AE, evt
-
-    scp = AE(ae_title=node.calling_ae)
-    for c in IMAGE_CLASSES + OTHER_CLASSES:
-        scp.add_supported_context(c, list(UNCOMPRESSED + (COMPRESSED if c in IMAGE_CLASSES else ())))
-    scp.maximum_pdu_size = 0
-    try:
-        server = scp.start_server((node.store_bind, node.store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, rx)])
-    except OSError as e:
-        raise NetError(node.describe(), f"cannot listen on port {node.store_port} for C-MOVE ({e.strerror or e})") from None
-    try:
-        with _association(node, [(FIND_STUDY_ROOT, UNCOMPRESSED), (MOVE_STUDY_ROOT, UNCOMPRESSED)]) as assoc:
-            for ident in _plan(node, assoc, study_uid, present, rx):
-                rsp = assoc.send_c_move(ident, node.calling_ae, MOVE_STUDY_ROOT)
-                try:
-                    rx.node_failed += _run_retrieve(node, assoc, rsp, rx, rx.cancel, "C-MOVE")
-                except NetError as e:
-                    if "0xA801" in str(e):
-                        raise NetError(node.describe(), f"C-MOVE refused: the node does not know our AE title "
-                                       f"{node.calling_ae!r} as a destination (add it with port {node.store_port})") from None
-                    raise
-    finally:
-        server.shutdown()
+    return _retrieve(node, study_uid, store, progress, cancel)
 
 
 # ---------------------------------------------------------------------- send
@@ -531,7 +393,7 @@ def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress
     contexts: dict[tuple[str, tuple[str, ...]], None] = {}
     for _p, ds in items:
         cls, ts = str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)
-        contexts[(cls, (ts,) if ts not in UNCOMPRESSED else UNCOMPRESSED)] = None
+        contexts[(cls, (ts,) if ts not in QR_SYNTAXES else QR_SYNTAXES)] = None
     if len(contexts) > 128:
         raise NetError(node.describe(), f"{len(contexts)} SOP class/transfer syntax pairs: more than one association "
                        "can carry (128); send fewer kinds of objects at once")
@@ -552,7 +414,7 @@ def send(node: DimseNode, paths: Iterable[str | os.PathLike], progress: Progress
                     res.sent += 1
                     res.sop_instance_uids.append(str(ds.SOPInstanceUID))
                 else:
-                    res.failed.append((str(p), f"refused by the node with status 0x{code:04X}"))
+                    res.failed.append((str(p), f"refused by the node with status {store_status(code)}"))
                 if progress is not None:
                     progress(i, len(items))
     res.seconds = round(time.perf_counter() - t0, 3)

@@ -24,3 +24,9 @@ def test_bench_pacs_small(orthanc, tool):
     from pathlib import Path
 
     assert not Path(out["getscu"]).read_bytes()[:2] == b"#!"  # dcmtk's binary, not pynetdicom's script
+    dq = out["dcmqrscp"]  # the same study from dcmqrscp: our get/move vs dcmtk's getscu/movescu, one run
+    assert dq["instances"] == 6
+    for ours, theirs, ratio in (("ours_get", "getscu", "get_ratio"), ("ours_move", "movescu", "move_ratio")):
+        assert dq[f"{ours}_images_per_s"] > 0 and dq[f"{theirs}_images_per_s"] > 0
+        assert dq[ratio] == pytest.approx(dq[f"{ours}_images_per_s"] / dq[f"{theirs}_images_per_s"], rel=0.05)
+        assert not Path(dq["tools"][theirs]).read_bytes()[:2] == b"#!"

@@ -212,10 +212,10 @@ def test_a_pacs_without_c_get_says_to_use_c_move(tmp_path):
     """A real pynetdicom SCP that offers C-FIND but not C-GET (as some PACS do)."""
     from pynetdicom import AE
 
-    from cxrviewer.net.dimse import FIND_STUDY_ROOT, UNCOMPRESSED
+    from cxrviewer.net.dimse import FIND_STUDY_ROOT, QR_SYNTAXES
 
     scp = AE(ae_title="NOGET")
-    scp.add_supported_context(FIND_STUDY_ROOT, list(UNCOMPRESSED))
+    scp.add_supported_context(FIND_STUDY_ROOT, list(QR_SYNTAXES))
     server = scp.start_server(("127.0.0.1", 0), block=False)
     try:
         port = server.server_address[1]

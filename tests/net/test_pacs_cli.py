@@ -78,3 +78,32 @@ def test_cli_failures_are_one_line_naming_the_node(orthanc, tmp_path, case):
     expect = {"down": f"PACS@127.0.0.1:{dead}: connection refused", "wrong-ae": "WRONGAE@127.0.0.1",
               "bad-args": "--host needs --port", "unknown-node": "no PACS node named 'nowhere'"}[case]
     assert expect in line
+
+
+@pytest.mark.parametrize("var", ["CXR_TEST_UNSET_PW_81", None])
+def test_cli_unset_password_variable_is_an_error(tmp_path, var):
+    """Never an empty password sent silently: exit 2, one line naming the variable."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CXRVIEWER_PACS_PASSWORD", "CXR_TEST_UNSET_PW_81")}
+    args = ["pacs", "find", "--url", "http://127.0.0.1:9/dicom-web", "--user", "reader", "--json"]
+    args += ["--password-env", var] if var else []
+    env["CXRVIEWER_DATA_DIR"] = str(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "cxrviewer", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    line = r.stderr.strip()
+    assert "\n" not in line and f"${var or 'CXRVIEWER_PACS_PASSWORD'}" in line and "not set" in line
+
+
+def test_cli_find_notes_and_get_failures_in_json(peer, peer_studies, tmp_path):
+    dimse = ["--host", "127.0.0.1", "--port", peer.port, "--called-ae", peer.aet, "--calling-ae", "CXRMOVE"]
+    r = _cli("find", *dimse, "--modality", "CT", "--json", data_dir=tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {s["study_uid"] for s in out["studies"]} == {peer_studies.uids["uncompressed_ct"], peer_studies.uids["mixed"]}
+    assert isinstance(out["notes"], list)
+    if peer.kind == "qrscp":
+        assert any("ignored the modality filter" in n for n in out["notes"])
+    r = _cli("get", peer_studies.uids["mixed"], *dimse, "--move", "--store-port", peer.move_port, "--out",
+             tmp_path / "out", "--json", data_dir=tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["fetched"], got["failed"], got["failures"]) == (5, 0, [])

@@ -191,3 +191,28 @@ def test_dialog_over_dicomweb(qtbot, window, orthanc, web_node, rg1_unci, tmp_pa
         qtbot.mouseClick(dlg.retrieve_button, QtCore.Qt.MouseButton.LeftButton)
     assert dlg.store.files(RG1_STUDY) and window.browser.count_images() == len(dlg.store.files(RG1_STUDY))
     assert web_node.password not in dlg.status.text()
+
+
+def test_dialog_says_what_it_did_about_a_quirky_archive(qtbot, window, fresh_peer_factory, peer_studies, tmp_path):
+    """pynetdicom's qrscp ignores the modality filter and answers per instance: the dialog lists the
+    one US study and says so; the mixed study (J2K + uncompressed) is retrieved whole."""
+    peer = fresh_peer_factory("qrscp")
+    peer.load(peer_studies.files["mixed"] + peer_studies.files["uncompressed_ct"])
+    book = NodeBook(path=tmp_path / "pacs_nodes.json")
+    book.put(DimseNode("qr", "127.0.0.1", peer.port, peer.aet, calling_ae="CXRGUI", timeout=20))
+    book.save()
+    window.pacs.book_path = book.path
+    window.pacs.act_qr.trigger()
+    dlg = window.pacs.qr
+    dlg.store = LocalStore(tmp_path / "store")
+    dlg.picker.combo.setCurrentText("qr")
+    for field in (dlg.patient_name, dlg.date_from, dlg.date_to):
+        field.setText("")
+    dlg.modality.setCurrentText("US")
+    qtbot.mouseClick(dlg.search_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "found on" in dlg.status.text(), timeout=20000)
+    assert dlg.selected_study_uids() == [peer_studies.uids["mixed"]] and dlg.table.rowCount() == 1
+    assert "ignored the modality filter 'US'" in dlg.status.text()
+    with qtbot.waitSignal(dlg.studyRetrieved, timeout=60000):
+        qtbot.mouseClick(dlg.retrieve_button, QtCore.Qt.MouseButton.LeftButton)
+    assert dlg.status.text().startswith("5 retrieved") and len(dlg.store.files(peer_studies.uids["mixed"])) == 5

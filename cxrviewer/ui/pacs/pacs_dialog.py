@@ -325,7 +325,9 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         self.table.resizeColumnsToContents()
         if rows:
             self.table.selectRow(0)
-        self._say(f"{len(rows)} {'study' if len(rows) == 1 else 'studies'} found on {self.picker.node().describe()}")
+        notes = "".join(f"; {n}" for n in getattr(rows, "notes", []))  # what we did about the archive's quirks
+        self._say(f"{len(rows)} {'study' if len(rows) == 1 else 'studies'} found on {self.picker.node().describe()}"
+                  f"{notes}")
         self._idle()
 
     def selected_study_uids(self) -> list[str]:
@@ -358,6 +360,8 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         msg = f"{res.fetched} retrieved, {res.already_present} already here"
         if res.failed:
             msg += f", {res.failed} failed"
+            if res.failures:
+                msg += f" (first: {res.failures[0]['reason']})"
         self._say(f"{msg} ({res.seconds:.1f} s) → {res.folder}", error=bool(res.failed))
         self._idle()
         self.studyRetrieved.emit(res.folder)
