@@ -182,32 +182,31 @@ class OrthancPeer:
         self.srv.stop()
 
 
-def _start_peer(kind: str, **kw):
+def _start_peer(kind: str, tool, **kw):
     from cxrviewer.bench._peers import dcmtk_tool, qrscp_available, start_dcmqrscp, start_qrscp
 
     if kind == "orthanc":
         from cxrviewer.bench._orthanc import free_port, start_orthanc
 
-        _need_orthanc()
+        _need_orthanc(tool)
         port = free_port()
         return OrthancPeer(start_orthanc(modalities={"viewer": (MOVE_AE, "127.0.0.1", port)}, dicomweb=False), port)
 
-    if dcmtk_tool("storescu") is None or dcmtk_tool("dcmqrscp") is None:
-        pytest.skip("dcmtk is not installed (Debian package 'dcmtk'; .ci/run installs it): peer test skipped")
+    tool(dcmtk_tool("storescu") and dcmtk_tool("dcmqrscp"), "dcmtk's storescu and dcmqrscp", "dcmtk")
     if kind == "qrscp":
         why = qrscp_available()
-        if why:
-            pytest.skip(why)
+        if why:  # a dev dependency: the dev install always has it
+            pytest.fail(why, pytrace=False)
         return start_qrscp(move_aet=MOVE_AE, **kw)
     return start_dcmqrscp(move_aet=MOVE_AE, **kw)
 
 
 @pytest.fixture(scope="session", params=["dcmqrscp", "qrscp", "orthanc"])
-def peer(request, peer_studies):
+def peer(request, peer_studies, tool):
     """dcmtk's dcmqrscp, pynetdicom's qrscp and Orthanc in turn, each loaded with
     :func:`peer_studies` as stored (JPEG 2000 stays JPEG 2000): dcmtk's storescu for the first
     two, Orthanc's REST API for Orthanc."""
-    srv = _start_peer(request.param)
+    srv = _start_peer(request.param, tool)
     try:
         srv.load([f for fs in peer_studies.files.values() for f in fs])
         yield srv
@@ -216,12 +215,12 @@ def peer(request, peer_studies):
 
 
 @pytest.fixture()
-def fresh_peer_factory():
+def fresh_peer_factory(tool):
     """Start archives of the test's own (for tests that kill them); all are stopped at teardown."""
     started = []
 
     def start(kind: str):
-        srv = _start_peer(kind)
+        srv = _start_peer(kind, tool)
         started.append(srv)
         return srv
 
