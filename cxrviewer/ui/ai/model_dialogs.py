@@ -15,7 +15,9 @@ class ModelCardDialog(QtWidgets.QDialog):
     first; then data, splits, metrics with intervals, calibration, OOD gate, localization,
     preprocessing), wrapped text, no raw JSON (:func:`cxrviewer.ml.card_text.card_sections`)."""
 
-    def __init__(self, card: dict, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, card: dict, parent: QtWidgets.QWidget | None = None, extra=()) -> None:
+        """``extra``: more (title, rows) sections, placed after the validation metrics (the
+        readers' agreement with the model on this site)."""
         from cxrviewer.ml.card_text import card_sections
 
         super().__init__(parent)
@@ -29,6 +31,9 @@ class ModelCardDialog(QtWidgets.QDialog):
         col = QtWidgets.QVBoxLayout(body)
         #: (section title, [(label, text)]) as shown, for tests and screen readers
         self.sections = card_sections(card)
+        if extra:
+            at = next((i + 1 for i, (t, _) in enumerate(self.sections) if t.startswith("Metrics")), len(self.sections))
+            self.sections[at:at] = list(extra)
         self.value_labels: list[QtWidgets.QLabel] = []
         for title, rows in self.sections:
             box = QtWidgets.QGroupBox(title)
