@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt", reason="pytest-qt is needed for the Qt tests")
 
-from PySide6 import QtCore, QtWidgets  # noqa: E402
+from PySide6 import QtCore  # noqa: E402
 from test_ai_support import StandInEngine, StandInPrediction  # noqa: E402
 
 K = QtCore.Qt.Key
@@ -81,11 +80,11 @@ def test_keys_record_change_withdraw_and_survive_a_restart(qtbot, user_data, stu
     with qtbot.waitSignal(fb.callChanged) as blk:
         _key(qtbot, w, K.Key_N)
     assert blk.args[0].label == "normal" and blk.args[0].reader == "alice"
-    assert "Normal" in fb.panel.call_label.text() and _row(w, img1) == "Normal"
+    assert "Normal" in fb.panel.call_label.text() and _row(w, img1) == "N"
     # changed: B records a new call, the latest wins and the history keeps both
     with qtbot.waitSignal(fb.callChanged):
         _key(qtbot, w, K.Key_B)
-    assert _row(w, img1) == "Abnormal" and "alice: Abnormal" in w.browser.call_text(str(img1))[1]
+    assert _row(w, img1) == "A" and "alice: Abnormal" in w.browser.call_text(str(img1))[1]
     # a note (Shift+N, typed, Enter) is kept with the call
     _key(qtbot, w, K.Key_N, SHIFT)
     assert fb.panel.note_edit.hasFocus()
@@ -107,13 +106,22 @@ def test_keys_record_change_withdraw_and_survive_a_restart(qtbot, user_data, stu
     assert Path(fb.image.path) == img2
     with qtbot.waitSignal(fb.callChanged):
         _key(qtbot, w, K.Key_B)
-    assert _row(w, img2) == "Abnormal" and _row(w, img1) == ""
+    assert _row(w, img2) == "A" and _row(w, img1) == ""
+    # the worklist always shows the column; the tree once its dock is wide enough for it
+    from cxrviewer.ui.browser.study_browser import COL_CALL
+    from cxrviewer.ui.browser.worklist import W_CALL
+
+    assert not w.browser.worklist.isColumnHidden(W_CALL)
+    w.resizeDocks([w.browser_dock], [120], QtCore.Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: w.browser.width() < 340 and w.browser.view.isColumnHidden(COL_CALL))
+    w.resizeDocks([w.browser_dock], [420], QtCore.Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: not w.browser.view.isColumnHidden(COL_CALL))
     w.close()
 
     # a restart: the rows show the calls when the folder is scanned, the panel once keyed
     w2 = _window(qtbot)
     _open(qtbot, w2, study_dir, img1)
-    assert _row(w2, img2) == "Abnormal" and _row(w2, img1) == ""
+    assert _row(w2, img2) == "A" and _row(w2, img1) == ""
     with qtbot.waitSignal(w2.feedback.keyReady, timeout=20000):
         _key(qtbot, w2, K.Key_PageDown)
     assert w2.feedback.call is not None and w2.feedback.call.label == "abnormal"
@@ -197,10 +205,9 @@ def _calls_on_pngs(data: Path, n_each: int):
 
 def test_model_card_and_train_dialog_use_the_readers_calls(qtbot, user_data, tmp_path, monkeypatch):
     pytest.importorskip("torch", reason="the training process needs torch")
-    from training.synthetic import make_dataset
-
     from cxrviewer.ui.ai.model_dialogs import ModelCardDialog
     from cxrviewer.ui.train.train_dialog import TrainDialog
+    from training.synthetic import make_dataset
 
     data = make_dataset(tmp_path / "syn", n_patients=8, size=32, seed=5, images_per_patient=1)
     _calls_on_pngs(data, 4)
@@ -257,8 +264,9 @@ def test_row_text_names_readers_and_times():
     b = Call(2, "i:x", "bob", "2026-12-07T03:11:00+00:00", "normal", note="apex")
     assert row_cell([], "alice") == ("", "", None)
     text, tip, label = row_cell([a, b], "alice")
-    assert (text, label) == ("Abnormal +1", "abnormal")
+    assert (text, label) == ("A+1", "abnormal")
     assert tip.splitlines()[1].startswith("alice: Abnormal, 2026-12-07") and "bob: Normal" in tip and "note: apex" in tip
-    assert row_cell([b], "alice")[:1] == ("Normal (bob)",)
-    assert row_cell([a, b], "carol")[0] == "2 readers differ" and row_cell([a, b], "carol")[2] is None
-    np.testing.assert_equal(row_cell([a], "carol")[2], "abnormal")
+    assert row_cell([b], "alice")[:1] == ("(N)",)
+    assert row_cell([a, b], "carol")[0] == "(A/N)" and row_cell([a, b], "carol")[2] is None
+    c = Call(3, "i:x", "carol", "2026-12-07T03:12:00+00:00", "abnormal")
+    assert row_cell([a, c], "bob")[::2] == ("(A×2)", "abnormal")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+#: below this browser width the tree hides its Call column (study_browser hides # and Type at 340)
+NARROW_PX = 340
 #: text colour of a cell by label (Abnormal amber, Normal green; mixed calls keep the default)
 COLOURS = {"normal": "#7bd88f", "abnormal": "#ffb35c"}
 
@@ -59,10 +61,48 @@ def set_call_cells(browser, items: list[tuple[str, str, str, str | None]]) -> No
         model.dataChanged.emit(parent.child(min(rows), COL_CALL).index(), parent.child(max(rows), COL_CALL).index())
     if touched:
         browser.proxy.invalidate()
-    if any_text and browser.view.isColumnHidden(COL_CALL):
+    if any_text and not getattr(browser, "_calls_shown", False):
+        browser._calls_shown = True
         browser.view.header().setSectionResizeMode(COL_CALL, QtWidgets.QHeaderView.ResizeMode.Interactive)
-        browser.view.setColumnWidth(COL_CALL, browser.view.fontMetrics().horizontalAdvance("Abnormal +1") + 16)
-        browser.view.setColumnHidden(COL_CALL, False)
+        browser.view.setColumnWidth(COL_CALL, browser.view.fontMetrics().horizontalAdvance("A+1") + 14)
+        fit_call_column(browser)
+
+
+def fit_call_column(browser) -> None:
+    """The tree shows its Call column once a call exists and the dock is wide enough (as it
+    hides # and Type when narrow: at 1280x720 the thumbnails need the room); the worklist,
+    the reader's triage list, always shows it."""
+    from cxrviewer.ui.browser.study_browser import COL_CALL
+
+    show = getattr(browser, "_calls_shown", False) and browser.width() >= NARROW_PX
+    if browser.view.isColumnHidden(COL_CALL) == show:
+        browser.view.setColumnHidden(COL_CALL, not show)
+
+
+class _Fit(QtCore.QObject):
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        if ev.type() == QtCore.QEvent.Type.Resize:
+            fit_call_column(obj)
+        return False
+
+
+def place_call_columns(browser) -> None:
+    """Show the Call column right after the name (tree) or the patient (worklist): visual
+    order only, the models' column numbers stay. A narrow dock (1280x720) scrolls the AI and
+    file columns out of sight first; the reader's own call stays in view."""
+    from cxrviewer.ui.browser.study_browser import COL_CALL, COL_NAME
+    from cxrviewer.ui.browser.worklist import W_CALL, W_PATIENT
+
+    for header, call, first in ((browser.view.header(), COL_CALL, COL_NAME),
+                                (browser.worklist.horizontalHeader(), W_CALL, W_PATIENT)):
+        header.moveSection(header.visualIndex(call), header.visualIndex(first) + 1)
+    browser._call_fit = _Fit(browser)
+    browser.installEventFilter(browser._call_fit)
+    for m, col in ((browser.model, COL_CALL), (browser.worklist_model, W_CALL)):
+        m.setHeaderData(col, QtCore.Qt.Orientation.Horizontal,
+                        "Reader calls: A Abnormal, N Normal (yours; +1 per other reader; others' alone in "
+                        "parentheses). Hover a cell for who, when and the AI result then.",
+                        QtCore.Qt.ItemDataRole.ToolTipRole)
 
 
 def call_cell_text(browser, path: str) -> tuple[str, str] | None:

@@ -318,6 +318,9 @@ class StudyBrowser(QtWidgets.QWidget):
         from cxrviewer.ui.browser.worklist import make_sortable
 
         make_sortable(self.view.header(), self.proxy)
+        from cxrviewer.ui.browser.calls import place_call_columns
+
+        place_call_columns(self)
         self._thumb_timer = QtCore.QTimer(self)
         self._thumb_timer.setSingleShot(True)
         self._thumb_timer.setInterval(60)

@@ -101,7 +101,7 @@ def make_worklist_view(parent: QtWidgets.QWidget, proxy: QtCore.QSortFilterProxy
     h.setStretchLastSection(False)
     fm = v.fontMetrics()
     for c, sample in ((W_PATIENT, "Doe Jane [PID-0000]"), (W_DATE, "2024-01-01"), (W_VIEW, "CR PA"),
-                      (W_AI, "0.00 Abnormal"), (W_CALL, "Abnormal +1")):
+                      (W_AI, "0.00 Abnormal"), (W_CALL, "A+1")):
         h.setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.Interactive)
         v.setColumnWidth(c, fm.horizontalAdvance(sample) + 12)
     h.setSectionResizeMode(W_FILE, QtWidgets.QHeaderView.ResizeMode.Stretch)

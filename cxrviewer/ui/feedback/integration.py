@@ -128,7 +128,7 @@ class FeedbackIntegration(QtCore.QObject):
     def _build_actions(self) -> None:
         w = self.window
         before = (w.menus.get("model") or w.menus["help"]).menuAction()
-        self.menu = QtWidgets.QMenu("&Reading", w)
+        self.menu = QtWidgets.QMenu("&Reading", w.menuBar())
         w.menuBar().insertMenu(before, self.menu)
         w.menus["reading"] = self.menu
         slots = {"normal": lambda: self.record("normal"), "abnormal": lambda: self.record("abnormal"),
@@ -140,8 +140,10 @@ class FeedbackIntegration(QtCore.QObject):
                 self.menu.addSeparator()
             self.actions[name] = w.add_action(self.menu, text, slots[name], key, tip=tip)
         self.menu.addSeparator()
-        self.act_reader = w.add_action(self.menu, "Reader &Name…", self.ask_reader,
-                                       tip="Who is reading: calls are kept per reader")
+        # no key of its own (rare; every keyed action is in the window's shortcut list)
+        self.act_reader = self.menu.addAction("Reader &Name…")
+        self.act_reader.setStatusTip("Who is reading: calls are kept per reader")
+        self.act_reader.triggered.connect(lambda _=False: self.ask_reader())
         toggle = self.dock.toggleViewAction()
         self.menu.addAction(toggle)
         panels = w.menus.get("panels")

@@ -11,6 +11,8 @@ from typing import Any
 from cxrviewer.feedback import Call, agreement_line
 
 LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal"}
+#: the browser's Call column (narrow dock): the full words are in the tooltip
+SHORT_TEXT = {"normal": "N", "abnormal": "A"}
 #: row/panel colours: Abnormal amber, Normal green (readable on the dark theme)
 LABEL_COLOUR = {"normal": "#7bd88f", "abnormal": "#ffb35c"}
 
@@ -54,8 +56,11 @@ def call_line(call: Call) -> str:
 def row_cell(calls: Sequence[Call], reader: str) -> tuple[str, str, str | None]:
     """The browser/worklist cell for an image's current calls: ``(text, tooltip, label)``.
 
-    The text leads with this reader's own call ("Abnormal", "+1" for each other reader who
-    called it); with only other readers' calls it names them. ``label`` (for the colour) is
+    Compact, as the keys (the browser dock is narrow and its thumbnails need the room): this
+    reader's own call as ``A`` (Abnormal) or ``N`` (Normal) with ``+1`` for each other reader
+    who called the image; only other readers' calls in parentheses, ``(A)``, ``(N×2)``, or
+    ``(A/N)`` when they differ. The tooltip names every
+    reader, the time and the AI result recorded with the call. ``label`` (for the colour) is
     the reader's own label, else the others' when they agree, else ``None``. No calls:
     ``("", "", None)``.
     """
@@ -64,15 +69,15 @@ def row_cell(calls: Sequence[Call], reader: str) -> tuple[str, str, str | None]:
     mine = next((c for c in calls if c.reader == reader), None)
     others = [c for c in calls if c.reader != reader]
     if mine is not None:
-        text = LABEL_TEXT[mine.label] + (f" +{len(others)}" if others else "")
+        text = SHORT_TEXT[mine.label] + (f"+{len(others)}" if others else "")
         label = mine.label
     else:
         labels = {c.label for c in others}
         label = next(iter(labels)) if len(labels) == 1 else None
-        if len(others) == 1:
-            text = f"{LABEL_TEXT[others[0].label]} ({others[0].reader})"
+        if label is None:
+            text = "(A/N)"
         else:
-            text = f"{LABEL_TEXT[label]} ×{len(others)}" if label else f"{len(others)} readers differ"
+            text = f"({SHORT_TEXT[label]}" + (f"×{len(others)})" if len(others) > 1 else ")")
     ordered = ([mine] if mine else []) + sorted(others, key=lambda c: c.reader)
     tip = "Reader calls:\n" + "\n".join(call_line(c) for c in ordered)
     return text, tip, label

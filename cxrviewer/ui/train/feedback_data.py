@@ -44,6 +44,7 @@ class FeedbackDataMixin:
             if self.feedback is not None:
                 self.feedback, self.feedback_csv = None, None
                 self.data_edit.setReadOnly(False)
+                self.data_edit.setToolTip("")
                 self.data_edit.clear()
             return False
         src = self.refresh_feedback_source()
@@ -61,6 +62,10 @@ class FeedbackDataMixin:
         self.feedback_summary = summary
         self.data_edit.setReadOnly(True)
         self.data_edit.setText(src.label)  # the data check follows (textChanged)
+        self.data_edit.setCursorPosition(0)
+        self.data_edit.setToolTip(f"{summary.rows} labels on {summary.images} images from "
+                                  + ", ".join(f"{r} ({n})" for r, n in summary.readers.items())
+                                  + "; Start writes them into the run folder as " + FEEDBACK_CSV)
         return True
 
     def write_feedback_for_run(self) -> str | None:
