@@ -91,6 +91,14 @@ def test_keys_record_change_withdraw_and_survive_a_restart(qtbot, user_data, stu
     qtbot.keyClicks(fb.panel.note_edit, "left base")
     with qtbot.waitSignal(fb.callChanged):
         qtbot.keyClick(fb.panel.note_edit, K.Key_Return)
+    # Export as DICOM -> SR carries the call (a Person observer beside the AI's device)
+    import pydicom
+
+    from cxrviewer.dicom.sr_reader import read_reader_calls
+
+    w.dicom.export("sr", user_data / "call_sr.dcm")
+    (sr_call,) = read_reader_calls(pydicom.dcmread(user_data / "call_sr.dcm"))
+    assert (sr_call.reader, sr_call.label) == ("alice", "abnormal")
     # withdrawn: Shift+Backspace; the row empties
     with qtbot.waitSignal(fb.callChanged) as blk:
         _key(qtbot, w, K.Key_Backspace, SHIFT)

@@ -77,7 +77,7 @@ class ExportDicomDialog(QtWidgets.QDialog):
     """Choose the object, whether to de-identify it, and where to write it."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, start_path: str = "", has_ai: bool = False,
-                 n_rulers: int = 0, text_risk: str | None = None, draw_masks=None):
+                 n_rulers: int = 0, text_risk: str | None = None, draw_masks=None, call_text: str = ""):
         super().__init__(parent)
         #: regions to blank (``MaskRegion``) drawn with the rectangle tool (mask_tool.py)
         self.masks: list = []
@@ -115,7 +115,7 @@ class ExportDicomDialog(QtWidgets.QDialog):
         row.addWidget(browse)
         lay.addRow("File", row)
         what = [f"AI result: {'yes' if has_ai else 'none yet (analyse the image first)'}",
-                f"measurements: {n_rulers}"]
+                f"measurements: {n_rulers}"] + ([f"your call (SR): {call_text}"] if call_text else [])
         note = QtWidgets.QLabel(" · ".join(what) + "\nThe object joins the source image's study in a new series. "
                                 "NOT FOR DIAGNOSTIC USE is written into it.", self)
         note.setWordWrap(True)
@@ -171,6 +171,9 @@ class DicomObjects(QtCore.QObject):
         self._pending_ps = None  # (image path, PresentationState) to apply once that image is shown
         self._sr_cache: dict[str, list] = {}
         self.stored = []
+        #: ``() -> ReaderCall | None``: the reader's call on the image on screen, written into an
+        #: SR beside the AI result (handed in by the shell from ui/feedback)
+        self.reader_call = None
         self.stored_label = QtWidgets.QLabel("", window)
         self.stored_label.setObjectName("storedResult")
         self.stored_label.setWordWrap(True)
@@ -243,6 +246,7 @@ class DicomObjects(QtCore.QObject):
         rulers += tool_measurements(img, others)
         view = canvas.view_state()
         ai = self._ai_result()
+        call = self.reader_call() if kind == "sr" and self.reader_call is not None else None
         pixels = None
         if kind.startswith("sc"):
             pixels = self._sc_pixels(kind == "sc-native", anonymize, masks)
@@ -250,7 +254,8 @@ class DicomObjects(QtCore.QObject):
         res = export_object(obj, img.path, path, view=reader_view(canvas.current_preset(), view, rulers), ai=ai,
                             pixels=pixels, frame=img.frame,
                             description="native image" if kind == "sc-native" else "view as on screen",
-                            anonymize=anonymize, pixels_clean=anonymize, masks=tuple(masks) if anonymize else ())
+                            anonymize=anonymize, pixels_clean=anonymize, masks=tuple(masks) if anonymize else (),
+                            reader_call=call)
         self.exported.emit(res)
         return res
 
@@ -291,7 +296,8 @@ class DicomObjects(QtCore.QObject):
         start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
         n = len(self.model.active.measurements)
         dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n,
-                                text_risk=self.text_risk(img), draw_masks=self.draw_masks)
+                                text_risk=self.text_risk(img), draw_masks=self.draw_masks,
+                                call_text=self._call_text())
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self._dialog_accepted(dlg.options()))
         dlg.open()
@@ -311,6 +317,10 @@ class DicomObjects(QtCore.QObject):
         if res.changes:
             msg += f" (de-identified: {len(res.changes)} attributes changed)"
         self.window.show_message(msg)
+
+    def _call_text(self) -> str:
+        call = self.reader_call() if self.reader_call is not None else None
+        return f"{call.label.capitalize()} ({call.reader})" if call is not None else ""
 
     def text_risk(self, img) -> str | None:
         """Why the pixels of ``img`` may carry burned-in text (``None``: not a risk, or not DICOM)."""

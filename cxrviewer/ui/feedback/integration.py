@@ -441,6 +441,16 @@ class FeedbackIntegration(QtCore.QObject):
             return [(AGREEMENT_TITLE, [("Reader calls", f"unavailable: {e}")])]
         return [(AGREEMENT_TITLE, agreement_rows(stats))]
 
+    def reader_call(self):
+        """The reader's current call on the image being read as the SR writes it
+        (:class:`cxrviewer.dicom.sr_reader.ReaderCall`), ``None`` without one. The note stays
+        out of DICOM (it may carry patient data)."""
+        if self.call is None:
+            return None
+        from cxrviewer.dicom.sr_reader import ReaderCall
+
+        return ReaderCall(self.call.reader, self.call.label, self.call.finding_present())
+
     def data_source(self) -> FeedbackSource | None:
         """The Train dialog's "Reader feedback (N labelled images)" source (``None``: no store)."""
         if self.store is None:

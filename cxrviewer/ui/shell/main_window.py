@@ -150,6 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.feedback = install_feedback(self, self.model, set_calls=self.browser.set_calls)
         self.ai.agreement = self.feedback.agreement_sections
         self.ai.open_train = lambda ai: open_train(ai, feedback=self.feedback.data_source)
+        self.dicom.reader_call = self.feedback.reader_call  # Export as DICOM → SR carries the call
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout
