@@ -343,7 +343,7 @@ class AiIntegration(QtCore.QObject):
         from cxrviewer.ui.ai.model_dialogs import ModelsDialog
 
         active = self.controller.model.name if self.controller.model else None
-        dlg = ModelsDialog(Registry(), active, self.window)
+        dlg = ModelsDialog(Registry(), active, self.window, agreement=self.agreement)
         dlg.activateRequested.connect(self.activate)
         self.controller.modelChanged.connect(dlg.refresh)
         dlg.exec()

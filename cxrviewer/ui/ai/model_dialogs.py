@@ -80,8 +80,10 @@ class ModelsDialog(QtWidgets.QDialog):
 
     COLUMNS = ("", "Name", "Version", "Source", "Created", "Threshold")
 
-    def __init__(self, registry, active_name: str | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, registry, active_name: str | None = None, parent: QtWidgets.QWidget | None = None,
+                 agreement=None) -> None:
         super().__init__(parent)
+        self.agreement = agreement  # card -> extra card sections (the readers' agreement)
         self.setWindowTitle("Models")
         self.resize(640, 320)
         self.registry = registry
@@ -145,4 +147,5 @@ class ModelsDialog(QtWidgets.QDialog):
     def _show_card(self) -> None:
         e = self.selected()
         if e is not None:
-            ModelCardDialog(e.card, self).exec()
+            extra = self.agreement(e.card) if self.agreement is not None else ()
+            ModelCardDialog(e.card, self, extra=extra).exec()
