@@ -36,6 +36,7 @@ from cxrviewer.feedback import (
     image_key,
     label_from_model,
 )
+from cxrviewer.feedback.keys import READER_ENV
 from cxrviewer.ui.feedback.panel import CallPanel
 from cxrviewer.ui.feedback.text import LABEL_TEXT, agreement_rows, row_cell
 
@@ -167,7 +168,7 @@ class FeedbackIntegration(QtCore.QObject):
     # ------------------------------------------------------------------ reader
     def _reader_name(self) -> str:
         """``$CXRVIEWER_READER``, else the window's setting, else the OS user."""
-        env = os.environ.get("CXRVIEWER_READER", "").strip()
+        env = os.environ.get(READER_ENV, "").strip()
         if env:
             return env
         v = self.window.settings.get(READER_KEY)
