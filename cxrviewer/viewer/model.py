@@ -163,6 +163,8 @@ class AiResult:
     weights_sha256: str = ""
     lines: tuple[str, ...] = ()
     prediction: Any = field(default=None, compare=False, repr=False)
+    #: the results cache's content key of this result (a reader's call records it)
+    content_key: str = ""
 
 
 class ViewportModel:

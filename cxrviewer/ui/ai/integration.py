@@ -125,6 +125,9 @@ class AiIntegration(QtCore.QObject):
         self.model = model
         #: Model → Train opens ``open_train(self)`` (the shell hands in the Train dialog's opener)
         self.open_train = open_train
+        #: ``card -> [(title, rows)]``: sections the shell adds to the model card (the readers'
+        #: agreement, from ui/feedback), shown beside the validation figures
+        self.agreement: Callable | None = None
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.precision = precision.load(self.settings)  # Model > Precision (ui/precision.py)
         self.controller = AiController(engine_factory or precision.factory(self), parent=self)
@@ -340,7 +343,7 @@ class AiIntegration(QtCore.QObject):
         from cxrviewer.ui.ai.model_dialogs import ModelsDialog
 
         active = self.controller.model.name if self.controller.model else None
-        dlg = ModelsDialog(Registry(), active, self.window)
+        dlg = ModelsDialog(Registry(), active, self.window, agreement=self.agreement)
         dlg.activateRequested.connect(self.activate)
         self.controller.modelChanged.connect(dlg.refresh)
         dlg.exec()
@@ -354,7 +357,8 @@ class AiIntegration(QtCore.QObject):
             QtWidgets.QMessageBox.information(self.window, "Model card",
                                               self.controller.model_error or "No model is loaded.")
             return
-        ModelCardDialog(m.card, self.window).exec()
+        extra = self.agreement(m.card) if self.agreement is not None else ()
+        ModelCardDialog(m.card, self.window, extra=extra).exec()
 
     def score_anyway(self) -> None:
         """The reader chose to see the score of an image the gate refused: shown everywhere
@@ -482,7 +486,8 @@ class AiIntegration(QtCore.QObject):
                            threshold=float(p.threshold), path=res.path, frame=res.frame,
                            has_heatmap=res.cam_u8 is not None, forced=forced,
                            weights_sha256=str(card.get("weights_sha256", "")),
-                           lines=tuple(prediction_text(p, forced=forced)), prediction=p))
+                           lines=tuple(prediction_text(p, forced=forced)), prediction=p,
+                           content_key=str(getattr(res, "key", "") or "")))
 
     def _on_badge(self, res: AnalyzeResult) -> None:
         if res.batch_id is not None and self.panel.result is None and self._is_current(res):

@@ -15,7 +15,9 @@ class ModelCardDialog(QtWidgets.QDialog):
     first; then data, splits, metrics with intervals, calibration, OOD gate, localization,
     preprocessing), wrapped text, no raw JSON (:func:`cxrviewer.ml.card_text.card_sections`)."""
 
-    def __init__(self, card: dict, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, card: dict, parent: QtWidgets.QWidget | None = None, extra=()) -> None:
+        """``extra``: more (title, rows) sections, placed after the validation metrics (the
+        readers' agreement with the model on this site)."""
         from cxrviewer.ml.card_text import card_sections
 
         super().__init__(parent)
@@ -29,6 +31,9 @@ class ModelCardDialog(QtWidgets.QDialog):
         col = QtWidgets.QVBoxLayout(body)
         #: (section title, [(label, text)]) as shown, for tests and screen readers
         self.sections = card_sections(card)
+        if extra:
+            at = next((i + 1 for i, (t, _) in enumerate(self.sections) if t.startswith("Metrics")), len(self.sections))
+            self.sections[at:at] = list(extra)
         self.value_labels: list[QtWidgets.QLabel] = []
         for title, rows in self.sections:
             box = QtWidgets.QGroupBox(title)
@@ -75,8 +80,10 @@ class ModelsDialog(QtWidgets.QDialog):
 
     COLUMNS = ("", "Name", "Version", "Source", "Created", "Threshold")
 
-    def __init__(self, registry, active_name: str | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, registry, active_name: str | None = None, parent: QtWidgets.QWidget | None = None,
+                 agreement=None) -> None:
         super().__init__(parent)
+        self.agreement = agreement  # card -> extra card sections (the readers' agreement)
         self.setWindowTitle("Models")
         self.resize(640, 320)
         self.registry = registry
@@ -140,4 +147,5 @@ class ModelsDialog(QtWidgets.QDialog):
     def _show_card(self) -> None:
         e = self.selected()
         if e is not None:
-            ModelCardDialog(e.card, self).exec()
+            extra = self.agreement(e.card) if self.agreement is not None else ()
+            ModelCardDialog(e.card, self, extra=extra).exec()

@@ -31,12 +31,13 @@ BADGE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 5
 #: Path of an SR / presentation-state row (not PATH_ROLE: these rows are not images).
 OBJECT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 6
 
-COLUMNS = ("Name", "#", "Date", "Type", "AI")
-COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI = range(5)
+COLUMNS = ("Name", "#", "Date", "Type", "AI", "Call")
+COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI, COL_CALL = range(6)  # Call: the readers' calls (ui/feedback)
 
 
 def _row(kind: str, key: str, texts: list[str], sort_values: list | None = None) -> list[QtGui.QStandardItem]:
     items = []
+    texts = list(texts) + [""] * (len(COLUMNS) - len(texts))  # columns no caller fills (Call)
     for i, t in enumerate(texts):
         it = QtGui.QStandardItem(t)
         it.setEditable(False)
@@ -311,11 +312,15 @@ class StudyBrowser(QtWidgets.QWidget):
         self.model.setHeaderData(COL_COUNT, QtCore.Qt.Orientation.Horizontal, "Images (frames for an image)", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.model.setHeaderData(COL_MOD, QtCore.Qt.Orientation.Horizontal, "Modality and view position", QtCore.Qt.ItemDataRole.ToolTipRole)
         self.view.setColumnHidden(COL_AI, True)  # shown once a badge exists
+        self.view.setColumnHidden(COL_CALL, True)  # shown once a reader's call exists (browser/calls.py)
         self.view.installEventFilter(self)
         self._build_worklist()
         from cxrviewer.ui.browser.worklist import make_sortable
 
         make_sortable(self.view.header(), self.proxy)
+        from cxrviewer.ui.browser.calls import place_call_columns
+
+        place_call_columns(self)
         self._thumb_timer = QtCore.QTimer(self)
         self._thumb_timer.setSingleShot(True)
         self._thumb_timer.setInterval(60)
@@ -548,6 +553,18 @@ class StudyBrowser(QtWidgets.QWidget):
         return super().eventFilter(obj, ev)
 
     # ----------------------------------------------------------------- badges
+    def set_calls(self, items: list[tuple[str, str, str, str | None]]) -> None:
+        """The readers' calls on image rows: ``(path, text, tooltip, label)`` (see browser/calls.py)."""
+        from cxrviewer.ui.browser.calls import set_call_cells
+
+        set_call_cells(self, items)
+
+    def call_text(self, instance_path: str) -> tuple[str, str] | None:
+        """The Call cell of an image row (text, tooltip) in the tree, ``None`` for no such row."""
+        from cxrviewer.ui.browser.calls import call_cell_text
+
+        return call_cell_text(self, instance_path)
+
     def set_badge(self, instance_path: str, text: str, value: float | None) -> None:
         """Show an AI result for one image (e.g. ``"0.82 Abnormal"``) with a sortable value
         (``None`` clears the numeric value: the row sorts below analysed ones)."""

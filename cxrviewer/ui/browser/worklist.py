@@ -16,8 +16,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import ScanResult
 
-WORKLIST_COLUMNS = ("Patient", "Date", "View", "File", "AI")
-W_PATIENT, W_DATE, W_VIEW, W_FILE, W_AI = range(5)
+WORKLIST_COLUMNS = ("Patient", "Date", "View", "File", "AI", "Call")
+W_PATIENT, W_DATE, W_VIEW, W_FILE, W_AI, W_CALL = range(6)  # Call: the readers' calls (browser/calls.py)
 
 
 def _date(d: str) -> str:
@@ -52,8 +52,8 @@ class WorklistModel(QtGui.QStandardItemModel):
                             continue
                         name = os.path.basename(inst.path)
                         view = " ".join(x for x in (inst.modality, inst.view_position) if x)
-                        texts = [who, _date(st.study_date), view, name, ""]
-                        sorts = [who.lower(), st.study_date + st.study_time, view.lower(), name.lower(), None]
+                        texts = [who, _date(st.study_date), view, name, "", ""]
+                        sorts = [who.lower(), st.study_date + st.study_time, view.lower(), name.lower(), None, ""]
                         row = []
                         for col, (t, sv) in enumerate(zip(texts, sorts, strict=True)):
                             it = QtGui.QStandardItem(t)
@@ -101,7 +101,7 @@ def make_worklist_view(parent: QtWidgets.QWidget, proxy: QtCore.QSortFilterProxy
     h.setStretchLastSection(False)
     fm = v.fontMetrics()
     for c, sample in ((W_PATIENT, "Doe Jane [PID-0000]"), (W_DATE, "2024-01-01"), (W_VIEW, "CR PA"),
-                      (W_AI, "0.00 Abnormal")):
+                      (W_AI, "0.00 Abnormal"), (W_CALL, "A+1")):
         h.setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.Interactive)
         v.setColumnWidth(c, fm.horizontalAdvance(sample) + 12)
     h.setSectionResizeMode(W_FILE, QtWidgets.QHeaderView.ResizeMode.Stretch)

@@ -77,8 +77,10 @@ class ExportDicomDialog(QtWidgets.QDialog):
     """Choose the object, whether to de-identify it, and where to write it."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, start_path: str = "", has_ai: bool = False,
-                 n_rulers: int = 0):
+                 n_rulers: int = 0, text_risk: str | None = None, draw_masks=None, call_text: str = ""):
         super().__init__(parent)
+        #: regions to blank (``MaskRegion``) drawn with the rectangle tool (mask_tool.py)
+        self.masks: list = []
         self.setWindowTitle("Export as DICOM")
         lay = QtWidgets.QFormLayout(self)
         self.kind = QtWidgets.QComboBox(self)
@@ -90,6 +92,20 @@ class ExportDicomDialog(QtWidgets.QDialog):
                                              "replaced; burned-in text without patient data)", self)
         self.anonymize.setObjectName("dicomAnonymize")
         lay.addRow("", self.anonymize)
+        self.mask_button = None
+        if text_risk:  # issue 21: a de-identified capture of this image needs its text blanked
+            self.mask_button = QtWidgets.QPushButton("", self)
+            self.mask_button.setObjectName("dicomMasks")
+            self.mask_button.clicked.connect(lambda _=False: self._draw(draw_masks))
+            warn = QtWidgets.QLabel(f"Its pixels may carry burned-in text ({text_risk}): a de-identified capture "
+                                    "needs the text blanked.", self)
+            warn.setWordWrap(True)
+            warn.setStyleSheet("color: #ffcc80;")
+            lay.addRow("", warn)
+            lay.addRow("Burned-in text", self.mask_button)
+            self.anonymize.toggled.connect(lambda _on: self._mask_state())
+            self.kind.currentIndexChanged.connect(lambda _i: self._mask_state())
+            self._mask_state()
         row = QtWidgets.QHBoxLayout()
         self.path = QtWidgets.QLineEdit(start_path, self)
         self.path.setObjectName("dicomPath")
@@ -99,7 +115,7 @@ class ExportDicomDialog(QtWidgets.QDialog):
         row.addWidget(browse)
         lay.addRow("File", row)
         what = [f"AI result: {'yes' if has_ai else 'none yet (analyse the image first)'}",
-                f"measurements: {n_rulers}"]
+                f"measurements: {n_rulers}"] + ([f"your call (SR): {call_text}"] if call_text else [])
         note = QtWidgets.QLabel(" · ".join(what) + "\nThe object joins the source image's study in a new series. "
                                 "NOT FOR DIAGNOSTIC USE is written into it.", self)
         note.setWordWrap(True)
@@ -117,7 +133,18 @@ class ExportDicomDialog(QtWidgets.QDialog):
 
     def options(self) -> dict:
         return {"kind": self.kind.currentData(), "anonymize": self.anonymize.isChecked(),
-                "path": self.path.text().strip()}
+                "path": self.path.text().strip(), "masks": list(self.masks)}
+
+    def _mask_state(self) -> None:
+        n = len(self.masks)
+        self.mask_button.setText(f"Blank text regions… ({n} drawn)")
+        self.mask_button.setEnabled(self.anonymize.isChecked() and str(self.kind.currentData()).startswith("sc"))
+
+    def _draw(self, draw_masks) -> None:
+        new = draw_masks(self.masks) if draw_masks is not None else None
+        if new is not None:
+            self.masks = list(new)
+            self._mask_state()
 
 
 class DicomObjects(QtCore.QObject):
@@ -144,6 +171,9 @@ class DicomObjects(QtCore.QObject):
         self._pending_ps = None  # (image path, PresentationState) to apply once that image is shown
         self._sr_cache: dict[str, list] = {}
         self.stored = []
+        #: ``() -> ReaderCall | None``: the reader's call on the image on screen, written into an
+        #: SR beside the AI result (handed in by the shell from ui/feedback)
+        self.reader_call = None
         self.stored_label = QtWidgets.QLabel("", window)
         self.stored_label.setObjectName("storedResult")
         self.stored_label.setWordWrap(True)
@@ -194,7 +224,7 @@ class DicomObjects(QtCore.QObject):
         ms = self.model.active.measurements
         return [m for m in ms if m.kind == "ruler"], [m for m in ms if m.kind != "ruler"]
 
-    def export(self, kind: str, path: str | os.PathLike, anonymize: bool = False):
+    def export(self, kind: str, path: str | os.PathLike, anonymize: bool = False, masks=()):
         """Write ``kind`` (``sc-view``, ``sc-native``, ``sr``, ``gsps``) for the image on
         screen; returns the :class:`~cxrviewer.dicom.build.ExportResult`.
 
@@ -216,29 +246,35 @@ class DicomObjects(QtCore.QObject):
         rulers += tool_measurements(img, others)
         view = canvas.view_state()
         ai = self._ai_result()
+        call = self.reader_call() if kind == "sr" and self.reader_call is not None else None
         pixels = None
         if kind.startswith("sc"):
-            pixels = self._sc_pixels(kind == "sc-native", anonymize)
+            pixels = self._sc_pixels(kind == "sc-native", anonymize, masks)
         obj = "sc" if kind.startswith("sc") else kind
         res = export_object(obj, img.path, path, view=reader_view(canvas.current_preset(), view, rulers), ai=ai,
                             pixels=pixels, frame=img.frame,
                             description="native image" if kind == "sc-native" else "view as on screen",
-                            anonymize=anonymize, pixels_clean=anonymize)
+                            anonymize=anonymize, pixels_clean=anonymize, masks=tuple(masks) if anonymize else (),
+                            reader_call=call)
         self.exported.emit(res)
         return res
 
-    def _sc_pixels(self, native: bool, anonymize: bool):
+    def _sc_pixels(self, native: bool, anonymize: bool, masks=()):
         """The capture: the screen as shown, or (native, or any de-identified capture) the
         export composition with the canvas's window, orientation, layers, rulers and text;
         de-identified text has no dates or study description (the header no longer has them)."""
         import numpy as np
 
         canvas = self.window.canvas
-        if not native and not anonymize:
+        if not native and not anonymize and not masks:
             return np.ascontiguousarray(canvas.render_array(native=False))
         from cxrviewer.render.compose import compose_export
 
         img = canvas.img
+        if masks:  # the reader's rectangles: black at any window (burnedin.mask_loaded_image)
+            from cxrviewer.dicom.burnedin import mask_loaded_image
+
+            img = mask_loaded_image(img, masks)
         if anonymize:
             img = copy.copy(img)
             img.header = dataclasses.replace(img.header, study_date="", study_time="", study_description="")
@@ -259,7 +295,9 @@ class DicomObjects(QtCore.QObject):
         start_dir = win.settings.get("export_dir", str(Path.home()))
         start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
         n = len(self.model.active.measurements)
-        dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n)
+        dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n,
+                                text_risk=self.text_risk(img), draw_masks=self.draw_masks,
+                                call_text=self._call_text())
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self._dialog_accepted(dlg.options()))
         dlg.open()
@@ -269,7 +307,7 @@ class DicomObjects(QtCore.QObject):
         if not o["path"]:
             return
         try:
-            res = self.export(o["kind"], o["path"], o["anonymize"])
+            res = self.export(o["kind"], o["path"], o["anonymize"], masks=o.get("masks", ()))
         except CxrError as e:
             QtWidgets.QMessageBox.critical(self.window, "Export as DICOM failed", str(e))
             self.window.show_message(str(e), error=True)
@@ -279,6 +317,41 @@ class DicomObjects(QtCore.QObject):
         if res.changes:
             msg += f" (de-identified: {len(res.changes)} attributes changed)"
         self.window.show_message(msg)
+
+    def _call_text(self) -> str:
+        call = self.reader_call() if self.reader_call is not None else None
+        return f"{call.label.capitalize()} ({call.reader})" if call is not None else ""
+
+    def text_risk(self, img) -> str | None:
+        """Why the pixels of ``img`` may carry burned-in text (``None``: not a risk, or not DICOM)."""
+        if img.kind != "dicom":
+            return None
+        from cxrviewer.dicom.burnedin import burned_in_risk
+        from cxrviewer.dicom.common import source_dataset
+
+        try:
+            return burned_in_risk(source_dataset(img.path))
+        except CxrError:
+            return None
+
+    def mask_dialog(self, regions=()):
+        """The rectangle tool on the image on screen, as stored, at the window on screen."""
+        from cxrviewer.render.compose import compose_export
+        from cxrviewer.ui.dicom.mask_tool import MaskDialog
+
+        img, canvas = self.window.current_image, self.window.canvas
+        display = compose_export(img, canvas.current_preset(), view=None, annotations=False, native=True,
+                                 max_size=max(img.rows, img.cols))
+        return MaskDialog(display, self.text_risk(img) or "marked by the reader", regions, self.window)
+
+    def draw_masks(self, regions=()) -> list | None:
+        """Open the rectangle tool; the regions drawn, or ``None`` when cancelled."""
+        dlg = self.mask_dialog(regions)
+        try:
+            ok = dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted
+            return dlg.regions if ok else None
+        finally:
+            dlg.deleteLater()  # parented to the window: not kept until it closes
 
     # -------------------------------------------------------------- reading back
     def _objects(self, kind: str):

@@ -79,6 +79,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pacs = None
         self.viewport_binding = None
         self.prior_compare = None
+        self.feedback = None
 
         self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
         from cxrviewer.ui.canvas.viewports import ViewportGrid
@@ -142,6 +143,14 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
         self.prior_compare = install_prior(self)
+        # Reading → the reader's call (N/B/Y…), its dock, the Call column; the model card's
+        # agreement and the Train dialog's "Reader feedback" source come from it
+        from cxrviewer.ui.feedback.integration import install as install_feedback
+
+        self.feedback = install_feedback(self, self.model, set_calls=self.browser.set_calls)
+        self.ai.agreement = self.feedback.agreement_sections
+        self.ai.open_train = lambda ai: open_train(ai, feedback=self.feedback.data_source)
+        self.dicom.reader_call = self.feedback.reader_call  # Export as DICOM → SR carries the call
         self._restore_layout()
 
     # ------------------------------------------------------------------ layout
@@ -663,6 +672,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.pacs.shutdown()
         if self.viewport_binding is not None:
             self.viewport_binding.shutdown()
+        if self.feedback is not None:
+            self.feedback.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())

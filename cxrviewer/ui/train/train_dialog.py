@@ -78,8 +78,10 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
     activateRequested = QtCore.Signal(str)
 
     def __init__(self, init_model: str | os.PathLike | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None, feedback=None) -> None:
         super().__init__(parent)
+        #: ``() -> FeedbackSource | None``: the "Reader feedback" data source (handed in by the shell)
+        self.feedback_provider = feedback
         self.setWindowTitle("Train / Refresh model")
         self.setModal(False)
         self.resize(900, 760)
@@ -198,6 +200,11 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         if not self.data_ok:
             self._set_status(self.data_info.text() or "Choose the training data (a folder or a CSV).", error=True)
             return False
+        if self.feedback is not None:  # the readers' calls: exported into the run folder
+            err = self.write_feedback_for_run()
+            if err:
+                self._set_status(err, error=True)
+                return False
         try:
             args = self.arguments()
         except ValueError as e:
@@ -493,7 +500,7 @@ class _QuitGuard(QtCore.QObject):
         return False
 
 
-def show_for(ai) -> TrainDialog | None:
+def show_for(ai, feedback=None) -> TrainDialog | None:
     """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.integration.AiIntegration`:
     "the active model" is the one the viewer uses, and Activate loads the new model in the
     AI worker (the Models dialog's path). Without torch (the base install) it says in one
@@ -506,13 +513,15 @@ def show_for(ai) -> TrainDialog | None:
         return None
     dlg = getattr(ai, "_train_dialog", None)
     if dlg is None:
-        dlg = TrainDialog(active_model_dir(ai), ai.window)
+        dlg = TrainDialog(active_model_dir(ai), ai.window, feedback=feedback)
         dlg.activateRequested.connect(ai.activate)
         app = QtWidgets.QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(dlg.shutdown)
         dlg._quit_guard = _QuitGuard(dlg, ai.window)
         ai._train_dialog = dlg
+    if dlg.feedback_provider is not None:
+        dlg.refresh_feedback_source()  # the count of labelled images, as of now
     dlg.show()
     dlg.raise_()
     dlg.activateWindow()

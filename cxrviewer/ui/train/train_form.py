@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
+from cxrviewer.ui.train.feedback_data import FeedbackDataMixin
 from cxrviewer.ui.train.train_support import (
     _timestamp,
     default_run_dir,
@@ -21,9 +22,10 @@ from cxrviewer.ui.train.train_support import (
 CHECKPOINT = "checkpoint.pt"
 
 
-class TrainFormMixin:
+class TrainFormMixin(FeedbackDataMixin):
     """Widgets and checks of the dialog's "Run" box; the dialog provides ``running``,
-    ``start_button``, ``checker``, ``estimator``, ``_check_timer`` and ``_estimate_timer``."""
+    ``start_button``, ``checker``, ``estimator``, ``_check_timer``, ``_estimate_timer`` and
+    ``feedback_provider``."""
 
     def _build_form(self, lay: QtWidgets.QVBoxLayout) -> None:
         form_box = QtWidgets.QGroupBox("Run")
@@ -35,7 +37,14 @@ class TrainFormMixin:
         b_folder.clicked.connect(self._pick_data_folder)
         b_csv = QtWidgets.QPushButton("CSV…")
         b_csv.clicked.connect(self._pick_data_csv)
-        form.addRow("Data", self._row(self.data_edit, b_folder, b_csv))
+        # "Reader feedback (N labelled images)": the viewer's own calls (ui/train/feedback_data.py)
+        self.feedback_button = QtWidgets.QPushButton("Reader feedback")
+        self.feedback_button.setToolTip("Train from the calls readers recorded in this viewer (Reading menu)")
+        self.feedback_button.clicked.connect(lambda _=False: self.use_feedback())
+        self.feedback_button.setVisible(self.feedback_provider is not None)
+        if self.feedback_provider is not None:
+            self.refresh_feedback_source()
+        form.addRow("Data", self._row(self.data_edit, b_folder, b_csv, self.feedback_button))
         self.data_info = QtWidgets.QLabel("")
         self.data_info.setWordWrap(True)
         form.addRow("", self.data_info)
@@ -175,12 +184,14 @@ class TrainFormMixin:
     def _pick_data_folder(self) -> None:
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
         if d:
+            self.use_feedback(False)
             self.data_edit.setText(d)
 
     def _pick_data_csv(self) -> None:
         f, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Training data CSV", self.data_edit.text(),
                                                      "CSV files (*.csv);;All files (*)")
         if f:
+            self.use_feedback(False)
             self.data_edit.setText(f)
 
     def _pick_out(self) -> None:
@@ -192,7 +203,7 @@ class TrainFormMixin:
     def arguments(self) -> list[str]:
         """The training CLI's arguments for the current form (raises ValueError with a
         message for the user when a field is wrong)."""
-        data = self.data_edit.text().strip()
+        data = str(self.feedback_csv) if self.feedback is not None else self.data_edit.text().strip()
         if not data:
             raise ValueError("Choose the training data (a folder or a CSV).")
         if not Path(data).exists():
