@@ -163,6 +163,34 @@ def test_dead_worker_is_replaced_and_its_block_retried(small, resnet_dir, refere
     assert sum(r["status"] == "ok" for r in rows.values()) == 4
 
 
+def test_a_hanging_decoder_costs_one_error_row(small, resnet_dir, reference, tmp_path, monkeypatch, capsys):
+    """The decode worker blocks forever (as a hung decoder) on img000001: after the per-file
+    deadline the worker is killed and replaced, that file is one error row saying it timed
+    out, and every other file (its block-mates before and after it included) is scored."""
+    from cxrviewer.ml.archive_local import HANG_ENV
+
+    probs = _by_key(reference)
+    monkeypatch.setenv(HANG_ENV, "img000001")
+    out = tmp_path / "hang.csv"
+    # batch 3: img000001 sits mid-block (img000000 before it, img000002 after it)
+    assert _infer(small, out, resnet_dir, "--workers", "1", "--batch-size", "3", "--decode-timeout", "2") == 0
+    err = capsys.readouterr().err
+    assert "1 timed out" in err and "1 restarted" in err
+    rows = {r["path"]: r for r in _read(out)}
+    assert len(rows) == 6
+    bad = rows.pop(str(small / "img000001.dcm"))
+    assert bad["status"] == "error" and "timed out after 2 s" in bad["reason"]
+    assert rows.pop(str(small / "zz_corrupt.dcm"))["status"] == "error"
+    assert all(r["status"] == "ok" for r in rows.values())
+    for r in rows.values():
+        assert abs(float(r["probability_abnormal"]) - probs[r["content_key"]]) <= 1e-6
+
+
+def test_decode_timeout_must_not_be_negative(small, resnet_dir, tmp_path, capsys):
+    assert _infer(small, tmp_path / "r.csv", resnet_dir, "--decode-timeout", "-1") == 2
+    assert "--decode-timeout" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_parquet_with_cam_summaries(small, resnet_dir, reference, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the parquet extra) is not installed")
     from cxrviewer.ml.archive import CAM_COLUMN, CAM_SUMMARY, COLUMNS
