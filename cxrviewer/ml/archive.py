@@ -450,10 +450,162 @@ def _pq():
     return pa, pq
 
 
+#: rows per sorted run (phase 1 of :func:`merge_parquet`) and per row group of the output:
+#: ~1 kB a row with a CAM summary as Arrow data, so a run is ~16 MB whatever the archive
+MERGE_RUN_ROWS = 16384
+#: rows per batch read back from each run while merging them (phase 2)
+MERGE_READ_ROWS = 1024
+
+
+def _part_order(path: Path) -> tuple[int, int, str]:
+    """Parts in the order they were written: ``part-PID-TIMENS-SEQ``; by name, a resumed run
+    with a smaller pid (or one with fewer digits) would sort before the run it resumed."""
+    bits = path.stem.split("-")
+    try:
+        return int(bits[2]), int(bits[3]), path.name
+    except (IndexError, ValueError):
+        return 0, 0, path.name
+
+
+class ParquetRows:
+    """The rows of a finished Parquet output, read back a batch at a time (``len`` from its
+    metadata): what :meth:`ParquetSink.finalize` returns instead of a list of every row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _pa, pq = _pq()
+        self._pq = pq
+        self._n = pq.ParquetFile(path).metadata.num_rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        for batch in self._pq.ParquetFile(self.path).iter_batches(batch_size=MERGE_READ_ROWS):
+            for r in batch.to_pylist():
+                if r.get("probability_abnormal") is None:
+                    r["probability_abnormal"] = ""
+                yield r
+
+
+def _conform(t: Any, schema: Any) -> Any:
+    """``t`` with exactly ``schema``'s columns: an earlier output without CAM summaries (or
+    with them, when this run has none) still merges, as the row-by-row merge allowed."""
+    pa, _pq_ = _pq()
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            cols.append(t.column(f.name).cast(f.type))
+        elif pa.types.is_string(f.type):
+            cols.append(pa.array([""] * t.num_rows, f.type))
+        else:
+            cols.append(pa.nulls(t.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def merge_parquet(files: Sequence[Path], out: Path, schema: Any, keep: set[str] | None,
+                  run_rows: int = MERGE_RUN_ROWS) -> int:
+    """:func:`final_rows` of ``files`` (in write order) into ``out``, atomically, in bounded memory.
+
+    Only the ``path`` column of every file is held at once (which row of which file wins:
+    the caller's own list of paths is as large). The winning rows are then streamed: phase 1
+    cuts them into runs of ``run_rows`` rows, each sorted by path (one run: written straight
+    to ``out``); phase 2 merges the runs (read ``MERGE_READ_ROWS`` rows at a time) into
+    ``out`` a row group at a time. An unreadable file is skipped, as the resume rule does.
+    Returns the number of rows written.
+    """
+    import heapq
+    import tempfile
+
+    pa, pq = _pq()
+    import pyarrow.compute as pc
+
+    winner: dict[str, tuple[int, int]] = {}
+    readable: list[int] = []
+    for fi, f in enumerate(files):
+        try:
+            col = pq.read_table(f, columns=["path"]).column("path").to_pylist()
+        except Exception:  # noqa: BLE001 - an unreadable part is redone, not fatal
+            continue
+        readable.append(fi)
+        for ri, p in enumerate(col):
+            if p and (keep is None or p in keep):
+                winner[p] = (fi, ri)
+
+    def winning_tables():
+        for fi in readable:
+            try:
+                t = pq.read_table(files[fi])
+            except Exception:  # noqa: BLE001
+                continue
+            paths = t.column("path").to_pylist()
+            take = [ri for ri, p in enumerate(paths) if p and winner.get(p) == (fi, ri)]
+            if take:
+                yield _conform(t.take(pa.array(take, pa.int64())), schema)
+
+    def sorted_run(tables: list) -> Any:
+        t = pa.concat_tables(tables)
+        return t.take(pc.sort_indices(t, sort_keys=[("path", "ascending")]))
+
+    total = len(winner)
+    with tempfile.TemporaryDirectory(prefix="cxrviewer-merge-", dir=out.parent) as tmp:
+        runs: list[Path] = []
+        buf: list = []
+        n = 0
+        for t in winning_tables():
+            buf.append(t)
+            n += t.num_rows
+            if n >= run_rows:
+                runs.append(Path(tmp) / f"run{len(runs):05d}.parquet")
+                pq.write_table(sorted_run(buf), runs[-1])
+                buf, n = [], 0
+        if not runs:  # everything fits one run: sort it and write it
+            table = sorted_run(buf) if buf else schema.empty_table()
+            atomic.write_with(out, lambda p: pq.write_table(table, p, row_group_size=run_rows))
+            return total
+        if buf:
+            runs.append(Path(tmp) / f"run{len(runs):05d}.parquet")
+            pq.write_table(sorted_run(buf), runs[-1])
+        del buf
+
+        def rows_of(run: Path):
+            for batch in pq.ParquetFile(run).iter_batches(batch_size=MERGE_READ_ROWS):
+                yield from batch.to_pylist()
+
+        def write(p: Path) -> None:
+            with pq.ParquetWriter(p, schema) as w:
+                group: list[dict] = []
+                merged = heapq.merge(*(rows_of(r) for r in runs), key=lambda r: r["path"])
+                for r in merged:
+                    group.append(r)
+                    if len(group) >= run_rows:
+                        w.write_table(pa.Table.from_pylist(group, schema=schema))
+                        group = []
+                if group:
+                    w.write_table(pa.Table.from_pylist(group, schema=schema))
+
+        atomic.write_with(out, write)
+    return total
+
+
+def merge_parquet_in_memory(files: Sequence[Path], out: Path, sink: ParquetSink, keep: set[str] | None) -> int:
+    """The merge as it was before :func:`merge_parquet`: every row as a Python dict, then one
+    table (kept for ``bench archive``'s peak-RSS comparison only)."""
+    _pa, pq = _pq()
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows += pq.read_table(f).to_pylist()
+    final = final_rows(rows, keep)
+    table = sink._table(final)
+    atomic.write_with(out, lambda p: pq.write_table(table, p))
+    return len(final)
+
+
 class ParquetSink(ResultsSink):
     """Parquet: each batch becomes one small file in ``<out>.parts/`` (written to a temp
     name, fsync'ed, renamed: a kill leaves whole parts only); :meth:`finalize` merges the
-    parts and any earlier ``out`` into ``out`` atomically, then removes the folder."""
+    parts and any earlier ``out`` into ``out`` atomically (streamed, :func:`merge_parquet`),
+    then removes the folder."""
 
     def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
         self.pa, self.pq = _pq()
@@ -491,9 +643,13 @@ class ParquetSink(ResultsSink):
     def own_paths(self) -> list[Path]:
         return [self.out, self.parts]
 
-    def _read_existing(self) -> list[dict[str, Any]]:
+    def files(self) -> list[Path]:
+        """The earlier output and the parts, in the order they were written."""
         files = [self.out] if self.out.exists() else []
-        files += sorted(Path(str(self.out) + ".parts").glob("part-*.parquet"))
+        return files + sorted(Path(str(self.out) + ".parts").glob("part-*.parquet"), key=_part_order)
+
+    def _read_existing(self) -> list[dict[str, Any]]:
+        files = self.files()
         rows: list[dict[str, Any]] = []
         for f in files:
             try:
@@ -516,6 +672,15 @@ class ParquetSink(ResultsSink):
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, name)
+
+    def finalize(self, keep: set[str] | None = None) -> ParquetRows:  # type: ignore[override]
+        """Merge into ``out`` without holding the rows (:func:`merge_parquet`); returns them
+        as a :class:`ParquetRows` read back from ``out`` on iteration."""
+        self.close()
+        self._rows = []  # the resume state is spent: let it go before the merge
+        merge_parquet(self.files(), self.out, self._schema(), keep)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return ParquetRows(self.out)
 
     def _write_final(self, rows: list[dict[str, Any]]) -> None:
         table = self._table(rows)
@@ -564,7 +729,7 @@ def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, An
 
 __all__ = [
     "ALL_COLUMNS", "CAM_COLUMN", "CAM_SUMMARY", "COLUMNS", "ERROR", "EXTRA_COLUMNS",
-    "CsvSink", "JsonSink", "ParquetSink", "Prepared", "ResultsSink", "error_row",
-    "file_stat", "final_rows", "is_done", "json_document", "open_sink", "precision_of", "prepare",
+    "CsvSink", "JsonSink", "ParquetRows", "ParquetSink", "Prepared", "ResultsSink", "error_row",
+    "file_stat", "final_rows", "is_done", "json_document", "merge_parquet", "open_sink", "precision_of", "prepare",
     "prepare_block", "read_csv_rows", "reuse_row", "same_model", "score", "summarize_cam",
 ]
