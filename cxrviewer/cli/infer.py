@@ -112,7 +112,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--precision", default="auto", choices=["auto", "fp32", "int8"],
         help="int8: the model's quantized ONNX graph (`cxrviewer models quantize`); auto (default): "
-        "int8 only where its record qualifies (test AUC within 0.005, CAM Pearson >= 0.99), else fp32",
+        "int8 only where its record qualifies (test AUC within 0.005, CAM Pearson >= 0.99) and was measured on "
+        "a CPU of this CPU's INT8 kernel class, else fp32",
     )
     p.set_defaults(func=run)
 
