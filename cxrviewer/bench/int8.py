@@ -234,10 +234,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="registry name or model directory (default: the active model)")
     p.add_argument("--data-root", default=None, help="the shared data folder (default: ../shared/data)")
     p.add_argument("--calibration-n", type=int, default=64)
+    p.add_argument("--isa", default="auto", choices=["auto", "vnni", "avx2"], help="the recipe (see models quantize)")
+    p.add_argument("--spread", type=int, default=0, metavar="SEEDS",
+                   help="instead: the INT8 test's comparison over SEEDS calibration draws of 32 images, both "
+                   "recipes, every test image (prob_spread)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    return measure_int8(args.model, args.data_root, args.calibration_n)
+    if getattr(args, "spread", 0):
+        return prob_spread(args.model, args.data_root, seeds=args.spread)
+    return measure_int8(args.model, args.data_root, args.calibration_n, isa=getattr(args, "isa", "auto"))
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual entry point until bench archive lands
