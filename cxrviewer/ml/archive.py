@@ -153,6 +153,19 @@ def prepare(
     return out
 
 
+def warm_up() -> None:
+    """Import what :func:`prepare` imports lazily (pydicom, its codecs, OpenCV): a fresh
+    worker calls this before it takes files, so the first file's decode deadline does not
+    pay seconds of imports on a loaded machine."""
+    import cxrviewer.core.dicom_io  # noqa: F401
+    import cxrviewer.ml.results  # noqa: F401
+
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        pass
+
+
 def prepare_block(
     paths: Sequence[str], spec: PreprocessSpec, card: Mapping[str, Any]
 ) -> list[Prepared]:
@@ -783,5 +796,5 @@ __all__ = [
     "ALL_COLUMNS", "CAM_COLUMN", "CAM_SUMMARY", "COLUMNS", "ERROR", "EXTRA_COLUMNS",
     "CsvSink", "JsonSink", "ParquetRows", "ParquetSink", "Prepared", "ResultsSink", "error_row",
     "file_stat", "final_rows", "is_done", "json_document", "merge_parquet", "open_sink", "precision_of", "prepare",
-    "prepare_block", "read_csv_rows", "reuse_row", "same_model", "score", "summarize_cam",
+    "prepare_block", "read_csv_rows", "reuse_row", "same_model", "score", "summarize_cam", "warm_up",
 ]

@@ -44,6 +44,7 @@ from cxrviewer.ml.archive import (
     reuse_row,
     same_model,
     score,
+    warm_up,
 )
 from cxrviewer.ml.preprocess import PreprocessSpec
 
@@ -109,6 +110,7 @@ def _worker_main(inbox: Any, conn: Any, spec: PreprocessSpec, card: dict) -> Non
         cv2.setNumThreads(1)  # N workers x N OpenCV threads would oversubscribe the cores
     except ImportError:
         pass
+    warm_up()  # before the first "starting" message: imports are not a file's decode time
     while True:
         try:
             msg = inbox.recv()

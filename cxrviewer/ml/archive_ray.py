@@ -239,6 +239,10 @@ def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict, decode_ti
         cv2.setNumThreads(1)
     except ImportError:
         pass
+    if decode_timeout:
+        from cxrviewer.ml.archive import warm_up
+
+        warm_up()  # a fresh task process: imports are not the first file's decode time
     out = []
     for p in batch["path"]:
         pr = _prepare_with_deadline(str(p), spec, card, decode_timeout, deadline_dir)

@@ -298,11 +298,11 @@ def test_a_hanging_file_becomes_one_timed_out_error_row(ray_up, archive, tmp_pat
     todo = sorted(str(p) for p in d.iterdir())
     sink = open_sink(tmp_path / "h.csv")
     st = run_archive_ray(Engine.load(_demo_model()), todo, sink, batch_size=4, score_all=True,
-                         decode_timeout=2)
+                         decode_timeout=3)
     rows = {r["path"]: r for r in sink.finalize(set(todo))}
     assert sorted(rows) == todo
     bad = rows.pop(str(d / "hangme.dcm"))
-    assert bad["status"] == "error" and "timed out after 2 s" in bad["reason"]
+    assert bad["status"] == "error" and "timed out after 3 s" in bad["reason"]
     assert all(r["status"] != "error" and r["probability_abnormal"] != "" for r in rows.values())
     assert (st.errors, st.scored, st.timeouts) == (1, 3, 1)
 
