@@ -6,7 +6,7 @@ the parts a ``--cam-summary`` run leaves, ``--batch-size`` rows a part (one part
 the local engine writes them), then merges them into one file twice, each time in a fresh
 Python process: with :func:`cxrviewer.ml.archive.merge_parquet` (streamed) and with the
 row-by-row merge it replaced (:func:`cxrviewer.ml.archive.merge_parquet_in_memory`). Each
-reports its peak RSS (``getrusage``) and its RSS before merging (after the imports and the
+reports its peak RSS (``VmHWM``; Linux) and its RSS before merging (after the imports and the
 run's set of paths, which the CLI holds anyway), so the merge's own share is the difference.
 
 ``merge_peak_rss_mb`` / ``merge_inmemory_peak_rss_mb``: peak RSS of the process;
@@ -43,9 +43,17 @@ sink.cam_summary, sink.columns = True, A.ALL_COLUMNS + [A.CAM_COLUMN]
 files = sorted(parts.glob("part-*.parquet"), key=A._part_order)
 keep = {l for l in (parts / "paths.txt").read_text().splitlines() if l}
 
+def status_mb(key):
+    # VmHWM, not getrusage: Linux keeps ru_maxrss across exec, so a child of a big bench
+    # process would report its parent's peak; VmHWM belongs to this process's memory
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 def rss_mb():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return status_mb("VmRSS")
 
 before = rss_mb()
 t0 = time.perf_counter()
@@ -54,7 +62,7 @@ if how == "streamed":
 else:
     n = A.merge_parquet_in_memory(files, out, sink, keep)
 took = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = status_mb("VmHWM")
 print(json.dumps({"rows": n, "s": round(took, 2), "peak_rss_mb": round(peak, 1),
                   "rss_before_mb": round(before, 1)}))
 """
