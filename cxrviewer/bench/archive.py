@@ -33,7 +33,9 @@ Other engines add keys through :data:`MEASURERS`: ``"module:function"`` entries,
 with the :class:`ArchiveContext` and returning a dict merged into the result (a module that
 is not installed is skipped and named in ``"skipped"``). ``images_per_s_ray`` comes from
 ``cxrviewer.bench.archive_ray:measure``, ``int8_speedup`` / ``int8_auc_delta`` from
-``cxrviewer.bench.archive_int8:measure``.
+``cxrviewer.bench.archive_int8:measure`` (with ``int8_cpu``: the CPU they hold for), the Parquet
+merge's peak RSS (``merge_peak_rss_mb``, streamed, vs ``merge_inmemory_peak_rss_mb``) from
+``cxrviewer.bench.archive_merge:measure``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ FP32 = ("--precision", "fp32")
 MEASURERS: list[str] = [
     "cxrviewer.bench.archive_ray:measure",
     "cxrviewer.bench.archive_int8:measure",
+    "cxrviewer.bench.archive_merge:measure",
 ]
 
 
@@ -70,7 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2000, help="DICOM files in the synthetic archive (default 2000)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--model", default=None, help="model directory (default: the active model)")
-    p.add_argument("--only", default=None, help="comma-separated measurer names to run (local, ray, int8)")
+    p.add_argument("--only", default=None, help="comma-separated measurer names to run (local, ray, int8, merge)")
+    p.add_argument("--merge-rows", type=int, default=100_000,
+                   help="rows of the synthetic Parquet parts the merge figures merge (default 100000)")
 
 
 @dataclass
@@ -83,6 +88,8 @@ class ArchiveContext:
     tmp: Path
     batch_size: int
     result: dict[str, Any] = field(default_factory=dict)
+    #: rows the Parquet merge measurer writes and merges (``--merge-rows``)
+    merge_rows: int = 100_000
 
     def infer_command(self, out: str | os.PathLike, *extra: str, path: str | os.PathLike | None = None) -> list[str]:
         """The ``cxrviewer infer`` command line on the archive (or ``path``) into ``out``."""
@@ -299,7 +306,8 @@ def run(args: argparse.Namespace) -> dict:
         sources, note = shared_sources()
         t0 = time.perf_counter()
         paths = build_archive(tmp / "archive", args.n, sources)
-        ctx = ArchiveContext(tmp / "archive", paths, Path(model_dir), tmp, args.batch_size)
+        ctx = ArchiveContext(tmp / "archive", paths, Path(model_dir), tmp, args.batch_size,
+                             merge_rows=getattr(args, "merge_rows", 100_000))
         ctx.result.update(n=args.n, source=note, model=str(model_dir), batch_size=args.batch_size,
                           build_s=round(time.perf_counter() - t0, 1), cpus=os.cpu_count())
         if only is None or "local" in only:

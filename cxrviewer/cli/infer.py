@@ -84,6 +84,15 @@ def add_parser(sub) -> None:
         default=None,
         help="also write a Grad-CAM overlay PNG per image into this folder",
     )
+    p.add_argument(
+        "--decode-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds one file may take to decode before its worker is replaced and the file becomes a "
+        "status=error row saying it timed out (default 120; 0 = no deadline). Decoding in this process "
+        "(--workers 0, or a run of at most two batches without --decode-timeout) has no deadline",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument(
         "--score-all",
@@ -103,7 +112,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--precision", default="auto", choices=["auto", "fp32", "int8"],
         help="int8: the model's quantized ONNX graph (`cxrviewer models quantize`); auto (default): "
-        "int8 only where its record qualifies (test AUC within 0.005, CAM Pearson >= 0.99), else fp32",
+        "int8 only where its record qualifies (test AUC within 0.005, CAM Pearson >= 0.99) and was measured on "
+        "a CPU of this CPU's INT8 kernel class, else fp32",
     )
     p.set_defaults(func=run)
 
@@ -173,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from cxrviewer.core.errors import CxrError, ScanPathError
     from cxrviewer.core.study_index import scan
     from cxrviewer.ml.archive import ERROR, error_row, open_sink
-    from cxrviewer.ml.archive_local import default_workers, run_archive
+    from cxrviewer.ml.archive_local import DECODE_TIMEOUT_S, default_workers, run_archive
     from cxrviewer.ml.inference import Engine
 
     if args.batch_size < 1:
@@ -181,10 +191,13 @@ def run(args: argparse.Namespace) -> int:
     workers = default_workers() if args.workers is None else args.workers
     if workers < 0:
         return fail("--workers must be 0 or more")
+    decode_timeout = DECODE_TIMEOUT_S if args.decode_timeout is None else args.decode_timeout
+    if decode_timeout < 0:
+        return fail("--decode-timeout must be 0 (no deadline) or more")
     out = Path(args.out)
     if args.cam_summary and out.suffix.lower() not in (".parquet", ".pq"):
         return fail("--cam-summary needs a .parquet output")
-    runner, extra = run_archive, {"workers": workers}
+    runner, extra = run_archive, {"workers": workers, "decode_timeout": decode_timeout}
     if args.engine == "ray":
         # the cluster extra: imported only here, never by a local run
         from cxrviewer.ml.extras import CLUSTER_EXTRA_HINT, ray_available
@@ -194,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
         from cxrviewer.ml.archive_ray import run_archive_ray
 
         runner = run_archive_ray
-        extra = {"address": args.address, "num_cpus": workers or None, "device": args.device}
+        extra = {"address": args.address, "num_cpus": workers or None, "device": args.device,
+                 "decode_timeout": decode_timeout}
     elif args.address:
         return fail("--address needs --engine ray")
     try:
@@ -218,9 +232,11 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [p for p in paths if not ours(p)]
     scan_failed = [e for e in result.errors if not ours(e.path)]
-    if args.workers is None and "workers" in extra and len(paths) <= 2 * args.batch_size:
+    if (args.workers is None and args.decode_timeout is None and "workers" in extra
+            and len(paths) <= 2 * args.batch_size):
         # a couple of batches: starting decode processes (~1 s each) would cost more than
-        # they save, so the default decodes in this process
+        # they save, so the default decodes in this process (an explicit --decode-timeout
+        # keeps a worker: only a worker can be replaced when a decoder hangs)
         workers = extra["workers"] = 0
 
     def write_cams(rows: list[dict]) -> None:
@@ -270,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         f"{st.elapsed_s:.1f} s ({st.images_per_s:.1f} images/s, "
         f"{'Ray' if args.engine == 'ray' else f'{workers} workers'}"
         f"{f', {st.worker_restarts} restarted' if st.worker_restarts else ''}"
+        f"{f', {st.timeouts} timed out' if getattr(st, 'timeouts', 0) else ''}"
         f"{f', {st.skipped} already done' if st.skipped else ''})",
         file=sys.stderr,
     )

@@ -24,6 +24,10 @@ def add_parser(msub) -> None:
     p.add_argument("--test-data", action="append", default=[], help="test images instead of the card's test split; repeatable")
     p.add_argument("--calibration-n", type=int, default=0,
                    help="at most this many validation images calibrate (0: all, up to 256)")
+    p.add_argument("--isa", default="auto", choices=["auto", "vnni", "avx2"],
+                   help="the instruction set to quantize for: auto (default) picks by this CPU; avx2: 7-bit "
+                   "weights (reduce_range) that cannot saturate ONNX Runtime's u8s8 kernels on CPUs without "
+                   "VNNI, also to measure that graph on a VNNI CPU; vnni: full-range weights")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=run)
 
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.calibration_n > 0:
             val = val[: args.calibration_n]
         path, ent = Q.quantize_model(model_dir, [p for p, _ in val], [p for p, _ in test], [y for _, y in test],
-                                     calib_note=val_note, test_note=test_note, progress=say)
+                                     calib_note=val_note, test_note=test_note, progress=say, isa=args.isa)
     except (CxrError, ValueError, OSError) as e:
         return fail(str(e), 1)
     if args.json:
@@ -70,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
               + f"; speedup {ent['speedup']:.2f}x "
               f"({ent['fp32_ms_per_image']:.1f} -> {ent['int8_ms_per_image']:.1f} ms/image, batch {ent['batch']})")
     print(f"{verdict} (rule: |AUC delta| <= {Q.AUC_TOLERANCE}, CAM Pearson >= {Q.CAM_PEARSON_MIN})")
+    from cxrviewer.ml import cpu_isa
+
+    print(f"quantized for {ent['quantized_for']} ({ent['weights']}); measured on {cpu_isa.describe(ent['isa'])}: "
+          "precision auto uses it only on CPUs of that INT8 kernel class")
     return 0
 
 

@@ -10,6 +10,14 @@ That block is retried once in a fresh worker; if it kills a worker again it is s
 single files, each retried once more, so only the file that crashes the decoder becomes an
 error row and its neighbours are still scored.
 
+A decoder that hangs instead of crashing is caught by a per-file deadline
+(``decode_timeout``, ``infer --decode-timeout``): a worker says which file it starts before
+each one, and one that is still on the same file after the deadline is killed and replaced;
+that file becomes an error row saying it timed out (no retry: it would cost another
+deadline), the rest of its block and the blocks queued behind it are decoded again elsewhere.
+``workers=0`` decodes in the calling process, where nothing can interrupt a hung decoder: no
+deadline there.
+
 :func:`run_archive` is the whole local run: resume plan, pool, batches, sink.
 """
 
@@ -31,10 +39,12 @@ from cxrviewer.ml.archive import (
     ResultsSink,
     file_stat,
     is_done,
+    prepare,
     prepare_block,
     reuse_row,
     same_model,
     score,
+    warm_up,
 )
 from cxrviewer.ml.preprocess import PreprocessSpec
 
@@ -45,6 +55,12 @@ PREFETCH = 2
 #: contains this string; with ..._ONCE set to a file path, only until that file exists
 CRASH_ENV = "CXRVIEWER_TEST_WORKER_EXIT"
 CRASH_ONCE_ENV = "CXRVIEWER_TEST_WORKER_EXIT_ONCE"
+#: test hook: a worker process blocks forever (as if its decoder hung) on a file whose name
+#: contains this string
+HANG_ENV = "CXRVIEWER_TEST_WORKER_HANG"
+#: ``--decode-timeout`` default (s): generous, a 60 MB multi-frame file on a slow share
+#: decodes in seconds; only a hung decoder takes minutes
+DECODE_TIMEOUT_S = 120.0
 
 
 def default_workers() -> int:
@@ -68,6 +84,20 @@ def _maybe_crash(path: str) -> None:
     os._exit(70)
 
 
+def _maybe_hang(path: str) -> None:
+    needle = os.environ.get(HANG_ENV, "")
+    if needle and needle in os.path.basename(path):
+        import threading
+
+        threading.Event().wait()  # never set: the process only ends when it is killed
+
+
+def timeout_reason(seconds: float) -> str:
+    """The error row's reason for a file whose decoding passed the deadline."""
+    return (f"decoding timed out after {seconds:g} s (--decode-timeout); the decoder may hang on this file: "
+            "its process was replaced")
+
+
 def _worker_main(inbox: Any, conn: Any, spec: PreprocessSpec, card: dict) -> None:
     """A decode worker: receive ``(block_id, paths)`` on ``inbox``, send
     ``(block_id, [Prepared])`` on ``conn``."""
@@ -80,6 +110,7 @@ def _worker_main(inbox: Any, conn: Any, spec: PreprocessSpec, card: dict) -> Non
         cv2.setNumThreads(1)  # N workers x N OpenCV threads would oversubscribe the cores
     except ImportError:
         pass
+    warm_up()  # before the first "starting" message: imports are not a file's decode time
     while True:
         try:
             msg = inbox.recv()
@@ -88,12 +119,21 @@ def _worker_main(inbox: Any, conn: Any, spec: PreprocessSpec, card: dict) -> Non
         if msg is None:
             return
         bid, paths = msg
-        for p in paths:
-            _maybe_crash(p)
+        out = []
         try:
-            conn.send((bid, prepare_block(paths, spec, card)))
+            for i, p in enumerate(paths):
+                # "starting file i": the parent's deadline clock for this file
+                conn.send((_START, bid, i))
+                _maybe_crash(p)
+                _maybe_hang(p)
+                out.append(prepare(p, spec, card))
+            conn.send((bid, out))
         except (BrokenPipeError, OSError):
             return
+
+
+#: the tag of a worker's "starting file i of block b" message
+_START = "start"
 
 
 @dataclass
@@ -109,6 +149,8 @@ class _Worker:
     conn: Any  # results from the worker
     outbox: Any  # blocks to the worker
     blocks: deque = field(default_factory=deque)
+    #: (index in blocks[0], monotonic start) of the file the worker decodes now
+    current: tuple[int, float] | None = None
 
 
 class LocalPool:
@@ -120,12 +162,18 @@ class LocalPool:
         Processes; 0 decodes in the calling process (no pool).
     spec, card
         The model's preprocessing and card (what :func:`prepare_block` needs).
+    decode_timeout
+        Seconds a worker may spend on one file before it is killed and the file becomes an
+        error row (None or <= 0: no deadline). Not with ``workers=0``.
     """
 
-    def __init__(self, workers: int, spec: PreprocessSpec, card: dict) -> None:
+    def __init__(self, workers: int, spec: PreprocessSpec, card: dict,
+                 decode_timeout: float | None = DECODE_TIMEOUT_S) -> None:
         self.n = max(0, int(workers))
         self.spec, self.card = spec, dict(card)
+        self.timeout = float(decode_timeout) if decode_timeout and decode_timeout > 0 else None
         self.restarts = 0
+        self.timeouts = 0
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
@@ -182,35 +230,88 @@ class LocalPool:
                 busy = [w for w in self._workers if w.blocks]
                 if not busy:
                     return
-                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                                 timeout=self._wait_s(busy)))
                 out: list[list[Prepared]] = []
                 for w in busy:
-                    if w.conn in ready or w.conn.poll():
-                        try:
-                            bid, res = w.conn.recv()
-                        except (EOFError, OSError):
-                            out.extend(self._died(w, retry))
-                            continue
-                        done = w.blocks.popleft()
-                        assert done.bid == bid, "worker answered out of order"
-                        out.append(res)
-                    elif w.proc.sentinel in ready:
+                    got_block = False
+                    try:
+                        while not got_block and (w.conn in ready or w.conn.poll()):
+                            ready.discard(w.conn)
+                            msg = w.conn.recv()
+                            if msg[0] == _START:
+                                w.current = (msg[2], time.monotonic())
+                                continue
+                            bid, res = msg
+                            done = w.blocks.popleft()
+                            assert done.bid == bid, "worker answered out of order"
+                            w.current = None
+                            out.append(res)
+                            got_block = True
+                    except (EOFError, OSError):
                         out.extend(self._died(w, retry))
+                        continue
+                    if got_block:
+                        continue
+                    if w.proc.sentinel in ready and not w.conn.poll():
+                        out.extend(self._died(w, retry))
+                    elif self._overdue(w):
+                        out.extend(self._timed_out(w, retry))
                 yield from out
         finally:
             self.close()
+
+    def _wait_s(self, busy: list[_Worker]) -> float | None:
+        """How long the pool may wait for its workers: until the nearest deadline."""
+        if self.timeout is None:
+            return None
+        now = time.monotonic()
+        starts = [w.current[1] for w in busy if w.current is not None]
+        if not starts:
+            return self.timeout  # nobody has said "starting" yet: look again then
+        return max(0.0, min(starts) + self.timeout - now)
+
+    def _overdue(self, w: _Worker) -> bool:
+        return (self.timeout is not None and w.current is not None
+                and time.monotonic() - w.current[1] >= self.timeout)
+
+    def _replace(self, w: _Worker) -> None:
+        """Kill ``w`` (whatever it is doing) and put a fresh worker in its place."""
+        if w.proc.is_alive():
+            w.proc.kill()  # SIGKILL: a hung decoder may be deaf to anything politer
+        w.proc.join(timeout=5)  # a process stuck in the kernel (a dead share) is left behind
+        w.conn.close()
+        w.outbox.close()
+        self._workers[self._workers.index(w)] = self._start()
+        self.restarts += 1
+
+    def _timed_out(self, w: _Worker, retry: deque[_Block]) -> list[list[Prepared]]:
+        """A worker past the deadline on one file: replace it, that file is an error row,
+        the rest of its block (before and after the file) and its queued blocks go again."""
+        idx, _ = w.current
+        w.current = None
+        culprit = w.blocks.popleft()
+        waiting = list(w.blocks)
+        self._replace(w)
+        self.timeouts += 1
+        path = culprit.paths[idx]
+        rest = culprit.paths[:idx] + culprit.paths[idx + 1:]
+        if rest:
+            retry.appendleft(_Block(culprit.bid, rest, deaths=culprit.deaths))
+        retry.extend(waiting)
+        size, mtime = file_stat(path)
+        return [[Prepared(path, status=ERROR, reason=timeout_reason(self.timeout), file_size=size,
+                          mtime_ns=mtime)]]
 
     def _died(self, w: _Worker, retry: deque[_Block]) -> list[list[Prepared]]:
         """Replace a dead worker; requeue its blocks; error rows for a block that died twice
         as a single file. Returns the error blocks to deliver."""
         w.proc.join(timeout=5)
         code = w.proc.exitcode
-        w.conn.close()
-        w.outbox.close()
+        w.current = None
         culprit = w.blocks.popleft()
         waiting = list(w.blocks)  # never started: no fault of theirs
-        self._workers[self._workers.index(w)] = self._start()
-        self.restarts += 1
+        self._replace(w)
         culprit.deaths += 1
         failed: list[list[Prepared]] = []
         if culprit.deaths == 1:
@@ -256,6 +357,8 @@ class RunStats:
     errors: int = 0
     refused: int = 0
     worker_restarts: int = 0
+    #: files whose decoding passed ``decode_timeout`` (their rows are errors)
+    timeouts: int = 0
     elapsed_s: float = 0.0
     decode_ms: float = 0.0
     key_ms: float = 0.0
@@ -326,6 +429,7 @@ def run_archive(
     keep_maps: bool = False,
     progress: Callable[[int, int, RunStats], None] | None = None,
     on_rows: Callable[[list[dict]], None] | None = None,
+    decode_timeout: float | None = DECODE_TIMEOUT_S,
 ) -> RunStats:
     """Score ``paths`` into ``sink``, skipping what it already holds (see
     :mod:`cxrviewer.ml.archive` for the resume rule). Does not finalize the sink.
@@ -337,10 +441,13 @@ def run_archive(
     on_rows
         Called with each batch's rows before they are written (``--cam-dir`` reads the
         ``_map`` entries there; keys starting with ``_`` never reach the sink).
+    decode_timeout
+        Seconds one file may take to decode in a worker before the worker is replaced and
+        the file becomes an error row (see :class:`LocalPool`).
     """
     book = RunBook(engine, paths, sink, progress, on_rows)
     st, todo, by_key, emit = book.st, book.todo, book.by_key, book.emit
-    pool = LocalPool(workers, engine.spec, engine.card)
+    pool = LocalPool(workers, engine.spec, engine.card, decode_timeout)
     buffer: list[Prepared] = []
 
     def flush(n: int) -> None:
@@ -376,8 +483,9 @@ def run_archive(
     finally:
         pool.close()
         st.worker_restarts = pool.restarts
+        st.timeouts = pool.timeouts
         st.elapsed_s = time.perf_counter() - book.t0
     return st
 
 
-__all__ = ["CRASH_ENV", "CRASH_ONCE_ENV", "LocalPool", "RunStats", "default_workers", "run_archive"]
+__all__ = ["CRASH_ENV", "CRASH_ONCE_ENV", "DECODE_TIMEOUT_S", "HANG_ENV", "LocalPool", "RunStats", "default_workers", "run_archive", "timeout_reason"]

@@ -28,6 +28,13 @@ A block whose task dies (a decoder that crashes its process) is retried once by 
 dies again the block is skipped and its files are sent once more one file per block, so only
 the file that kills its worker becomes a ``status=error`` row (the local engine's rule). Any
 other exception in a task stops the run with its message (:class:`_DroppedBlocks`).
+
+A decoder that hangs: each file is decoded under ``decode_timeout`` (``infer
+--decode-timeout``), a watchdog that ends the task's process past the deadline and leaves a
+node-local marker; Ray replaces the process and retries the block, whose retry makes the
+marked file a ``status=error`` row saying it timed out (one deadline per hung file). On a
+cluster a retry that lands on another node cannot see the marker: the file then hangs there
+too, and after the second death it is the crash rule's error row (still bounded, never a stall).
 """
 
 from __future__ import annotations
@@ -166,8 +173,61 @@ def _quiet_data_context(ray: Any) -> Any:
 # --------------------------------------------------------------------------- stages
 
 
-def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict) -> dict[str, np.ndarray]:
-    """Ray task: :func:`cxrviewer.ml.archive.prepare` for each ``path`` of the batch.
+def _marker(deadline_dir: str, path: str) -> str:
+    import hashlib
+
+    return os.path.join(deadline_dir, hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest() + ".timeout")
+
+
+def _prepare_with_deadline(path: str, spec: Any, card: dict, timeout: float | None,
+                           deadline_dir: str | None) -> Prepared:
+    """:func:`prepare` under a per-file deadline that needs neither the GIL nor the driver.
+
+    ``faulthandler.dump_traceback_later(exit=True)`` arms a C watchdog thread: past the
+    deadline it writes "Timeout (…)!" and the stacks into this file's marker and ends the
+    process (a hung decoder may hold the GIL, so a Python watchdog might never run). Ray then
+    replaces the process and retries the block; the retry finds the non-empty marker (same
+    node) and makes the file an error row instead of decoding it again. A marker stays empty
+    when the process dies otherwise (a crash): that is the crash rule's business.
+    """
+    from cxrviewer.ml.archive_local import _maybe_crash, _maybe_hang, timeout_reason
+
+    if not timeout or not deadline_dir:
+        _maybe_crash(path)
+        _maybe_hang(path)
+        return prepare(path, spec, card)
+    import faulthandler
+
+    from cxrviewer.ml.archive import file_stat
+
+    marker = _marker(deadline_dir, path)
+    try:
+        timed_out = os.path.getsize(marker) > 0
+    except OSError:
+        timed_out = False
+    if timed_out:
+        size, mtime = file_stat(path)
+        return Prepared(path, status=ERROR, reason=timeout_reason(timeout), file_size=size, mtime_ns=mtime)
+    os.makedirs(deadline_dir, exist_ok=True)
+    with open(marker, "w", encoding="utf-8") as fh:
+        faulthandler.dump_traceback_later(timeout, exit=True, file=fh)
+        try:
+            # the local engine's test hooks (CXRVIEWER_TEST_WORKER_EXIT / _HANG): this process
+            # exits or blocks on a named file, as a crashing or hanging decoder would
+            _maybe_crash(path)
+            _maybe_hang(path)
+            return prepare(path, spec, card)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            fh.close()
+            os.unlink(marker)
+
+
+def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict, decode_timeout: float | None = None,
+                  deadline_dir: str | None = None) -> dict[str, np.ndarray]:
+    """Ray task: :func:`cxrviewer.ml.archive.prepare` for each ``path`` of the batch, each
+    under ``decode_timeout`` seconds (see :func:`_prepare_with_deadline`; ``deadline_dir``: a
+    folder for this run's markers, created on each node).
 
     Returns the :class:`Prepared` items pickled (a binary column: Ray Data moves bytes
     without looking into them).
@@ -179,14 +239,14 @@ def prepare_batch(batch: dict[str, np.ndarray], spec: Any, card: dict) -> dict[s
         cv2.setNumThreads(1)
     except ImportError:
         pass
-    from cxrviewer.ml.archive_local import _maybe_crash
+    if decode_timeout:
+        from cxrviewer.ml.archive import warm_up
 
+        warm_up()  # a fresh task process: imports are not the first file's decode time
     out = []
     for p in batch["path"]:
-        # the local engine's test hook (CXRVIEWER_TEST_WORKER_EXIT): this process exits on
-        # a named file, as a crashing decoder would (a no-op unless the variable is set)
-        _maybe_crash(str(p))
-        out.append(pickle.dumps(prepare(str(p), spec, card), protocol=5))
+        pr = _prepare_with_deadline(str(p), spec, card, decode_timeout, deadline_dir)
+        out.append(pickle.dumps(pr, protocol=5))
     # the decoding process, so a test can see decoding never ran inside an actor
     return {"prepared": np.array(out, dtype=object), "pid": np.full(len(out), os.getpid())}
 
@@ -361,6 +421,8 @@ def _dataset(
     options: dict[str, bool],
     reuse_keys: frozenset[str],
     actors_per_node: int | None,
+    decode_timeout: float | None = None,
+    deadline_dir: str | None = None,
 ) -> Any:
     # the driver may be a laptop without a GPU: the actors' device is what was asked for
     use_gpu = device != "cpu"
@@ -376,7 +438,8 @@ def _dataset(
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(
             prepare_batch,
-            fn_kwargs={"spec": engine.spec, "card": dict(engine.card)},
+            fn_kwargs={"spec": engine.spec, "card": dict(engine.card), "decode_timeout": decode_timeout,
+                       "deadline_dir": deadline_dir},
             # Ray Data would bundle small blocks up to a batch: a retry wave needs 1 per task
             batch_size=prepare_batch_size or batch_size,
             batch_format="numpy",
@@ -417,6 +480,7 @@ def run_archive_ray(
     num_cpus: int | None = None,
     actors_per_node: int | None = None,
     device: str = "auto",
+    decode_timeout: float | None = None,
 ) -> RunStats:
     """Score ``paths`` into ``sink`` on Ray; the counterpart of
     :func:`cxrviewer.ml.archive_local.run_archive` (same arguments, same rows, same stats).
@@ -432,6 +496,10 @@ def run_archive_ray(
         node's cores; GPU nodes get one actor per GPU).
     device
         The actors' device (``infer --device``): ``"cpu"`` keeps them off GPUs.
+    decode_timeout
+        Seconds one file may take to decode in a task (None or <= 0: no deadline); past it
+        the task's process ends, Ray replaces it, and the file becomes one error row saying
+        it timed out (see :func:`_prepare_with_deadline`).
 
     Raises
     ------
@@ -468,6 +536,7 @@ def run_archive_ray(
                     continue
                 st.inference_ms += r.get("_inference_ms", 0.0)
                 st.scored += r["status"] != ERROR
+                st.timeouts += r["status"] == ERROR and "timed out after" in str(r.get("reason", ""))
                 pending.append(r)
             # Blocks from many nodes arrive faster than one fsync'ed append each can take
             # (~4 ms here: ~2,000 rows/s at batch 8): group them, at most SINK_INTERVAL_S
@@ -478,13 +547,24 @@ def run_archive_ray(
         if pending:
             emit(pending)
 
-    with session(address, num_cpus=num_cpus) as ray:
+    import shutil
+    import tempfile
+    import uuid
+
+    timeout = float(decode_timeout) if decode_timeout and decode_timeout > 0 else None
+    # node-local markers of files past their deadline, one folder per run (a path every node
+    # can create: each node's temp folder)
+    deadline_dir = os.path.join(tempfile.gettempdir(), f"cxrviewer-decode-{uuid.uuid4().hex}") if timeout else None
+    with session(address, num_cpus=num_cpus) as ray, contextlib.ExitStack() as cleanup:
+        if deadline_dir:
+            cleanup.callback(shutil.rmtree, deadline_dir, True)
         ctx = _quiet_data_context(ray)
         # a block that failed twice is dropped (not the run): its files get one more try alone
         ctx.max_errored_blocks = -1
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         kw = dict(engine=engine, device=device, batch_size=batch_size, options=options,
-                  reuse_keys=frozenset(by_key), actors_per_node=actors_per_node)
+                  reuse_keys=frozenset(by_key), actors_per_node=actors_per_node,
+                  decode_timeout=timeout, deadline_dir=deadline_dir)
         # blocks of a few batches, but at least two blocks per CPU so all of them decode
         per_block = min(batch_size * BATCHES_PER_BLOCK, math.ceil(len(todo) / (2 * cpus)))
         dropped = _DroppedBlocks(ray)

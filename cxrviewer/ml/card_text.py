@@ -222,8 +222,12 @@ def card_sections(card: Mapping[str, Any]) -> list[Section]:
                          f"(change {float(q['auc_delta']):+.4f}, {q.get('test_n')} test images)"))
             rows.append(("Grad-CAM vs float32", f"Pearson {_num(q.get('cam_pearson'), 4)} (mean; min {_num(q.get('cam_pearson_min'), 4)})"))
             rows.append(("Speed", f"{_num(q.get('speedup'), 2)}× float32 (batch {q.get('batch')}, where it was measured)"))
+        if isinstance(q.get("isa"), Mapping):
+            from cxrviewer.ml.cpu_isa import describe
+
+            rows.append(("Measured on", f"{describe(q['isa'])}; precision auto uses it only on CPUs of this INT8 kernel class"))
         rows += [(k.replace("_", " ").capitalize(), _flat(v)) for k, v in q.items() if k in
-                 ("file", "calibration_n", "calibration_data", "format", "weights", "activations", "rule")]
+                 ("file", "calibration_n", "calibration_data", "format", "weights", "activations", "quantized_for", "rule")]
         out.append(("INT8 (quantized graph)", rows))
 
     loc = take("localization")

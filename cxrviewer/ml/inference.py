@@ -361,7 +361,8 @@ class Engine:
             torch backend only: bfloat16 autocast (pays only on CPUs with AMX or on GPUs).
         precision
             ``"fp32"``, ``"int8"`` (the model's verified quantized graph, ONNX Runtime only) or
-            ``"auto"`` (int8 where its record qualifies), see :mod:`cxrviewer.ml.quantize`.
+            ``"auto"`` (int8 where its record qualifies and was measured on a CPU like this one), see
+            :mod:`cxrviewer.ml.quantize`.
 
         Raises
         ------

@@ -21,7 +21,11 @@ do on the model's **test** split (:func:`measure`) under ``card["int8"]``; for a
 that cannot be written (the bundled one: the viewer bundle's budget has no room for a second
 copy of the weights) both go to the user cache, keyed by the weights' sha256. ``precision``
 ``"auto"`` uses the INT8 graph only where that entry says it qualifies: test AUC within
-:data:`AUC_TOLERANCE` of float32 and the mean CAM Pearson at least :data:`CAM_PEARSON_MIN`.
+:data:`AUC_TOLERANCE` of float32 and the mean CAM Pearson at least :data:`CAM_PEARSON_MIN`,
+and only on a CPU like the one that measured it (the entry's ``isa``, see
+:mod:`cxrviewer.ml.cpu_isa`: without VNNI, ONNX Runtime's u8s8 kernels saturate on full-range
+weights). On a CPU without VNNI the graph is quantized with 7-bit weights (``reduce_range``),
+which cannot saturate; ``models quantize --isa avx2`` makes that graph on any CPU.
 """
 
 from __future__ import annotations
@@ -140,6 +144,26 @@ def qualifies(ent: dict[str, Any] | None) -> bool:
         return False
 
 
+def measured_here(ent: dict[str, Any] | None, isa: dict[str, Any] | None = None) -> tuple[bool, str]:
+    """Whether an INT8 record's figures hold on this CPU: ``(ok, why not)``.
+
+    They hold only where ONNX Runtime runs the same INT8 kernel class as on the CPU that
+    measured (:func:`cxrviewer.ml.cpu_isa.kernel_of`): a full-range graph measured with VNNI
+    saturates on AVX2 (the issue's EPYC), and the speedup is a property of the kernel. A record
+    without ``isa`` (made before it was recorded) holds nowhere for ``auto``.
+    """
+    from cxrviewer.ml import cpu_isa
+
+    here = cpu_isa.cpu_info() if isa is None else isa
+    rec = ent.get("isa") if isinstance(ent, dict) else None
+    k_rec, k_here = cpu_isa.kernel_of(rec), cpu_isa.kernel_of(here)
+    if k_rec == "unknown" or k_here == "unknown" or k_rec != k_here:
+        where = cpu_isa.describe(rec) if isinstance(rec, dict) else "a CPU it did not record"
+        return False, (f"its figures were measured on {where}; this CPU is {cpu_isa.describe(here)}: "
+                       "measure it here with `cxrviewer models quantize`")
+    return True, ""
+
+
 def _cuda_session(device: str) -> bool:
     """Whether an engine session for ``device`` would run on ONNX Runtime's CUDA provider."""
     if device == "cpu":
@@ -153,7 +177,8 @@ def choose(precision: str, model_dir: str | os.PathLike, card: dict[str, Any], d
     """The INT8 graph to run for ``precision``, or None for float32.
 
     ``"int8"`` insists (a clear error when there is none); ``"auto"`` takes it only where the
-    entry qualifies and says ``default``, and falls back to float32 if the file fails its check.
+    entry qualifies and says ``default`` **and** was measured on a CPU with this CPU's INT8
+    kernel class (:func:`measured_here`), and falls back to float32 if the file fails its check.
     ``"auto"`` also keeps float32 on a CUDA session: the speedup is a CPU measurement (int8
     kernels with VNNI), and ONNX Runtime's CUDA provider runs most QDQ graphs no faster.
     """
@@ -162,10 +187,25 @@ def choose(precision: str, model_dir: str | os.PathLike, card: dict[str, Any], d
     if precision == "fp32":
         return None
     if precision == "int8":
-        return find_int8(model_dir, card)[0]
+        path, ent = find_int8(model_dir, card)
+        from cxrviewer.ml import cpu_isa
+
+        if not ent.get("reduce_range") and cpu_isa.saturates(cpu_isa.kernel_of(cpu_isa.cpu_info())):
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "INT8 graph %s has full-range weights and this CPU (%s) has no VNNI: its u8s8 kernels may "
+                "saturate (requantize here with `cxrviewer models quantize`)", path, cpu_isa.describe())
+        return path
     try:
         found = int8_entry(model_dir, card)
         if found is None or not (qualifies(found[0]) and found[0].get("default", False)) or _cuda_session(device):
+            return None
+        here, why = measured_here(found[0])
+        if not here:
+            import logging
+
+            logging.getLogger(__name__).warning("INT8 model not used by precision auto (float32 instead): %s", why)
             return None
         return find_int8(model_dir, card)[0]
     except ModelError as e:  # an unreadable record or an altered file: float32, said in the log
@@ -261,8 +301,19 @@ def _reader(x: np.ndarray, batch: int = 16):
     return _Batches()
 
 
-def quantize_graph(fp32_proto: Any, calib_x: np.ndarray, out: Path, workdir: Path) -> dict[str, Any]:
-    """Static QDQ quantization of a self-contained float32 graph into ``out``; returns its facts."""
+def quantize_graph(fp32_proto: Any, calib_x: np.ndarray, out: Path, workdir: Path,
+                   isa: str = "vnni") -> dict[str, Any]:
+    """Static QDQ quantization of a self-contained float32 graph into ``out``; returns its facts.
+
+    ``isa`` ``"vnni"``: full-range int8 weights (exact on VNNI/AMX/ARM kernels, where u8 x s8
+    sums go straight to int32); ``"avx2"``: ONNX Runtime's ``reduce_range`` (weights in
+    [-64, 64]), so the int16 pair sums of the AVX2/AVX-512 ``VPMADDUBSW`` kernel
+    (2 x 255 x 64 = 32640 <= 32767) cannot saturate: the same integers on every x86 CPU
+    (see :mod:`cxrviewer.ml.cpu_isa`).
+    """
+    if isa not in ("vnni", "avx2"):
+        raise ValueError(f"isa must be 'vnni' or 'avx2', not {isa!r}")
+    reduce = isa == "avx2"
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -282,12 +333,15 @@ def quantize_graph(fp32_proto: Any, calib_x: np.ndarray, out: Path, workdir: Pat
         weight_type=QuantType.QInt8,
         nodes_to_exclude=head,
         calibrate_method=CalibrationMethod.MinMax,
+        reduce_range=reduce,
         # uint8 activations x int8 weights is the x86 fast path (VNNI); int8 x int8 ran at
         # 0.8x float32 here, uint8 x int8 at 0.27x
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
     )
-    return {"format": "QDQ", "weights": "int8 per output channel", "activations": "uint8 (MinMax, asymmetric)",
-            "float_nodes": head}
+    weights = ("int8 per output channel, 7-bit range [-64, 64] (reduce_range: no u8s8 saturation without VNNI)"
+               if reduce else "int8 per output channel")
+    return {"format": "QDQ", "weights": weights, "activations": "uint8 (MinMax, asymmetric)",
+            "float_nodes": head, "quantized_for": isa, "reduce_range": reduce}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -412,6 +466,7 @@ def quantize_model(
     test_note: str = "test split",
     progress: Callable[[str], None] | None = None,
     repeats: int = 3,
+    isa: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Quantize ``model_dir``'s graph, measure it against float32 and record it.
 
@@ -423,6 +478,10 @@ def quantize_model(
         Images of its test split (labels 0 Normal / 1 Abnormal) for the AUC and CAM checks.
     repeats
         Timed passes of each graph over the test images (the best counts), see :func:`measure`.
+    isa
+        The instruction set to quantize for (:data:`cxrviewer.ml.cpu_isa.ISAS`): ``"auto"``
+        picks by this CPU (reduce-range weights where its kernel would saturate), ``"avx2"``
+        forces the reduce-range recipe (to measure it on a VNNI CPU), ``"vnni"`` full range.
 
     Returns
     -------
@@ -430,7 +489,10 @@ def quantize_model(
         The written ``model.int8.onnx`` (in the model folder, or the user cache for a
         read-only one) and its record (also in the card or the cache's ``int8.json``).
     """
+    from cxrviewer.ml import cpu_isa
+
     say = progress or (lambda _m: None)
+    recipe = cpu_isa.recipe_isa(isa)
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     calib_paths = list(calib_paths)[:MAX_CALIBRATION]
@@ -445,7 +507,7 @@ def quantize_model(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cxrviewer-int8-") as tmp:
         say("quantizing (calibrating on the validation images)")
-        facts = quantize_graph(self_contained_fp32(model_dir, card), cx, Path(tmp) / INT8_FILE, Path(tmp))
+        facts = quantize_graph(self_contained_fp32(model_dir, card), cx, Path(tmp) / INT8_FILE, Path(tmp), isa=recipe)
         seconds = time.perf_counter() - t0
         say(f"measuring float32 vs INT8 on {len(tx)} test images")
         m = measure(model_dir, Path(tmp) / INT8_FILE, tx, ty, repeats=repeats) if len(tx) else {}
@@ -467,6 +529,8 @@ def quantize_model(
         "rule": f"default only where |auc_delta| <= {AUC_TOLERANCE} and cam_pearson >= {CAM_PEARSON_MIN}",
         "quantize_seconds": round(seconds, 1),
         "onnxruntime": onnxruntime.__version__,
+        # the CPU these figures hold for: `auto` trusts them only on the same INT8 kernel class
+        "isa": dict(cpu_isa.cpu_info()),
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
     entry["qualifies"] = qualifies(entry)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cxrviewer.cli import main
@@ -163,6 +164,34 @@ def test_dead_worker_is_replaced_and_its_block_retried(small, resnet_dir, refere
     assert sum(r["status"] == "ok" for r in rows.values()) == 4
 
 
+def test_a_hanging_decoder_costs_one_error_row(small, resnet_dir, reference, tmp_path, monkeypatch, capsys):
+    """The decode worker blocks forever (as a hung decoder) on img000001: after the per-file
+    deadline the worker is killed and replaced, that file is one error row saying it timed
+    out, and every other file (its block-mates before and after it included) is scored."""
+    from cxrviewer.ml.archive_local import HANG_ENV
+
+    probs = _by_key(reference)
+    monkeypatch.setenv(HANG_ENV, "img000001")
+    out = tmp_path / "hang.csv"
+    # batch 3: img000001 sits mid-block (img000000 before it, img000002 after it)
+    assert _infer(small, out, resnet_dir, "--workers", "1", "--batch-size", "3", "--decode-timeout", "3") == 0
+    err = capsys.readouterr().err
+    assert "1 timed out" in err and "1 restarted" in err
+    rows = {r["path"]: r for r in _read(out)}
+    assert len(rows) == 6
+    bad = rows.pop(str(small / "img000001.dcm"))
+    assert bad["status"] == "error" and "timed out after 3 s" in bad["reason"]
+    assert rows.pop(str(small / "zz_corrupt.dcm"))["status"] == "error"
+    assert all(r["status"] == "ok" for r in rows.values())
+    for r in rows.values():
+        assert abs(float(r["probability_abnormal"]) - probs[r["content_key"]]) <= 1e-6
+
+
+def test_decode_timeout_must_not_be_negative(small, resnet_dir, tmp_path, capsys):
+    assert _infer(small, tmp_path / "r.csv", resnet_dir, "--decode-timeout", "-1") == 2
+    assert "--decode-timeout" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_parquet_with_cam_summaries(small, resnet_dir, reference, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the parquet extra) is not installed")
     from cxrviewer.ml.archive import CAM_COLUMN, CAM_SUMMARY, COLUMNS
@@ -189,6 +218,42 @@ def test_parquet_with_cam_summaries(small, resnet_dir, reference, tmp_path):
     assert _infer(small, out, resnet_dir, "--workers", "0", "--cam-summary") == 0
     assert pq.read_table(out).to_pylist() == rows
     assert not Path(str(out) + ".parts").exists()
+
+
+def test_parquet_merge_is_streamed_and_equals_the_row_by_row_rule(tmp_path):
+    """merge_parquet (an external merge sort: runs sorted by path and write position, then
+    merged) gives exactly final_rows of every row: the last row of a path wins in write order (a resumed run's parts may carry a
+    smaller pid), paths outside keep go, sorted by path; several runs and one run alike, and
+    an earlier output without CAM summaries merges with parts that have them."""
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the parquet extra) is not installed")
+    from cxrviewer.ml.archive import CAM_COLUMN, ParquetSink, final_rows, merge_parquet
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "r.parquet"
+    old = ParquetSink(tmp_path / "old.parquet")  # the earlier output: no CAM column
+    first = [{"path": f"/a/{i:03d}.dcm", "status": "ok", "probability_abnormal": 0.1, "file_size": 1,
+              "mtime_ns": 1, "model": "m"} for i in rng.permutation(40)]
+    pq.write_table(old._table(first), out)
+    sink = ParquetSink(out, cam_summary=True)
+    every = [dict(r, **{CAM_COLUMN: None}) for r in first]
+    parts = sink.parts
+    for k, pid in enumerate((99999, 100000, 5)):  # later runs, by time: pid order misleads
+        rows = [{"path": f"/a/{i:03d}.dcm", "status": "ok", "probability_abnormal": round(0.2 + k / 10, 3),
+                 "file_size": 2, "mtime_ns": k, "model": "m", CAM_COLUMN: [float(k)] * 4}
+                for i in rng.choice(60, size=25, replace=False)]
+        pq.write_table(sink._table(rows), parts / f"part-{pid}-{1000 + k}-{k:06d}.parquet")
+        every += rows
+    keep = {f"/a/{i:03d}.dcm" for i in range(55)}
+    want = final_rows(every, keep)
+    for run_rows in (7, 10_000):  # many runs merged / one run written straight
+        n = merge_parquet(sink.files(), tmp_path / f"m{run_rows}.parquet", sink._schema(), keep, run_rows=run_rows)
+        got = pq.read_table(tmp_path / f"m{run_rows}.parquet").to_pylist()
+        assert n == len(want) == len(got)
+        assert [(r["path"], r["probability_abnormal"], r[CAM_COLUMN]) for r in got] == \
+               [(r["path"], r["probability_abnormal"], r.get(CAM_COLUMN)) for r in want]
+    rows = sink.finalize(keep)
+    assert len(rows) == len(want) and [r["path"] for r in rows] == [r["path"] for r in want]
+    assert not parts.exists()
 
 
 def test_cam_summary_needs_parquet(archive, resnet_dir, tmp_path, capsys):

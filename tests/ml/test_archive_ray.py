@@ -123,22 +123,25 @@ def ray_up():
 
     if not ray_available():  # not importorskip: the engine must be the first to import ray
         pytest.skip("Ray (the cluster extra) is not installed: pip install 'cxrviewer[cluster]'")
-    from cxrviewer.ml.archive_local import CRASH_ENV
+    from cxrviewer.ml.archive_local import CRASH_ENV, HANG_ENV
     from cxrviewer.ml.archive_ray import session
 
     # Ray's workers inherit the environment at its start: a file named *crashme* then kills
-    # the process decoding it (the local engine's test hook), in test_a_crashing_file_...
-    old = os.environ.get(CRASH_ENV)
-    os.environ[CRASH_ENV] = "crashme"
+    # the process decoding it, one named *hangme* blocks it forever (the local engine's test
+    # hooks), in test_a_crashing_file_... and test_a_hanging_file_...
+    hooks = {CRASH_ENV: "crashme", HANG_ENV: "hangme"}
+    old = {k: os.environ.get(k) for k in hooks}
+    os.environ.update(hooks)
     try:
         # small on purpose: the machine is shared, and the engine's blocks are a few MB
         with session(None, num_cpus=2, object_store_mb=200) as ray:
             yield ray
     finally:
-        if old is None:
-            os.environ.pop(CRASH_ENV, None)
-        else:
-            os.environ[CRASH_ENV] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_local_ray_listens_on_loopback_only(ray_up):
@@ -276,6 +279,32 @@ def test_a_crashing_file_becomes_one_error_row(ray_up, archive, tmp_path):
     assert bad["status"] == "error" and "died" in bad["reason"]
     assert all(r["status"] != "error" and r["probability_abnormal"] != "" for r in rows.values())
     assert (st.errors, st.scored) == (1, 3)
+
+
+def test_a_hanging_file_becomes_one_timed_out_error_row(ray_up, archive, tmp_path):
+    """A file whose decoder hangs: past the per-file deadline the task's process ends (Ray
+    replaces it), the retried block makes that file one error row saying it timed out, and
+    the files that shared its block are scored."""
+    from cxrviewer.ml.archive import open_sink
+    from cxrviewer.ml.archive_ray import run_archive_ray
+    from cxrviewer.ml.inference import Engine
+
+    d = tmp_path / "hang"
+    d.mkdir()
+    files = sorted(archive.glob("img*.dcm"))[:3]
+    for f in files:
+        shutil.copy(f, d / f.name)
+    shutil.copy(files[0], d / "hangme.dcm")  # a valid file: only the hook makes it hang
+    todo = sorted(str(p) for p in d.iterdir())
+    sink = open_sink(tmp_path / "h.csv")
+    st = run_archive_ray(Engine.load(_demo_model()), todo, sink, batch_size=4, score_all=True,
+                         decode_timeout=3)
+    rows = {r["path"]: r for r in sink.finalize(set(todo))}
+    assert sorted(rows) == todo
+    bad = rows.pop(str(d / "hangme.dcm"))
+    assert bad["status"] == "error" and "timed out after 3 s" in bad["reason"]
+    assert all(r["status"] != "error" and r["probability_abnormal"] != "" for r in rows.values())
+    assert (st.errors, st.scored, st.timeouts) == (1, 3, 1)
 
 
 def test_a_failing_task_is_an_error_not_unreadable_files(ray_up):

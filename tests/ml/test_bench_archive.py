@@ -23,3 +23,19 @@ def test_bench_archive_local_keys(resnet_dir, capsys):
         assert 0.0 < r["killed_at_fraction"] < 1.0
         assert r["resume_run_s"] > 0 and r["fresh_remaining_s"] > 0 and r["peak_rss_mb"] > 50
     assert "images_per_s_ray" not in r and "int8_speedup" not in r  # --only local
+
+
+def test_bench_archive_merge_keys(resnet_dir, capsys):
+    """The Parquet merge figures: the streamed and the in-memory merge write the same rows
+    (2 % of the paths twice: the later row wins), each with its peak RSS."""
+    import pytest
+
+    pytest.importorskip("pyarrow", reason="pyarrow (the parquet extra) is not installed")
+    rc = main(["bench", "archive", "--n", "2", "--batch-size", "40", "--model", str(resnet_dir),
+               "--only", "merge", "--merge-rows", "400", "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["merge_rows"] == 400 and r["merge_parts"] == 11  # 408 rows, 40 a part
+    assert r["merge_same_output"] is True
+    assert r["merge_peak_rss_mb"] > 20 and r["merge_inmemory_peak_rss_mb"] > 20 and r["merge_s"] > 0
+    assert "images_per_s_1" not in r and "int8_speedup" not in r  # --only merge
