@@ -86,6 +86,10 @@ class ExportDicomDialog(QtWidgets.QDialog):
         for key, text in KINDS:
             self.kind.addItem(text, key)
         lay.addRow("Object", self.kind)
+        # each kind has its own default name (…_sc.dcm, …_sr.dcm, …_gsps.dcm): a default name
+        # follows the kind, a name the reader typed stays
+        self._kind_key = self.kind.currentData()
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         self.anonymize = QtWidgets.QCheckBox("De-identified copy (PS3.15 Basic Profile: names, IDs, UIDs and dates "
                                              "replaced; burned-in text without patient data)", self)
         self.anonymize.setObjectName("dicomAnonymize")
@@ -110,10 +114,35 @@ class ExportDicomDialog(QtWidgets.QDialog):
         self.buttons.rejected.connect(self.reject)
         lay.addRow(self.buttons)
 
+    def _kind_changed(self, _i: int) -> None:
+        from cxrviewer.viewer.exports import with_kind
+
+        new = self.kind.currentData()
+        if self.path.text().strip():
+            self.path.setText(str(with_kind(self.path.text().strip(), self._kind_key, new)))
+        self._kind_key = new
+
     def _browse(self) -> None:
+        # the native dialog asks before replacing a file, so accept() does not ask again
         f, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export as DICOM", self.path.text(), "DICOM (*.dcm)")
         if f:
-            self.path.setText(f if Path(f).suffix else f + ".dcm")
+            f = f if Path(f).suffix else f + ".dcm"
+            self.path.setText(f)
+            self._confirmed = f
+
+    def accept(self) -> None:
+        """OK: an existing file is replaced only when the reader says so (default: No, and
+        the dialog stays open for another name)."""
+        from cxrviewer.viewer.exports import needs_confirmation
+
+        path = self.path.text().strip()
+        if path and needs_confirmation(path) and getattr(self, "_confirmed", None) != path:
+            B = QtWidgets.QMessageBox.StandardButton
+            ans = QtWidgets.QMessageBox.question(self, "Export as DICOM", f"{path} exists. Replace it?",
+                                                 B.Yes | B.No, B.No)
+            if ans != B.Yes:
+                return
+        super().accept()
 
     def options(self) -> dict:
         return {"kind": self.kind.currentData(), "anonymize": self.anonymize.isChecked(),
@@ -256,8 +285,10 @@ class DicomObjects(QtCore.QObject):
         img = win.current_image
         if img is None:
             return None
-        start_dir = win.settings.get("export_dir", str(Path.home()))
-        start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
+        from cxrviewer.viewer.exports import default_path
+
+        # the kind first listed (SC of the view); the name follows the kind chosen
+        start = str(default_path(KINDS[0][0], img.path, win.settings.get("export_dir", None)))
         n = len(self.model.active.measurements)
         dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n)
         dlg.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)

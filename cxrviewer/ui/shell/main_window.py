@@ -614,7 +614,10 @@ class MainWindow(QtWidgets.QMainWindow):
         o = dlg.options()
         ext = ".jpg" if o["format"] == "JPEG" else ".png"
         base = Path(self.current_image.path).stem + ("_anon" if o["anonymize"] else "") + ext
-        start = os.path.join(self.settings.get("export_dir", str(Path.home())), base)
+        from cxrviewer.viewer.exports import default_folder
+
+        # the last export folder, else beside the image when writable (never just home)
+        start = os.path.join(default_folder(self.current_image.path, self.settings.get("export_dir", None)), base)
         f, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export screenshot", start, "PNG (*.png);;JPEG (*.jpg *.jpeg)")
         if not f:
             return
