@@ -72,6 +72,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         A new image is on screen.
     cleared()
         No image is shown any more.
+    frameStepRequested(int)
+        The wheel turned over a multi-frame image: show the frame this many steps on.
     """
 
     windowChanged = QtCore.Signal(float, float)
@@ -80,6 +82,7 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     rulersChanged = QtCore.Signal()
     imageShown = QtCore.Signal()
     cleared = QtCore.Signal()
+    frameStepRequested = QtCore.Signal(int)
     toolChanged = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):

@@ -121,6 +121,20 @@ class _ViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):  # noqa: N802
         self._canvas._on_click(ev)
 
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
+        # A multi-frame image: the wheel steps frames and Ctrl+wheel zooms (as in Weasis);
+        # a single frame: the wheel zooms
+        c = self._canvas
+        img = c.img
+        ctrl = bool(ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier)
+        if img is not None and img.n_frames > 1 and not ctrl:
+            delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+            if delta:
+                c.frameStepRequested.emit(-1 if delta > 0 else 1)  # wheel down: the next frame
+            ev.accept()
+            return
+        super().wheelEvent(ev, axis)
+
     def resizeEvent(self, ev):  # noqa: N802
         # Zoomed in (not fitted), a resize keeps the zoom and the point in the middle, as in
         # other viewers (and so a restored reading state survives the window's first layout).

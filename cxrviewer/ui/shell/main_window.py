@@ -322,6 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # named slots, not lambdas: the viewport binding moves them to the active canvas
         self.canvas.windowChanged.connect(self._canvas_window_changed)
         self.canvas.toolChanged.connect(self._canvas_tool_changed)
+        self.canvas.frameStepRequested.connect(self._wheel_frame)  # the wheel on a multi-frame image
         self.errors.countChanged.connect(self._errors_count)
         self.errors_button.clicked.connect(lambda: (self.errors_dock.show(), self.errors_dock.raise_()))
 
@@ -340,7 +341,9 @@ class MainWindow(QtWidgets.QMainWindow):
         old.probed.disconnect(self._probed)
         old.windowChanged.disconnect(self._canvas_window_changed)
         old.toolChanged.disconnect(self._canvas_tool_changed)
+        old.frameStepRequested.disconnect(self._wheel_frame)
         self.canvas = canvas
+        canvas.frameStepRequested.connect(self._wheel_frame)
         canvas.probed.connect(self._probed)
         canvas.windowChanged.connect(self._canvas_window_changed)
         canvas.toolChanged.connect(self._canvas_tool_changed)
@@ -372,6 +375,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
             self.errors_dock.hide()
+        if self.cine is not None:
+            self.cine.bar.sync()  # a restored state must not show the cine bar for no image
 
     def _update_enabled(self) -> None:
         has = self.current_image is not None
@@ -513,6 +518,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if img is None or img.n_frames <= 1:
             return None
         return self.load_path(img.path, (img.frame + step) % img.n_frames)
+
+    def show_frame(self, frame: int) -> int | None:
+        """Show frame ``frame`` (0-based, clamped) of the multi-frame image on screen, keeping
+        the orientation and the window (the cine bar's slider)."""
+        img = self.current_image
+        if img is None or img.n_frames <= 1:
+            return None
+        frame = max(0, min(int(frame), img.n_frames - 1))
+        if frame == img.frame:
+            return None
+        return self.load_path(img.path, frame)
+
+    def _wheel_frame(self, step: int) -> None:
+        # the wheel stops at the first and last frame (PgUp/PgDown and cine wrap)
+        img = self.current_image
+        if img is not None:
+            self.show_frame(img.frame + step)
 
     def _image_loaded(self, rid: int, img: LoadedImage) -> None:
         if rid != self.loader.current_id:
