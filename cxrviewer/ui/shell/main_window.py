@@ -27,7 +27,7 @@ from cxrviewer.ui.shell.dialogs import (
     TagBrowser,
     show_about,
 )
-from cxrviewer.viewer import ViewerModel
+from cxrviewer.viewer import LAYOUTS, ViewerModel
 
 TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O"}
 
@@ -60,7 +60,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings or Settings()
         self.setWindowTitle("cxrviewer")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        from cxrviewer.ui.common.screen import fit_to_screen
+
+        fit_to_screen(self, QtCore.QSize(1600, 1000))  # the first time; later, what the reader left
         self.current_image: LoadedImage | None = None
         self.current_path: str | None = None
         self.last_scan: ScanResult | None = None
@@ -368,10 +370,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tool_actions[tool].setChecked(True)
 
     def _restore_layout(self) -> None:
+        from cxrviewer.ui.common.screen import available, fit_to_screen, on_screen
+
         geo = self.settings.get("window/geometry")
         state = self.settings.get("window/state")
         if isinstance(geo, QtCore.QByteArray):
             self.restoreGeometry(geo)
+            if not on_screen(self.frameGeometry(), available(self)):  # e.g. the monitor is gone
+                fit_to_screen(self, QtCore.QSize(1600, 1000))
+        layout = self.settings.get("viewer/layout")
+        if self.viewport_binding is not None and layout in LAYOUTS:
+            self.viewports.set_layout(layout)
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
             self.errors_dock.hide()
@@ -692,6 +701,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
+        self.settings.set("viewer/layout", self.viewports.layout_name())
         self.settings.sync()
         self.shutdown()
         super().closeEvent(ev)
