@@ -72,6 +72,16 @@ class ImageRef:
                    modality=h.modality.strip().upper(), view_position=h.view_position.strip().upper(),
                    body_part=h.body_part.strip().upper(), laterality=h.laterality.strip().upper())
 
+    @classmethod
+    def from_instance(cls, inst: Any, study: Any, patient_id: str = "") -> ImageRef:
+        """The reference for a scanned (not yet decoded) image: an ``InstanceInfo`` of the
+        ``StudyInfo`` ``study`` (what hanging protocols choose from)."""
+        return cls(path=str(inst.path), n_frames=int(inst.number_of_frames or 1), patient_id=patient_id.strip(),
+                   study_uid=study.study_instance_uid.strip(), sop_uid=inst.sop_instance_uid.strip(),
+                   study_date=study.study_date.strip(), study_time=study.study_time.strip(),
+                   modality=inst.modality.strip().upper(), view_position=inst.view_position.strip().upper(),
+                   body_part=inst.body_part.strip().upper(), laterality=inst.laterality.strip().upper())
+
     @property
     def study_key(self) -> tuple[str, str] | None:
         """``(YYYYMMDD, HHMMSS.ffffff)`` for ordering studies, ``None`` without a valid date."""
