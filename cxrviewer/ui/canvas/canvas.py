@@ -36,6 +36,7 @@ from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.export import RulerSpec, ViewState
 from cxrviewer.ui.canvas.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
+    OutlinedLabel,
     ProbeInfo,
     Ruler,
     _Layer,
@@ -101,15 +102,17 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self._labels: dict[str, QtWidgets.QLabel] = {}
         # Corner text ("tl"...) and the orientation letters at the edge midpoints ("top"...).
         for corner in ("tl", "tr", "bl", "br", *EDGES):
-            lab = QtWidgets.QLabel(self)
+            lab = QtWidgets.QLabel(self) if len(corner) == 2 else OutlinedLabel(self)
             lab.setObjectName(f"corner_{corner}" if len(corner) == 2 else f"edge_{corner}")
             lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             if len(corner) == 2:
                 lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
                 align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
                 lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
-            else:
+            else:  # the orientation letters: outlined all round (readable over any heatmap)
                 lab.setStyleSheet("color: #ffffa0; background: transparent; font-size: 15px; font-weight: bold;")
+                self._labels[corner] = lab
+                continue
             eff = QtWidgets.QGraphicsDropShadowEffect(lab)
             eff.setBlurRadius(0)
             eff.setOffset(1, 1)

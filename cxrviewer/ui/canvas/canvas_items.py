@@ -108,6 +108,36 @@ class Ruler:
             self.canvas.view_box.removeItem(it)
 
 
+class OutlinedLabel(QtWidgets.QLabel):
+    """A one-line label drawn as filled glyphs with a dark outline all round, so it stays
+    readable over any image and any heatmap colour (a drop shadow to one side is lost on a
+    yellow or red heatmap). Used for the orientation letters."""
+
+    OUTLINE = 3.5  # pen width in px: about 1.75 px of dark edge on each side of a stroke
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, color: str = "#ffffa0") -> None:
+        super().__init__(parent)
+        self.text_color = QtGui.QColor(color)
+        self.setMargin(2)  # room for the outline
+
+    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        text = self.text()
+        if not text:
+            return
+        fm = self.fontMetrics()
+        path = QtGui.QPainterPath()
+        x = (self.width() - fm.horizontalAdvance(text)) / 2
+        y = (self.height() + fm.ascent() - fm.descent()) / 2
+        path.addText(QtCore.QPointF(x, y), self.font(), text)
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        pen = QtGui.QPen(QtGui.QColor(0, 0, 0, 235), self.OUTLINE)
+        pen.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
+        p.strokePath(path, pen)
+        p.fillPath(path, self.text_color)
+        p.end()
+
+
 class _ViewBox(pg.ViewBox):
     """ViewBox whose mouse gestures are decided by the canvas (tool selector)."""
 
