@@ -178,3 +178,28 @@ def test_hanging_protocols_frontal_lateral_and_compare_2x2(qtbot, viewer, tmp_pa
     assert [grid.path(i) for i in range(4)] == [p["pa"], p["ll"], p["old_pa"], p["old_ll"]]
     assert [grid.caption(i) for i in range(4)] == ["Current · 2024-01-05"] * 2 + ["Prior · 2019-03-14"] * 2
     assert grid.sync() == (True, True) and viewer.canvas is grid.canvas(0)
+
+
+def test_retrieved_studies_accumulate_beside_the_open_folder(qtbot, viewer, tmp_path):
+    # the reader's bug: each retrieve replaced the open folder, so a prior from the PACS could
+    # not be compared with the current study
+    p = two_views_twice(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path / "now")
+    shown = viewer.current_path
+    qr = viewer.pacs.open_query()  # the Query/Retrieve dialog: its retrieves land in the local store
+    with qtbot.waitSignal(viewer.scanFinished, timeout=15000):
+        qr.studyRetrieved.emit(str(tmp_path / "old"))
+    qr.close()
+    assert viewer.current_path == shown and viewer.scan_root == str(tmp_path / "now")  # nothing replaced
+    paths = {i.path for i in viewer.last_scan.instances()}
+    assert paths == set(p.values())
+    b = viewer.browser
+    (patient,) = [b.model.item(r) for r in range(b.model.rowCount())]
+    assert patient.rowCount() == 2  # both studies under the one patient, newest first
+    assert all(b.model.by_path.get(x) is not None for x in p.values())
+    grid = viewer.viewports
+    opened = []
+    grid.opened.connect(lambda i, img: opened.append(i))
+    viewer.prior_compare.action.trigger()  # the retrieved prior is found
+    qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
+    assert grid.caption(2) == "Prior · 2019-03-14"

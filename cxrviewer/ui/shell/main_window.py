@@ -68,6 +68,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_scan: ScanResult | None = None
         self._scan_root: str | None = None
         self._want_first = False
+        #: a scan that adds to what is open (add_path) rather than replacing it, and those waiting
+        self._adding: str | None = None
+        self._add_queue: list[str] = []
         #: the state of the reading, outside the widgets (Qt-free; exports read it)
         self.model = ViewerModel()
         # The features, handed to each other by this shell (set as they are installed below;
@@ -427,6 +430,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Returns the scan request id.
         """
         path = os.fspath(path)
+        self._adding, self._add_queue = None, []
         self.openingPath.emit(path)
         self.browser.clear()
         self.errors.clear()
@@ -465,9 +469,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.setEnabled(bool(items))
 
     # -------------------------------------------------------------- scanning
+    def add_path(self, path: str | os.PathLike) -> int | None:
+        """Add the studies under ``path`` to those open (a PACS retrieve: the local store
+        accumulates): the browser gains rows, the open folder and the image on screen stay, and
+        priors are found across both. Returns the scan request id (``None``: queued behind the
+        scan running now)."""
+        path = os.fspath(path)
+        if self.scanner.running():
+            self._add_queue.append(path)
+            return None
+        self._adding = path
+        self._want_first = self.current_image is None  # nothing on screen yet: show its first image
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.show_message(f"Adding {path} …")
+        return self.scanner.start(path)
+
     def _scan_partial(self, rid: int, res: ScanResult) -> None:
         if rid != self.scanner.current_id:
             return
+        if self._adding is not None:  # what this scan found joins what was open
+            from cxrviewer.viewer.studies import merge_scans
+
+            res = merge_scans(self.last_scan, res)
         self.browser.update_from(res)
         for e in res.errors:
             self.add_error(e)
@@ -485,10 +509,18 @@ class MainWindow(QtWidgets.QMainWindow):
         if rid != self.scanner.current_id:
             return
         self._scan_partial(rid, res)
+        added, self._adding = self._adding, None
+        if added is not None:
+            from cxrviewer.viewer.studies import merge_scans
+
+            n_new = len(res.instances())
+            res = merge_scans(self.last_scan, res)
         self.last_scan = res
         self._scan_done_ui()
         n = len(res.instances())
         msg = f"{n} image{'s' if n != 1 else ''} in {res.files_seen} files"
+        if added is not None:
+            msg = f"Added {n_new} image{'s' if n_new != 1 else ''} from {added}: {n} open in all"
         if res.cancelled:
             msg = "Scan cancelled: " + msg + " read so far"
         if res.errors:
@@ -498,10 +530,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.canvas.set_placeholder("No readable images here" + (" — see Unreadable files" if res.errors else ""))
         self.show_message(msg, error=n == 0)
         self.scanFinished.emit(res)
+        if self._add_queue:
+            self.add_path(self._add_queue.pop(0))
 
     def _scan_errored(self, rid: int, message: str) -> None:
         if rid != self.scanner.current_id:
             return
+        self._adding, self._add_queue = None, []
         self._scan_done_ui()
         self.add_error(FileError(self._scan_root or "", message.split(": ", 1)[-1]))
         self.show_message(message, error=True)
