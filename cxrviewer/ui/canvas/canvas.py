@@ -49,8 +49,9 @@ from cxrviewer.ui.canvas.image_item import DecimatingImageItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-TOOLS = ("wl", "pan", "zoom", "ruler", "probe")
-TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe"}
+TOOLS = ("wl", "pan", "zoom", "ruler", "probe", "magnify")
+TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe",
+              "magnify": "Magnifier"}
 
 _GRAY = np.arange(256, dtype=np.uint8)
 _GRAY_INV = _GRAY[::-1].copy()
@@ -119,6 +120,9 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
             eff.setColor(QtGui.QColor(0, 0, 0))
             lab.setGraphicsEffect(eff)
             self._labels[corner] = lab
+        from cxrviewer.ui.canvas.magnifier import Loupe
+
+        self.loupe = Loupe(self)  # the magnifier tool's loupe
         self._placeholder = QtWidgets.QLabel("Open a folder or file (Ctrl+O), or drop it here", self)
         self._placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setStyleSheet("color: #777; font-size: 15px; background: transparent;")
@@ -548,6 +552,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
                 self.rulersChanged.emit()
         elif self._tool == "probe":
             self._show_probe(ev.scenePos())
+        elif self._tool == "magnify":
+            self.loupe.drag(ev)
 
     def _on_click(self, ev) -> None:
         if ev.button() != QtCore.Qt.MouseButton.LeftButton:

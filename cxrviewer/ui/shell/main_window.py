@@ -29,7 +29,7 @@ from cxrviewer.ui.shell.dialogs import (
 )
 from cxrviewer.viewer import LAYOUTS, ViewerModel
 
-TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O"}
+TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O", "magnify": "M"}
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -275,6 +275,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tool_group.addAction(a)
             self.tool_actions[tool] = a
         self.tool_actions["wl"].setChecked(True)
+        self.tool_actions["magnify"].setStatusTip("Left button: a loupe under the cursor (Tools → Magnifier Zoom: 2–4×)")
+        from cxrviewer.ui.canvas.magnifier import FACTORS, Loupe
+
+        m_zoom = m_tools.addMenu("Magnifier Zoom")
+        zoom_group = QtGui.QActionGroup(self)
+        for f in FACTORS:
+            a = m_zoom.addAction(f"{f:g}×")
+            a.setCheckable(True)
+            a.setChecked(f == Loupe.factor)
+            a.triggered.connect(lambda _=False, f=f: Loupe.set_factor(f))
+            zoom_group.addAction(a)
         m_tools.addSeparator()
         self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", lambda: self.canvas.delete_selected_ruler(), [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
         self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", lambda: self.canvas.clear_rulers(), "Ctrl+Shift+Del")
@@ -310,6 +321,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.act_overlay: "Text", self.act_tags: "Tags", self.act_export: "Export",
         }
         short[self.tool_actions["wl"]] = "W/L"
+        short[self.tool_actions["magnify"]] = "Loupe"
         for a, t in short.items():
             a.setIconText(t)
 
