@@ -29,50 +29,6 @@ KINDS = (
 )
 
 
-def tool_measurements(img, tools_measurements) -> list:
-    """The measurements of the viewer model (:class:`cxrviewer.viewer.Measurement`: angle,
-    Cobb, CTR, ellipse/rectangle ROI statistics; rulers are :func:`length_measurement`'s) as
-    :class:`cxrviewer.dicom.common.Measurement` values with their units. The numbers are
-    recomputed here from the points with :mod:`cxrviewer.core.measure`, the module the tools
-    themselves use."""
-    from cxrviewer.core import measure as M
-    from cxrviewer.dicom.common import Measurement
-
-    g = getattr(img, "geometry", None)
-    sp = (g.row_spacing_mm, g.col_spacing_mm) if g is not None else None
-    basis = g.basis if g is not None else ""
-    units = img.units if img.units and img.units.upper() != "US" else ""
-    out = []
-    for m in tools_measurements or []:
-        try:
-            pts = tuple((float(x), float(y)) for x, y in m.points)
-            label = m.label
-            if m.kind == "angle":
-                a, v, b = pts[:3]
-                out.append(Measurement("angle", (a, v, b), (("Angle", M.angle_deg(v, a, b, sp), "deg"),), label, basis))
-            elif m.kind == "cobb":
-                val = M.cobb_angle_deg(pts[0:2], pts[2:4], sp)
-                out.append(Measurement("cobb", pts[:4], (("Cobb Angle", val, "deg"),), label, basis))
-            elif m.kind == "ctr":  # thorax line first, then the heart
-                val = M.cardiothoracic_ratio(pts[2:4], pts[0:2], sp)
-                out.append(Measurement("ctr", pts[:4], (("Cardiothoracic Ratio", val, ""),), label, basis))
-            elif m.kind in ("ellipse", "rect"):
-                st = None
-                if not img.is_color:
-                    values = img.modality if img.modality is not None else img.stored
-                    st = M.stats_of(M.roi_values(values, m.kind, pts[0], pts[1]), sp)
-                outline = (M.ellipse_outline if m.kind == "ellipse" else M.rect_outline)(pts[0], pts[1])
-                vals = [("Area", st.area_mm2, "mm2") if st is not None and st.area_mm2 is not None
-                        else ("Area", float(st.area_px) if st is not None else 0.0, "px2")]
-                if st is not None and st.n > 0:
-                    vals = [("Mean", st.mean, units), ("Standard Deviation", st.sd, units),
-                            ("Minimum", st.min, units), ("Maximum", st.max, units), *vals]
-                out.append(Measurement("roi", tuple(outline), tuple(vals), label, basis))
-        except (ValueError, TypeError, IndexError) as e:  # a half-drawn or degenerate shape
-            _log.warning("measurement %s left out of the DICOM object: %s", getattr(m, "kind", "?"), e)
-    return out
-
-
 class ExportDicomDialog(QtWidgets.QDialog):
     """Choose the object, whether to de-identify it, and where to write it."""
 
@@ -218,10 +174,7 @@ class DicomObjects(QtCore.QObject):
         res = self._live_ai()
         return list(res.lines) if res is not None else []
 
-    def _measurements(self):
-        """The active viewport's measurements in the viewer model (rulers first)."""
-        ms = self.model.active.measurements
-        return [m for m in ms if m.kind == "ruler"], [m for m in ms if m.kind != "ruler"]
+
 
     def export(self, kind: str, path: str | os.PathLike, anonymize: bool = False):
         """Write ``kind`` (``sc-view``, ``sc-native``, ``sr``, ``gsps``) for the image on
@@ -233,16 +186,16 @@ class DicomObjects(QtCore.QObject):
             Nothing to export (no image, SR with neither a result nor measurements), a source
             that cannot carry the object, or a write failure.
         """
-        from cxrviewer.dicom.build import export_object, length_measurement, reader_view
+        from cxrviewer.dicom.build import export_object, reader_view
+        from cxrviewer.viewer.measurements import to_dicom
 
         win = self.window
         img = win.current_image
         if img is None:
             raise CxrError(None, "no image is shown")
         canvas = win.canvas
-        ruler_items, others = self._measurements()
-        rulers = [length_measurement(img, *r.points[:2]) for r in ruler_items]
-        rulers += tool_measurements(img, others)
+        # every kind, the ruler included, through the one measurement registry
+        rulers = to_dicom(img, self.model.active.measurements)
         view = canvas.view_state()
         ai = self._ai_result()
         pixels = None

@@ -29,19 +29,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core import measure as M
 from cxrviewer.render.export import RulerSpec
+from cxrviewer.viewer.measurements import REGISTRY as MEASUREMENT_KINDS
 
 COLOR = (120, 255, 120)
 SELECTED = (0, 200, 255)
-#: tool id -> (menu name, shortcut, points a finished measurement has)
-TOOLS = {
-    "angle": ("Angle", "G", 3),
-    "cobb": ("Cobb Angle", "C", 4),
-    "ctr": ("Cardiothoracic Ratio", "X", 4),
-    "ellipse": ("Ellipse ROI", "E", 2),
-    "rect": ("Rectangle ROI", "Q", 2),
-    "arrow": ("Arrow", "Shift+A", 2),
-    "text": ("Text Label", "Shift+T", 1),
-}
+#: tool id -> (menu name, shortcut, points a finished measurement has), from the one
+#: measurement registry (the ruler is the canvas's own tool)
+TOOLS = {k: (m.name, m.shortcut, m.points) for k, m in MEASUREMENT_KINDS.items() if k != "ruler"}
 
 
 class _EllipseROI(pg.EllipseROI):

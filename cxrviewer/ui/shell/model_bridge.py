@@ -13,6 +13,7 @@ from collections.abc import Callable
 from PySide6 import QtCore
 
 from cxrviewer.viewer import ImageRef, Measurement, ViewerModel, ViewTransform, Window
+from cxrviewer.viewer import measurements as registry
 
 
 class ModelBridge(QtCore.QObject):
@@ -82,7 +83,12 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         for m in (tools.measurements if tools is not None else []):
             if m.complete():
-                out.append(Measurement(m.kind, tuple((float(x), float(y)) for x, y in m.points()), None, "", m.text()))
+                pts = tuple((float(x), float(y)) for x, y in m.points())
+                try:
+                    value, unit = registry.compute(Measurement(m.kind, pts), c.img)
+                except (ValueError, ZeroDivisionError, IndexError):  # a degenerate shape
+                    value, unit = None, ""
+                out.append(Measurement(m.kind, pts, value, unit, m.text()))
         self.model[index].set_measurements(out)
 
     def _captions(self, captions: tuple) -> None:
