@@ -301,8 +301,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addToolBar(tb)
         tb.addAction(self.act_open_folder)  # Open File stays in the menu (Ctrl+O): room at 1280 px
         tb.addSeparator()
-        for a in self.tool_actions.values():
-            tb.addAction(a)
+        for tool, a in self.tool_actions.items():
+            if tool != "magnify":  # M and the Tools menu: the toolbar keeps its room at 1280 px
+                tb.addAction(a)
         tb.addSeparator()
         for a in (self.act_auto, self.act_fit, self.act_one, self.act_rot_cw, self.act_flip_h, self.act_flip_v, self.act_invert, self.act_reset):
             tb.addAction(a)
@@ -321,7 +322,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.act_overlay: "Text", self.act_tags: "Tags", self.act_export: "Export",
         }
         short[self.tool_actions["wl"]] = "W/L"
-        short[self.tool_actions["magnify"]] = "Loupe"
         for a, t in short.items():
             a.setIconText(t)
 
