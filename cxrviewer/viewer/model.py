@@ -286,12 +286,16 @@ class ViewerModel:
         The captions of every viewport (index order), after any change that alters one.
     image_changed(int, ImageRef | None)
         Viewport ``index`` shows another image (any viewport: one signal to connect to).
+    open_requested(int, str, int)
+        A feature asked for ``(index, path, frame)`` to be shown (:meth:`request_open`); the
+        shell's loaders decode it and :attr:`image_changed` follows when it is on screen.
     """
 
     layout_changed = Signal(str)
     active_changed = Signal(int, int)
     captions_changed = Signal(tuple)
     image_changed = Signal(int, object)
+    open_requested = Signal(int, str, int)
 
     def __init__(self, n: int = MAX_VIEWPORTS) -> None:
         self.viewports: list[ViewportModel] = [ViewportModel(i) for i in range(n)]
@@ -347,6 +351,13 @@ class ViewerModel:
         old, self._active = self._active, index
         self.active_changed.emit(old, index)
         self._refresh_captions()
+
+    def request_open(self, index: int, path: str, frame: int = 0) -> None:
+        """Ask for ``path`` (frame ``frame``) in viewport ``index``: intent, not state (the
+        image is the viewport's once it is decoded and shown)."""
+        if not 0 <= index < len(self.viewports):
+            raise IndexError(f"no viewport {index}")
+        self.open_requested.emit(index, str(path), int(frame))
 
     @property
     def current_image(self) -> ImageRef | None:

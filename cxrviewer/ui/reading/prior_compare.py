@@ -86,20 +86,20 @@ class PriorCompare(QtCore.QObject):
             paths = [current_path, match.instance.path]
         else:
             paths = [ref.path for ref in hanging.images]
-        grid.set_layout(hanging.layout)
+        model = w.model  # layout, active viewport and what to open are intent sent to the model
+        model.set_layout(hanging.layout)
         # viewport 0 active (keys and panels stay on it); the decoded current image is handed
         # over, so nothing is read again. The captions ("Current · date", "Prior · date") come
         # from the viewer model, which derives them from what is shown.
         self._pending = set(paths[1:])
-        if grid.active != 0:
-            grid.set_active(0)
+        model.set_active(0)
         if paths[0] == current_path:
             if grid.path(0) != current_path or grid.canvas(0).img is not img:
-                grid.open(0, img)
+                grid.open(0, img)  # the decoded image itself: nothing is read again
         else:
-            grid.open(0, paths[0])
+            model.request_open(0, paths[0])
         for i, path in enumerate(paths[1:], start=1):
-            grid.open(i, path)
+            model.request_open(i, path)
         grid.set_sync(wl=True, zoom=True)  # on by default for a comparison (issue 14)
         view = "" if match.same_view else " (no image of the same view there: its first image)"
         how = f" · {hanging.name}" if hanging.name else ""
@@ -159,11 +159,11 @@ class PriorCompare(QtCore.QObject):
         h = self._hanging(w.last_scan, w.current_path or img.path)
         if h is None or len(h.images) < 2:
             return h
-        self.grid.set_layout(h.layout)
+        w.model.set_layout(h.layout)
         for i, ref in enumerate(h.images):
             if i == 0 and ref.path == (w.current_path or img.path):
                 continue
-            self.grid.open(i, ref.path)
+            w.model.request_open(i, ref.path)
         w.show_message(f"Hanging protocol: {h.name}")
         return h
 

@@ -3,7 +3,8 @@
 Widgets → model: what each viewport's canvas shows (image reference, window, orientation and
 relative zoom/pan, the rulers and measurement tools' results), the layout and the active
 viewport. Model → widgets: the captions, which the model derives (so "Prior · date" cannot
-outlive the image it described). Exports, SR and GSPS then read the model, not a panel.
+outlive the image it described), and intent sent to the model (layout, active viewport,
+``request_open``), which the grid carries out. Exports, SR and GSPS then read the model, not a panel.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class ModelBridge(QtCore.QObject):
         model.set_active(grid.active)
         grid.layoutChanged.connect(model.set_layout)
         grid.activeChanged.connect(lambda _old, new: model.set_active(new))
+        # and the other way: intent sent to the model (hanging protocols) reaches the grid
+        model.layout_changed.connect(lambda n: grid.layout_name() != n and grid.set_layout(n))
+        model.active_changed.connect(lambda _old, new: grid.active != new and grid.set_active(new))
+        model.open_requested.connect(lambda i, path, frame: grid.open(i, path, frame))
         model.captions_changed.connect(self._captions)
         self._captions(model.captions())
 
