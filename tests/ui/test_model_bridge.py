@@ -56,3 +56,9 @@ def test_intent_sent_to_the_model_reaches_the_viewports(qtbot, viewer, study_dir
     assert grid.path(3) == target and m[3].image.path == target
     m.set_active(3)
     assert grid.active == 3 and viewer.canvas is grid.canvas(3)
+    # a window set on the model is the one the canvas shows (and the W/L panel follows)
+    from cxrviewer.viewer import Window
+
+    m[3].set_window(Window(1234.0, 567.0))
+    assert grid.canvas(3).window() == (1234.0, 567.0)
+    assert viewer.wl_panel.center.value() == pytest.approx(1234.0)

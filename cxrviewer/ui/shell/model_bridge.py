@@ -52,8 +52,17 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         if tools is not None:
             tools.changed.connect(lambda i=index: self.measurements(i))
+        # a window set on the model (by any feature, Qt-free) is what the canvas shows
+        self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
         if c.img is not None:
             self.image_shown(index)
+
+    def _apply_window(self, index: int, win) -> None:
+        c = self.grid.canvas(index)
+        if win is None or c.img is None or c.img.is_color:
+            return
+        if c.window() != (win.center, win.width):
+            c.set_window(win.center, win.width)
 
     def image_shown(self, index: int) -> None:
         c = self.grid.canvas(index)
