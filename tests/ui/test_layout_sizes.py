@@ -63,6 +63,11 @@ def test_narrow_browser_shows_image_names(qtbot, viewer, study_dir):
     assert b.view.isColumnHidden(1) and b.view.isColumnHidden(3)  # count and modality give way
     assert not b.view.isColumnHidden(2)  # the date stays (studies of a patient told apart)
     assert b.view.columnWidth(0) > 120
+    # AI results coming in keep the names readable (the badge is cut, its tooltip whole)
+    path = next(iter(b.model.by_path))
+    b.set_badge(path, "0.86 Abnormal", 0.86)
+    QtWidgets.QApplication.processEvents()
+    assert not b.view.isColumnHidden(4) and b.view.columnWidth(0) > 80
 
 
 def test_fit_helpers():
