@@ -62,3 +62,12 @@ def test_intent_sent_to_the_model_reaches_the_viewports(qtbot, viewer, study_dir
     m[3].set_window(Window(1234.0, 567.0))
     assert grid.canvas(3).window() == (1234.0, 567.0)
     assert viewer.wl_panel.center.value() == pytest.approx(1234.0)
+    # and a view: orientation, zoom (x fit) and centre (fraction of the image)
+    from cxrviewer.viewer import ViewTransform
+
+    c = grid.canvas(3)
+    m[3].set_view(ViewTransform(zoom=2.0, center=(0.4, 0.6), rotation=1, flip_h=True))
+    v = c.view_state()
+    assert (v.rotation, v.flip_h, v.flip_v) == (1, True, False)
+    assert grid.relative_view(c) == pytest.approx((0.4, 0.6, 2.0), abs=0.02)
+    assert m[3].view.rotation == 1 and m[3].view.zoom == pytest.approx(2.0, abs=0.02)

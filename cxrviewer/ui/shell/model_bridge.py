@@ -25,6 +25,7 @@ class ModelBridge(QtCore.QObject):
         super().__init__(parent)
         self.model, self.grid, self.tools_for = model, grid, tools_for
         self._watched: set[int] = set()
+        self._applying = False  # a model change being put on a canvas (its echo is not news)
         for vp in grid.viewports:
             self.watch(vp.index)
         model.set_layout(grid.layout_name())
@@ -54,6 +55,7 @@ class ModelBridge(QtCore.QObject):
             tools.changed.connect(lambda i=index: self.measurements(i))
         # a window set on the model (by any feature, Qt-free) is what the canvas shows
         self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
+        self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
         if c.img is not None:
             self.image_shown(index)
 
@@ -75,18 +77,48 @@ class ModelBridge(QtCore.QObject):
         self._view(index)
         self.measurements(index)
 
-    def _view(self, index: int) -> None:
+    def _apply_view(self, index: int, view) -> None:
+        """Orientation, zoom and centre set on the model, put on the canvas (invert stays the
+        window's Invert action's: the action and the canvas must agree)."""
+        c = self.grid.canvas(index)
+        if self._applying or c.img is None or self._view_of(index) == view:
+            return  # the canvas's own change coming back (or nothing to show it on)
+        self._applying = True
+        try:
+            v = c.view_state()
+            if (view.rotation - v.rotation) % 4:
+                c.rotate((view.rotation - v.rotation) % 4)
+            if view.flip_h != c.view_state().flip_h:
+                c.flip_h()
+            if view.flip_v != c.view_state().flip_v:
+                c.flip_v()
+            img = c.img
+            c.set_center_zoom(view.center[0] * img.cols, view.center[1] * img.rows,
+                              view.zoom * self.grid.fit_zoom(c))
+        finally:
+            self._applying = False
+        self._view(index)  # the model takes the canvas's own (rounded) view
+
+    def _view_of(self, index: int) -> ViewTransform | None:
+        """What canvas ``index`` shows, as the model's view (``None`` without an image)."""
         c = self.grid.canvas(index)
         if c.img is None:
-            return
+            return None
         v = c.view_state()
         try:
             cx, cy, z = self.grid.relative_view(c)
         except (ValueError, ZeroDivisionError):  # not laid out yet
             cx, cy, z = 0.5, 0.5, 1.0
-        self.model[index].set_view(ViewTransform(zoom=round(float(z), 4), center=(round(float(cx), 4), round(float(cy), 4)),
-                                                 rotation=int(v.rotation) % 4, flip_h=bool(v.flip_h),
-                                                 flip_v=bool(v.flip_v), invert=bool(v.invert)))
+        return ViewTransform(zoom=round(float(z), 4), center=(round(float(cx), 4), round(float(cy), 4)),
+                             rotation=int(v.rotation) % 4, flip_h=bool(v.flip_h), flip_v=bool(v.flip_v),
+                             invert=bool(v.invert))
+
+    def _view(self, index: int) -> None:
+        if self._applying:
+            return
+        view = self._view_of(index)
+        if view is not None:
+            self.model[index].set_view(view)
 
     def measurements(self, index: int) -> None:
         c = self.grid.canvas(index)
