@@ -28,7 +28,7 @@ def ai(qtbot, tmp_path, monkeypatch):
     import cxrviewer.ui  # noqa: F401  (the PySide6 refcount guard, before any emit)
     from cxrviewer.ui.ai.integration import AiIntegration
     from cxrviewer.ui.canvas.canvas import ImageCanvas
-    from cxrviewer.ui.train.train_dialog import dialog_for, show_for
+    from cxrviewer.ui.train.train_dialog import show_for
 
     monkeypatch.setenv("CXRVIEWER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training process
@@ -50,7 +50,7 @@ def ai(qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(win)
     win.show()
     yield integ
-    dlg = dialog_for(integ)
+    dlg = getattr(integ, "_train_dialog", None)
     if dlg is not None:
         dlg.shutdown()
         dlg.close()
@@ -73,11 +73,10 @@ def _fill(dlg, data: Path, out: Path, epochs: int, batch: int, size: int, extra:
 
 def test_menu_opens_dialog_training_runs_live_and_activate_loads_the_model(qtbot, ai, tmp_path):
     from cxrviewer.ml.registry import Registry
-    from cxrviewer.ui.train.train_dialog import dialog_for
 
     assert ai.act_train in ai.menu.actions()
     ai.act_train.trigger()
-    dlg = dialog_for(ai)
+    dlg = ai._train_dialog
     assert dlg.isVisible() and not dlg.isModal()
     # the default run folder lives in the user data dir
     assert Path(dlg.out_edit.text()).parent == tmp_path / "data" / "runs"

@@ -26,10 +26,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import weakref
 from pathlib import Path
 
-import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.ui.train.train_form import CHECKPOINT, TrainFormMixin
@@ -497,19 +495,6 @@ class _QuitGuard(QtCore.QObject):
         return False
 
 
-#: the Train dialog of each AI integration (kept here: the train feature does not write
-#: attributes onto another feature's objects)
-_DIALOGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def dialog_for(ai) -> TrainDialog | None:
-    """The Train dialog :func:`show_for` opened for ``ai`` (``None`` before the first)."""
-    dlg = _DIALOGS.get(ai)
-    if dlg is not None and not shiboken6.isValid(dlg):
-        return None
-    return dlg
-
-
 def show_for(ai) -> TrainDialog | None:
     """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.integration.AiIntegration`:
     "the active model" is the one the viewer uses, and Activate loads the new model in the
@@ -521,7 +506,7 @@ def show_for(ai) -> TrainDialog | None:
     if missing:
         QtWidgets.QMessageBox.information(ai.window, "Train / Refresh model", missing)
         return None
-    dlg = dialog_for(ai)
+    dlg = getattr(ai, "_train_dialog", None)
     if dlg is None:
         dlg = TrainDialog(active_model_dir(ai), ai.window)
         dlg.activateRequested.connect(ai.activate)
@@ -529,7 +514,7 @@ def show_for(ai) -> TrainDialog | None:
         if app is not None:
             app.aboutToQuit.connect(dlg.shutdown)
         dlg._quit_guard = _QuitGuard(dlg, ai.window)
-        _DIALOGS[ai] = dlg
+        ai._train_dialog = dlg
     dlg.show()
     dlg.raise_()
     dlg.activateWindow()
