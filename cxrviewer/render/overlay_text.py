@@ -94,6 +94,8 @@ def corner_text(
         ct.bl.append(f"Se: {h.series_number}")
     if h.instance_number:
         ct.bl.append(f"Im: {h.instance_number}")
+    if getattr(img, "n_frames", 1) > 1:  # multi-frame: which one is shown (cine, wheel)
+        ct.bl.append(f"Frame {img.frame + 1}/{img.n_frames}")
     ct.bl.append(f"{img.cols} x {img.rows}")
     # Bottom-right: how it is displayed.
     if center is not None and width is not None and not img.is_color:

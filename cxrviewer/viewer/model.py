@@ -72,6 +72,16 @@ class ImageRef:
                    modality=h.modality.strip().upper(), view_position=h.view_position.strip().upper(),
                    body_part=h.body_part.strip().upper(), laterality=h.laterality.strip().upper())
 
+    @classmethod
+    def from_instance(cls, inst: Any, study: Any, patient_id: str = "") -> ImageRef:
+        """The reference for a scanned (not yet decoded) image: an ``InstanceInfo`` of the
+        ``StudyInfo`` ``study`` (what hanging protocols choose from)."""
+        return cls(path=str(inst.path), n_frames=int(inst.number_of_frames or 1), patient_id=patient_id.strip(),
+                   study_uid=study.study_instance_uid.strip(), sop_uid=inst.sop_instance_uid.strip(),
+                   study_date=study.study_date.strip(), study_time=study.study_time.strip(),
+                   modality=inst.modality.strip().upper(), view_position=inst.view_position.strip().upper(),
+                   body_part=inst.body_part.strip().upper(), laterality=inst.laterality.strip().upper())
+
     @property
     def study_key(self) -> tuple[str, str] | None:
         """``(YYYYMMDD, HHMMSS.ffffff)`` for ordering studies, ``None`` without a valid date."""
@@ -278,12 +288,16 @@ class ViewerModel:
         The captions of every viewport (index order), after any change that alters one.
     image_changed(int, ImageRef | None)
         Viewport ``index`` shows another image (any viewport: one signal to connect to).
+    open_requested(int, str, int)
+        A feature asked for ``(index, path, frame)`` to be shown (:meth:`request_open`); the
+        shell's loaders decode it and :attr:`image_changed` follows when it is on screen.
     """
 
     layout_changed = Signal(str)
     active_changed = Signal(int, int)
     captions_changed = Signal(tuple)
     image_changed = Signal(int, object)
+    open_requested = Signal(int, str, int)
 
     def __init__(self, n: int = MAX_VIEWPORTS) -> None:
         self.viewports: list[ViewportModel] = [ViewportModel(i) for i in range(n)]
@@ -339,6 +353,13 @@ class ViewerModel:
         old, self._active = self._active, index
         self.active_changed.emit(old, index)
         self._refresh_captions()
+
+    def request_open(self, index: int, path: str, frame: int = 0) -> None:
+        """Ask for ``path`` (frame ``frame``) in viewport ``index``: intent, not state (the
+        image is the viewport's once it is decoded and shown)."""
+        if not 0 <= index < len(self.viewports):
+            raise IndexError(f"no viewport {index}")
+        self.open_requested.emit(index, str(path), int(frame))
 
     @property
     def current_image(self) -> ImageRef | None:

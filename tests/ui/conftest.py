@@ -105,8 +105,16 @@ def study_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def viewer(qtbot):
-    """The real main window, shown offscreen; closed and its workers stopped afterwards."""
+    """The real main window, shown offscreen; closed and its workers stopped afterwards.
+    Each starts as a first run would: no remembered geometry, docks or viewport layout (the
+    window saves them on close, and tests must not inherit the previous test's)."""
     from cxrviewer.ui.app import create_window
+    from cxrviewer.ui.common.settings import Settings
+
+    s = Settings()
+    for key in ("window/geometry", "window/state", "viewer/layout"):
+        s.q.remove(key)
+    s.q.sync()
 
     w = create_window()
     qtbot.addWidget(w)

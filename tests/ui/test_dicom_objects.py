@@ -52,6 +52,51 @@ def test_export_as_dicom_dialog_writes_a_presentation_state(qtbot, viewer, tmp_p
     assert "Exported GSPS" in viewer.status_label.text()
 
 
+def test_each_export_kind_has_its_own_name_and_nothing_is_replaced_unasked(qtbot, viewer, tmp_path, monkeypatch):
+    # the reader's bug: SC, SR and GSPS all proposed one name in the home folder, and the
+    # second export replaced the first without asking
+    src = tmp_path / "study"
+    src.mkdir()
+    p = write_cr(src / "cr.dcm", ramp(64, 48), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
+    viewer.settings.set("export_dir", "")  # no export yet in this profile
+    show_image(qtbot, viewer, p)
+    viewer.canvas.add_ruler((10.0, 10.0), (40.0, 50.0))
+
+    def open_dialog() -> ExportDicomDialog:
+        viewer.dicom.act_export.trigger()
+        dlg = [d for d in viewer.findChildren(ExportDicomDialog) if d.isVisible()][-1]
+        return dlg
+
+    dlg = open_dialog()
+    names = {}
+    for kind in ("sc-view", "sr", "gsps", "sc-native"):
+        dlg.kind.setCurrentIndex(dlg.kind.findData(kind))
+        names[kind] = dlg.path.text()
+    assert names == {"sc-view": str(src / "cr_sc.dcm"), "sr": str(src / "cr_sr.dcm"),
+                     "gsps": str(src / "cr_gsps.dcm"), "sc-native": str(src / "cr_sc.dcm")}  # beside the source
+    out = tmp_path / "exports"
+    out.mkdir()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("gsps"))
+    dlg.path.setText(str(out / "cr_gsps.dcm"))
+    with qtbot.waitSignal(viewer.dicom.exported, timeout=15000):
+        dlg.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).click()
+    first = (out / "cr_gsps.dcm").read_bytes()
+    # the next export starts in the folder last used, and asks before replacing a file there
+    dlg = open_dialog()
+    assert dlg.path.text() == str(out / "cr_sc.dcm")
+    dlg.kind.setCurrentIndex(dlg.kind.findData("gsps"))
+    asked = []
+    B = QtWidgets.QMessageBox.StandardButton
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or B.No)
+    dlg.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).click()
+    assert asked and "cr_gsps.dcm exists" in asked[0]
+    assert dlg.isVisible() and (out / "cr_gsps.dcm").read_bytes() == first  # No: nothing written
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: B.Yes)
+    with qtbot.waitSignal(viewer.dicom.exported, timeout=15000):
+        dlg.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).click()
+    assert (out / "cr_gsps.dcm").read_bytes() != first  # a new object (new UIDs): replaced
+
+
 def test_deidentified_capture_from_the_viewer_has_no_phi(qtbot, viewer, tmp_path):
     p = write_cr(tmp_path / "cr.dcm", ramp(96, 80), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
     show_image(qtbot, viewer, p)

@@ -63,6 +63,11 @@ def test_narrow_browser_shows_image_names(qtbot, viewer, study_dir):
     assert b.view.isColumnHidden(1) and b.view.isColumnHidden(3)  # count and modality give way
     assert not b.view.isColumnHidden(2)  # the date stays (studies of a patient told apart)
     assert b.view.columnWidth(0) > 120
+    # AI results coming in keep the names readable (the badge is cut, its tooltip whole)
+    path = next(iter(b.model.by_path))
+    b.set_badge(path, "0.86 Abnormal", 0.86)
+    QtWidgets.QApplication.processEvents()
+    assert not b.view.isColumnHidden(4) and b.view.columnWidth(0) > 80
 
 
 def test_fit_helpers():
@@ -77,3 +82,46 @@ def test_fit_helpers():
     assert lines == ["one", "two"]
     max_w, max_n = corner_boxes(400, 300, 15, margin=8, letter_room=36)
     assert max_w == pytest.approx(400 / 2 - 8 - 18 - 4) and max_n == int((150 - 8 - 18 - 2) // 15)
+
+
+def test_the_first_window_fits_the_screen_and_remembers_geometry_and_layout(qtbot, tmp_path):
+    # the reader's bug: 1400x900 whatever the screen (clipped at 1280x720), layout forgotten
+    from cxrviewer.ui.common.settings import Settings
+    from cxrviewer.ui.shell.main_window import MainWindow
+
+    ini = str(tmp_path / "settings.ini")
+    w = MainWindow(Settings(ini))
+    qtbot.addWidget(w)
+    avail = w.screen().availableGeometry()
+    assert w.width() <= avail.width() and w.height() <= avail.height()
+    w.show()
+    qtbot.waitExposed(w)
+    w.viewports.set_layout("2x1")
+    w.resize(w.minimumSizeHint().expandedTo(QtCore.QSize(760, 600)))
+    left = (w.width(), w.height())
+    assert left[0] <= avail.width()  # (the test screen is 800 px wide)
+    w.close()  # closeEvent saves geometry, docks and the layout
+    w2 = MainWindow(Settings(ini))
+    qtbot.addWidget(w2)
+    assert w2.viewports.layout_name() == "2x1" and w2.model.layout == "2x1"
+    assert (w2.width(), w2.height()) == left
+    w2.shutdown()
+
+
+def test_the_train_dialog_fits_1280x720(qtbot, tmp_path):
+    import cxrviewer.ui  # noqa: F401  (the PySide6 refcount guard)
+    from cxrviewer.ui.common.screen import FRAME_MARGIN, fit_to_screen
+    from cxrviewer.ui.train.train_dialog import TrainDialog
+
+    dlg = TrainDialog(None)
+    qtbot.addWidget(dlg)
+    small = QtCore.QRect(0, 0, 1280, 720)
+    size = fit_to_screen(dlg, QtCore.QSize(900, 760), small)
+    assert size.height() + FRAME_MARGIN.height() <= 720 and size.width() <= 1280
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert dlg.height() <= 720 - FRAME_MARGIN.height()
+    for b in (dlg.start_button, dlg.close_button):  # the buttons stay inside the dialog
+        r = QtCore.QRect(b.mapTo(dlg, QtCore.QPoint(0, 0)), b.size())
+        assert dlg.rect().contains(r), (b.text(), r, dlg.rect())
+    dlg.close()

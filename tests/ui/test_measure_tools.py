@@ -91,6 +91,31 @@ def test_drawing_with_the_mouse_and_following_rotation(calibrated, qtbot):
     assert abs(hs.x() - scr.x()) < 2 and abs(hs.y() - scr.y()) < 2
 
 
+def test_the_angle_is_not_left_one_armed(calibrated, qtbot):
+    # the reader's bug: the second drag, started on the vertex as one does, grabbed the
+    # half-drawn angle's handle, and a one-armed "Angle 0.0°" stayed (4 of 5 tries)
+    w, img = calibrated
+    c = w.canvas
+    t = w.measure_tools
+    w.tool_actions["angle"].trigger()
+    qtbot.wait(50)  # the Measurements panel may appear: let the canvas take its new size first
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 40, 40), image_point_to_viewport(c, 70, 40))
+    (half,) = t.measurements
+    assert not half.complete() and half.text() == "drag the second arm" and w.model.active.measurements == ()
+    qtbot.wait(50)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 40, 40), image_point_to_viewport(c, 40, 10))
+    (ang,) = t.measurements
+    assert ang.complete() and np.allclose(ang.points(), [(70, 40), (40, 40), (40, 10)], atol=1.5)
+    assert abs(float(ang.text()[:-1]) - 90) < 5
+    assert [m.kind for m in w.model.active.measurements] == ["angle"]
+    # a first arm, then another tool: nothing is left behind
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 80, 60), image_point_to_viewport(c, 95, 60))
+    assert len(t.measurements) == 2
+    w.tool_actions["ruler"].trigger()
+    assert t.measurements == [ang]
+    assert [(name, m) for name, _text, m in w.measure_tools.panel.entries()] == [("Angle", ang)]
+
+
 def test_export_burns_them_in_and_annotations_off_hides_them(calibrated):
     w, img = calibrated
     c = w.canvas

@@ -43,3 +43,31 @@ def test_opening_another_folder_empties_the_other_viewports_in_the_model(qtbot, 
     write_cr(d / "x.dcm", ramp(32, 32, seed=9))
     open_and_wait(qtbot, viewer, d)
     assert viewer.model[1].image is None and viewer.model[0].image.path == str(d / "x.dcm")
+
+
+def test_intent_sent_to_the_model_reaches_the_viewports(qtbot, viewer, study_dir):
+    open_and_wait(qtbot, viewer, study_dir)
+    m, grid = viewer.model, viewer.viewports
+    m.set_layout("2x2")
+    assert grid.layout_name() == "2x2" and viewer.viewport_binding.layout_actions["2x2"].isChecked()
+    target = str(study_dir / "img2.dcm")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, _img: i == 3):
+        m.request_open(3, target)
+    assert grid.path(3) == target and m[3].image.path == target
+    m.set_active(3)
+    assert grid.active == 3 and viewer.canvas is grid.canvas(3)
+    # a window set on the model is the one the canvas shows (and the W/L panel follows)
+    from cxrviewer.viewer import Window
+
+    m[3].set_window(Window(1234.0, 567.0))
+    assert grid.canvas(3).window() == (1234.0, 567.0)
+    assert viewer.wl_panel.center.value() == pytest.approx(1234.0)
+    # and a view: orientation, zoom (x fit) and centre (fraction of the image)
+    from cxrviewer.viewer import ViewTransform
+
+    c = grid.canvas(3)
+    m[3].set_view(ViewTransform(zoom=2.0, center=(0.4, 0.6), rotation=1, flip_h=True))
+    v = c.view_state()
+    assert (v.rotation, v.flip_h, v.flip_v) == (1, True, False)
+    assert grid.relative_view(c) == pytest.approx((0.4, 0.6, 2.0), abs=0.02)
+    assert m[3].view.rotation == 1 and m[3].view.zoom == pytest.approx(2.0, abs=0.02)

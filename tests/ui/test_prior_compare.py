@@ -141,3 +141,65 @@ def test_a_patients_studies_are_listed_newest_first_with_their_dates(qtbot, view
     left = view.header().sectionViewportPosition(COL_DATE)
     assert view.columnWidth(COL_DATE) >= fm.horizontalAdvance("2019-03-14")
     assert 0 <= left and left + view.columnWidth(COL_DATE) <= view.viewport().width()
+
+
+def two_views_twice(root: Path) -> dict[str, str]:
+    """P1: a PA and a lateral in 2024, and in 2019."""
+    def w(sub, name, uid, date, view, instance, seed):
+        return write_study_image(root / sub, name, patient_id="P1", study_uid=uid, date=date, view=view,
+                                 instance=instance, pixels=chest_like(64, 48, seed=seed))
+
+    return {"pa": w("now", "pa.dcm", "1.2.9.2", "20240105", "PA", 1, 1),
+            "ll": w("now", "ll.dcm", "1.2.9.2", "20240105", "LL", 2, 2),
+            "old_pa": w("old", "pa.dcm", "1.2.9.1", "20190314", "PA", 1, 3),
+            "old_ll": w("old", "ll.dcm", "1.2.9.1", "20190314", "LL", 2, 4)}
+
+
+def test_hanging_protocols_frontal_lateral_and_compare_2x2(qtbot, viewer, tmp_path):
+    p = two_views_twice(tmp_path)
+    grid = viewer.viewports
+    # opening the current study alone: its frontal and lateral hang side by side
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        open_and_wait(qtbot, viewer, tmp_path / "now")
+    assert grid.layout_name() == "1x2"
+    assert {grid.path(0), grid.path(1)} == {p["pa"], p["ll"]} and grid.path(0) == p["pa"]
+    # the whole folder, then Compare with prior: current and prior, frontal and lateral, 2x2
+    open_and_wait(qtbot, viewer, tmp_path)
+    if viewer.current_path != p["pa"]:
+        with qtbot.waitSignal(viewer.imageLoaded, timeout=15000):
+            viewer.browser.select_path(p["pa"])
+    qtbot.waitUntil(lambda: all(grid.canvas(i).img is not None and grid.path(i) == grid.canvas(i).img.path
+                                for i in range(grid.count())), timeout=15000)
+    opened = []
+    grid.opened.connect(lambda i, img: opened.append(i))
+    viewer.prior_compare.action.trigger()
+    qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
+    assert grid.layout_name() == "2x2"
+    assert [grid.path(i) for i in range(4)] == [p["pa"], p["ll"], p["old_pa"], p["old_ll"]]
+    assert [grid.caption(i) for i in range(4)] == ["Current · 2024-01-05"] * 2 + ["Prior · 2019-03-14"] * 2
+    assert grid.sync() == (True, True) and viewer.canvas is grid.canvas(0)
+
+
+def test_retrieved_studies_accumulate_beside_the_open_folder(qtbot, viewer, tmp_path):
+    # the reader's bug: each retrieve replaced the open folder, so a prior from the PACS could
+    # not be compared with the current study
+    p = two_views_twice(tmp_path)
+    open_and_wait(qtbot, viewer, tmp_path / "now")
+    shown = viewer.current_path
+    qr = viewer.pacs.open_query()  # the Query/Retrieve dialog: its retrieves land in the local store
+    with qtbot.waitSignal(viewer.scanFinished, timeout=15000):
+        qr.studyRetrieved.emit(str(tmp_path / "old"))
+    qr.close()
+    assert viewer.current_path == shown and viewer.scan_root == str(tmp_path / "now")  # nothing replaced
+    paths = {i.path for i in viewer.last_scan.instances()}
+    assert paths == set(p.values())
+    b = viewer.browser
+    (patient,) = [b.model.item(r) for r in range(b.model.rowCount())]
+    assert patient.rowCount() == 2  # both studies under the one patient, newest first
+    assert all(b.model.by_path.get(x) is not None for x in p.values())
+    grid = viewer.viewports
+    opened = []
+    grid.opened.connect(lambda i, img: opened.append(i))
+    viewer.prior_compare.action.trigger()  # the retrieved prior is found
+    qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
+    assert grid.caption(2) == "Prior · 2019-03-14"

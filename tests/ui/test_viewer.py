@@ -644,3 +644,53 @@ def test_single_key_shortcuts_reach_the_canvas(qtbot, viewer, tmp_path):
     assert viewer.canvas.window() == pytest.approx((img.auto_preset.center, img.auto_preset.width))
     QTest.keyClick(viewer.canvas, QtCore.Qt.Key.Key_R)
     assert viewer.canvas.view_state().rotation == 1
+
+
+def test_the_magnifier_loupe_shows_the_view_around_the_cursor(qtbot, viewer, tmp_path):
+    import numpy as np
+    from conftest import _send, image_point_to_viewport, show_image, write_cr
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    from cxrviewer.ui.canvas.magnifier import Loupe
+
+    y, x = np.indices((80, 100))
+    board = np.where(((x // 7) + (y // 5)) % 2 == 0, 600, 3400).astype(np.uint16)  # structure to recognise
+    show_image(qtbot, viewer, write_cr(tmp_path / "m.dcm", board, window=(2000.0, 4000.0)))
+    c = viewer.canvas
+    viewer.tool_actions["magnify"].trigger()
+    assert c.tool() == "magnify" and viewer.tool_actions["magnify"].shortcut().toString() == "M"
+    vp = c.graphics.viewport()
+    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    start = image_point_to_viewport(c, 50, 40)
+    end = start + QtCore.QPoint(12, 6)
+
+    def rgb(pm):
+        img = pm.toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+        return np.frombuffer(bytes(img.constBits()), np.uint8).reshape(h, bpl)[:, : w * 3].reshape(h, w, 3)
+
+    Loupe.set_factor(2.0)
+    _send(vp, T.MouseButtonPress, start, L, L)
+    for k in range(1, 6):
+        _send(vp, T.MouseMove, start + (end - start) * (k / 5), NoB, L)
+        QtWidgets.QApplication.processEvents()
+    loupe = c.loupe
+    for factor in (2.0, 4.0):  # the zoom may change while it is shown (the menu)
+        Loupe.set_factor(factor)  # redraws the loupe on screen at once
+        assert loupe.isVisible()
+        # centred on the cursor (pyqtgraph rate-limits moves: the last one it took, on the path)
+        at = vp.mapFromGlobal(c.mapToGlobal(loupe.geometry().center()))
+        assert start.x() - 2 <= at.x() <= end.x() + 2 and start.y() - 2 <= at.y() <= end.y() + 2
+        # and shows the view's pixels around it, magnified
+        mag = rgb(loupe.pixmap())
+        n = round((Loupe.SIZE - 4) / factor)
+        src = rgb(vp.grab(QtCore.QRect(at.x() - n // 2, at.y() - n // 2, n, n)))
+        small = mag[:: round(factor), :: round(factor)][: src.shape[0], : src.shape[1]].astype(int)
+        err = np.abs(small - src.astype(int)).mean()
+        off = rgb(vp.grab(QtCore.QRect(at.x() - n // 2 + 9, at.y() - n // 2 + 6, n, n))).astype(int)
+        assert err < 20 and err < np.abs(small - off).mean() / 2  # that region, not one beside it
+    _send(vp, T.MouseButtonRelease, end, L, NoB)
+    assert not loupe.isVisible()
+    Loupe.set_factor(9)
+    assert Loupe.factor == 4.0  # 2–4×
+    Loupe.set_factor(2.0)

@@ -371,3 +371,33 @@ def test_measurements_panel_lists_the_active_viewports_measurements(qtbot, side_
     assert panel.tools is vb.tools_for(g.canvas(0)) and panel.table.rowCount() == 0
     _click(g.canvas(1))
     assert panel.table.rowCount() == 1  # viewport 1 kept its angle
+
+
+def test_no_black_boxes_under_the_corner_text_of_any_viewport(qtbot, viewer, tmp_path):
+    # the reader's bug: black rectangles hid the image under the corner text of viewports 2 and 3
+    from PySide6 import QtGui
+
+    bright = np.full((64, 64), 3800, np.uint16)
+    p = write_cr(tmp_path / "bright.dcm", bright, window=(2048.0, 4096.0))
+    open_and_wait(qtbot, viewer, p)
+    g = viewer.viewports
+    g.set_layout("2x2")
+    for i in (1, 2, 3):
+        with qtbot.waitSignal(g.opened, timeout=15000, check_params_cb=lambda k, _img, i=i: k == i):
+            g.open(i, str(p))
+    for i in range(4):
+        c = g.canvas(i)
+        c.fit()
+        img = c.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+        a = np.frombuffer(bytes(img.constBits()), np.uint8).reshape(h, bpl)[:, : w * 3].reshape(h, w, 3)
+        for name in ("tl", "tr", "bl", "br"):
+            r = c._labels[name].geometry().intersected(c.graphics.geometry())
+            img_rect = c.image_item.mapRectToScene(c.image_item.boundingRect())
+            view_r = c.graphics.mapFromScene(img_rect).boundingRect()
+            r = r.intersected(view_r.translated(c.graphics.pos()))
+            if r.isEmpty():
+                continue
+            box = a[r.top():r.bottom() + 1, r.left():r.right() + 1].astype(int).sum(axis=2)
+            # text and its shadow are thin strokes: most of the box is the (bright) image
+            assert (box < 60).mean() < 0.5, (i, name, (box < 60).mean())

@@ -121,3 +121,13 @@ def test_bad_layout_and_index():
         m.set_layout("3x3")
     with pytest.raises(IndexError):
         m.set_active(7)
+
+
+def test_open_is_intent_the_image_arrives_later():
+    m = ViewerModel()
+    asked = []
+    m.open_requested.connect(lambda i, path, frame: asked.append((i, path, frame)))
+    m.request_open(2, "x.dcm", 3)
+    assert asked == [(2, "x.dcm", 3)] and m[2].image is None  # not shown until decoded
+    with pytest.raises(IndexError):
+        m.request_open(9, "x.dcm")

@@ -533,6 +533,12 @@ class StudyBrowser(QtWidgets.QWidget):
             self._selected_path = path
             self.imageSelected.emit(path)
 
+    def _ai_width(self) -> int:
+        """Narrow, the AI column shows the probability and the label's start ("0.86 Abn…", the
+        whole text on hover), so the names keep their room once results come in."""
+        sample = "0.00 Abn…" if self.width() < 340 else "0.00 Abnormal"
+        return self.view.fontMetrics().horizontalAdvance(sample) + 16
+
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
         # Narrow (a 1280x720 screen): the names matter more than the count and modality
@@ -540,6 +546,7 @@ class StudyBrowser(QtWidgets.QWidget):
         narrow = self.width() < 340
         for c in (COL_COUNT, COL_MOD):
             self.view.setColumnHidden(c, narrow)
+        self.view.setColumnWidth(COL_AI, self._ai_width())
         self._thumb_timer.start()
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802
@@ -614,7 +621,7 @@ class StudyBrowser(QtWidgets.QWidget):
         if self.view.isColumnHidden(COL_AI):
             # fixed width: a ResizeToContents column re-measures every row on each change
             self.view.header().setSectionResizeMode(COL_AI, QtWidgets.QHeaderView.ResizeMode.Interactive)
-            self.view.setColumnWidth(COL_AI, self.view.fontMetrics().horizontalAdvance("0.00 Abnormal") + 16)
+            self.view.setColumnWidth(COL_AI, self._ai_width())
             self.view.setColumnHidden(COL_AI, False)
         self.proxy.invalidate()
         self._update_filter_label()

@@ -36,6 +36,7 @@ from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.export import RulerSpec, ViewState
 from cxrviewer.ui.canvas.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
+    OutlinedLabel,
     ProbeInfo,
     Ruler,
     _Layer,
@@ -48,8 +49,9 @@ from cxrviewer.ui.canvas.image_item import DecimatingImageItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-TOOLS = ("wl", "pan", "zoom", "ruler", "probe")
-TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe"}
+TOOLS = ("wl", "pan", "zoom", "ruler", "probe", "magnify")
+TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe",
+              "magnify": "Magnifier"}
 
 _GRAY = np.arange(256, dtype=np.uint8)
 _GRAY_INV = _GRAY[::-1].copy()
@@ -72,6 +74,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         A new image is on screen.
     cleared()
         No image is shown any more.
+    frameStepRequested(int)
+        The wheel turned over a multi-frame image: show the frame this many steps on.
     """
 
     windowChanged = QtCore.Signal(float, float)
@@ -80,6 +84,7 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     rulersChanged = QtCore.Signal()
     imageShown = QtCore.Signal()
     cleared = QtCore.Signal()
+    frameStepRequested = QtCore.Signal(int)
     toolChanged = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
@@ -98,21 +103,26 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self._labels: dict[str, QtWidgets.QLabel] = {}
         # Corner text ("tl"...) and the orientation letters at the edge midpoints ("top"...).
         for corner in ("tl", "tr", "bl", "br", *EDGES):
-            lab = QtWidgets.QLabel(self)
+            lab = QtWidgets.QLabel(self) if len(corner) == 2 else OutlinedLabel(self)
             lab.setObjectName(f"corner_{corner}" if len(corner) == 2 else f"edge_{corner}")
             lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             if len(corner) == 2:
                 lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
                 align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
                 lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
-            else:
+            else:  # the orientation letters: outlined all round (readable over any heatmap)
                 lab.setStyleSheet("color: #ffffa0; background: transparent; font-size: 15px; font-weight: bold;")
+                self._labels[corner] = lab
+                continue
             eff = QtWidgets.QGraphicsDropShadowEffect(lab)
             eff.setBlurRadius(0)
             eff.setOffset(1, 1)
             eff.setColor(QtGui.QColor(0, 0, 0))
             lab.setGraphicsEffect(eff)
             self._labels[corner] = lab
+        from cxrviewer.ui.canvas.magnifier import Loupe
+
+        self.loupe = Loupe(self)  # the magnifier tool's loupe
         self._placeholder = QtWidgets.QLabel("Open a folder or file (Ctrl+O), or drop it here", self)
         self._placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setStyleSheet("color: #777; font-size: 15px; background: transparent;")
@@ -542,6 +552,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
                 self.rulersChanged.emit()
         elif self._tool == "probe":
             self._show_probe(ev.scenePos())
+        elif self._tool == "magnify":
+            self.loupe.drag(ev)
 
     def _on_click(self, ev) -> None:
         if ev.button() != QtCore.Qt.MouseButton.LeftButton:

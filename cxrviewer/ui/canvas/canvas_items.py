@@ -108,6 +108,36 @@ class Ruler:
             self.canvas.view_box.removeItem(it)
 
 
+class OutlinedLabel(QtWidgets.QLabel):
+    """A one-line label drawn as filled glyphs with a dark outline all round, so it stays
+    readable over any image and any heatmap colour (a drop shadow to one side is lost on a
+    yellow or red heatmap). Used for the orientation letters."""
+
+    OUTLINE = 3.5  # pen width in px: about 1.75 px of dark edge on each side of a stroke
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, color: str = "#ffffa0") -> None:
+        super().__init__(parent)
+        self.text_color = QtGui.QColor(color)
+        self.setMargin(2)  # room for the outline
+
+    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        text = self.text()
+        if not text:
+            return
+        fm = self.fontMetrics()
+        path = QtGui.QPainterPath()
+        x = (self.width() - fm.horizontalAdvance(text)) / 2
+        y = (self.height() + fm.ascent() - fm.descent()) / 2
+        path.addText(QtCore.QPointF(x, y), self.font(), text)
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        pen = QtGui.QPen(QtGui.QColor(0, 0, 0, 235), self.OUTLINE)
+        pen.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
+        p.strokePath(path, pen)
+        p.fillPath(path, self.text_color)
+        p.end()
+
+
 class _ViewBox(pg.ViewBox):
     """ViewBox whose mouse gestures are decided by the canvas (tool selector)."""
 
@@ -120,6 +150,20 @@ class _ViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev):  # noqa: N802
         self._canvas._on_click(ev)
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
+        # A multi-frame image: the wheel steps frames and Ctrl+wheel zooms (as in Weasis);
+        # a single frame: the wheel zooms
+        c = self._canvas
+        img = c.img
+        ctrl = bool(ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier)
+        if img is not None and img.n_frames > 1 and not ctrl:
+            delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+            if delta:
+                c.frameStepRequested.emit(-1 if delta > 0 else 1)  # wheel down: the next frame
+            ev.accept()
+            return
+        super().wheelEvent(ev, axis)
 
     def resizeEvent(self, ev):  # noqa: N802
         # Zoomed in (not fitted), a resize keeps the zoom and the point in the middle, as in

@@ -29,50 +29,6 @@ KINDS = (
 )
 
 
-def tool_measurements(img, tools_measurements) -> list:
-    """The measurements of the viewer model (:class:`cxrviewer.viewer.Measurement`: angle,
-    Cobb, CTR, ellipse/rectangle ROI statistics; rulers are :func:`length_measurement`'s) as
-    :class:`cxrviewer.dicom.common.Measurement` values with their units. The numbers are
-    recomputed here from the points with :mod:`cxrviewer.core.measure`, the module the tools
-    themselves use."""
-    from cxrviewer.core import measure as M
-    from cxrviewer.dicom.common import Measurement
-
-    g = getattr(img, "geometry", None)
-    sp = (g.row_spacing_mm, g.col_spacing_mm) if g is not None else None
-    basis = g.basis if g is not None else ""
-    units = img.units if img.units and img.units.upper() != "US" else ""
-    out = []
-    for m in tools_measurements or []:
-        try:
-            pts = tuple((float(x), float(y)) for x, y in m.points)
-            label = m.label
-            if m.kind == "angle":
-                a, v, b = pts[:3]
-                out.append(Measurement("angle", (a, v, b), (("Angle", M.angle_deg(v, a, b, sp), "deg"),), label, basis))
-            elif m.kind == "cobb":
-                val = M.cobb_angle_deg(pts[0:2], pts[2:4], sp)
-                out.append(Measurement("cobb", pts[:4], (("Cobb Angle", val, "deg"),), label, basis))
-            elif m.kind == "ctr":  # thorax line first, then the heart
-                val = M.cardiothoracic_ratio(pts[2:4], pts[0:2], sp)
-                out.append(Measurement("ctr", pts[:4], (("Cardiothoracic Ratio", val, ""),), label, basis))
-            elif m.kind in ("ellipse", "rect"):
-                st = None
-                if not img.is_color:
-                    values = img.modality if img.modality is not None else img.stored
-                    st = M.stats_of(M.roi_values(values, m.kind, pts[0], pts[1]), sp)
-                outline = (M.ellipse_outline if m.kind == "ellipse" else M.rect_outline)(pts[0], pts[1])
-                vals = [("Area", st.area_mm2, "mm2") if st is not None and st.area_mm2 is not None
-                        else ("Area", float(st.area_px) if st is not None else 0.0, "px2")]
-                if st is not None and st.n > 0:
-                    vals = [("Mean", st.mean, units), ("Standard Deviation", st.sd, units),
-                            ("Minimum", st.min, units), ("Maximum", st.max, units), *vals]
-                out.append(Measurement("roi", tuple(outline), tuple(vals), label, basis))
-        except (ValueError, TypeError, IndexError) as e:  # a half-drawn or degenerate shape
-            _log.warning("measurement %s left out of the DICOM object: %s", getattr(m, "kind", "?"), e)
-    return out
-
-
 class ExportDicomDialog(QtWidgets.QDialog):
     """Choose the object, whether to de-identify it, and where to write it."""
 
@@ -88,6 +44,10 @@ class ExportDicomDialog(QtWidgets.QDialog):
         for key, text in KINDS:
             self.kind.addItem(text, key)
         lay.addRow("Object", self.kind)
+        # each kind has its own default name (…_sc.dcm, …_sr.dcm, …_gsps.dcm): a default name
+        # follows the kind, a name the reader typed stays
+        self._kind_key = self.kind.currentData()
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         self.anonymize = QtWidgets.QCheckBox("De-identified copy (PS3.15 Basic Profile: names, IDs, UIDs and dates "
                                              "replaced; burned-in text without patient data)", self)
         self.anonymize.setObjectName("dicomAnonymize")
@@ -126,10 +86,35 @@ class ExportDicomDialog(QtWidgets.QDialog):
         self.buttons.rejected.connect(self.reject)
         lay.addRow(self.buttons)
 
+    def _kind_changed(self, _i: int) -> None:
+        from cxrviewer.viewer.exports import with_kind
+
+        new = self.kind.currentData()
+        if self.path.text().strip():
+            self.path.setText(str(with_kind(self.path.text().strip(), self._kind_key, new)))
+        self._kind_key = new
+
     def _browse(self) -> None:
+        # the native dialog asks before replacing a file, so accept() does not ask again
         f, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export as DICOM", self.path.text(), "DICOM (*.dcm)")
         if f:
-            self.path.setText(f if Path(f).suffix else f + ".dcm")
+            f = f if Path(f).suffix else f + ".dcm"
+            self.path.setText(f)
+            self._confirmed = f
+
+    def accept(self) -> None:
+        """OK: an existing file is replaced only when the reader says so (default: No, and
+        the dialog stays open for another name)."""
+        from cxrviewer.viewer.exports import needs_confirmation
+
+        path = self.path.text().strip()
+        if path and needs_confirmation(path) and getattr(self, "_confirmed", None) != path:
+            B = QtWidgets.QMessageBox.StandardButton
+            ans = QtWidgets.QMessageBox.question(self, "Export as DICOM", f"{path} exists. Replace it?",
+                                                 B.Yes | B.No, B.No)
+            if ans != B.Yes:
+                return
+        super().accept()
 
     def options(self) -> dict:
         return {"kind": self.kind.currentData(), "anonymize": self.anonymize.isChecked(),
@@ -219,10 +204,7 @@ class DicomObjects(QtCore.QObject):
         res = self._live_ai()
         return list(res.lines) if res is not None else []
 
-    def _measurements(self):
-        """The active viewport's measurements in the viewer model (rulers first)."""
-        ms = self.model.active.measurements
-        return [m for m in ms if m.kind == "ruler"], [m for m in ms if m.kind != "ruler"]
+
 
     def export(self, kind: str, path: str | os.PathLike, anonymize: bool = False, masks=()):
         """Write ``kind`` (``sc-view``, ``sc-native``, ``sr``, ``gsps``) for the image on
@@ -234,16 +216,16 @@ class DicomObjects(QtCore.QObject):
             Nothing to export (no image, SR with neither a result nor measurements), a source
             that cannot carry the object, or a write failure.
         """
-        from cxrviewer.dicom.build import export_object, length_measurement, reader_view
+        from cxrviewer.dicom.build import export_object, reader_view
+        from cxrviewer.viewer.measurements import to_dicom
 
         win = self.window
         img = win.current_image
         if img is None:
             raise CxrError(None, "no image is shown")
         canvas = win.canvas
-        ruler_items, others = self._measurements()
-        rulers = [length_measurement(img, *r.points[:2]) for r in ruler_items]
-        rulers += tool_measurements(img, others)
+        # every kind, the ruler included, through the one measurement registry
+        rulers = to_dicom(img, self.model.active.measurements)
         view = canvas.view_state()
         ai = self._ai_result()
         call = self.reader_call() if kind == "sr" and self.reader_call is not None else None
@@ -292,8 +274,10 @@ class DicomObjects(QtCore.QObject):
         img = win.current_image
         if img is None:
             return None
-        start_dir = win.settings.get("export_dir", str(Path.home()))
-        start = os.path.join(start_dir, Path(img.path).stem + "_cxrviewer.dcm")
+        from cxrviewer.viewer.exports import default_path
+
+        # the kind first listed (SC of the view); the name follows the kind chosen
+        start = str(default_path(KINDS[0][0], img.path, win.settings.get("export_dir", None)))
         n = len(self.model.active.measurements)
         dlg = ExportDicomDialog(win, start, has_ai=self._ai_result() is not None, n_rulers=n,
                                 text_risk=self.text_risk(img), draw_masks=self.draw_masks,

@@ -213,7 +213,9 @@ class PacsActions(QtCore.QObject):
     def open_query(self) -> QueryRetrieveDialog:
         if self.qr is None:
             self.qr = QueryRetrieveDialog(self.window, book_path=self.book_path)
-            self.qr.studyRetrieved.connect(self.window.open_path)
+            # a retrieved study joins what is open (current and prior side by side), it never
+            # replaces the folder
+            self.qr.studyRetrieved.connect(self.window.add_path)
         self.qr.show()
         self.qr.raise_()
         return self.qr

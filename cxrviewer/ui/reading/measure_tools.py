@@ -29,19 +29,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core import measure as M
 from cxrviewer.render.export import RulerSpec
+from cxrviewer.viewer.measurements import REGISTRY as MEASUREMENT_KINDS
 
 COLOR = (120, 255, 120)
 SELECTED = (0, 200, 255)
-#: tool id -> (menu name, shortcut, points a finished measurement has)
-TOOLS = {
-    "angle": ("Angle", "G", 3),
-    "cobb": ("Cobb Angle", "C", 4),
-    "ctr": ("Cardiothoracic Ratio", "X", 4),
-    "ellipse": ("Ellipse ROI", "E", 2),
-    "rect": ("Rectangle ROI", "Q", 2),
-    "arrow": ("Arrow", "Shift+A", 2),
-    "text": ("Text Label", "Shift+T", 1),
-}
+#: tool id -> (menu name, shortcut, points a finished measurement has), from the one
+#: measurement registry (the ruler is the canvas's own tool)
+TOOLS = {k: (m.name, m.shortcut, m.points) for k, m in MEASUREMENT_KINDS.items() if k != "ruler"}
 
 
 class _EllipseROI(pg.EllipseROI):
@@ -52,6 +46,12 @@ class _EllipseROI(pg.EllipseROI):
         self.addScaleHandle([0, 0], [1, 1])
 
 
+def _ignore_event(ev) -> None:
+    """A mouse event for an item that is not taking the mouse now (see set_interactive)."""
+    if hasattr(ev, "ignore"):
+        ev.ignore()
+
+
 class Measurement:
     """One measurement: its kind, its points (image coordinates) and its ROI items."""
 
@@ -59,6 +59,9 @@ class Measurement:
         self.tools = tools
         self.kind = kind
         self.note = note  # the text of a text label or an arrow
+        #: an angle of which only the first arm is drawn yet (its second arm lies on the first:
+        #: no angle to show, and not a measurement until the second drag)
+        self.partial = False
         self.rois: list[pg.ROI] = []
         self.head: pg.ArrowItem | None = None
         self.label = pg.TextItem("", color=COLOR, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140))
@@ -128,7 +131,25 @@ class Measurement:
         return out
 
     def complete(self) -> bool:
-        return len(self.points()) >= TOOLS[self.kind][2]
+        return not self.partial and len(self.points()) >= TOOLS[self.kind][2]
+
+    def set_interactive(self, on: bool) -> None:
+        """Whether its handles and lines take the mouse. Off while the measurement waits for
+        its second drag, which the reader naturally starts on the vertex or the first line:
+        that press must reach the tool, not move the half-drawn shape. (pyqtgraph's scene
+        picks the item to drag from its own hover events, not from Qt's accepted buttons:
+        the items' hover and drag handlers are shadowed per instance while off.)"""
+        items: list = []
+        for r in self.rois:
+            items.append(r)
+            items += list(r.getHandles()) if hasattr(r, "getHandles") else []
+            items += list(getattr(r, "segments", []))
+        for it in items:
+            for name in ("hoverEvent", "mouseDragEvent", "mouseClickEvent"):
+                if on:
+                    it.__dict__.pop(name, None)
+                else:
+                    setattr(it, name, _ignore_event)
 
     def value(self) -> tuple[str, str]:
         """``(name, value text)`` for the panel and the label."""
@@ -140,6 +161,8 @@ class Measurement:
         if self.kind in ("arrow", "text"):
             return name, self.note
         if self.kind == "angle":
+            if self.partial:
+                return name, "drag the second arm"
             a, v, b = pts[:3]
             return name, f"{M.angle_deg(v, a, b, sp):.1f}°"
         if self.kind == "cobb":
@@ -264,6 +287,7 @@ class MeasureTools(QtCore.QObject):
         for tool in TOOLS:
             canvas.register_tool(tool, self._drag)
         canvas.imageShown.connect(self.clear)
+        canvas.toolChanged.connect(self._drop_unfinished)
         canvas.viewChanged.connect(self._view_changed)  # arrow heads are drawn in screen space
         #: asks the reader for a text label's text: ``(text, ok)``
         self.ask_text = lambda: QtWidgets.QInputDialog.getText(canvas, "Text label", "Text:")
@@ -313,6 +337,16 @@ class MeasureTools(QtCore.QObject):
     def specs(self) -> list[RulerSpec]:
         return [s for m in self.measurements for s in m.specs()]
 
+    def _drop_unfinished(self, tool: str = "") -> None:
+        """Another tool: a measurement still waiting for its second drag goes (a one-armed
+        angle or a lone Cobb/CTR line measures nothing and must not be left behind)."""
+        m = self._pending
+        if m is None or tool == m.kind or self._drawing is not None:
+            return
+        self._pending = None
+        if m in self.measurements and not m.complete():
+            self.delete(m)
+
     def _view_changed(self) -> None:
         for m in self.measurements:
             if m.head is not None:
@@ -349,6 +383,8 @@ class MeasureTools(QtCore.QObject):
                          "arrow": [p0, p]}[tool]
                 self._drawing = self.add(tool, first, emit=False)  # "changed" when the drag ends
                 self._pending = self._drawing if tool in ("angle", "cobb", "ctr") else None
+                if tool == "angle":
+                    self._drawing.partial = True
             self._second = pend is not None
         m = self._drawing
         if m is None:
@@ -357,6 +393,11 @@ class MeasureTools(QtCore.QObject):
         if ev.isFinish():
             if self._second or tool in ("ellipse", "rect"):
                 self._pending = None
+                m.partial = False
+                m.set_interactive(True)
+            else:  # waits for its second drag, which must reach the tool (set_interactive)
+                m.set_interactive(m is not self._pending)
+            m.update()
             self._drawing = None
             self.changed.emit()
 

@@ -27,9 +27,9 @@ from cxrviewer.ui.shell.dialogs import (
     TagBrowser,
     show_about,
 )
-from cxrviewer.viewer import ViewerModel
+from cxrviewer.viewer import LAYOUTS, ViewerModel
 
-TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O"}
+TOOL_KEYS = {"wl": "W", "pan": "P", "zoom": "Z", "ruler": "D", "probe": "O", "magnify": "M"}
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -60,12 +60,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings or Settings()
         self.setWindowTitle("cxrviewer")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        from cxrviewer.ui.common.screen import fit_to_screen
+
+        fit_to_screen(self, QtCore.QSize(1600, 1000))  # the first time; later, what the reader left
         self.current_image: LoadedImage | None = None
         self.current_path: str | None = None
         self.last_scan: ScanResult | None = None
         self._scan_root: str | None = None
         self._want_first = False
+        #: a scan that adds to what is open (add_path) rather than replacing it, and those waiting
+        self._adding: str | None = None
+        self._add_queue: list[str] = []
         #: the state of the reading, outside the widgets (Qt-free; exports read it)
         self.model = ViewerModel()
         # The features, handed to each other by this shell (set as they are installed below;
@@ -279,6 +284,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tool_group.addAction(a)
             self.tool_actions[tool] = a
         self.tool_actions["wl"].setChecked(True)
+        self.tool_actions["magnify"].setStatusTip("Left button: a loupe under the cursor (Tools → Magnifier Zoom: 2–4×)")
+        from cxrviewer.ui.canvas.magnifier import FACTORS, Loupe
+
+        m_zoom = m_tools.addMenu("Magnifier Zoom")
+        zoom_group = QtGui.QActionGroup(self)
+        for f in FACTORS:
+            a = m_zoom.addAction(f"{f:g}×")
+            a.setCheckable(True)
+            a.setChecked(f == Loupe.factor)
+            a.triggered.connect(lambda _=False, f=f: Loupe.set_factor(f))
+            zoom_group.addAction(a)
         m_tools.addSeparator()
         self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", lambda: self.canvas.delete_selected_ruler(), [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
         self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", lambda: self.canvas.clear_rulers(), "Ctrl+Shift+Del")
@@ -294,8 +310,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addToolBar(tb)
         tb.addAction(self.act_open_folder)  # Open File stays in the menu (Ctrl+O): room at 1280 px
         tb.addSeparator()
-        for a in self.tool_actions.values():
-            tb.addAction(a)
+        for tool, a in self.tool_actions.items():
+            if tool != "magnify":  # M and the Tools menu: the toolbar keeps its room at 1280 px
+                tb.addAction(a)
         tb.addSeparator()
         for a in (self.act_auto, self.act_fit, self.act_one, self.act_rot_cw, self.act_flip_h, self.act_flip_v, self.act_invert, self.act_reset):
             tb.addAction(a)
@@ -331,6 +348,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # named slots, not lambdas: the viewport binding moves them to the active canvas
         self.canvas.windowChanged.connect(self._canvas_window_changed)
         self.canvas.toolChanged.connect(self._canvas_tool_changed)
+        self.canvas.frameStepRequested.connect(self._wheel_frame)  # the wheel on a multi-frame image
         self.errors.countChanged.connect(self._errors_count)
         self.errors_button.clicked.connect(lambda: (self.errors_dock.show(), self.errors_dock.raise_()))
 
@@ -349,7 +367,9 @@ class MainWindow(QtWidgets.QMainWindow):
         old.probed.disconnect(self._probed)
         old.windowChanged.disconnect(self._canvas_window_changed)
         old.toolChanged.disconnect(self._canvas_tool_changed)
+        old.frameStepRequested.disconnect(self._wheel_frame)
         self.canvas = canvas
+        canvas.frameStepRequested.connect(self._wheel_frame)
         canvas.probed.connect(self._probed)
         canvas.windowChanged.connect(self._canvas_window_changed)
         canvas.toolChanged.connect(self._canvas_tool_changed)
@@ -374,13 +394,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tool_actions[tool].setChecked(True)
 
     def _restore_layout(self) -> None:
+        from cxrviewer.ui.common.screen import available, fit_to_screen, on_screen
+
         geo = self.settings.get("window/geometry")
         state = self.settings.get("window/state")
         if isinstance(geo, QtCore.QByteArray):
             self.restoreGeometry(geo)
+            if not on_screen(self.frameGeometry(), available(self)):  # e.g. the monitor is gone
+                fit_to_screen(self, QtCore.QSize(1600, 1000))
+        layout = self.settings.get("viewer/layout")
+        if self.viewport_binding is not None and layout in LAYOUTS:
+            self.viewports.set_layout(layout)
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
             self.errors_dock.hide()
+        if self.cine is not None:
+            self.cine.bar.sync()  # a restored state must not show the cine bar for no image
 
     def _update_enabled(self) -> None:
         has = self.current_image is not None
@@ -422,6 +451,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Returns the scan request id.
         """
         path = os.fspath(path)
+        self._adding, self._add_queue = None, []
         self.openingPath.emit(path)
         self.browser.clear()
         self.errors.clear()
@@ -460,9 +490,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.setEnabled(bool(items))
 
     # -------------------------------------------------------------- scanning
+    def add_path(self, path: str | os.PathLike) -> int | None:
+        """Add the studies under ``path`` to those open (a PACS retrieve: the local store
+        accumulates): the browser gains rows, the open folder and the image on screen stay, and
+        priors are found across both. Returns the scan request id (``None``: queued behind the
+        scan running now)."""
+        path = os.fspath(path)
+        if self.scanner.running():
+            self._add_queue.append(path)
+            return None
+        self._adding = path
+        self._want_first = self.current_image is None  # nothing on screen yet: show its first image
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.show_message(f"Adding {path} …")
+        return self.scanner.start(path)
+
     def _scan_partial(self, rid: int, res: ScanResult) -> None:
         if rid != self.scanner.current_id:
             return
+        if self._adding is not None:  # what this scan found joins what was open
+            from cxrviewer.viewer.studies import merge_scans
+
+            res = merge_scans(self.last_scan, res)
         self.browser.update_from(res)
         for e in res.errors:
             self.add_error(e)
@@ -480,10 +530,18 @@ class MainWindow(QtWidgets.QMainWindow):
         if rid != self.scanner.current_id:
             return
         self._scan_partial(rid, res)
+        added, self._adding = self._adding, None
+        if added is not None:
+            from cxrviewer.viewer.studies import merge_scans
+
+            n_new = len(res.instances())
+            res = merge_scans(self.last_scan, res)
         self.last_scan = res
         self._scan_done_ui()
         n = len(res.instances())
         msg = f"{n} image{'s' if n != 1 else ''} in {res.files_seen} files"
+        if added is not None:
+            msg = f"Added {n_new} image{'s' if n_new != 1 else ''} from {added}: {n} open in all"
         if res.cancelled:
             msg = "Scan cancelled: " + msg + " read so far"
         if res.errors:
@@ -493,10 +551,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.canvas.set_placeholder("No readable images here" + (" — see Unreadable files" if res.errors else ""))
         self.show_message(msg, error=n == 0)
         self.scanFinished.emit(res)
+        if self._add_queue:
+            self.add_path(self._add_queue.pop(0))
 
     def _scan_errored(self, rid: int, message: str) -> None:
         if rid != self.scanner.current_id:
             return
+        self._adding, self._add_queue = None, []
         self._scan_done_ui()
         self.add_error(FileError(self._scan_root or "", message.split(": ", 1)[-1]))
         self.show_message(message, error=True)
@@ -522,6 +583,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if img is None or img.n_frames <= 1:
             return None
         return self.load_path(img.path, (img.frame + step) % img.n_frames)
+
+    def show_frame(self, frame: int) -> int | None:
+        """Show frame ``frame`` (0-based, clamped) of the multi-frame image on screen, keeping
+        the orientation and the window (the cine bar's slider)."""
+        img = self.current_image
+        if img is None or img.n_frames <= 1:
+            return None
+        frame = max(0, min(int(frame), img.n_frames - 1))
+        if frame == img.frame:
+            return None
+        return self.load_path(img.path, frame)
+
+    def _wheel_frame(self, step: int) -> None:
+        # the wheel stops at the first and last frame (PgUp/PgDown and cine wrap)
+        img = self.current_image
+        if img is not None:
+            self.show_frame(img.frame + step)
 
     def _image_loaded(self, rid: int, img: LoadedImage) -> None:
         if rid != self.loader.current_id:
@@ -623,7 +701,10 @@ class MainWindow(QtWidgets.QMainWindow):
         o = dlg.options()
         ext = ".jpg" if o["format"] == "JPEG" else ".png"
         base = Path(self.current_image.path).stem + ("_anon" if o["anonymize"] else "") + ext
-        start = os.path.join(self.settings.get("export_dir", str(Path.home())), base)
+        from cxrviewer.viewer.exports import default_folder
+
+        # the last export folder, else beside the image when writable (never just home)
+        start = os.path.join(default_folder(self.current_image.path, self.settings.get("export_dir", None)), base)
         f, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export screenshot", start, "PNG (*.png);;JPEG (*.jpg *.jpeg)")
         if not f:
             return
@@ -678,6 +759,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
+        self.settings.set("viewer/layout", self.viewports.layout_name())
         self.settings.sync()
         self.shutdown()
         super().closeEvent(ev)

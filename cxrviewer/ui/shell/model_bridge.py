@@ -3,7 +3,8 @@
 Widgets → model: what each viewport's canvas shows (image reference, window, orientation and
 relative zoom/pan, the rulers and measurement tools' results), the layout and the active
 viewport. Model → widgets: the captions, which the model derives (so "Prior · date" cannot
-outlive the image it described). Exports, SR and GSPS then read the model, not a panel.
+outlive the image it described), and intent sent to the model (layout, active viewport,
+``request_open``), which the grid carries out. Exports, SR and GSPS then read the model, not a panel.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from PySide6 import QtCore
 
 from cxrviewer.viewer import ImageRef, Measurement, ViewerModel, ViewTransform, Window
+from cxrviewer.viewer import measurements as registry
 
 
 class ModelBridge(QtCore.QObject):
@@ -23,12 +25,17 @@ class ModelBridge(QtCore.QObject):
         super().__init__(parent)
         self.model, self.grid, self.tools_for = model, grid, tools_for
         self._watched: set[int] = set()
+        self._applying = False  # a model change being put on a canvas (its echo is not news)
         for vp in grid.viewports:
             self.watch(vp.index)
         model.set_layout(grid.layout_name())
         model.set_active(grid.active)
         grid.layoutChanged.connect(model.set_layout)
         grid.activeChanged.connect(lambda _old, new: model.set_active(new))
+        # and the other way: intent sent to the model (hanging protocols) reaches the grid
+        model.layout_changed.connect(lambda n: grid.layout_name() != n and grid.set_layout(n))
+        model.active_changed.connect(lambda _old, new: grid.active != new and grid.set_active(new))
+        model.open_requested.connect(lambda i, path, frame: grid.open(i, path, frame))
         model.captions_changed.connect(self._captions)
         self._captions(model.captions())
 
@@ -46,8 +53,18 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         if tools is not None:
             tools.changed.connect(lambda i=index: self.measurements(i))
+        # a window set on the model (by any feature, Qt-free) is what the canvas shows
+        self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
+        self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
         if c.img is not None:
             self.image_shown(index)
+
+    def _apply_window(self, index: int, win) -> None:
+        c = self.grid.canvas(index)
+        if win is None or c.img is None or c.img.is_color:
+            return
+        if c.window() != (win.center, win.width):
+            c.set_window(win.center, win.width)
 
     def image_shown(self, index: int) -> None:
         c = self.grid.canvas(index)
@@ -60,18 +77,48 @@ class ModelBridge(QtCore.QObject):
         self._view(index)
         self.measurements(index)
 
-    def _view(self, index: int) -> None:
+    def _apply_view(self, index: int, view) -> None:
+        """Orientation, zoom and centre set on the model, put on the canvas (invert stays the
+        window's Invert action's: the action and the canvas must agree)."""
+        c = self.grid.canvas(index)
+        if self._applying or c.img is None or self._view_of(index) == view:
+            return  # the canvas's own change coming back (or nothing to show it on)
+        self._applying = True
+        try:
+            v = c.view_state()
+            if (view.rotation - v.rotation) % 4:
+                c.rotate((view.rotation - v.rotation) % 4)
+            if view.flip_h != c.view_state().flip_h:
+                c.flip_h()
+            if view.flip_v != c.view_state().flip_v:
+                c.flip_v()
+            img = c.img
+            c.set_center_zoom(view.center[0] * img.cols, view.center[1] * img.rows,
+                              view.zoom * self.grid.fit_zoom(c))
+        finally:
+            self._applying = False
+        self._view(index)  # the model takes the canvas's own (rounded) view
+
+    def _view_of(self, index: int) -> ViewTransform | None:
+        """What canvas ``index`` shows, as the model's view (``None`` without an image)."""
         c = self.grid.canvas(index)
         if c.img is None:
-            return
+            return None
         v = c.view_state()
         try:
             cx, cy, z = self.grid.relative_view(c)
         except (ValueError, ZeroDivisionError):  # not laid out yet
             cx, cy, z = 0.5, 0.5, 1.0
-        self.model[index].set_view(ViewTransform(zoom=round(float(z), 4), center=(round(float(cx), 4), round(float(cy), 4)),
-                                                 rotation=int(v.rotation) % 4, flip_h=bool(v.flip_h),
-                                                 flip_v=bool(v.flip_v), invert=bool(v.invert)))
+        return ViewTransform(zoom=round(float(z), 4), center=(round(float(cx), 4), round(float(cy), 4)),
+                             rotation=int(v.rotation) % 4, flip_h=bool(v.flip_h), flip_v=bool(v.flip_v),
+                             invert=bool(v.invert))
+
+    def _view(self, index: int) -> None:
+        if self._applying:
+            return
+        view = self._view_of(index)
+        if view is not None:
+            self.model[index].set_view(view)
 
     def measurements(self, index: int) -> None:
         c = self.grid.canvas(index)
@@ -82,7 +129,12 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         for m in (tools.measurements if tools is not None else []):
             if m.complete():
-                out.append(Measurement(m.kind, tuple((float(x), float(y)) for x, y in m.points()), None, "", m.text()))
+                pts = tuple((float(x), float(y)) for x, y in m.points())
+                try:
+                    value, unit = registry.compute(Measurement(m.kind, pts), c.img)
+                except (ValueError, ZeroDivisionError, IndexError):  # a degenerate shape
+                    value, unit = None, ""
+                out.append(Measurement(m.kind, pts, value, unit, m.text()))
         self.model[index].set_measurements(out)
 
     def _captions(self, captions: tuple) -> None:

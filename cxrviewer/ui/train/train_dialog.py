@@ -84,7 +84,9 @@ class TrainDialog(TrainFormMixin, QtWidgets.QDialog):
         self.feedback_provider = feedback
         self.setWindowTitle("Train / Refresh model")
         self.setModal(False)
-        self.resize(900, 760)
+        from cxrviewer.ui.common.screen import fit_to_screen
+
+        fit_to_screen(self, QtCore.QSize(900, 760))  # its buttons stay on a 1280x720 screen
         self.init_model = None if init_model is None else os.fspath(init_model)
         self.process: QtCore.QProcess | None = None
         self.epochs: list[dict] = []

@@ -1,0 +1,42 @@
+"""Windows and dialogs that fit the screen they open on (a 1280x720 laptop included)."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+#: room left for the window manager's title bar and borders, which ``availableGeometry`` does
+#: not subtract
+FRAME_MARGIN = QtCore.QSize(16, 48)
+
+
+def available(widget: QtWidgets.QWidget | None = None) -> QtCore.QRect:
+    """The available geometry (without task bars) of ``widget``'s screen, else the primary's."""
+    screen = widget.screen() if widget is not None else None
+    screen = screen or QtGui.QGuiApplication.primaryScreen()
+    return screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, 1280, 720)
+
+
+def fitted(want: QtCore.QSize, avail: QtCore.QRect, minimum: QtCore.QSize | None = None) -> QtCore.QSize:
+    """``want`` shrunk to ``avail`` less :data:`FRAME_MARGIN` (never below ``minimum``)."""
+    w = min(want.width(), avail.width() - FRAME_MARGIN.width())
+    h = min(want.height(), avail.height() - FRAME_MARGIN.height())
+    if minimum is not None:
+        w, h = max(w, minimum.width()), max(h, minimum.height())
+    return QtCore.QSize(w, h)
+
+
+def fit_to_screen(widget: QtWidgets.QWidget, want: QtCore.QSize, avail: QtCore.QRect | None = None) -> QtCore.QSize:
+    """Resize ``widget`` to ``want`` or what the screen has room for, centred on it."""
+    avail = avail if avail is not None else available(widget)
+    size = fitted(want, avail, widget.minimumSizeHint())
+    widget.resize(size)
+    widget.move(avail.center() - QtCore.QPoint(size.width() // 2, (size.height() + FRAME_MARGIN.height()) // 2 - 8))
+    return size
+
+
+def on_screen(geometry: QtCore.QRect, avail: QtCore.QRect) -> bool:
+    """Whether a remembered window ``geometry`` still lies mostly on ``avail`` (a second monitor
+    that is gone, or a smaller screen, must not put the window out of reach)."""
+    inter = geometry.intersected(avail)
+    return (not inter.isEmpty() and inter.width() >= geometry.width() * 0.5
+            and inter.height() >= geometry.height() * 0.5 and geometry.height() <= avail.height())
