@@ -93,7 +93,9 @@ def run_show(args: argparse.Namespace) -> int:
         f"# {entry.name} {entry.version} ({'bundled' if entry.bundled else 'user'}{', active' if active and active.name == entry.name else ''})"
     )
     print(f"# {entry.path}")
-    print(json.dumps(entry.card, indent=2, default=str))
+    from cxrviewer.ml.validation import card_with_validations
+
+    print(json.dumps(card_with_validations(entry.path, entry.card).to_dict(), indent=2, default=str))
     return 0
 
 
