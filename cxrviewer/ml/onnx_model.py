@@ -118,6 +118,12 @@ def find_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
 _EXPORT_LOCK = threading.Lock()
 
 
+def _in_channels(model: Any) -> int:
+    """Input channels of the network's stem (3 for ImageNet models, 1 for torchxrayvision's)."""
+    inner = getattr(model, "module", model)
+    return int(getattr(getattr(inner, "conv1", None), "in_channels", 3))
+
+
 def _torch_export(model: Any, out: Path, size: int, fold: bool) -> None:
     """torch -> ONNX with outputs ``logits`` and ``layer4`` (dynamic batch)."""
     with _EXPORT_LOCK:
@@ -146,7 +152,7 @@ def _torch_export_unlocked(model: Any, out: Path, size: int, fold: bool) -> None
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
-            torch.zeros(1, 3, size, size),
+            torch.zeros(1, _in_channels(model), size, size),
             str(out),
             input_names=["input"],
             output_names=["logits", "layer4"],
@@ -229,7 +235,7 @@ def _parity(model: Any, onnx_path: Path, size: int) -> float:
     import torch
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+    x = rng.standard_normal((2, _in_channels(model), size, size)).astype(np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], {"input": x})[0]
     model = model.eval().to("cpu", torch.float32)
