@@ -40,4 +40,4 @@ def finding_code(name: str, private_scheme: str = PRIVATE_SCHEME) -> tuple[str, 
         value, meaning = SNOMED_CODES[name]
         return value, SNOMED, meaning
     value = "FINDING-" + "".join(ch if ch.isalnum() else "-" for ch in name.upper())
-    return value[:16], private_scheme, name.replace("_", " ")
+    return value[:16], private_scheme, name  # the label as published: read back by name

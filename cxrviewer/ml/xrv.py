@@ -121,7 +121,7 @@ def make_card(weights: str, name: str, source_file: Path, source_sha256: str) ->
     no_op = [f["name"] for f in findings if f["op_point"] is None]
     return {
         "name": name,
-        "version": f"xrv-{weights}",
+        "version": "1.5.7",  # torchxrayvision release whose catalogue and pipeline this reproduces
         "architecture": e["architecture"],
         "classes": ["Normal", "Abnormal"],
         "head": {"kind": "sigmoid", "dropout": 0.0, "op_norm": True},

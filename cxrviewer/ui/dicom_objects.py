@@ -181,7 +181,7 @@ class DicomObjects(QtCore.QObject):
 
         model = getattr(getattr(ai, "controller", None), "model", None)
         sha = str((getattr(model, "card", None) or {}).get("weights_sha256", ""))
-        return ai_result_from_prediction(res.prediction, sha)
+        return ai_result_from_prediction(res.prediction, sha, getattr(model, "card", None))
 
     def _ai_lines(self) -> list[str]:
         panel = getattr(getattr(self.window, "ai", None), "panel", None)
@@ -309,8 +309,9 @@ class DicomObjects(QtCore.QObject):
         if self.stored:
             lines = []
             for r in self.stored:
-                t = (f"Stored AI result (SR): P(Abnormal) {r.probability_abnormal:.2f} → {r.label} "
-                     f"(thr {r.threshold:.2f}) · {r.model_name} {r.model_version}")
+                score = ("not scored (out of distribution)" if r.refused else
+                         f"P(Abnormal) {r.probability_abnormal:.2f} → {r.label} (thr {r.threshold:.2f})")
+                t = f"Stored AI result (SR): {score} · {r.model_name} {r.model_version}"
                 if r.ood_status:
                     t += f" · OOD: {r.ood_status}"
                 lines.append(t)
