@@ -526,6 +526,16 @@ class Engine:
         return eng
 
     @property
+    def gate_mode(self) -> str:
+        """``"learned"`` or ``"header_rules_only"`` (:func:`cxrviewer.ml.ood.gate_mode`)."""
+        return ood.gate_mode(self.gate)[0]
+
+    @property
+    def gate_mode_text(self) -> str:
+        """The line the AI panel shows about the out-of-distribution check."""
+        return ood.gate_mode(self.gate)[1]
+
+    @property
     def features_dim(self) -> int:
         from cxrviewer.ml import arch
 

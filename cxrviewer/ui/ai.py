@@ -454,7 +454,7 @@ class AiIntegration(QtCore.QObject):
         # a refused image shows no map until the reader scores it anyway
         self.heatmap.set_cam(res.cam_u8 if (forced or not refused) else None)
         self.panel.show_result(res, forced=forced)
-        self.canvas.set_extra_text(prediction_text(res.prediction, forced=forced))
+        self.canvas.set_extra_text(self.panel.text_lines())  # the panel applies the verdict policy
 
     def _on_badge(self, res: AnalyzeResult) -> None:
         if res.batch_id is not None and self.panel.result is None and self._is_current(res):

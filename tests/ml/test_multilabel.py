@@ -240,3 +240,23 @@ def test_models_show_prints_records(ml_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     body = json.loads("\n".join(ln for ln in r.stdout.splitlines() if not ln.startswith("#")))
     assert body["local_validations"][0]["n"] == 5 and len(body["findings"]) == 18
+
+
+def test_fit_ood_images_for_any_model(ml_dir, shared_data, tmp_path):
+    """Until fit-ood runs, header rules only (and the engine says so); --images DIR fits the
+    learned check of a multi-finding model on a folder of the site's own films."""
+    import shutil
+
+    from cxrviewer.ml.inference import Engine
+
+    d = tmp_path / "m"
+    shutil.copytree(ml_dir, d)
+    assert Engine.load(d, backend="onnxruntime").gate_mode == "header_rules_only"
+    films = tmp_path / "films"
+    films.mkdir()
+    for p in sorted((shared_data / "nih-starter-512" / "images").rglob("*.png"))[:12]:
+        shutil.copy(p, films / p.name)
+    r = _run_cli("models", "fit-ood", str(d), "--images", str(films), "--dims", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    eng = Engine.load(d, backend="onnxruntime")
+    assert eng.gate_mode == "learned" and "learned check" in eng.gate_mode_text
