@@ -391,10 +391,10 @@ class Engine:
         self.findings = card.findings
         self._op_points = np.array(
             [np.nan if f.op_point is None else f.op_point for f in card.findings], dtype=np.float64)
-        self.name = str(card["name"])
-        self.version = str(card["version"])
-        self.threshold = float(card.get("threshold", 0.5))
-        self.spec = PreprocessSpec.from_dict(card.get("preprocessing"))
+        self.name = card.name
+        self.version = card.version
+        self.threshold = card.threshold
+        self.spec = PreprocessSpec.from_dict(card.preprocessing)
         self.temperature = calibration_temperature(card)
         self._impl = impl
         self.backend: str = impl.name
@@ -504,11 +504,11 @@ class Engine:
             from cxrviewer.ml.registry import load_model_dir
 
             model, card = load_model_dir(model_dir)
-            size = PreprocessSpec.from_dict(card.get("preprocessing")).size
+            size = PreprocessSpec.from_dict(card.preprocessing).size
             onnx_path = export_onnx(
                 model,
-                onnx_cache_path(str(card["weights_sha256"])),
-                str(card["weights_sha256"]),
+                onnx_cache_path(card.weights_sha256),
+                card.weights_sha256,
                 size,
             )
         if wfile.suffix == ".safetensors":

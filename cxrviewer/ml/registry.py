@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from cxrviewer import atomic, paths
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.hashing import sha256_file  # noqa: F401  (the project's one sha256 helper; re-exported)
-from cxrviewer.ml.card import ModelCard
+from cxrviewer.ml.card import ModelCard, as_card
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -129,10 +129,10 @@ def read_card(model_dir: str | os.PathLike) -> ModelCard:
     return typed
 
 
-def weights_path(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path:
+def weights_path(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any]) -> Path:
     """The weights file of a model directory (``card["weights_file"]`` or the default names)."""
     model_dir = Path(model_dir)
-    name = card.get("weights_file")
+    name = as_card(card).weights_file
     if name:
         if Path(name).name != name:
             raise ModelError(
@@ -147,12 +147,12 @@ def weights_path(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path:
     raise ModelError(cands[0], "weights file missing")
 
 
-def verify_checksum(model_dir: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
+def verify_checksum(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any] | None = None) -> Path:
     """Check the weights' sha256 against the card; return the weights path (no torch)."""
     card = read_card(model_dir) if card is None else card
     wp = weights_path(model_dir, card)
     got = sha256_file(wp)
-    want = str(card["weights_sha256"]).lower()
+    want = as_card(card).weights_sha256
     if got != want:
         raise ModelError(
             wp,
@@ -385,7 +385,7 @@ class ModelEntry:
 
     @property
     def created(self) -> str:
-        return str(self.card.get("created", ""))
+        return self.card.created
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -430,7 +430,7 @@ class Registry:
                 card = read_card(d)
             except ModelError:
                 continue  # a broken folder is not a model; `models show` on it explains why
-            out.append(ModelEntry(str(card["name"]), str(card["version"]), d, bundled, card))
+            out.append(ModelEntry(card.name, card.version, d, bundled, card))
         return out
 
     def list(self) -> list[ModelEntry]:
@@ -499,7 +499,7 @@ class Registry:
         src = Path(src)
         card = read_card(src)
         verify_checksum(src, card)
-        name = str(card["name"])
+        name = card.name
         self.user_dir.mkdir(parents=True, exist_ok=True)
         target = self.user_dir / name
         if target.exists():
@@ -507,7 +507,7 @@ class Registry:
                 old: Any = read_card(target)
             except ModelError:
                 old = {}
-            same = old.get("weights_sha256") == card["weights_sha256"]
+            same = old.get("weights_sha256") == card.weights_sha256
             if same and not replace and (not onnx or old.get("onnx_file")):
                 entry = ModelEntry(name, str(old["version"]), target, False, old)
                 if activate:
@@ -541,7 +541,7 @@ class Registry:
             with contextlib.suppress(OSError):
                 shutil.rmtree(tmp)
             raise
-        entry = ModelEntry(name, str(card["version"]), target, False, read_card(target))
+        entry = ModelEntry(name, card.version, target, False, read_card(target))
         if activate:
             return self.activate(name)
         return entry

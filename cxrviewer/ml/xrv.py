@@ -83,8 +83,9 @@ def weights_filename(weights: str) -> str:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function in float64 without overflow for large |z| (tanh form)."""
     z = np.asarray(z, dtype=np.float64)
-    return 1.0 / (1.0 + np.exp(-z))
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def op_norm(p: np.ndarray, op_points: np.ndarray) -> np.ndarray:

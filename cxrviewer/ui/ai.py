@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.render.colormaps import prediction_text
 from cxrviewer.ui import precision
 from cxrviewer.ui.heatmap import HeatmapControls, HeatmapLayer
 from cxrviewer.ui.prediction_panel import PredictionPanel

@@ -164,9 +164,9 @@ def test_evaluate_record_and_policy(ml_dir, tmp_path):
     prints them; the policy reads them."""
     import shutil
 
-    from cxrviewer.ml.policy import verdict_policy
     from pydicom.data import get_testdata_file
 
+    from cxrviewer.ml.policy import verdict_policy
     from cxrviewer.ml.registry import read_card
 
     d = tmp_path / "m"
@@ -197,9 +197,8 @@ def test_evaluate_record_and_policy(ml_dir, tmp_path):
 
 
 def test_policy_rules():
-    from cxrviewer.ml.policy import verdict_policy
-
     from cxrviewer.ml.card import ModelCard
+    from cxrviewer.ml.policy import verdict_policy
 
     base = {"name": "m", "version": "1", "weights_sha256": "a" * 64}
     # the demo's situation: a training test split whose CI reaches below 0.70
@@ -260,3 +259,20 @@ def test_fit_ood_images_for_any_model(ml_dir, shared_data, tmp_path):
     assert r.returncode == 0, r.stderr
     eng = Engine.load(d, backend="onnxruntime")
     assert eng.gate_mode == "learned" and "learned check" in eng.gate_mode_text
+
+
+def test_infer_parquet_multi_finding(ml_dir, rg1_unci, tmp_path):
+    """Parquet carries the same per-finding columns, as numbers (null for a refused image)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(rg1_unci, src / "chest.dcm")
+    out = tmp_path / "r.parquet"
+    r = _run_cli("infer", str(src), "--out", str(out), "--model", str(ml_dir), "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 1 and isinstance(rows[0]["p_atelectasis"], float)
+    assert rows[0]["probability_abnormal"] == pytest.approx(
+        max(v for k, v in rows[0].items() if k.startswith("p_") and k not in ("p_lung_lesion", "p_enlarged_cardiomediastinum")))
