@@ -466,7 +466,9 @@ class AiIntegration(QtCore.QObject):
         if refused and not forced:
             self._badges[res.path] = ("not scored (out of distribution)", None)
         else:
-            self._badges[res.path] = (f"{p:.2f} {res.prediction.label}" + (" ⚠ scored anyway" if forced else ""), p)
+            # never oversold: without a validation behind it the badge is a number, no verdict word
+            word = res.prediction.label if self.panel.policy.verdict else "research"
+            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread

@@ -501,3 +501,22 @@ def test_unvalidated_model_is_a_research_score(qtbot, make_viewer, tmp_path):
     lines = list(_br(canvas)) + ai.panel.text_lines()
     assert not any("-> Abnormal" in ln or "-> Normal" in ln for ln in lines)
     assert any("research score" in ln for ln in lines)
+
+
+def test_research_score_badges_carry_no_verdict_word(qtbot, main_window, tmp_path):
+    """The browser's AI column follows the same policy as the panel: a number, no Normal/Abnormal."""
+    w, eng = main_window
+    eng.card = {**eng.card, "metrics": {"auc": {"value": 0.59, "ci95": [0.45, 0.72], "split": "test"}}}
+    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
+        w.ai.start()  # the panel reads the (unvalidated) card of the model it loads
+    folder = tmp_path / "study"
+    paths = write_pngs(folder, 2)
+    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
+        w.open_path(folder)
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+        w.ai.act_analyze_all.trigger()
+    w.ai.flush_badges()
+    for p in paths:
+        text, value = w.browser.badge(str(p))
+        assert value is not None and "research" in text, text
+        assert "Normal" not in text and "Abnormal" not in text, text
