@@ -385,7 +385,11 @@ class Engine:
 
     def __init__(self, model_dir: Path, card: dict[str, Any], impl: Any):
         self.model_dir = model_dir
-        self.card: ModelCard = as_card(card)
+        from cxrviewer.ml.validation import card_with_validations
+
+        # with the site's own validations of these weights (a bundled model's live in the
+        # user's data): what the verdict policy reads beside every number
+        self.card: ModelCard = card_with_validations(model_dir, as_card(card))
         card = self.card
         self.multi_label = card.multi_label
         self.findings = card.findings

@@ -276,3 +276,33 @@ def test_infer_parquet_multi_finding(ml_dir, rg1_unci, tmp_path):
     assert len(rows) == 1 and isinstance(rows[0]["p_atelectasis"], float)
     assert rows[0]["probability_abnormal"] == pytest.approx(
         max(v for k, v in rows[0].items() if k.startswith("p_") and k not in ("p_lung_lesion", "p_enlarged_cardiomediastinum")))
+
+
+def test_bundled_model_records_live_in_user_data():
+    """The read-only bundled model's validations go to the user's data, keyed by its weights'
+    sha256; its card.json is never written; the merged card carries them."""
+    from cxrviewer import paths
+    from cxrviewer.ml.policy import verdict_policy
+    from cxrviewer.ml.registry import read_card
+    from cxrviewer.ml.validation import card_with_validations, record_validation, store_path
+
+    demo = paths.resource("models") / "cxr-resnet50-demo"
+    if not (demo / "card.json").is_file():
+        pytest.skip("the bundled demo model is not in this checkout")
+    before = (demo / "card.json").read_bytes()
+    card = read_card(demo)
+    rec = {"n": 300, "n_refused": 2, "auc": 0.81, "auc_ci": [0.76, 0.86], "sensitivity": 0.7, "specificity": 0.75,
+           "threshold": 0.709, "date": "2026-12-07", "data": "site.csv"}
+    where = record_validation(demo, card, rec)
+    try:
+        assert where == store_path(card.weights_sha256) and (demo / "card.json").read_bytes() == before
+        merged = card_with_validations(demo, card)
+        assert merged.local_validations[-1]["n"] == 300
+        assert verdict_policy(card).basis == "training test split" and not verdict_policy(card).verdict
+        assert verdict_policy(merged).verdict and verdict_policy(merged).basis == "local"
+        from cxrviewer.ml.inference import Engine
+
+        # the engine the viewer loads carries them: the panel's policy sees the local validation
+        assert verdict_policy(Engine.load(demo, backend="onnxruntime").card).basis == "local"
+    finally:
+        where.unlink(missing_ok=True)
