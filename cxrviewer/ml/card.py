@@ -23,6 +23,7 @@ that only reads keys keeps working; it cannot be changed in place (write a new c
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping
@@ -177,7 +178,11 @@ class ModelCard(Mapping[str, Any]):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of ``card.json`` (keys in a stable order, unknown keys kept)."""
+        """The JSON object of ``card.json`` (keys in a stable order, unknown keys kept): a deep
+        copy, so changing it never changes this (frozen) card."""
+        return copy.deepcopy(self._build_dict())
+
+    def _build_dict(self) -> dict[str, Any]:
         head: dict[str, Any] = {"dropout": self.dropout}
         if self.head_kind != "softmax":
             head = {"kind": self.head_kind, "dropout": self.dropout, "op_norm": self.op_norm}
@@ -224,7 +229,7 @@ class ModelCard(Mapping[str, Any]):
     def _dict(self) -> dict[str, Any]:
         cached = self.__dict__.get("_as_dict")
         if cached is None:
-            cached = self.to_dict()
+            cached = self.to_dict()  # its own copy: what mapping readers get cannot alter the fields
             object.__setattr__(self, "_as_dict", cached)
         return cached
 
