@@ -180,6 +180,11 @@ def test_card_and_import(imported):
     assert card.finding("Pneumothorax").code == ("36118008", "SCT", "Pneumothorax")
     assert card.finding("Lung Opacity").code[1] == "99CXRV"
     assert card.finding("Lung Opacity").column == "p_lung_opacity"
+    # what the AI panel says beside its number
+    from cxrviewer.ml.card_text import performance_line, training_data_line
+
+    assert "published, not verified here" in performance_line(card)
+    assert "pc-nih-rsna-siim-vin" in training_data_line(card) or "PadChest" in training_data_line(card)
     # round trip of the typed card
     from cxrviewer.ml.card import ModelCard
 
