@@ -457,7 +457,7 @@ class JsonSink(CsvSink):
         return [self.out, self.json_out]
 
     def _write_final(self, rows: list[dict[str, Any]]) -> None:
-        atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows))
+        atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows, self.extra))
         self.out.unlink(missing_ok=True)  # only once the JSON is safely in place
 
 
@@ -571,17 +571,20 @@ def open_sink(
     return CsvSink(out, cam_summary, extra)
 
 
-def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, Any]],
+                  extra: Sequence[str] = ()) -> str:
     """``{"model", "model_version", "results": [scored rows], "errors": [{path, reason}]}``
-    (the JSON ``cxrviewer infer`` has always written; probabilities as numbers)."""
+    (the JSON ``cxrviewer infer`` has always written; probabilities as numbers; a
+    multi-finding model's ``extra`` columns, :func:`finding_columns`, after the others)."""
     results, errors = [], []
     for r in rows:
         if r.get("status") == ERROR:
             errors.append({"path": r["path"], "reason": r.get("reason", "")})
             continue
-        d = {c: r.get(c, "") for c in ALL_COLUMNS}
-        p = d["probability_abnormal"]
-        d["probability_abnormal"] = "" if p in ("", None) else float(p)
+        d = {c: r.get(c, "") for c in [*ALL_COLUMNS, *extra]}
+        for c in ["probability_abnormal", *(c for c in extra if c != FINDINGS_COLUMN)]:
+            p = d[c]
+            d[c] = "" if p in ("", None) else float(p)
         for c in ("file_size", "mtime_ns"):
             d[c] = int(d[c]) if str(d[c]).lstrip("-").isdigit() else d[c]
         results.append(d)

@@ -261,7 +261,7 @@ def test_fit_ood_images_for_any_model(ml_dir, shared_data, tmp_path):
     assert eng.gate_mode == "learned" and "learned check" in eng.gate_mode_text
 
 
-def test_infer_parquet_multi_finding(ml_dir, rg1_unci, tmp_path):
+def test_infer_parquet_and_json_multi_finding(ml_dir, rg1_unci, tmp_path):
     """Parquet carries the same per-finding columns, as numbers (null for a refused image)."""
     pq = pytest.importorskip("pyarrow.parquet")
     import shutil
@@ -274,6 +274,11 @@ def test_infer_parquet_multi_finding(ml_dir, rg1_unci, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 1 and isinstance(rows[0]["p_atelectasis"], float)
+    js = tmp_path / "r.json"
+    r = _run_cli("infer", str(src), "--out", str(js), "--model", str(ml_dir), "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    (res,) = json.loads(js.read_text())["results"]
+    assert res["p_atelectasis"] == pytest.approx(rows[0]["p_atelectasis"]) and "findings" in res
     assert rows[0]["probability_abnormal"] == pytest.approx(
         max(v for k, v in rows[0].items() if k.startswith("p_") and k not in ("p_lung_lesion", "p_enlarged_cardiomediastinum")))
 
