@@ -163,8 +163,9 @@ def test_preprocessing_matches_xrv_transforms(xrv_env):
             assert float(np.abs(got - ref[0]).max()) < 0.01
 
 
-def test_card_and_import(imported):
-    from cxrviewer.ml.registry import read_card
+def test_card_and_import(imported, xrv_env):
+    from cxrviewer.core.hashing import sha256_file
+    from cxrviewer.ml.registry import read_card, verify_checksum
 
     reg, e = imported
     assert e.name == "xrv-resnet50-res512-all" and reg.active().name == e.name
@@ -173,6 +174,9 @@ def test_card_and_import(imported):
     assert card["published"]["status"] == "published, not verified here"
     assert card["source"]["url"].startswith("https://github.com/mlmed/torchxrayvision/")
     assert "Apache-2.0" in card["licence"]
+    # the source file's checksum is recorded; the installed weights verify against the card
+    assert card["source"]["file_sha256"] == sha256_file(xrv_env[1])
+    assert verify_checksum(e.path, card).name == "model.safetensors"
     assert (e.path / "model.onnx").is_file() and (e.path / "model.safetensors").is_file()
     no_op = [f.name for f in card.findings if f.op_point is None]
     assert no_op == ["Lung Lesion", "Enlarged Cardiomediastinum"]
