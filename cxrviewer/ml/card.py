@@ -219,6 +219,44 @@ class ModelCard(Mapping[str, Any]):
     def n_outputs(self) -> int:
         return len(self.findings) if self.multi_label else len(self.classes)
 
+    # entries other modules write (kept in ``extra``; each module owns its keys' meaning)
+    def _entry(self, key: str) -> Mapping[str, Any]:
+        v = self.extra.get(key)
+        return v if isinstance(v, Mapping) else {}
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        """``{metric: {"value", "ci95", "split"}}`` measured by training (empty for imports)."""
+        return self._entry("metrics")
+
+    @property
+    def calibration(self) -> Mapping[str, Any]:
+        return self._entry("calibration")
+
+    @property
+    def temperature(self) -> float:
+        """``calibration.temperature`` when a positive finite number, else 1.0."""
+        try:
+            t = float(self.calibration.get("temperature"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 1.0
+        return t if math.isfinite(t) and t > 0 else 1.0
+
+    @property
+    def ood(self) -> Mapping[str, Any]:
+        """The learned out-of-distribution check's entry (:mod:`cxrviewer.ml.ood`), or {}."""
+        return self._entry("ood")
+
+    @property
+    def source(self) -> Mapping[str, Any]:
+        """Where an imported model came from (URL, file sha256, library), or {}."""
+        return self._entry("source")
+
+    @property
+    def published(self) -> Mapping[str, Any]:
+        """The publication of an imported model (citation, "published, not verified here"), or {}."""
+        return self._entry("published")
+
     def finding(self, name: str) -> Finding:
         for f in self.findings:
             if f.name == name or f.column == name:

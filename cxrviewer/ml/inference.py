@@ -63,8 +63,10 @@ CLASSES = ("Normal", "Abnormal")
 CAM_CLASS = 1
 
 
-def calibration_temperature(card: dict[str, Any]) -> float:
+def calibration_temperature(card: ModelCard | dict[str, Any]) -> float:
     """The card's ``calibration.temperature`` (a positive finite number), else 1.0."""
+    if isinstance(card, ModelCard):
+        return card.temperature
     cal = card.get("calibration")
     t = cal.get("temperature") if isinstance(cal, dict) else None
     try:

@@ -230,3 +230,18 @@ def test_offline_download_fails_in_one_line(tmp_path):
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and url in lines[0] and "--weights" in lines[0], r.stderr
     assert not any((tmp_path / "c").rglob("*.pt"))
+
+
+def test_wrong_network_refused(tmp_path):
+    """A state dict of another network (here the demo's 3-channel, 2-output ResNet-50) is refused
+    naming the file; nothing is installed."""
+    from cxrviewer.ml.arch import resnet50
+    from cxrviewer.ml.registry import ModelError, Registry
+
+    wrong = tmp_path / X.weights_filename(WEIGHTS)
+    torch.save(resnet50.build_net(2, 3).state_dict(), wrong)
+    reg = Registry(bundled_dir=tmp_path / "none", user_dir=tmp_path / "models")
+    with pytest.raises(ModelError, match="wrong shapes") as e:
+        X.import_xrv(WEIGHTS, wrong, registry=reg)
+    assert str(wrong) in str(e.value)
+    assert not any((tmp_path / "models").glob("xrv-*"))
