@@ -252,4 +252,7 @@ def get_eval_args_parser(add_help: bool = True, prog: str = "python -m training.
     p.add_argument("--max-images", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--record", action="store_true",
+                   help="store this validation in the model's card (local_validations; for a bundled model in "
+                        "your user data, keyed by its weights): what earns a model its verdict in the viewer")
     return p

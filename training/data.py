@@ -469,7 +469,9 @@ def build_cache(samples: Sequence[Sample], spec, workers: int = 0,
     Unreadable images are skipped and listed with the reason, never fatal.
     """
     n = len(samples)
-    out = np.zeros((n, spec.size, spec.size), dtype=np.uint8)
+    # torchxrayvision's pipeline ends in floats in [-1024, 1024] (cxrviewer.ml.preprocess.xrv_input)
+    dtype = np.float32 if getattr(spec, "pipeline", "imagenet") == "xrv" else np.uint8
+    out = np.zeros((n, spec.size, spec.size), dtype=dtype)
     ok = np.zeros(n, dtype=bool)
     skipped: list[tuple[str, str]] = []
 

@@ -71,6 +71,81 @@ def _scores_onnx(model_dir: Path, cache, args: argparse.Namespace, spec) -> tupl
     return np.asarray(cache.labels, dtype=np.int64), logits, None, f
 
 
+def _scores_multilabel(model_dir: Path, cache, args: argparse.Namespace, spec):
+    """``(engine, probabilities (n, C), overall score (n,), pooled features)`` of a multi-finding
+    model through the engine (ONNX Runtime where installed): the card's scale (op_norm) and
+    the summary rule of ``infer`` (highest probability among findings with an operating point)."""
+    import numpy as np
+
+    from cxrviewer.ml.inference import Engine
+    from cxrviewer.ml.preprocess import normalize
+
+    eng = Engine.load(model_dir, device="cpu" if args.device == "cpu" else "auto")
+    probs, feats = [], []
+    for i in range(0, len(cache.arrays), max(1, args.batch_size)):
+        x = np.stack([normalize(a, spec) for a in cache.arrays[i:i + args.batch_size]]).astype(np.float32)
+        p, _, _, f = eng.forward(x)
+        probs.append(p)
+        feats.append(f)
+    P = np.concatenate(probs) if probs else np.zeros((0, len(eng.findings)))
+    s = np.array([eng.summary(row)[0] for row in P], dtype=np.float64)
+    return eng, P, s, (np.concatenate(feats) if feats else np.zeros((0, eng.features_dim), np.float32))
+
+
+def _finding_labels(data: list[str], findings) -> dict[str, dict[str, int]]:
+    """Per-finding labels of CSV data: columns named like a finding (its name, or its ``p_``
+    column without the prefix, any case) holding 0/1 -> ``{real path: {finding: 0/1}}``."""
+    import csv
+    import os
+
+    from cxrviewer.ml.card import finding_column
+
+    keys = {}
+    for f in findings:
+        for k in (f.name, f.name.replace("_", " "), finding_column(f.name)[2:]):
+            keys[k.lower()] = f.name
+    out: dict[str, dict[str, int]] = {}
+    for d in data:
+        p = Path(d)
+        if p.is_dir():
+            p = p / "labels.csv"
+        if p.suffix.lower() != ".csv" or not p.is_file():
+            continue
+        with open(p, newline="", encoding="utf-8") as fh:
+            rd = csv.DictReader(fh)
+            cols = {c: keys[c.strip().lower()] for c in (rd.fieldnames or []) if c.strip().lower() in keys}
+            if not cols:
+                continue
+            for row in rd:
+                raw = row.get("path") or ""
+                q = Path(raw) if os.path.isabs(raw) else p.parent / raw
+                lab = {}
+                for c, name in cols.items():
+                    v = (row.get(c) or "").strip().lower()
+                    if v in ("1", "1.0", "true", "yes", "positive"):
+                        lab[name] = 1
+                    elif v in ("0", "0.0", "false", "no", "negative"):
+                        lab[name] = 0
+                out[os.path.realpath(q)] = lab
+    return out
+
+
+def validation_record(mets: dict, thr: float, n: int, n_refused: int, data: list[str],
+                      finding: str | None = None) -> dict[str, Any]:
+    """One ``local_validations`` record (the keys are a contract, see cxrviewer.ml.validation)."""
+    import datetime as _dt
+
+    rec = {
+        "n": int(n), "n_refused": int(n_refused),
+        "auc": mets["auc"]["value"], "auc_ci": list(mets["auc"]["ci95"]),
+        "sensitivity": mets["recall"]["value"], "specificity": mets["specificity"]["value"],
+        "threshold": float(thr), "date": _dt.date.today().isoformat(), "data": ", ".join(map(str, data)),
+    }
+    if finding is not None:
+        rec["finding"] = finding
+    return M.jsonable(rec)
+
+
 def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
     import sys
 
@@ -110,11 +185,33 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         from cxrviewer.ml.extras import missing_train_extra
 
         raise CxrError(None, missing_train_extra("--boxes (Grad-CAM localization)") or "--boxes needs torch")
-    y, logits, fwd, feats = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args, spec)
-    # P(Abnormal) = softmax(logits / T) with the card's temperature: the scale of its threshold
+    per_finding: dict[str, Any] = {}
     temperature = float((card.get("calibration") or {}).get("temperature") or 1.0)
-    s = probabilities(logits, temperature).astype("float32")
-    thr = float(args.threshold if args.threshold is not None else card.get("threshold", 0.5))
+    if card.multi_label:
+        import numpy as np
+
+        eng, P, s, feats = _scores_multilabel(Path(model_dir), cache, args, spec)
+        y, fwd = cache.labels, None
+        s = s.astype("float32")
+        thr = float(args.threshold if args.threshold is not None else 0.5)
+        import os
+
+        labels = _finding_labels(list(args.data), card.findings)
+        paths_ = [os.path.realpath(smp.path) for smp in cache.samples]
+        for i, f in enumerate(card.findings):
+            idx = [j for j, q in enumerate(paths_) if f.name in labels.get(q, {})]
+            yf = np.array([labels[paths_[j]][f.name] for j in idx], dtype=np.int64)
+            if len(idx) < 2 or yf.min() == yf.max():
+                continue  # no labels for it, or one class only: no AUC
+            tf = 0.5 if (card.op_norm or f.op_point is None) else float(f.op_point)
+            per_finding[f.name] = {"mets": M.bootstrap(yf, P[idx, i], tf, n=args.bootstrap, seed=args.seed),
+                                   "threshold": tf, "n": len(idx), "op_point": f.op_point}
+    else:
+        y, logits, fwd, feats = (_scores_torch if torch_available() else _scores_onnx)(Path(model_dir), cache, args,
+                                                                                        spec)
+        # P(Abnormal) = softmax(logits / T) with the card's temperature: the scale of its threshold
+        s = probabilities(logits, temperature).astype("float32")
+        thr = float(args.threshold if args.threshold is not None else card.get("threshold", 0.5))
     mets = M.bootstrap(y, s, thr, n=args.bootstrap, seed=args.seed)
     conf = M.confusion(y, s, thr)
     desc = D.describe(cache.samples)
@@ -128,6 +225,22 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, Any]:
         "skipped": [{"path": p, "reason": r} for p, r in cache.skipped], "notes": notes,
         "temperature": temperature, "ood": gate,
     }
+    if per_finding:
+        res["per_finding"] = {k: {"metrics": v["mets"], "threshold": v["threshold"], "images": v["n"]}
+                              for k, v in per_finding.items()}
+    if getattr(args, "record", False):
+        from cxrviewer.ml.validation import record_validation
+
+        n_ref = int(gate.get("refused", 0)) if gate.get("available") else 0
+        rec = validation_record(mets, thr, len(y), n_ref, list(args.data))
+        rec["gate"] = "learned check fitted" if gate.get("available") else "header rules only (no fit-ood yet)"
+        if per_finding:
+            rec["per_finding"] = {k: validation_record(v["mets"], v["threshold"], v["n"], n_ref, list(args.data), k)
+                                  for k, v in per_finding.items()}
+        where = record_validation(model_dir, card, rec)
+        res["recorded"] = {"file": str(where), "record": rec}
+        print(f"recorded local validation (AUC {M.fmt_ci(mets['auc'])}, n={len(y)}) -> {where}",
+              file=sys.stderr)
     loc = grid = None
     if getattr(args, "boxes", None) and fwd is not None:
         from training.localization import read_boxes

@@ -262,7 +262,7 @@ def postfit_model(a: argparse.Namespace) -> dict[str, Any]:
                             f"{pg['random_baseline']:.3f}.\n")
     thr = float(card.get("threshold", 0.5))
     if a.write:
-        card = read_card(model_dir)  # re-read: the OOD gate may have written its entry
+        card = read_card(model_dir).to_dict()  # re-read: the OOD gate may have written its entry
         if entries.get("calibration") and not card.get("calibration"):
             t = entries["calibration"]["temperature"]
             card["threshold_uncalibrated"] = thr

@@ -73,6 +73,9 @@ def _init_from(model, ref: str) -> str:
 
     path = resolve_model(ref)
     src, card = load_model_dir(path)
+    if card.multi_label or card.preprocessing.get("channels", 3) != 3:
+        raise CxrError(path, "--init needs a two-class, 3-channel model of this project (this one is "
+                             f"{card.head_kind} with {card.n_outputs} outputs); training here builds the demo's head")
     head_linear(model).load_state_dict(head_linear(src).state_dict())
     back = {k: v for k, v in src.state_dict().items() if not k.startswith("fc.")}
     model.load_state_dict(back, strict=False)

@@ -1,5 +1,14 @@
 """ResNet-50 inference and Grad-CAM: forward, head-only vs textbook Grad-CAM, end to end, batches.
 
+Any installed model (``--model NAME``): the two-class demo or a multi-label model such as an
+``import-xrv`` one. For a multi-label model ``gradcam_ms`` is every finding's map from one
+pass (the backbone once, then the closed-form map of each finding from layer4 and the linear
+head: exactly Grad-CAM's map for a GAP + linear head), so ``gradcam_over_forward`` covers all
+findings; the textbook comparison explains the top finding. ``engine_*`` keys time the
+engine's own backend (ONNX Runtime where installed): ``engine_forward_ms``,
+``engine_cam_all_ms`` (forward + all maps), ``engine_gradcam_over_forward`` and
+``images_per_s`` (batched, maps off).
+
 Everything is measured in one run on the same input (the RG1 chest radiograph from
 pydicom-data, preprocessed by the one preprocessing function at the model's size), as the
 median of ``--reps`` repetitions after ``--warmup`` untimed ones. The model is the
@@ -64,7 +73,16 @@ def run(args: argparse.Namespace) -> dict:
 
     from cxrviewer import paths
     from cxrviewer.core.dicom_io import load_image
-    from cxrviewer.ml.cam import head_gradcam, pearson, textbook_gradcam
+    from cxrviewer.ml import arch
+    from cxrviewer.ml.cam import (
+        backbone_features,
+        closed_form_cams_all,
+        head_gradcam,
+        head_logits,
+        pearson,
+        textbook_gradcam,
+    )
+    from cxrviewer.ml.card import as_card
     from cxrviewer.ml.inference import Engine, softmax
     from cxrviewer.ml.model import build_model, head_linear
     from cxrviewer.ml.preprocess import PreprocessSpec, preprocess
@@ -105,6 +123,8 @@ def run(args: argparse.Namespace) -> dict:
         card = {"name": "random-init-resnet50", "preprocessing": PreprocessSpec().to_dict()}
         model_desc = "random-init resnet50 (no model installed)"
     spec = PreprocessSpec.from_dict(card.get("preprocessing"))
+    typed = as_card({"version": "0", **card}) if not hasattr(card, "multi_label") else card
+    multi = typed.multi_label
 
     img = load_image(sample)
     arr, mapping = preprocess(img, spec)
@@ -120,10 +140,19 @@ def run(args: argparse.Namespace) -> dict:
         with torch.inference_mode():
             return m_cl(x1_cl)
 
+    fc_w = head_linear(m_cl).weight.detach().float().numpy()
+
+    def all_findings_cam():
+        # every finding's exact Grad-CAM map from one backbone pass (closed form on the head)
+        with torch.inference_mode():
+            acts = backbone_features(m_cl, x1_cl)
+            logits = head_logits(m_cl, acts)
+        return logits, closed_form_cams_all(acts.float().numpy(), fc_w)
+
     t = _interleaved_ms(
         {
             "forward": fwd,
-            "gradcam": lambda: head_gradcam(m_cl, x1_cl),
+            "gradcam": all_findings_cam if multi else (lambda: head_gradcam(m_cl, x1_cl)),
             "textbook": lambda: textbook_gradcam(m_cl, x1_cl),
         },
         reps,
@@ -140,6 +169,11 @@ def run(args: argparse.Namespace) -> dict:
         return engine.predict(load_image(sample), cam=True)
 
     end_to_end_ms = _median_ms(e2e, reps, warm)
+    et = _interleaved_ms(
+        {"forward": lambda: engine.forward(arr[None], cam=False),
+         "cam": lambda: engine.forward(arr[None], cam=True)},
+        reps, warm,
+    )
 
     # --- batch throughput: fastest exact fp32 path vs plain eager torch
     def ort_batch():
@@ -151,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
         with torch.inference_mode():
             return m_cl(xb_cl)
 
-    m_plain = build_model().eval()
+    m_plain = arch.get(typed.architecture).build(typed) if model_dir is not None else build_model().eval()
     m_plain.load_state_dict(model.state_dict())
     m_plain = m_plain.to(memory_format=torch.contiguous_format)
 
@@ -171,12 +205,15 @@ def run(args: argparse.Namespace) -> dict:
     default_ips = args.batch / (default_ms / 1000.0)
 
     # exactness of the batch path used for the throughput figure
+    def probs_of(logits):
+        return engine.head_probs(logits) if multi else softmax(logits, engine.temperature)
+
     with torch.no_grad():
-        ref_p = softmax(m_plain(xb[:1]).numpy())
+        ref_p = probs_of(m_plain(xb[:1]).numpy())
     got_p = (
         engine.run_arrays(xb_np[:1])[0]
         if best == "onnxruntime"
-        else softmax(torch_cl_batch()[:1].float().numpy())
+        else probs_of(torch_cl_batch()[:1].float().numpy())
     )
 
     out: dict[str, Any] = {
@@ -193,7 +230,13 @@ def run(args: argparse.Namespace) -> dict:
         "cam_pearson_vs_textbook_original_geometry": round(
             pearson(head.to_original(mapping), ref.to_original(mapping)), 7
         ),
+        "findings": len(typed.findings) if multi else None,
+        "gradcam_covers": f"all {len(typed.findings)} findings" if multi else "the Abnormal class",
         "end_to_end_ms": round(end_to_end_ms, 2),
+        "engine_forward_ms": round(et["forward"], 2),
+        "engine_cam_all_ms": round(et["cam"], 2),
+        "engine_gradcam_over_forward": round(et["cam"] / et["forward"], 3),
+        "images_per_s": round(batch_ips, 2),
         "batch_size": args.batch,
         "batch_images_per_s": round(batch_ips, 2),
         "batch_path": best,

@@ -39,7 +39,7 @@ def _predict(img, args, cam: bool):
 
     engine = Engine.load(resolve_model(args.model))
     pred = engine.predict(img, cam=cam)
-    return ai_result_from_prediction(pred, str(engine.card.get("weights_sha256", ""))), pred
+    return ai_result_from_prediction(pred, engine.card.weights_sha256, engine.card), pred
 
 
 def run_dicom(args: argparse.Namespace, masks=()) -> int:

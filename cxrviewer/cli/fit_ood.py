@@ -1,4 +1,4 @@
-"""``cxrviewer models fit-ood NAME_OR_DIR --data PATH [--val-data PATH]``: fit a model's OOD gate.
+"""``cxrviewer models fit-ood NAME_OR_DIR --images DIR`` (or ``--data PATH [--val-data PATH]``): fit a model's OOD gate.
 
 Extracts the pooled layer4 features of the training images through the normal inference
 engine (the viewer's preprocessing and backend), fits the shrunk-covariance Mahalanobis gate
@@ -26,8 +26,10 @@ def add_parser(msub) -> None:
         "fit-ood", help="fit a model's out-of-distribution gate on its training images (writes ood.npz)"
     )
     p.add_argument("model", help="registry model name or model directory")
-    p.add_argument("--data", action="append", required=True,
-                   help="training images (any layout `cxrviewer train` reads, or a folder); repeatable")
+    p.add_argument("--data", "--images", dest="data", action="append", required=True, metavar="PATH",
+                   help="images to fit on: a folder of your site's own chest films (--images DIR), or any "
+                        "layout `cxrviewer train` reads; repeatable. Works for every installed model; until it "
+                        "has run, only the header rules check what the model may score")
     p.add_argument("--val-data", action="append", default=[],
                    help="validation images for the threshold (default: the data's val split); repeatable")
     p.add_argument("--keep", type=float, default=0.95,

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from cxrviewer.cli._common import TtyProgress, fail, resolve_model
     from cxrviewer.core.errors import CxrError, ScanPathError
     from cxrviewer.core.study_index import scan
-    from cxrviewer.ml.archive import ERROR, error_row, open_sink
+    from cxrviewer.ml.archive import ERROR, error_row, finding_columns, open_sink
     from cxrviewer.ml.archive_local import DECODE_TIMEOUT_S, default_workers, run_archive
     from cxrviewer.ml.inference import Engine
 
@@ -219,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = Engine.load(resolve_model(args.model), backend=args.backend, device=args.device,
                              precision=args.precision)
-        sink = open_sink(out, args.cam_summary, model=engine.name, model_version=engine.version)
+        sink = open_sink(out, args.cam_summary, model=engine.name, model_version=engine.version,
+                         extra=finding_columns(engine.card))
     except CxrError as e:
         return fail(str(e), 1)
     cam_dir = Path(args.cam_dir) if args.cam_dir else None

@@ -42,6 +42,20 @@ def add_parser(sub) -> None:
     ox.add_argument("dir")
     ox.set_defaults(func=run_onnx)
 
+    xi = msub.add_parser(
+        "import-xrv",
+        help="install a published torchxrayvision model (18 findings) from its weights file",
+    )
+    xi.add_argument("weights", help="torchxrayvision weights name (resnet50-res512-all)")
+    xi.add_argument("--weights", dest="weights_file", default=None, metavar="FILE",
+                    help="the published state dict downloaded elsewhere (air-gapped sites); without it "
+                         "the published URL is downloaded into the user cache")
+    xi.add_argument("--name", default=None, help="registry name (default xrv-WEIGHTS)")
+    xi.add_argument("--activate", action="store_true", help="make it the active model")
+    xi.add_argument("--replace", action="store_true", help="replace an installed model of the same name")
+    xi.add_argument("--url", default=None, help=argparse.SUPPRESS)  # tests: an unreachable mirror
+    xi.set_defaults(func=run_import_xrv)
+
     from cxrviewer.cli import fit_ood, quantize
 
     fit_ood.add_parser(msub)
@@ -93,7 +107,9 @@ def run_show(args: argparse.Namespace) -> int:
         f"# {entry.name} {entry.version} ({'bundled' if entry.bundled else 'user'}{', active' if active and active.name == entry.name else ''})"
     )
     print(f"# {entry.path}")
-    print(json.dumps(entry.card, indent=2, default=str))
+    from cxrviewer.ml.validation import card_with_validations
+
+    print(json.dumps(card_with_validations(entry.path, entry.card).to_dict(), indent=2, default=str))
     return 0
 
 
@@ -149,4 +165,28 @@ def run_onnx(args: argparse.Namespace) -> int:
     except CxrError as e:
         return fail(str(e), 1)
     print(f"{out} ({out.stat().st_size} bytes; weights read from {out.parent / 'model.safetensors'})")
+    return 0
+
+
+def run_import_xrv(args: argparse.Namespace) -> int:
+    from cxrviewer.cli._common import fail
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.ml.extras import missing_train_extra
+
+    missing = missing_train_extra("Importing torchxrayvision weights")
+    if missing:
+        return fail(missing)
+    from cxrviewer.ml.xrv import import_xrv
+
+    try:
+        entry = import_xrv(args.weights, args.weights_file, name=args.name, activate=args.activate,
+                           replace=args.replace, url=args.url)
+    except CxrError as e:
+        return fail(str(e))
+    card = entry.card
+    with_op = sum(f.op_point is not None for f in card.findings)
+    print(f"imported {entry.name} ({len(card.findings)} findings, {with_op} with an operating point) -> "
+          f"{entry.path}{' (active)' if args.activate else ''}")
+    print("published figures only, not verified here: validate it on your own labelled cases with "
+          f"`cxrviewer evaluate --model {entry.name} --data CSV --record`")
     return 0

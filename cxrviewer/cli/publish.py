@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
         entry = reg.import_dir(src, replace=args.replace, activate=args.activate, onnx=True)
     except CxrError as e:
         return fail(str(e))
-    thr = entry.card.get("threshold")
-    auc = (entry.card.get("metrics") or {}).get("auc", {})
+    thr = entry.card.threshold
+    auc = entry.card.metrics.get("auc", {})
     print(f"installed {entry.name} {entry.version} -> {entry.path}")
     if auc:
         print(f"  AUC {auc.get('value')} (95% CI {auc.get('ci95')}, {auc.get('split')}), threshold {thr}")

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verdict = ("qualifies: `--precision auto` uses it" if ent["qualifies"]
                else "does not qualify: it stays opt-in (`--precision int8`)")
-    print(f"INT8 graph of {card['name']} {card['version']} -> {path} ({path.stat().st_size / 2**20:.1f} MiB, "
+    print(f"INT8 graph of {card.name} {card.version} -> {path} ({path.stat().st_size / 2**20:.1f} MiB, "
           f"calibrated on {ent['calibration_n']} validation images)")
     if "test_n" in ent:
         print(f"test split ({ent['test_n']} images): AUC {ent['auc_fp32']:.4f} fp32 -> {ent['auc_int8']:.4f} int8 "

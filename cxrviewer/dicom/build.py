@@ -13,6 +13,7 @@ from pathlib import Path
 from cxrviewer.core.geometry import length
 from cxrviewer.dicom.common import (
     DICOM_KINDS,
+    AiFinding,
     AiResult,
     DicomObjectError,
     Measurement,
@@ -33,13 +34,15 @@ def length_measurement(img, p0: tuple[float, float], p1: tuple[float, float]) ->
     return Measurement.length(p0, p1, v, "mm", label=f"{v:.1f} {unit_label}", basis=g.basis)
 
 
-def ai_result_from_prediction(pred, weights_sha256: str = "") -> AiResult:
+def ai_result_from_prediction(pred, weights_sha256: str = "", card=None) -> AiResult:
     """A model prediction (``cxrviewer.ml.inference.Prediction``) as an :class:`AiResult`.
 
     The out-of-distribution verdict is taken from the prediction when it carries one: its
     ``gate`` (``cxrviewer.ml.ood.GateOutcome``: ``status``, ``reason``, ``caution``), or flat
     ``ood_status`` / ``ood_reason`` (or ``status`` / ``reason``) attributes. A model without a
-    gate has none, and the SR then says nothing about it.
+    gate has none, and the SR then says nothing about it. A refused image gets no probability
+    and no label (:attr:`AiResult.refused`). A multi-finding prediction (``pred.findings``)
+    gives one :class:`AiFinding` per finding, coded from ``card`` (its findings' codes).
     """
     gate = getattr(pred, "gate", None)
     if gate is not None and getattr(gate, "status", None):
@@ -48,8 +51,14 @@ def ai_result_from_prediction(pred, weights_sha256: str = "") -> AiResult:
     else:
         status = getattr(pred, "ood_status", None) or getattr(pred, "status", None)
         reason = getattr(pred, "ood_reason", None) or getattr(pred, "reason", None)
+    codes = {f.name: f.code for f in (getattr(card, "findings", None) or ())}
+    findings = tuple(
+        AiFinding(f.name, float(f.probability), bool(f.positive), f.op_point, codes.get(f.name))
+        for f in (getattr(pred, "findings", None) or ())
+    )
     return AiResult(
         probability_abnormal=float(pred.probability_abnormal), label=str(pred.label), threshold=float(pred.threshold),
+        findings=findings,
         model_name=str(pred.model_name), model_version=str(pred.model_version),
         weights_sha256=str(weights_sha256 or getattr(pred, "weights_sha256", "") or ""),
         ood_status=str(status) if status else None, ood_reason=str(reason) if reason else None,

@@ -36,15 +36,32 @@ class DicomObjectError(CxrError):
 
 
 @dataclass(frozen=True)
+class AiFinding:
+    """One finding of a multi-finding model in the SR: name, probability on the model's scale,
+    whether it is at/above its operating point (never when it has none), and its code
+    ``(value, scheme, meaning)``: SNOMED CT where one exists, the private scheme otherwise
+    (``cxrviewer.ml.findings``)."""
+
+    name: str
+    probability: float
+    positive: bool = False
+    op_point: float | None = None
+    code: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
 class AiResult:
     """The model's answer for one image, as written into the SR.
 
     ``ood_status`` / ``ood_reason``: the out-of-distribution gate's verdict (e.g. ``"ok"``,
     ``"out_of_distribution"``) when the model has one (``cxrviewer.ml.ood``); ``None`` when
-    it has none. ``stored`` is True for a result read back from an SR.
+    it has none. A :attr:`refused` result carries no probability and no label anywhere
+    (``probability_abnormal`` is ``None``, ``label`` empty, no findings): only the verdict.
+    ``findings``: one entry per finding of a multi-finding model. ``stored`` is True for a
+    result read back from an SR.
     """
 
-    probability_abnormal: float
+    probability_abnormal: float | None
     label: str
     threshold: float
     model_name: str
@@ -54,8 +71,22 @@ class AiResult:
     ood_reason: str | None = None
     stored: bool = False
     source_sop_instance_uid: str = ""
+    findings: tuple[AiFinding, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        """The out-of-distribution gate refused the image (it was not scored)."""
+        return bool(self.ood_status) and self.ood_status != "ok"
 
     def __post_init__(self) -> None:
+        if self.refused:
+            # whatever the caller passed, a refused image carries no number and no verdict
+            object.__setattr__(self, "probability_abnormal", None)
+            object.__setattr__(self, "label", "")
+            object.__setattr__(self, "findings", ())
+            return
+        if self.probability_abnormal is None:
+            raise ValueError("P(Abnormal) is missing for an image the gate did not refuse")
         p = float(self.probability_abnormal)
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
             raise ValueError(f"P(Abnormal) must be in [0, 1], not {self.probability_abnormal!r}")
@@ -63,8 +94,11 @@ class AiResult:
     def text_lines(self) -> list[str]:
         """Short lines for corner text / GSPS text (what the viewer shows)."""
         tag = "AI (stored)" if self.stored else "AI"
-        lines = [f"{tag}: P(Abnormal) {self.probability_abnormal:.2f} -> {self.label} (thr {self.threshold:.2f})",
-                 f"{self.model_name} {self.model_version}"]
+        if self.refused:
+            first = f"{tag}: not scored (out of distribution)"
+        else:
+            first = f"{tag}: P(Abnormal) {self.probability_abnormal:.2f} -> {self.label} (thr {self.threshold:.2f})"
+        lines = [first, f"{self.model_name} {self.model_version}"]
         if self.ood_status:
             lines.append(f"OOD: {self.ood_status}" + (f" ({self.ood_reason})" if self.ood_reason else ""))
         return lines

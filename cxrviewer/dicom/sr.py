@@ -29,6 +29,7 @@ from cxrviewer.dicom.common import (
     NOT_FOR_DIAGNOSTIC,
     SCHEME,
     SERIES_NUMBERS,
+    AiFinding,
     AiResult,
     DicomObjectError,
     Measurement,
@@ -118,11 +119,23 @@ def _ai_group(ai: AiResult, source, frame: int):
     algo = hd.sr.AlgorithmIdentification(name=ai.model_name[:64] or "unknown", version=ai.model_version[:64] or "unknown",
                                          parameters=params)
     one = unit_concept("")
-    measurements = [
-        hd.sr.Measurement(name=c["p_abnormal"], value=round(float(ai.probability_abnormal), 6), unit=one, algorithm_id=algo),
-        hd.sr.Measurement(name=c["threshold"], value=round(float(ai.threshold), 6), unit=one),
-    ]
-    label = ai.label if ai.label in ("Normal", "Abnormal") else None
+    measurements = []
+    if not ai.refused:
+        # A refused image (out of distribution) carries no number and no verdict: only the
+        # gate's status and reason below (the SR of a CT once said "Abnormal" beside them).
+        measurements = [
+            hd.sr.Measurement(name=c["p_abnormal"], value=round(float(ai.probability_abnormal), 6), unit=one,
+                              algorithm_id=algo),
+            hd.sr.Measurement(name=c["threshold"], value=round(float(ai.threshold), 6), unit=one),
+        ]
+        for f in ai.findings:
+            # one numeric entry per finding, named by its code (SNOMED CT where one exists,
+            # else the private scheme; cxrviewer.ml.findings documents which)
+            value, scheme, meaning = f.code or ("FINDING", SCHEME, f.name)
+            measurements.append(hd.sr.Measurement(name=_cc(value, scheme, meaning[:64]),
+                                                  value=round(float(f.probability), 6), unit=one,
+                                                  algorithm_id=algo))
+    label = ai.label if ai.label in ("Normal", "Abnormal") and not ai.refused else None
     evaluations = []
     if label is not None:
         evaluations.append(hd.sr.QualitativeEvaluation(name=c["label"], value=c[label]))
@@ -132,7 +145,7 @@ def _ai_group(ai: AiResult, source, frame: int):
         tracking_identifier=hd.sr.TrackingIdentifier(uid=new_uid(), identifier=AI_TRACKING_ID),
         finding_type=c["finding"],
         algorithm_id=algo,
-        measurements=measurements,
+        measurements=measurements or None,
         qualitative_evaluations=evaluations or None,
         source_images=[group_src],
     )
@@ -312,6 +325,31 @@ def _group_sources(group) -> list[str]:
     return out
 
 
+_OWN_NUMS = {"P-ABNORMAL", "THRESHOLD"}
+
+
+def _finding_entries(group) -> list[tuple[str, float, tuple[str, str, str]]]:
+    """``(name, probability, code)`` of each per-finding numeric entry of an AI group."""
+    from cxrviewer.ml.findings import SNOMED_CODES
+
+    by_snomed = {code: name for name, (code, _m) in SNOMED_CODES.items()}
+    out = []
+    for it in group.get("ContentSequence") or []:
+        if it.get("ValueType") != "NUM":
+            continue
+        value, scheme = _code_of(it)
+        if scheme == SCHEME and value in _OWN_NUMS:
+            continue
+        meaning = str(it.ConceptNameCodeSequence[0].CodeMeaning)
+        name = by_snomed.get(value, meaning) if scheme == "SCT" else meaning
+        try:
+            v = float(it.MeasuredValueSequence[0].NumericValue)
+        except (AttributeError, IndexError, ValueError):
+            continue
+        out.append((name, v, (value, scheme, meaning)))
+    return out
+
+
 def is_our_report(ds) -> bool:
     """True when ``ds`` is an SR with a cxrviewer AI result group."""
     return any(_text(g, ("112039", "DCM")) == AI_TRACKING_ID for g in _groups(ds))
@@ -328,7 +366,9 @@ def read_ai_results(ds) -> list[AiResult]:
             continue
         p = _num(g, ("P-ABNORMAL", SCHEME))
         t = _num(g, ("THRESHOLD", SCHEME))
-        if p is None or t is None:
+        ood = _coded(g, ("OOD-STATUS", SCHEME))
+        refused = ood is not None and ood[1] != "ok"
+        if (p is None or t is None) and not refused:
             continue
         name = version = ""
         for it in _walk(g.get("ContentSequence")):
@@ -338,11 +378,14 @@ def read_ai_results(ds) -> list[AiResult]:
             elif code == ("111003", "DCM") and not version:
                 version = str(it.get("TextValue", ""))
         label = _coded(g, ("AI-LABEL", SCHEME))
-        ood = _coded(g, ("OOD-STATUS", SCHEME))
         srcs = _group_sources(g)
+        t = 0.5 if t is None else t
+        findings = tuple(AiFinding(name, v, code=code) for name, v, code in _finding_entries(g))
         try:
             out.append(AiResult(
-                probability_abnormal=p, label=label[1] if label else ("Abnormal" if p >= t else "Normal"), threshold=t,
+                probability_abnormal=p,
+                label=label[1] if label else ("" if p is None else ("Abnormal" if p >= t else "Normal")),
+                threshold=t, findings=findings,
                 model_name=name, model_version=version, weights_sha256=_text(g, ("WEIGHTS-SHA256", SCHEME)) or "",
                 ood_status=ood[1] if ood else None, ood_reason=_text(g, ("OOD-REASON", SCHEME)), stored=True,
                 source_sop_instance_uid=srcs[0] if srcs else ""))

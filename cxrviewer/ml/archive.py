@@ -53,6 +53,16 @@ COLUMNS = [
 #: precision the model ran at (fp32 or int8: the same model card, different results)
 EXTRA_COLUMNS = ["content_key", "file_size", "mtime_ns", "precision"]
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
+#: multi-finding models add, after these, one ``p_<finding>`` column per finding (the
+#: card's order; :func:`cxrviewer.ml.card.finding_column`) and then :data:`FINDINGS_COLUMN`
+FINDINGS_COLUMN = "findings"
+
+
+def finding_columns(card: Any) -> list[str]:
+    """The extra columns of a model's results: ``p_*`` per finding + ``findings`` (none for
+    the two-class demo)."""
+    found = list(getattr(card, "findings", ()) or ())
+    return [f.column for f in found] + [FINDINGS_COLUMN] if found else []
 #: parquet only (``--cam-summary``): the CAM of the Abnormal class resampled to
 #: CAM_SUMMARY×CAM_SUMMARY over the image's own extent (row-major float32 in [0, 1])
 CAM_COLUMN = "cam_summary"
@@ -227,18 +237,21 @@ def score(
     keep_maps
         Add ``"_map"``: the raw low-resolution map (for ``--cam-dir``; strip before a sink).
     """
-    from cxrviewer.ml.inference import CLASSES
-
     rows: list[dict[str, Any]] = []
     good = [p for p in batch if p.ok]
-    found: dict[int, tuple[float, ood.GateOutcome, np.ndarray | None]] = {}
+    found: dict[int, tuple[np.ndarray, ood.GateOutcome, np.ndarray | None]] = {}
+    multi = bool(getattr(engine, "multi_label", False))
     if good:
         x = np.stack([normalize(p.u8, engine.spec) for p in good]).astype(np.float32, copy=False)
         want_maps = cam_summary or keep_maps
         probs, maps, _targets, feats = engine.forward(x, cam=want_maps)
         for i, p in enumerate(good):
             gate = ood.assess_with_header(p.head, feats[i], engine.gate, engine.gate_error)
-            found[id(p)] = (float(probs[i][1]), gate, None if maps is None else maps[i])
+            low = None
+            if maps is not None:
+                # multi-label: the map of the top finding (all of them came from this pass)
+                low = maps[i][int(np.argmax(probs[i]))] if multi else maps[i]
+            found[id(p)] = (np.asarray(probs[i]), gate, low)
     for p in batch:
         if not p.ok:
             row = error_row(p.path, p.reason, engine)
@@ -247,13 +260,14 @@ def score(
                 row[CAM_COLUMN] = None
             rows.append(row)
             continue
-        prob, gate, low = found[id(p)]
+        prow, gate, low = found[id(p)]
+        prob, label = engine.summary(prow)
         shown = gate.ok or score_all
         row = {
             "path": p.path,
             "sop_instance_uid": p.sop_instance_uid,
             "probability_abnormal": round(prob, 6) if shown else "",
-            "label": (CLASSES[1] if prob >= engine.threshold else CLASSES[0]) if shown else "",
+            "label": label if shown else "",
             "model": engine.name,
             "model_version": engine.version,
             "status": gate.status,
@@ -263,6 +277,12 @@ def score(
             "mtime_ns": p.mtime_ns,
             "precision": precision_of(engine),
         }
+        if multi:
+            # a refused image (without --score-all) carries no probability in any column
+            pos = engine.positive(prow)
+            for i, f in enumerate(engine.findings):
+                row[f.column] = round(float(prow[i]), 6) if shown else ""
+            row[FINDINGS_COLUMN] = ";".join(f.name for i, f in enumerate(engine.findings) if pos[i]) if shown else ""
         if cam_summary:
             row[CAM_COLUMN] = (
                 summarize_cam(low, p.mapping) if shown and low is not None else None
@@ -325,10 +345,11 @@ class ResultsSink:
     """Where rows go as they come. Subclasses: :class:`CsvSink`, :class:`ParquetSink`,
     :class:`JsonSink`. Use :func:`open_sink`."""
 
-    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False, extra: Sequence[str] = ()) -> None:
         self.out = Path(out)
         self.cam_summary = cam_summary
-        self.columns = ALL_COLUMNS + ([CAM_COLUMN] if cam_summary else [])
+        self.extra = list(extra)
+        self.columns = ALL_COLUMNS + self.extra + ([CAM_COLUMN] if cam_summary else [])
         self._rows: list[dict[str, Any]] = self._read_existing()
 
     # subclasses
@@ -409,9 +430,9 @@ class CsvSink(ResultsSink):
     so ``out`` can be watched while it grows. On resume the complete rows are rewritten
     atomically first (dropping a torn last line and upgrading an old header)."""
 
-    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
-        super().__init__(out, cam_summary)
-        self.columns = ALL_COLUMNS  # CSV never carries CAM summaries (parquet does)
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False, extra: Sequence[str] = ()) -> None:
+        super().__init__(out, cam_summary, extra)
+        self.columns = ALL_COLUMNS + self.extra  # CSV never carries CAM summaries (parquet does)
         atomic.write_text(self.out, _csv_text(self._rows, self.columns, header=True))
         self._fh = open(self.out, "a", encoding="utf-8", newline="")  # noqa: SIM115 - kept open
 
@@ -438,17 +459,18 @@ class JsonSink(CsvSink):
     CSV journal beside it (``<out>.partial.csv``) so a killed JSON run resumes too."""
 
     def __init__(
-        self, out: str | os.PathLike, cam_summary: bool = False, model: str = "", model_version: str = ""
+        self, out: str | os.PathLike, cam_summary: bool = False, model: str = "", model_version: str = "",
+        extra: Sequence[str] = (),
     ) -> None:
         self.json_out = Path(out)
         self.model, self.model_version = model, model_version
-        super().__init__(self.json_out.with_name(self.json_out.name + ".partial.csv"), cam_summary)
+        super().__init__(self.json_out.with_name(self.json_out.name + ".partial.csv"), cam_summary, extra)
 
     def own_paths(self) -> list[Path]:
         return [self.out, self.json_out]
 
     def _write_final(self, rows: list[dict[str, Any]]) -> None:
-        atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows))
+        atomic.write_text(self.json_out, json_document(self.model, self.model_version, rows, self.extra))
         self.out.unlink(missing_ok=True)  # only once the JSON is safely in place
 
 
@@ -672,10 +694,10 @@ class ParquetSink(ResultsSink):
     parts and any earlier ``out`` into ``out`` atomically (streamed, :func:`merge_parquet`),
     then removes the folder."""
 
-    def __init__(self, out: str | os.PathLike, cam_summary: bool = False) -> None:
+    def __init__(self, out: str | os.PathLike, cam_summary: bool = False, extra: Sequence[str] = ()) -> None:
         self.pa, self.pq = _pq()
         self.parts = Path(str(out) + ".parts")
-        super().__init__(out, cam_summary)
+        super().__init__(out, cam_summary, extra)
         self.parts.mkdir(parents=True, exist_ok=True)
         for tmp in self.parts.glob("*.tmp"):  # a part a kill interrupted: never renamed
             tmp.unlink(missing_ok=True)
@@ -687,6 +709,8 @@ class ParquetSink(ResultsSink):
         fields[ALL_COLUMNS.index("probability_abnormal")] = pa.field("probability_abnormal", pa.float64())
         fields[ALL_COLUMNS.index("file_size")] = pa.field("file_size", pa.int64())
         fields[ALL_COLUMNS.index("mtime_ns")] = pa.field("mtime_ns", pa.int64())
+        for c in self.extra:  # p_* are numbers (null when not shown), findings a string
+            fields.append(pa.field(c, pa.string() if c == FINDINGS_COLUMN else pa.float64()))
         if self.cam_summary:
             fields.append(pa.field(CAM_COLUMN, pa.list_(pa.float32())))
         return pa.schema(fields)
@@ -696,7 +720,7 @@ class ParquetSink(ResultsSink):
         cols: dict[str, list] = {}
         for f in schema:
             vals = [r.get(f.name) for r in rows]
-            if f.name == "probability_abnormal":
+            if f.name == "probability_abnormal" or (f.name in self.extra and f.name != FINDINGS_COLUMN):
                 vals = [None if v in ("", None) else float(v) for v in vals]
             elif f.name in ("file_size", "mtime_ns"):
                 vals = [None if v in ("", None) else int(v) for v in vals]
@@ -722,8 +746,9 @@ class ParquetSink(ResultsSink):
             except Exception:  # noqa: BLE001 - an unreadable part is redone, not fatal
                 continue
             for r in recs:
-                if r.get("probability_abnormal") is None:
-                    r["probability_abnormal"] = ""
+                for c in ["probability_abnormal", *self.extra]:
+                    if c in r and r[c] is None:
+                        r[c] = ""
                 rows.append(r)
         return rows
 
@@ -754,11 +779,13 @@ class ParquetSink(ResultsSink):
 
 
 def open_sink(
-    out: str | os.PathLike, cam_summary: bool = False, *, model: str = "", model_version: str = ""
+    out: str | os.PathLike, cam_summary: bool = False, *, model: str = "", model_version: str = "",
+    extra: Sequence[str] = (),
 ) -> ResultsSink:
     """The sink for ``out`` by its extension: ``.csv`` (default), ``.parquet``, ``.json``.
 
-    ``model``/``model_version`` head the JSON document.
+    ``model``/``model_version`` head the JSON document; ``extra``: columns after
+    :data:`ALL_COLUMNS` (a multi-finding model's :func:`finding_columns`).
 
     Raises
     ------
@@ -768,23 +795,26 @@ def open_sink(
     """
     suffix = Path(out).suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return ParquetSink(out, cam_summary)
+        return ParquetSink(out, cam_summary, extra)
     if suffix == ".json":
-        return JsonSink(out, cam_summary, model, model_version)
-    return CsvSink(out, cam_summary)
+        return JsonSink(out, cam_summary, model, model_version, extra)
+    return CsvSink(out, cam_summary, extra)
 
 
-def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def json_document(model: str, model_version: str, rows: Sequence[Mapping[str, Any]],
+                  extra: Sequence[str] = ()) -> str:
     """``{"model", "model_version", "results": [scored rows], "errors": [{path, reason}]}``
-    (the JSON ``cxrviewer infer`` has always written; probabilities as numbers)."""
+    (the JSON ``cxrviewer infer`` has always written; probabilities as numbers; a
+    multi-finding model's ``extra`` columns, :func:`finding_columns`, after the others)."""
     results, errors = [], []
     for r in rows:
         if r.get("status") == ERROR:
             errors.append({"path": r["path"], "reason": r.get("reason", "")})
             continue
-        d = {c: r.get(c, "") for c in ALL_COLUMNS}
-        p = d["probability_abnormal"]
-        d["probability_abnormal"] = "" if p in ("", None) else float(p)
+        d = {c: r.get(c, "") for c in [*ALL_COLUMNS, *extra]}
+        for c in ["probability_abnormal", *(c for c in extra if c != FINDINGS_COLUMN)]:
+            p = d[c]
+            d[c] = "" if p in ("", None) else float(p)
         for c in ("file_size", "mtime_ns"):
             d[c] = int(d[c]) if str(d[c]).lstrip("-").isdigit() else d[c]
         results.append(d)

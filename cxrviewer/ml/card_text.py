@@ -70,6 +70,9 @@ def performance_line(card: Mapping[str, Any]) -> str:
     metrics = card.get("metrics") if isinstance(card.get("metrics"), Mapping) else {}
     auc = metrics.get("auc")
     if not isinstance(auc, Mapping) or auc.get("value") is None:
+        pub = card.get("published")
+        if isinstance(pub, Mapping) and pub.get("status"):
+            return f"Validated performance: {pub['status']} (see the model card's citation)"
         return "Validated performance: none stated in the model card"
     split = auc.get("split") or "test"
     s = f"{split.capitalize()} AUC {fmt_metric({**auc, 'split': None}, 2)}"
@@ -97,6 +100,10 @@ def _source_name(path: str) -> str:
 
 def training_data_line(card: Mapping[str, Any]) -> str:
     """One line: what the model was trained on."""
+    src = card.get("source")
+    if not card.get("training_data") and isinstance(src, Mapping) and src.get("description"):
+        # an imported published model: its publisher's words, and where they come from
+        return f"{src['description']} (published by {src.get('library', 'its publisher')})"
     td = card.get("training_data") if isinstance(card.get("training_data"), Mapping) else {}
     train = _splits(card).get("train")
     names = []

@@ -38,7 +38,8 @@ from cxrviewer import paths
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.types import LoadedImage
 from cxrviewer.ml import ood
-from cxrviewer.ml.cam import closed_form_cam_numpy, normalize_cam
+from cxrviewer.ml.cam import closed_form_cam_numpy, closed_form_cams_all, normalize_cam
+from cxrviewer.ml.card import ModelCard, as_card
 from cxrviewer.ml.extras import TRAIN_EXTRA_HINT
 from cxrviewer.ml.onnx_model import (  # noqa: F401 - re-exported: the ONNX side of the engine
     ONNX_FILE,
@@ -62,8 +63,10 @@ CLASSES = ("Normal", "Abnormal")
 CAM_CLASS = 1
 
 
-def calibration_temperature(card: dict[str, Any]) -> float:
+def calibration_temperature(card: ModelCard | dict[str, Any]) -> float:
     """The card's ``calibration.temperature`` (a positive finite number), else 1.0."""
+    if isinstance(card, ModelCard):
+        return card.temperature
     cal = card.get("calibration")
     t = cal.get("temperature") if isinstance(cal, dict) else None
     try:
@@ -72,6 +75,25 @@ def calibration_temperature(card: dict[str, Any]) -> float:
         return 1.0
     return t if np.isfinite(t) and t > 0 else 1.0
 BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+@dataclass(frozen=True)
+class FindingScore:
+    """One finding of a multi-label model for one image.
+
+    ``probability`` is on the card's scale (torchxrayvision's op_norm: 0.5 at the operating
+    point); ``op_point`` is ``None`` for a finding without one, which is then never
+    ``positive`` (its number is the plain sigmoid and must not be read against 0.5).
+    """
+
+    name: str
+    probability: float
+    op_point: float | None
+    positive: bool
+
+    @property
+    def has_op_point(self) -> bool:
+        return self.op_point is not None
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,30 @@ class Prediction:
     elapsed_ms: float
     gate: ood.GateOutcome = ood.PASSED
     temperature: float = 1.0
+    #: multi-label models: every finding's score (empty for the two-class demo)
+    findings: tuple[FindingScore, ...] = ()
+    #: multi-label models with ``cam``: every finding's low-resolution map ``(C, h, w)`` from
+    #: the same forward pass, sent back to the image on demand by :meth:`finding_map`
+    finding_maps: np.ndarray | None = None
+    mapping: ResizeMapping | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.findings)
+
+    def finding_map(self, name: str) -> np.ndarray | None:
+        """The heatmap of finding ``name`` in the original geometry (float32 [0, 1]), or None
+        when maps were not computed. The UI's per-finding heatmap chooser calls this."""
+        if self.finding_maps is None or self.mapping is None:
+            return None
+        for i, f in enumerate(self.findings):
+            if f.name == name:
+                return np.clip(self.mapping.to_original(self.finding_maps[i]), 0.0, 1.0).astype(np.float32)
+        raise KeyError(name)
+
+    def ranked_findings(self) -> list[FindingScore]:
+        """Findings by probability, highest first (what the AI panel lists)."""
+        return sorted(self.findings, key=lambda f: -f.probability)
 
     @property
     def scored(self) -> bool:
@@ -190,6 +236,12 @@ class _OrtBackend:
             maps = closed_form_cam_numpy(acts, self.fc_weight, np.asarray(target))
         return logits.astype(np.float32), maps, ood.gap_features(acts)
 
+    def run_acts(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (logits, layer4 activations): one pass, for multi-label heads."""
+        with self.lock:
+            logits, acts = self.session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})
+        return logits.astype(np.float32), acts
+
 
 BF16_TOLERANCE = 0.005
 
@@ -260,6 +312,21 @@ class _TorchBackend:
             return self.torch.autocast(device_type=self.dev.type, dtype=self.torch.bfloat16)
         return contextlib.nullcontext()
 
+    def run_acts(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (logits, layer4 activations): one pass, for multi-label heads."""
+        from cxrviewer.ml.cam import backbone_features, head_logits
+
+        with self.torch.inference_mode(), self._autocast():
+            acts = backbone_features(self.model, self._input(x))
+            logits = head_logits(self.model, acts)
+        return logits.float().cpu().numpy(), acts.float().cpu().numpy()
+
+    @property
+    def fc_weight(self) -> np.ndarray:
+        from cxrviewer.ml.model import head_linear
+
+        return head_linear(self.model).weight.detach().float().cpu().numpy()
+
     def run(
         self, x: np.ndarray, cam: bool, target: Sequence[int] | None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -320,11 +387,20 @@ class Engine:
 
     def __init__(self, model_dir: Path, card: dict[str, Any], impl: Any):
         self.model_dir = model_dir
-        self.card = card
-        self.name = str(card["name"])
-        self.version = str(card["version"])
-        self.threshold = float(card.get("threshold", 0.5))
-        self.spec = PreprocessSpec.from_dict(card.get("preprocessing"))
+        from cxrviewer.ml.validation import card_with_validations
+
+        # with the site's own validations of these weights (a bundled model's live in the
+        # user's data): what the verdict policy reads beside every number
+        self.card: ModelCard = card_with_validations(model_dir, as_card(card))
+        card = self.card
+        self.multi_label = card.multi_label
+        self.findings = card.findings
+        self._op_points = np.array(
+            [np.nan if f.op_point is None else f.op_point for f in card.findings], dtype=np.float64)
+        self.name = card.name
+        self.version = card.version
+        self.threshold = card.threshold
+        self.spec = PreprocessSpec.from_dict(card.preprocessing)
         self.temperature = calibration_temperature(card)
         self._impl = impl
         self.backend: str = impl.name
@@ -435,11 +511,11 @@ class Engine:
             from cxrviewer.ml.registry import load_model_dir
 
             model, card = load_model_dir(model_dir)
-            size = PreprocessSpec.from_dict(card.get("preprocessing")).size
+            size = PreprocessSpec.from_dict(card.preprocessing).size
             onnx_path = export_onnx(
                 model,
-                onnx_cache_path(str(card["weights_sha256"])),
-                str(card["weights_sha256"]),
+                onnx_cache_path(card.weights_sha256),
+                card.weights_sha256,
                 size,
             )
         if wfile.suffix == ".safetensors":
@@ -455,6 +531,22 @@ class Engine:
         eng = cls(model_dir, card, _OrtBackend(onnx_path, fc, "cpu" if device == "cpu" else "auto"))
         eng.precision = "int8" if int8 else "fp32"
         return eng
+
+    @property
+    def gate_mode(self) -> str:
+        """``"learned"`` or ``"header_rules_only"`` (:func:`cxrviewer.ml.ood.gate_mode`)."""
+        return ood.gate_mode(self.gate)[0]
+
+    @property
+    def gate_mode_text(self) -> str:
+        """The line the AI panel shows about the out-of-distribution check."""
+        return ood.gate_mode(self.gate)[1]
+
+    @property
+    def features_dim(self) -> int:
+        from cxrviewer.ml import arch
+
+        return int(arch.get(self.card.architecture).FEATURES)
 
     # ---- prediction
     def prepare(self, img: LoadedImage) -> tuple[np.ndarray, ResizeMapping]:
@@ -479,9 +571,50 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray | None, list[int] | None, np.ndarray]:
         """Batch ``(n, 3, S, S)`` -> (calibrated probabilities ``(n, 2)``, low-res maps or
         None, classes explained or None, pooled layer4 features ``(n, 2048)``): one pass."""
+        if self.multi_label:
+            # One pass gives every finding's probability and (closed-form Grad-CAM on the
+            # linear head) every finding's map: maps are (n, C, h, w), targets None.
+            logits, acts = self._impl.run_acts(x)
+            maps = closed_form_cams_all(acts, self._impl.fc_weight) if cam else None
+            return self.head_probs(logits), maps, None, ood.gap_features(acts)
         targets = [self._target(target_class)] * x.shape[0] if cam else None
         logits, maps, feats = self._impl.run(x, cam, targets)
         return softmax(logits, self.temperature), maps, targets, feats
+
+    def head_probs(self, logits: np.ndarray) -> np.ndarray:
+        """Multi-label logits ``(n, C)`` -> probabilities on the card's scale: sigmoid, then
+        op_norm when the card says so (findings without an operating point keep the sigmoid)."""
+        from cxrviewer.ml.xrv import op_norm, sigmoid
+
+        p = sigmoid(np.asarray(logits, dtype=np.float64) / self.temperature)
+        return op_norm(p, self._op_points) if self.card.op_norm else p
+
+    def positive(self, probs_row: np.ndarray) -> np.ndarray:
+        """Which findings are at or above their operating point (never one without it)."""
+        has = np.isfinite(self._op_points)
+        cut = np.full_like(self._op_points, 0.5) if self.card.op_norm else np.where(has, self._op_points, 1.0)
+        return has & (np.asarray(probs_row, dtype=np.float64) >= cut)
+
+    def summary(self, probs_row: np.ndarray) -> tuple[float, str]:
+        """``(probability_abnormal, label)`` of one row of :meth:`forward`'s probabilities.
+
+        Two-class model: P(Abnormal) against the card's threshold. Multi-label model: the
+        highest probability among findings that have an operating point; Abnormal when it is
+        >= 0.5 (op_norm scale: at or above some finding's operating point)."""
+        row = np.asarray(probs_row, dtype=np.float64)
+        if not self.multi_label:
+            p = float(row[1])
+            return p, self._label(p)
+        has = np.isfinite(self._op_points)
+        p = float(row[has].max()) if has.any() else float(row.max())
+        return p, (CLASSES[1] if bool(self.positive(row).any()) else CLASSES[0])
+
+    def finding_scores(self, probs_row: np.ndarray) -> tuple[FindingScore, ...]:
+        if not self.multi_label:
+            return ()
+        pos = self.positive(probs_row)
+        return tuple(FindingScore(f.name, float(probs_row[i]), f.op_point, bool(pos[i]))
+                     for i, f in enumerate(self.findings))
 
     def run_arrays(
         self, x: np.ndarray, cam: bool = False, target_class: int | None = None
@@ -493,7 +626,7 @@ class Engine:
     def features(self, imgs: Sequence[LoadedImage]) -> np.ndarray:
         """Pooled layer4 features ``(n, 2048)`` float32 of images (what the OOD gate reads)."""
         if not imgs:
-            return np.zeros((0, 2048), np.float32)
+            return np.zeros((0, self.features_dim), np.float32)
         x = np.stack([self.prepare(im)[0] for im in imgs])
         return self.forward(x, cam=False)[3].astype(np.float32)
 
@@ -504,13 +637,18 @@ class Engine:
         cls: int | None,
         ms: float,
         gate: ood.GateOutcome = ood.PASSED,
+        finding_maps: np.ndarray | None = None,
+        mapping: ResizeMapping | None = None,
     ) -> Prediction:
-        p = (float(probs[0]), float(probs[1]))
+        p_abn, label = self.summary(probs)
         return Prediction(
-            probabilities=p,
-            probability_abnormal=p[1],
-            label=self._label(p[1]),
-            threshold=self.threshold,
+            probabilities=(1.0 - p_abn, p_abn) if self.multi_label else (float(probs[0]), float(probs[1])),
+            probability_abnormal=p_abn,
+            label=label,
+            threshold=0.5 if self.multi_label else self.threshold,
+            findings=self.finding_scores(probs),
+            finding_maps=finding_maps,
+            mapping=mapping,
             cam=cam,
             cam_class=cls,
             model_name=self.name,
@@ -536,9 +674,16 @@ class Engine:
         x, mapping = self.prepare(img)
         probs, maps, targets, feats = self.forward(x[None], cam=cam, target_class=target_class)
         full = None
+        gate = self.assess(img, feats[0])
+        if self.multi_label:
+            top = int(np.argmax(probs[0]))
+            if maps is not None:  # the top finding's map at full size; the others on demand
+                full = np.clip(mapping.to_original(maps[0][top]), 0.0, 1.0).astype(np.float32, copy=False)
+            ms = (time.perf_counter() - t0) * 1000.0
+            return self._prediction(probs[0], full, top if maps is not None else None, ms, gate,
+                                    None if maps is None else maps[0], mapping)
         if maps is not None:
             full = np.clip(mapping.to_original(maps[0]), 0.0, 1.0).astype(np.float32, copy=False)
-        gate = self.assess(img, feats[0])
         ms = (time.perf_counter() - t0) * 1000.0
         return self._prediction(probs[0], full, targets[0] if targets else None, ms, gate)
 
@@ -584,6 +729,16 @@ class Engine:
         x = np.stack([p[0] for p in prepped])
         probs, maps, targets, feats = self.forward(x, cam=cam)
         out_maps: list[np.ndarray | None] = [None] * len(imgs)
+        if self.multi_label:
+            ms = (time.perf_counter() - t0) * 1000.0 / len(imgs)
+            out = []
+            for i, (_, m) in enumerate(prepped):
+                top = int(np.argmax(probs[i]))
+                full = None if maps is None else np.clip(m.to_original(maps[i][top]), 0.0, 1.0).astype(np.float32)
+                out.append(self._prediction(probs[i], full, top if maps is not None else None, ms,
+                                            self.assess(imgs[i], feats[i]),
+                                            None if maps is None else maps[i], m))
+            return out
         if maps is not None:
             out_maps = [
                 np.clip(m.to_original(maps[i]), 0.0, 1.0).astype(np.float32, copy=False)
@@ -601,6 +756,7 @@ class Engine:
 
 __all__ = [
     "Engine",
+    "FindingScore",
     "Prediction",
     "calibration_temperature",
     "export_onnx",

@@ -1,4 +1,4 @@
-"""The network: torchvision ResNet-50 with a two-class head, and where it runs.
+"""The training network (the demo's ResNet-50 with a two-class head), and where it runs.
 
 Everything that builds or places the model lives here so training, inference and the
 registry agree on one architecture. torch is imported at module import: import this
@@ -13,13 +13,15 @@ import torch
 from torch import nn
 
 from cxrviewer.core.errors import CxrError
+from cxrviewer.ml.arch import resnet50 as _resnet50
 
 #: class order of the head's outputs (index 1 is the one the probability is about)
 CLASSES: tuple[str, str] = ("Normal", "Abnormal")
-#: the only architecture this project builds and loads
-ARCHITECTURE = "resnet50"
+
+#: the architecture training builds (the registry, cxrviewer.ml.arch, knows every one)
+ARCHITECTURE = _resnet50.NAME
 #: feature width of ResNet-50's layer4 / input width of the head
-FEATURES = 2048
+FEATURES = _resnet50.FEATURES
 
 # torchvision's ImageNet checkpoints, newest first; looked up in the local torch hub
 # cache only (never downloaded).
@@ -41,14 +43,9 @@ def build_model(dropout: float = 0.0) -> nn.Module:
     torch.nn.Module
         The model in eval mode (call ``.train()`` to train).
     """
-    from torchvision.models import resnet50
+    from cxrviewer.ml.arch import resnet50
 
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
-    model = resnet50(weights=None)
-    head = nn.Linear(FEATURES, len(CLASSES))
-    model.fc = nn.Sequential(nn.Dropout(float(dropout)), head) if dropout > 0 else head
-    return model.eval()
+    return resnet50.build_net(len(CLASSES), 3, dropout)
 
 
 def head_linear(model: nn.Module) -> nn.Linear:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cxrviewer import atomic, paths
+from cxrviewer.ml.card import ModelCard, as_card
 from cxrviewer.ml.extras import TRAIN_EXTRA_HINT
 from cxrviewer.ml.registry import (
     CARD_FILE,
@@ -69,7 +70,7 @@ def _valid_cached(onnx_path: Path, weights_sha256: str) -> bool:
         return False
 
 
-def card_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None:
+def card_onnx(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any]) -> Path | None:
     """The ONNX file the card names, verified against ``onnx_sha256``; ``None`` if it names none.
 
     Raises
@@ -77,7 +78,8 @@ def card_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
     ModelError
         The card names a file that is missing, not a plain name, or whose sha256 differs.
     """
-    name = card.get("onnx_file")
+    card = as_card(card)
+    name = card.onnx_file
     if not name:
         return None
     model_dir = Path(model_dir)
@@ -86,7 +88,7 @@ def card_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
     p = model_dir / str(name)
     if not p.is_file():
         raise ModelError(p, "missing: card.json names it as the model's ONNX file (onnx_file)")
-    want = str(card.get("onnx_sha256") or "").lower()
+    want = card.onnx_sha256.lower()
     got = sha256_file(p)
     if got != want:
         raise ModelError(
@@ -97,12 +99,12 @@ def card_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
     return p
 
 
-def find_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None:
+def find_onnx(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any]) -> Path | None:
     """A verified ONNX file for this model: the card's ``onnx_file``, else a cached export."""
     p = card_onnx(model_dir, card)
     if p is not None:
         return p
-    sha = str(card["weights_sha256"])
+    sha = as_card(card).weights_sha256
     legacy = Path(model_dir) / ONNX_FILE  # folders exported before the card recorded it
     for q in (legacy, onnx_cache_path(sha)):
         if _valid_cached(q, sha):
@@ -116,6 +118,12 @@ def find_onnx(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path | None
 #: torch's ONNX exporter (TorchScript tracing) is not thread-safe: two AI workers exporting at
 #: once aborted the process in a test; one export at a time.
 _EXPORT_LOCK = threading.Lock()
+
+
+def _in_channels(model: Any) -> int:
+    """Input channels of the network's stem (3 for ImageNet models, 1 for torchxrayvision's)."""
+    inner = getattr(model, "module", model)
+    return int(getattr(getattr(inner, "conv1", None), "in_channels", 3))
 
 
 def _torch_export(model: Any, out: Path, size: int, fold: bool) -> None:
@@ -146,7 +154,7 @@ def _torch_export_unlocked(model: Any, out: Path, size: int, fold: bool) -> None
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
-            torch.zeros(1, 3, size, size),
+            torch.zeros(1, _in_channels(model), size, size),
             str(out),
             input_names=["input"],
             output_names=["logits", "layer4"],
@@ -229,7 +237,7 @@ def _parity(model: Any, onnx_path: Path, size: int) -> float:
     import torch
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+    x = rng.standard_normal((2, _in_channels(model), size, size)).astype(np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], {"input": x})[0]
     model = model.eval().to("cpu", torch.float32)
@@ -313,5 +321,5 @@ def export_onnx_for_dir(model_dir: str | os.PathLike, into_model_dir: bool = Tru
     from cxrviewer.ml.registry import load_model_dir
 
     model, card = load_model_dir(model_dir)
-    size = PreprocessSpec.from_dict(card.get("preprocessing")).size
-    return export_onnx(model, onnx_cache_path(str(card["weights_sha256"])), str(card["weights_sha256"]), size)
+    size = PreprocessSpec.from_dict(card.preprocessing).size
+    return export_onnx(model, onnx_cache_path(card.weights_sha256), card.weights_sha256, size)

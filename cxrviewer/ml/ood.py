@@ -522,6 +522,20 @@ def image_features(
     return out, done, skipped
 
 
+HEADER_RULES_ONLY = "header_rules_only"
+LEARNED = "learned"
+
+
+def gate_mode(gate: FeatureGate | None) -> tuple[str, str]:
+    """``(mode, one line for the reader)`` of a model's gate: :data:`LEARNED` once
+    ``cxrviewer models fit-ood NAME --images DIR`` has fitted it, else :data:`HEADER_RULES_ONLY`
+    (only the DICOM header and greyscale rules run; the AI panel says so)."""
+    if gate is not None:
+        return LEARNED, "out-of-distribution check: header rules + learned check on this model's features"
+    return HEADER_RULES_ONLY, ("out-of-distribution check: header rules only (fit the learned check on your own "
+                               "chest films: cxrviewer models fit-ood NAME --images DIR)")
+
+
 def assess(
     img: LoadedImage, feat: np.ndarray | None, gate: FeatureGate | None, gate_error: str = ""
 ) -> GateOutcome:
@@ -547,6 +561,9 @@ def assess_with_header(
 
 __all__ = [
     "FEATURE",
+    "HEADER_RULES_ONLY",
+    "LEARNED",
+    "gate_mode",
     "OK",
     "OOD_FILE",
     "OUT_OF_DISTRIBUTION",

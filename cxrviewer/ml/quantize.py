@@ -35,7 +35,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def int8_entry(model_dir: str | os.PathLike, card: dict[str, Any]) -> tuple[dict
     model_dir = Path(model_dir)
     sha = str(card.get("weights_sha256", ""))
     ent = card.get(INT8_KEY)
-    if isinstance(ent, dict) and ent.get("weights_sha256") == sha:
+    if isinstance(ent, Mapping) and ent.get("weights_sha256") == sha:
         name = str(ent.get("file", INT8_FILE))
         if Path(name).name != name:
             raise ModelError(model_dir / CARD_FILE, f"int8 file {name!r} must be a plain file name")

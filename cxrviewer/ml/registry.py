@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from cxrviewer import atomic, paths
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.hashing import sha256_file  # noqa: F401  (the project's one sha256 helper; re-exported)
+from cxrviewer.ml.card import ModelCard, as_card
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -80,8 +81,9 @@ def _utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``card.json`` (no torch, no weights): name, architecture, classes, sha256.
+def read_card(model_dir: str | os.PathLike) -> ModelCard:
+    """Read and check ``card.json`` (no torch, no weights) -> a typed :class:`ModelCard`:
+    name, architecture (a registered one), head and classes/findings, preprocessing, sha256.
 
     Raises
     ------
@@ -115,28 +117,22 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
             card_path,
             f"model name {card['name']!r} must be letters, digits, '.', '_', '+', '-' (max 100)",
         )
-    arch = card.get("architecture", "resnet50")
-    if arch != "resnet50":
-        raise ModelError(card_path, f"architecture {arch!r} is not supported (only 'resnet50')")
-    classes = list(card.get("classes", ["Normal", "Abnormal"]))
-    if classes != ["Normal", "Abnormal"]:
-        raise ModelError(
-            card_path, f"classes {classes} are not supported (expected ['Normal', 'Abnormal'])"
-        )
+    from cxrviewer.ml import arch as _arch
+    from cxrviewer.ml.card import ModelCard
+
     try:
-        PreprocessSpec.from_dict(card.get("preprocessing"))
+        _arch.get(card.get("architecture"))
+        typed = ModelCard.from_dict(card)
+        PreprocessSpec.from_dict(typed.preprocessing)
     except (TypeError, ValueError) as e:
-        raise ModelError(card_path, f"bad preprocessing spec: {e}") from None
-    thr = card.get("threshold", 0.5)
-    if not isinstance(thr, (int, float)) or not 0.0 <= float(thr) <= 1.0:
-        raise ModelError(card_path, f"threshold {thr!r} must be a number in [0, 1]")
-    return card
+        raise ModelError(card_path, str(e)) from None
+    return typed
 
 
-def weights_path(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path:
+def weights_path(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any]) -> Path:
     """The weights file of a model directory (``card["weights_file"]`` or the default names)."""
     model_dir = Path(model_dir)
-    name = card.get("weights_file")
+    name = as_card(card).weights_file
     if name:
         if Path(name).name != name:
             raise ModelError(
@@ -151,12 +147,12 @@ def weights_path(model_dir: str | os.PathLike, card: dict[str, Any]) -> Path:
     raise ModelError(cands[0], "weights file missing")
 
 
-def verify_checksum(model_dir: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
+def verify_checksum(model_dir: str | os.PathLike, card: ModelCard | dict[str, Any] | None = None) -> Path:
     """Check the weights' sha256 against the card; return the weights path (no torch)."""
     card = read_card(model_dir) if card is None else card
     wp = weights_path(model_dir, card)
     got = sha256_file(wp)
-    want = str(card["weights_sha256"]).lower()
+    want = as_card(card).weights_sha256
     if got != want:
         raise ModelError(
             wp,
@@ -232,7 +228,7 @@ def save_model_dir(
     wfile = out_dir / WEIGHTS_FILE
     atomic.write_with(wfile, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
 
-    card = dict(card)
+    card = card.to_dict() if isinstance(card, ModelCard) else dict(card)
     card.setdefault("name", out_dir.name)
     card.setdefault("version", "0")
     card.setdefault("created", _utcnow())
@@ -325,7 +321,7 @@ def load_weights_into(
     return model
 
 
-def load_model_dir(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+def load_model_dir(path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
     """Load a model directory: card, checksum, architecture, tensors -> ``(model.eval(), card)``.
 
     Raises
@@ -333,19 +329,18 @@ def load_model_dir(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     ModelError
         Anything wrong, with the file and the reason; nothing is half-loaded.
     """
-    from cxrviewer.ml.model import build_model
+    from cxrviewer.ml import arch
 
     path = Path(path)
     card = read_card(path)
     wp = verify_checksum(path, card)
     state = load_state_file(wp)
-    dropout = float((card.get("head") or {}).get("dropout", 0.0) or 0.0)
-    model = build_model(dropout=dropout)
+    model = arch.get(card.architecture).build(card)
     load_weights_into(model, state, wp)
     return model.eval(), card
 
 
-def verify_model_dir(path: str | os.PathLike) -> dict[str, Any]:
+def verify_model_dir(path: str | os.PathLike) -> ModelCard:
     """Verify a model folder fully; return its card.
 
     With torch: :func:`load_model_dir` (checksum, architecture, every tensor). Without torch
@@ -386,11 +381,11 @@ class ModelEntry:
     version: str
     path: Path
     bundled: bool
-    card: dict
+    card: ModelCard
 
     @property
     def created(self) -> str:
-        return str(self.card.get("created", ""))
+        return self.card.created
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -435,7 +430,7 @@ class Registry:
                 card = read_card(d)
             except ModelError:
                 continue  # a broken folder is not a model; `models show` on it explains why
-            out.append(ModelEntry(str(card["name"]), str(card["version"]), d, bundled, card))
+            out.append(ModelEntry(card.name, card.version, d, bundled, card))
         return out
 
     def list(self) -> list[ModelEntry]:
@@ -504,15 +499,15 @@ class Registry:
         src = Path(src)
         card = read_card(src)
         verify_checksum(src, card)
-        name = str(card["name"])
+        name = card.name
         self.user_dir.mkdir(parents=True, exist_ok=True)
         target = self.user_dir / name
         if target.exists():
             try:
-                old = read_card(target)
+                old: Any = read_card(target)
             except ModelError:
                 old = {}
-            same = old.get("weights_sha256") == card["weights_sha256"]
+            same = old.get("weights_sha256") == card.weights_sha256
             if same and not replace and (not onnx or old.get("onnx_file")):
                 entry = ModelEntry(name, str(old["version"]), target, False, old)
                 if activate:
@@ -546,7 +541,7 @@ class Registry:
             with contextlib.suppress(OSError):
                 shutil.rmtree(tmp)
             raise
-        entry = ModelEntry(name, str(card["version"]), target, False, read_card(target))
+        entry = ModelEntry(name, card.version, target, False, read_card(target))
         if activate:
             return self.activate(name)
         return entry

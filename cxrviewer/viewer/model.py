@@ -175,6 +175,8 @@ class AiResult:
     prediction: Any = field(default=None, compare=False, repr=False)
     #: the results cache's content key of this result (a reader's call records it)
     content_key: str = ""
+    #: the model's card (``cxrviewer.ml.card.ModelCard``: its findings' codes go into an SR); opaque here
+    card: Any = field(default=None, compare=False, repr=False)
 
 
 class ViewportModel:

@@ -32,8 +32,9 @@ from cxrviewer.dicom.validate import dciodvfy_path, validate_file
 # fails in CI when dicom3tools is missing, skips with the reason elsewhere (tests/conftest.py)
 needs_dciodvfy = pytest.mark.usefixtures("dciodvfy_tool")
 
+# the gate passed it (a refused image carries no probability: test_refused_ai_result_has_no_score)
 AI = AiResult(0.8234, "Abnormal", 0.41, "cxr-resnet50-demo", "2.0", "ab" * 32,
-              "out_of_distribution", "Mahalanobis distance 41.2 > 30.1")
+              "ok", "Mahalanobis distance 21.2 <= 30.1")
 MEAS = (
     Measurement.length((10.5, 20.0), (100.0, 200.0), 123.4, "mm", label="123.4 mm (detector)",
                        basis="ImagerPixelSpacing"),
@@ -248,6 +249,18 @@ def test_source_must_be_dicom(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(p)
     with pytest.raises(DicomObjectError, match="DICOM source"):
         source_dataset(p)
+
+
+def test_refused_ai_result_has_no_score(src):
+    """Whatever a caller passes, a refused result is written and read back without P(Abnormal),
+    threshold or label: only the gate's status and reason."""
+    ai = AiResult(0.9, "Abnormal", 0.5, "m", "1", ood_status="out_of_distribution", ood_reason="a CT")
+    assert ai.refused and ai.probability_abnormal is None and ai.label == ""
+    assert ai.text_lines()[0] == "AI: not scored (out of distribution)"
+    sr = make_sr(src, ai)
+    assert "Probability of Abnormal" not in str(sr) and "AI classification" not in str(sr)
+    (back,) = read_ai_results(sr)
+    assert back.refused and back.probability_abnormal is None and back.ood_reason == "a CT"
 
 
 def test_ai_result_takes_the_ood_gate_when_the_prediction_has_one(src):

@@ -351,3 +351,42 @@ def test_ray_wrapped_errors_read_as_one_line():
         "RuntimeError: /m: this node's model has weights sha256 8b25…, the driver's 0000…: "
         "every node must see the same model folder"
     )
+
+
+def test_ray_multi_finding_rows_equal_local_rows(ray_up, archive, tmp_path, capsys):
+    """A multi-finding model through Ray: the same p_<finding> and findings columns as locally."""
+    pytest.importorskip("torch")
+    import torch
+
+    from cxrviewer.cli import main
+    from cxrviewer.ml import xrv
+    from cxrviewer.ml.arch import resnet50
+    from cxrviewer.ml.onnx_model import write_model_onnx
+    from cxrviewer.ml.registry import save_model_dir
+
+    torch.manual_seed(1)
+    net = resnet50.build_net(18, 1)
+    with torch.no_grad():
+        net.fc.weight.mul_(0.02)
+    card = xrv.make_card(xrv.DEFAULT_WEIGHTS, "ray-xrv", tmp_path / "w.pt", "0" * 64)
+    card["preprocessing"]["size"] = 64
+    d = save_model_dir(net, tmp_path / "ray-xrv", card, dtype="float32")
+    write_model_onnx(d, net)
+    local, viaray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    assert main(["infer", str(archive), "--out", str(local), "--model", str(d), "--workers", "0",
+                 "--batch-size", "4", "--score-all"]) == 0
+    assert main(["infer", str(archive), "--out", str(viaray), "--model", str(d), "--engine", "ray",
+                 "--batch-size", "4", "--score-all"]) == 0
+    capsys.readouterr()
+    a, b = _rows(local), _rows(viaray)
+    assert a.keys() == b.keys()
+    some = next(iter(r for r in a.values() if r["status"] != "error"))
+    cols = [c for c in some if c.startswith("p_")]
+    assert len(cols) == 18 and "findings" in some
+    for k in a:
+        for c in cols:
+            if a[k][c] == "":
+                assert b[k][c] == ""
+            else:
+                assert abs(float(a[k][c]) - float(b[k][c])) <= 1e-6, (k, c)
+        assert a[k]["findings"] == b[k]["findings"] and a[k]["label"] == b[k]["label"]

@@ -76,7 +76,7 @@ def test_bundled_card_is_consistent():
         report = (d / "report.md").read_text(encoding="utf-8")
         if cal is not None:
             assert f"T = {cal['temperature']:.3f}" in report
-        json.dumps(card)  # plain JSON (no NaN objects)
+        json.dumps(card.to_dict())  # plain JSON (no NaN objects)
 
 
 def test_bundled_models_ship_a_working_ood_gate(rg1_unci, tmp_path):

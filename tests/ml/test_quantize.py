@@ -172,7 +172,7 @@ def test_auto_picks_int8_only_where_the_record_qualifies(int8_dir, tmp_path, del
     for f in int8_dir.iterdir():  # the big files are only read: links keep the test fast
         (d / f.name).symlink_to(f)
     (d / "card.json").unlink()
-    card = read_card(int8_dir)
+    card = read_card(int8_dir).to_dict()
     card[Q.INT8_KEY].update(auc_delta=delta, cam_pearson=r, default=default)
     (d / "card.json").write_text(json.dumps(card))
     assert Engine.load(d, precision="auto").precision == want

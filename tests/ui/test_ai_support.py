@@ -45,7 +45,9 @@ class StandInEngine:
         self.calls_lock = threading.Lock()
         self.name, self.version, self.device, self.backend = name, version, "cpu", "numpy"
         self.threshold = 0.5
-        self.card = {"name": name, "version": version, "threshold": 0.5}
+        # a test AUC whose interval clears 0.70: the verdict may be shown (cxrviewer.ml.policy)
+        self.card = {"name": name, "version": version, "threshold": 0.5,
+                     "metrics": {"auc": {"value": 0.9, "ci95": [0.85, 0.94], "split": "test"}}}
         self.seen: list[str] = []
         #: file names containing this are refused as out of distribution (tests of the gate's UI)
         self.refuse_marker = "ood"

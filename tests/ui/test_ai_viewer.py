@@ -478,3 +478,45 @@ def test_browser_badges_say_not_scored_and_scored_anyway(qtbot, main_window, tmp
     with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
         w.ai.act_heatmap.trigger()
     assert w.ai.heatmap.item.isVisible() and eng.calls == calls + 1
+
+
+def test_unvalidated_model_is_a_research_score(qtbot, make_viewer, tmp_path):
+    """Never oversold: a model whose test AUC interval reaches below 0.70 (the demo's card says
+    0.59 [0.45–0.72]) shows its number as a research score: no Normal/Abnormal word anywhere,
+    a neutral bar, and the one line saying why."""
+    win, canvas, ai = make_viewer()
+    ai.engine.card = {**ai.engine.card, "metrics": {"auc": {"value": 0.5895, "ci95": [0.452, 0.7205],
+                                                            "split": "test"}}}
+    ai.panel.set_model(type("Info", (), {"threshold": 0.5, "name": "demo", "version": "2", "device": "cpu",
+                                          "backend": "numpy", "card": ai.engine.card})())
+    (a,) = write_pngs(tmp_path, 1)
+    canvas.set_image(load_image(a))
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        ai.act_analyze.trigger()
+    text = ai.panel.value_label.text()
+    assert "research score" in text and "Normal" not in text and "Abnormal" not in text and "→" not in text
+    assert ai.panel.bar.neutral
+    assert ai.panel.policy_label.text() == "not validated here: test AUC 0.59 [0.45–0.72]"
+    assert "training test split" in ai.panel.perf_label.text()
+    lines = list(_br(canvas)) + ai.panel.text_lines()
+    assert not any("-> Abnormal" in ln or "-> Normal" in ln for ln in lines)
+    assert any("research score" in ln for ln in lines)
+
+
+def test_research_score_badges_carry_no_verdict_word(qtbot, main_window, tmp_path):
+    """The browser's AI column follows the same policy as the panel: a number, no Normal/Abnormal."""
+    w, eng = main_window
+    eng.card = {**eng.card, "metrics": {"auc": {"value": 0.59, "ci95": [0.45, 0.72], "split": "test"}}}
+    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
+        w.ai.start()  # the panel reads the (unvalidated) card of the model it loads
+    folder = tmp_path / "study"
+    paths = write_pngs(folder, 2)
+    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
+        w.open_path(folder)
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+        w.ai.act_analyze_all.trigger()
+    w.ai.flush_badges()
+    for p in paths:
+        text, value = w.browser.badge(str(p))
+        assert value is not None and "research" in text, text
+        assert "Normal" not in text and "Abnormal" not in text, text

@@ -169,7 +169,8 @@ def test_export_errors_are_one_message(qtbot, viewer, tmp_path, monkeypatch):
 
 def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
     """The real demo model analyses the image in the real window; the SR exported from the
-    viewer holds exactly that result, and reopening the folder shows it as stored."""
+    viewer holds exactly that result (for an image the gate refuses: the verdict, never a
+    probability), and reopening the folder shows it as stored."""
     import json
     from pathlib import Path
 
@@ -204,12 +205,17 @@ def test_viewer_sr_round_trip_with_the_bundled_model(qtbot, tmp_path):
         from cxrviewer.dicom.sr import read_ai_results
 
         (got,) = read_ai_results(_valid(d / "report.dcm"))
-        assert got.probability_abnormal == pytest.approx(live.probability_abnormal, abs=1e-6)
-        assert (got.label, got.model_name, got.model_version) == (live.label, card["name"], card["version"])
+        # a 96x80 image: the gate's header rules refuse it (under 256 px a side), so the SR
+        # holds the verdict and its reason but no probability and no Normal/Abnormal
+        assert not live.gate.ok and got.refused
+        assert got.probability_abnormal is None and got.label == ""
+        assert got.ood_status == live.gate.status and got.ood_reason == live.gate.reason
+        assert (got.model_name, got.model_version) == (card["name"], card["version"])
         assert got.weights_sha256 == card["weights_sha256"]
         with qtbot.waitSignal(w.dicom.storedResultShown, timeout=30000, check_params_cb=bool):
             open_and_wait(qtbot, w, d)
-        assert f"{live.probability_abnormal:.2f}" in w.dicom.stored_label.text()
+        assert "not scored" in w.dicom.stored_label.text()
+        assert f"{live.probability_abnormal:.2f}" not in w.dicom.stored_label.text()
         assert card["version"] in w.dicom.stored_label.text()
     finally:
         w.shutdown()

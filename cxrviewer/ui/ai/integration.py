@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cxrviewer.render.colormaps import prediction_text
 from cxrviewer.ui.ai import precision
 from cxrviewer.ui.ai.heatmap import HeatmapControls, HeatmapLayer
 from cxrviewer.ui.ai.prediction_panel import PredictionPanel
@@ -465,7 +464,7 @@ class AiIntegration(QtCore.QObject):
         # a refused image shows no map until the reader scores it anyway
         self.heatmap.set_cam(res.cam_u8 if (forced or not refused) else None)
         self.panel.show_result(res, forced=forced)
-        self.canvas.set_extra_text(prediction_text(res.prediction, forced=forced))
+        self.canvas.set_extra_text(self.panel.text_lines())  # the panel applies the verdict policy
         self._publish(res, forced)
 
     def _publish(self, res: AnalyzeResult, forced: bool) -> None:
@@ -486,7 +485,7 @@ class AiIntegration(QtCore.QObject):
                            threshold=float(p.threshold), path=res.path, frame=res.frame,
                            has_heatmap=res.cam_u8 is not None, forced=forced,
                            weights_sha256=str(card.get("weights_sha256", "")),
-                           lines=tuple(prediction_text(p, forced=forced)), prediction=p,
+                           lines=tuple(self.panel.text_lines()), prediction=p, card=card or None,
                            content_key=str(getattr(res, "key", "") or "")))
 
     def _on_badge(self, res: AnalyzeResult) -> None:
@@ -500,7 +499,9 @@ class AiIntegration(QtCore.QObject):
         if refused and not forced:
             self._badges[res.path] = ("not scored (out of distribution)", None)
         else:
-            self._badges[res.path] = (f"{p:.2f} {res.prediction.label}" + (" ⚠ scored anyway" if forced else ""), p)
+            # never oversold: without a validation behind it the badge is a number, no verdict word
+            word = res.prediction.label if self.panel.policy.verdict else "research"
+            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread

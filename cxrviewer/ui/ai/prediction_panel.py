@@ -5,6 +5,10 @@ Beside the probability it shows the model's *validated* performance from its car
 with its 95 % interval, the training data in one line) and a button to the card. An image the
 out-of-distribution gate refuses shows "Not scored: <reason>" and *Score anyway*; a result
 scored anyway carries its caution in red.
+
+Never oversold (:func:`cxrviewer.ml.policy.verdict_policy`): without a validation on this
+site's cases (or a test split) whose AUC interval starts at 0.70 or above, the number is a
+*research score*: neutral colour, no Normal/Abnormal word, and one line saying why.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.ml.card_text import performance_line, training_data_line
+from cxrviewer.ml.policy import VerdictPolicy, verdict_policy
 from cxrviewer.render.colormaps import prediction_text
 
 CAUTION = (
@@ -27,6 +32,8 @@ class ProbabilityBar(QtWidgets.QWidget):
         super().__init__(parent)
         self.probability: float | None = None
         self.threshold: float = 0.5
+        #: a research score: one neutral colour whatever side of the threshold
+        self.neutral = False
         self.setMinimumSize(120, 30)
         self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
 
@@ -47,6 +54,8 @@ class ProbabilityBar(QtWidgets.QWidget):
             if self.probability is not None:
                 above = self.probability >= self.threshold
                 color = QtGui.QColor(214, 96, 77) if above else QtGui.QColor(90, 160, 110)
+                if self.neutral:
+                    color = QtGui.QColor(120, 140, 170)
                 p.fillRect(QtCore.QRectF(1, 1, w * self.probability, h), color)
             p.setPen(QtGui.QPen(QtGui.QColor(140, 140, 140), 1))
             p.drawRect(rect)
@@ -112,6 +121,11 @@ class PredictionPanel(QtWidgets.QWidget):
         self.perf_label.setWordWrap(True)
         self.perf_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         lay.addWidget(self.perf_label)
+        self.policy_label = QtWidgets.QLabel("")
+        self.policy_label.setObjectName("researchReason")
+        self.policy_label.setWordWrap(True)
+        self.policy_label.hide()
+        lay.addWidget(self.policy_label)
         self.card_button = QtWidgets.QPushButton("Model card…")
         self.card_button.setToolTip("Intended use, warnings, data, splits and every metric with its interval")
         self.card_button.clicked.connect(self.cardRequested)
@@ -137,6 +151,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.threshold = 0.5
         self.result = None
         self.forced = False
+        self.policy: VerdictPolicy = verdict_policy({})
         self.set_no_model()
 
     # -- model state
@@ -148,7 +163,9 @@ class PredictionPanel(QtWidgets.QWidget):
         self.threshold = float(info.threshold)
         self.model_label.setText(f"Model: {info.name} {info.version} · {info.device} ({info.backend})")
         card = dict(getattr(info, "card", {}) or {})
-        self.perf_label.setText(f"{performance_line(card)}.\n{training_data_line(card)}.")
+        self.policy = verdict_policy(card)
+        self.perf_label.setText(f"{performance_line(card)}.\n{training_data_line(card)}.\n"
+                                f"Behind the number: {self.policy.basis_text}.")
         self.card_button.setEnabled(True)
         self.analyze_button.setEnabled(True)
         self.state_label.setText("")
@@ -216,8 +233,15 @@ class PredictionPanel(QtWidgets.QWidget):
             self._set_ood(f"Not scored: {gate.reason}", severe=False, button=True)
             return
         p = float(pred.probability_abnormal)
+        self.bar.neutral = not self.policy.verdict
         self.bar.set_values(p, self.threshold)
-        self.value_label.setText(f"{p:.2f} → {pred.label}" + (" ⚠" if refused else ""))
+        if self.policy.verdict:
+            self.value_label.setText(f"{p:.2f} → {pred.label}" + (" ⚠" if refused else ""))
+            self.policy_label.hide()
+        else:  # a research score: the number only, no verdict word, no red
+            self.value_label.setText(f"{p:.2f} research score" + (" ⚠" if refused else ""))
+            self.policy_label.setText(self.policy.reason)
+            self.policy_label.show()
         cal = getattr(pred, "temperature", 1.0)
         self.detail_label.setText(
             f"Threshold {self.threshold:.2f} · {pred.device} ({pred.backend}) · {when}"
@@ -234,4 +258,8 @@ class PredictionPanel(QtWidgets.QWidget):
         """The prediction as burned into an export (empty without a result)."""
         if self.result is None:
             return []
-        return prediction_text(self.result.prediction, forced=self.forced)
+        lines = prediction_text(self.result.prediction, forced=self.forced)
+        pred = self.result.prediction
+        if not self.policy.verdict and lines and lines[0].startswith("AI: P(Abnormal)"):
+            lines[0] = f"AI: research score {float(pred.probability_abnormal):.2f} ({self.policy.reason})"
+        return lines

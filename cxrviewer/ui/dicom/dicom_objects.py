@@ -198,7 +198,7 @@ class DicomObjects(QtCore.QObject):
             return None
         from cxrviewer.dicom.build import ai_result_from_prediction
 
-        return ai_result_from_prediction(res.prediction, res.weights_sha256)
+        return ai_result_from_prediction(res.prediction, res.weights_sha256, res.card)
 
     def _ai_lines(self) -> list[str]:
         res = self._live_ai()
@@ -371,8 +371,9 @@ class DicomObjects(QtCore.QObject):
         if self.stored:
             lines = []
             for r in self.stored:
-                t = (f"Stored AI result (SR): P(Abnormal) {r.probability_abnormal:.2f} → {r.label} "
-                     f"(thr {r.threshold:.2f}) · {r.model_name} {r.model_version}")
+                score = ("not scored (out of distribution)" if r.refused else
+                         f"P(Abnormal) {r.probability_abnormal:.2f} → {r.label} (thr {r.threshold:.2f})")
+                t = f"Stored AI result (SR): {score} · {r.model_name} {r.model_version}"
                 if r.ood_status:
                     t += f" · OOD: {r.ood_status}"
                 lines.append(t)
