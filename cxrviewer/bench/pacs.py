@@ -39,20 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def dcmtk_getscu(explicit: str | None = None) -> str | None:
-    """dcmtk's getscu (its ``--version`` names dcmtk), not pynetdicom's script of the same name."""
-    cands = [explicit] if explicit else []
-    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/usr/local/bin"]:
-        cands.append(os.path.join(d, "getscu"))
-    for c in cands:
-        if not c or not os.access(c, os.X_OK):
-            continue
-        try:
-            out = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if "dcmtk" in (out.stdout + out.stderr).lower():
-            return c
-    return None
+    """dcmtk's getscu (its ``--version`` names dcmtk), not pynetdicom's script of the same name;
+    ``explicit`` (``--getscu``) when given and executable."""
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    from cxrviewer.bench._peers import dcmtk_tool
+
+    return dcmtk_tool("getscu")
 
 
 def _time_ours(node, study: str, n: int) -> float:
