@@ -85,6 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewport_binding = None
         self.prior_compare = None
         self.feedback = None
+        self.train = None  # Model → Train's opener; it keeps the Train dialog
 
         self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
         from cxrviewer.ui.canvas.viewports import ViewportGrid
@@ -115,9 +116,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai.integration import install as install_ai
 
         self.ai = install_ai(self, self.model)
-        from cxrviewer.ui.train.train_dialog import show_for as open_train
+        from cxrviewer.ui.train.train_dialog import TrainOpener
 
-        self.ai.open_train = open_train  # Model → Train / Refresh model…
+        self.train = TrainOpener()  # Model → Train / Refresh model… (reader feedback joins below)
+        self.ai.open_train = self.train
         # Measurement tools, per-image reading state (window, zoom/pan, orientation, annotations;
         # before the DICOM objects, so that a presentation state the reader opens wins over the
         # remembered state), Undo/Redo, cine, the browser filter's link to the AI menu.
@@ -154,7 +156,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.feedback = install_feedback(self, self.model, set_calls=self.browser.set_calls)
         self.ai.agreement = self.feedback.agreement_sections
-        self.ai.open_train = lambda ai: open_train(ai, feedback=self.feedback.data_source)
+        self.train.feedback = self.feedback.data_source
         self.dicom.reader_call = self.feedback.reader_call  # Export as DICOM → SR carries the call
         self._restore_layout()
 
@@ -755,6 +757,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.viewport_binding.shutdown()
         if self.feedback is not None:
             self.feedback.shutdown()
+        if self.train is not None:  # a training still running stops with the window
+            self.train.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())
