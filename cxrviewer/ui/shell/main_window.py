@@ -395,6 +395,16 @@ class MainWindow(QtWidgets.QMainWindow):
     def _canvas_tool_changed(self, tool: str) -> None:
         self.tool_actions[tool].setChecked(True)
 
+    def fit_docks_to_screen(self, avail: QtCore.QRect) -> None:
+        """Give the Studies dock its first width for a screen of ``avail`` (about a fifth of it,
+        at least its minimum), so names and dates read on a wide screen."""
+        from cxrviewer.ui.common.screen import side_dock_width
+
+        d = self.browser_dock
+        # never narrower than it opens by itself (the width a 1280x720 screen has always had)
+        width = side_dock_width(avail, minimum=max(d.minimumWidth(), d.sizeHint().width()))
+        self.resizeDocks([self.browser_dock], [width], QtCore.Qt.Orientation.Horizontal)
+
     def _restore_layout(self) -> None:
         from cxrviewer.ui.common.screen import available, fit_to_screen, on_screen
 
@@ -410,6 +420,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
             self.errors_dock.hide()
+        else:  # the first run: the Studies dock grows with the screen (what the reader left, later)
+            self.fit_docks_to_screen(available(self))
         if self.cine is not None:
             self.cine.bar.sync()  # a restored state must not show the cine bar for no image
 
