@@ -91,6 +91,7 @@ def header_from_dataset(ds) -> ImageHeader:
     header = ImageHeader(
         patient_name=_s(g("PatientName")),
         patient_id=_s(g("PatientID")),
+        issuer_of_patient_id=_s(g("IssuerOfPatientID")),
         patient_birth_date=_s(g("PatientBirthDate")),
         patient_sex=_s(g("PatientSex")),
         patient_age=_s(g("PatientAge")),

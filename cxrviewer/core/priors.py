@@ -111,8 +111,9 @@ def _locate(scan: ScanResult, path: str) -> tuple[PatientInfo, StudyInfo, Instan
     return None
 
 
-def _same_issuer(a: str, b: str) -> bool:
-    # compared only when both files carry one: many exports drop the issuer from some files
+def same_issuer(a: str, b: str) -> bool:
+    """Whether two Issuers of Patient ID allow the same patient: compared only when both files
+    carry one (many exports drop the issuer from some files). The viewer model's captions use it too."""
     return not a or not b or a == b
 
 
@@ -193,7 +194,7 @@ def find_prior(scan: ScanResult | None, path: str) -> PriorResult:
         for st in p.studies:
             if st is cur_study or st.study_instance_uid == cur_study.study_instance_uid:
                 continue
-            if not _same_issuer(cur_study.issuer_of_patient_id, st.issuer_of_patient_id):
+            if not same_issuer(cur_study.issuer_of_patient_id, st.issuer_of_patient_id):
                 continue
             key = _earlier(st, cur_date, cur_time)
             if key is None:

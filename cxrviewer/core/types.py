@@ -68,6 +68,8 @@ class ImageHeader:
 
     patient_name: str = ""
     patient_id: str = ""
+    #: Issuer of Patient ID (0010,0021): the same Patient ID from two issuers is two patients
+    issuer_of_patient_id: str = ""
     patient_birth_date: str = ""
     patient_sex: str = ""
     patient_age: str = ""
@@ -98,6 +100,9 @@ class ImageHeader:
         d = asdict(self)
         for k in PHI_FIELDS:
             d[k] = ""
+        # it only qualifies the (emptied) Patient ID; not in PHI_FIELDS, whose values are also
+        # scrubbed from logs, where an issuer's short common word would mangle unrelated text
+        d["issuer_of_patient_id"] = ""
         return ImageHeader(**d)
 
 

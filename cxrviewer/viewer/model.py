@@ -21,7 +21,7 @@ from typing import Any
 
 from psygnal import Signal
 
-from cxrviewer.core.priors import format_date, normalize_date, normalize_time
+from cxrviewer.core.priors import format_date, normalize_date, normalize_time, same_issuer
 
 #: layout name -> (rows, columns); the grid shows the first rows*columns viewports
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}
@@ -41,6 +41,9 @@ class ImageRef:
         The frame shown (0-based) and how many the image has.
     patient_id, study_uid, series_uid, sop_uid
         Identity (empty when the file has none, e.g. PNG).
+    issuer
+        Issuer of Patient ID ('' when absent): with it, the same Patient ID from another issuer
+        is another patient (as :func:`cxrviewer.core.priors.find_prior` decides).
     study_date, study_time
         As written (DA / TM); see :attr:`study_key`.
     modality, view_position, body_part, laterality
@@ -51,6 +54,7 @@ class ImageRef:
     frame: int = 0
     n_frames: int = 1
     patient_id: str = ""
+    issuer: str = ""
     study_uid: str = ""
     series_uid: str = ""
     sop_uid: str = ""
@@ -66,7 +70,8 @@ class ImageRef:
         """The reference for a decoded :class:`~cxrviewer.core.types.LoadedImage`."""
         h = img.header
         return cls(path=str(path or img.path), frame=int(img.frame), n_frames=int(img.n_frames),
-                   patient_id=h.patient_id.strip(), study_uid=h.study_instance_uid.strip(),
+                   patient_id=h.patient_id.strip(), issuer=h.issuer_of_patient_id.strip(),
+                   study_uid=h.study_instance_uid.strip(),
                    series_uid=h.series_instance_uid.strip(), sop_uid=h.sop_instance_uid.strip(),
                    study_date=h.study_date.strip(), study_time=h.study_time.strip(),
                    modality=h.modality.strip().upper(), view_position=h.view_position.strip().upper(),
@@ -77,6 +82,7 @@ class ImageRef:
         """The reference for a scanned (not yet decoded) image: an ``InstanceInfo`` of the
         ``StudyInfo`` ``study`` (what hanging protocols choose from)."""
         return cls(path=str(inst.path), n_frames=int(inst.number_of_frames or 1), patient_id=patient_id.strip(),
+                   issuer=study.issuer_of_patient_id.strip(),
                    study_uid=study.study_instance_uid.strip(), sop_uid=inst.sop_instance_uid.strip(),
                    study_date=study.study_date.strip(), study_time=study.study_time.strip(),
                    modality=inst.modality.strip().upper(), view_position=inst.view_position.strip().upper(),
@@ -100,8 +106,10 @@ class ImageRef:
         return self.n_frames > 1
 
     def same_patient(self, other: ImageRef) -> bool:
-        """Both carry the same non-empty Patient ID."""
-        return bool(self.patient_id) and self.patient_id == other.patient_id
+        """Both carry the same non-empty Patient ID, and the same Issuer of Patient ID when both
+        carry one (the rule of :func:`cxrviewer.core.priors.find_prior`)."""
+        return (bool(self.patient_id) and self.patient_id == other.patient_id
+                and same_issuer(self.issuer, other.issuer))
 
     def same_study(self, other: ImageRef) -> bool:
         """Same Study Instance UID (else, without UIDs, the same file)."""

@@ -18,18 +18,18 @@ def _settle(w, size):
         QtWidgets.QApplication.processEvents()
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (1366, 768)])
-def test_whole_toolbar_fits_at_common_sizes(qtbot, viewer, rg1_unci, size):
+def test_whole_toolbar_fits_at_common_sizes(qtbot, viewer, rg1_unci):
     show_image(qtbot, viewer, rg1_unci)
-    _settle(viewer, size)
     tb = viewer.toolbar
-    hidden = [a.iconText() for a in tb.actions()
-              if not a.isSeparator() and tb.widgetForAction(a) is not None and not tb.widgetForAction(a).isVisible()]
-    assert hidden == []
-    assert tb.sizeHint().width() <= size[0]
-    assert viewer.ai.act_heatmap in tb.actions()
-    # the canvas keeps more than half of the width
-    assert viewer.canvas.width() > size[0] / 2
+    for size in ((1280, 720), (1366, 768)):  # one window, resized
+        _settle(viewer, size)
+        hidden = [a.iconText() for a in tb.actions()
+                  if not a.isSeparator() and tb.widgetForAction(a) is not None and not tb.widgetForAction(a).isVisible()]
+        assert hidden == [], size
+        assert tb.sizeHint().width() <= size[0]
+        assert viewer.ai.act_heatmap in tb.actions()
+        # the canvas keeps more than half of the width
+        assert viewer.canvas.width() > size[0] / 2, size
 
 
 def _overlaps(canvas):
@@ -38,19 +38,19 @@ def _overlaps(canvas):
             if a.geometry().intersects(b.geometry())]
 
 
-@pytest.mark.parametrize("size", [(960, 660), (700, 420)])
-def test_corner_texts_and_letters_never_overlap(qtbot, viewer, rg1_unci, size):
+def test_corner_texts_and_letters_never_overlap(qtbot, viewer, rg1_unci):
     show_image(qtbot, viewer, rg1_unci)
-    _settle(viewer, size)
     c = viewer.canvas
-    assert c.width() < 500
-    assert _overlaps(c) == []
-    for lab in c._labels.values():
-        assert c.rect().contains(lab.geometry()), lab.objectName()
-    assert c._labels["top"].text() == "H"  # the letters stay
-    # the reader's full text is back when there is room again
-    _settle(viewer, (1920, 1080))
-    assert "Philips Medical Systems Hamburg" in c._labels["tl"].text()
+    for size in ((960, 660), (700, 420)):  # one window, squeezed, then given room again
+        _settle(viewer, size)
+        assert c.width() < 500
+        assert _overlaps(c) == [], size
+        for lab in c._labels.values():
+            assert c.rect().contains(lab.geometry()), (size, lab.objectName())
+        assert c._labels["top"].text() == "H"  # the letters stay
+        # the reader's full text is back when there is room again
+        _settle(viewer, (1920, 1080))
+        assert "Philips Medical Systems Hamburg" in c._labels["tl"].text()
 
 
 def test_narrow_browser_shows_image_names(qtbot, viewer, study_dir):
@@ -125,3 +125,56 @@ def test_the_train_dialog_fits_1280x720(qtbot, tmp_path):
         r = QtCore.QRect(b.mapTo(dlg, QtCore.QPoint(0, 0)), b.size())
         assert dlg.rect().contains(r), (b.text(), r, dlg.rect())
     dlg.close()
+
+
+def _name_room(b, index):
+    """(text width, room) of a Name cell: the cell's rectangle less its thumbnail and margins."""
+    from cxrviewer.ui.browser.study_browser import COL_NAME
+
+    idx = index.siblingAtColumn(COL_NAME)
+    text = idx.data()
+    icon = idx.data(QtCore.Qt.ItemDataRole.DecorationRole)
+    room = b.view.visualRect(idx).width() - 12 - (b.view.iconSize().width() + 4 if icon is not None else 0)
+    return b.view.fontMetrics().horizontalAdvance(text), room, text
+
+
+@pytest.mark.parametrize("screen", [(1920, 1080), (1280, 720)])
+def test_the_studies_dock_grows_with_the_screen_so_names_read(qtbot, tmp_path, monkeypatch, study_dir, screen):
+    # the reader's bug: at 1920x1080 the Studies dock was ~250 px, names read "(s...y)", "De...1]"
+    import cxrviewer.ui.common.screen as scr
+    from cxrviewer.ui.common.settings import Settings
+    from cxrviewer.ui.shell.main_window import MainWindow
+
+    avail = QtCore.QRect(0, 0, *screen)
+    monkeypatch.setattr(scr, "available", lambda widget=None: avail)
+    w = MainWindow(Settings(str(tmp_path / "settings.ini")))  # a first run: nothing remembered
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    open_and_wait(qtbot, w, study_dir)
+    b = w.browser
+    b.view.expandAll()
+    for path in b.model.by_path:  # AI results in: the AI column takes its room too
+        b.set_badge(path, "0.86 Abnormal", 0.86)
+    QtWidgets.QApplication.processEvents()
+    assert w.frameGeometry().width() <= screen[0] and w.frameGeometry().height() <= screen[1]
+    assert w.canvas.width() > w.width() / 2  # the image keeps most of the window
+    assert not b.view.isColumnHidden(2) and not b.view.isColumnHidden(4)  # dates and AI shown
+    if screen[0] >= 1920:
+        assert b.width() >= 0.18 * screen[0]
+        rows, model = [], b.proxy
+        stack = [QtCore.QModelIndex()]
+        while stack:
+            parent = stack.pop()
+            for r in range(model.rowCount(parent)):
+                idx = model.index(r, 0, parent)
+                rows.append(_name_room(b, idx))
+                stack.append(idx)
+        assert len(rows) >= 5
+        # patient, study, series and image names are whole (not elided), dates shown whole
+        cut = [(t, need, room) for need, room, t in rows if need > room]
+        assert cut == [], cut
+    else:  # 1280x720: the dock keeps its narrow width and the names still have room
+        assert 250 <= b.width() < 340 and b.view.columnWidth(0) > 80, (b.width(), b.view.columnWidth(0))
+    w.shutdown()
+    w.close()

@@ -28,7 +28,7 @@ def ai(qtbot, tmp_path, monkeypatch):
     import cxrviewer.ui  # noqa: F401  (the PySide6 refcount guard, before any emit)
     from cxrviewer.ui.ai.integration import AiIntegration
     from cxrviewer.ui.canvas.canvas import ImageCanvas
-    from cxrviewer.ui.train.train_dialog import show_for
+    from cxrviewer.ui.train.train_dialog import TrainOpener
 
     monkeypatch.setenv("CXRVIEWER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training process
@@ -45,15 +45,12 @@ def ai(qtbot, tmp_path, monkeypatch):
     win.setCentralWidget(canvas)
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     integ = AiIntegration(win, canvas, None, engine_factory=factory, settings=settings,
-                          open_train=show_for)
+                          open_train=TrainOpener())
     integ.loaded = loaded
     qtbot.addWidget(win)
     win.show()
     yield integ
-    dlg = getattr(integ, "_train_dialog", None)
-    if dlg is not None:
-        dlg.shutdown()
-        dlg.close()
+    integ.open_train.shutdown()
     integ.shutdown()
 
 
@@ -76,7 +73,7 @@ def test_menu_opens_dialog_training_runs_live_and_activate_loads_the_model(qtbot
 
     assert ai.act_train in ai.menu.actions()
     ai.act_train.trigger()
-    dlg = ai._train_dialog
+    dlg = ai.open_train.dialog
     assert dlg.isVisible() and not dlg.isModal()
     # the default run folder lives in the user data dir
     assert Path(dlg.out_edit.text()).parent == tmp_path / "data" / "runs"
@@ -217,3 +214,18 @@ def test_estimate_shows_before_start_and_buttons_follow_the_run(qtbot, ai, tmp_p
     assert blk.args[0] == "done" and not blk.args[1].get("model_dir")
     assert not dlg.cancel_button.isEnabled() and not dlg.activate_button.isEnabled()
     assert dlg.start_button.isEnabled()
+
+
+def test_the_shell_keeps_the_train_dialog_not_the_ai_object(qtbot, viewer):
+    # cross-feature links go through the shell: the train feature wrote its dialog onto the AI's
+    # object (ai._train_dialog); now the shell's opener keeps it and hands it the reader feedback
+    pytest.importorskip("torch", reason="the Train dialog needs torch (the train extra)")
+    w = viewer
+    assert w.ai.open_train is w.train
+    w.ai.act_train.trigger()
+    dlg = w.train.dialog
+    assert dlg is not None and dlg.isVisible()
+    assert dlg.feedback_provider == w.feedback.data_source
+    assert all(v is not dlg for v in vars(w.ai).values()), "the AI object holds the Train dialog"
+    w.ai.act_train.trigger()  # opening again raises the same dialog
+    assert w.train.dialog is dlg

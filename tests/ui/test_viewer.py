@@ -139,36 +139,40 @@ def test_sigmoid_preset_is_rendered_by_the_core_pipeline(qtbot, viewer, tmp_path
     assert viewer.canvas.shown_array() is img.stored
 
 
-@pytest.mark.parametrize(
-    "kw,unit,expected",
-    [
-        ({"pixel_spacing": (0.5, 0.25)}, "mm", math.hypot(40 * 0.25, 30 * 0.5)),
-        ({"imager_spacing": (0.2, 0.2)}, "mm (detector)", 0.2 * 50),
-        ({}, "px", 50.0),
-    ],
-)
-def test_ruler_reads_mm_with_its_basis_or_px(qtbot, viewer, tmp_path, kw, unit, expected):
-    show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(80, 80), **kw))
+#: (file attributes, the ruler's unit, its length for (10,10)-(50,40)): each basis of a length
+RULER_CASES = [
+    ({"pixel_spacing": (0.5, 0.25)}, "mm", math.hypot(40 * 0.25, 30 * 0.5)),
+    ({"imager_spacing": (0.2, 0.2)}, "mm (detector)", 0.2 * 50),
+    ({}, "px", 50.0),
+]
+
+
+def test_ruler_reads_mm_with_its_basis_or_px(qtbot, viewer, tmp_path):
+    # one window, the three bases in turn (each image's rulers are its own)
     c = viewer.canvas
-    r = c.add_ruler((10.0, 10.0), (50.0, 40.0))
-    v, u = r.length()
-    assert u == unit and v == pytest.approx(expected, rel=1e-9)
-    assert r.text().endswith(unit)
-    # Drawn with the mouse in the Ruler tool: same length within a pixel's worth.
-    viewer.tool_actions["ruler"].trigger()
-    # (away from the first ruler's ends: a drag that starts on an end point edits that ruler)
-    a = image_point_to_viewport(c, 20, 45)
-    b = image_point_to_viewport(c, 60, 75)
-    drag(c, QtCore.Qt.MouseButton.LeftButton, a, b, steps=12)
-    assert len(c.rulers) == 2
-    v2, u2 = c.rulers[-1].length()
-    assert u2 == unit
-    tol = 1.5 * max(kw.get("pixel_spacing", kw.get("imager_spacing", (1, 1))))
-    assert v2 == pytest.approx(expected, abs=tol * 1.5)
-    viewer.act_del_ruler.trigger()
-    assert len(c.rulers) == 1
-    viewer.act_clear_rulers.trigger()
-    assert c.rulers == []
+    for n, (kw, unit, expected) in enumerate(RULER_CASES):
+        show_image(qtbot, viewer, write_cr(tmp_path / f"a{n}.dcm", ramp(80, 80), **kw))
+        assert c.rulers == []
+        r = c.add_ruler((10.0, 10.0), (50.0, 40.0))
+        v, u = r.length()
+        assert u == unit and v == pytest.approx(expected, rel=1e-9), kw
+        assert r.text().endswith(unit)
+        # Drawn with the mouse in the Ruler tool: same length within a pixel's worth.
+        viewer.tool_actions["ruler"].trigger()
+        # (away from the first ruler's ends: a drag that starts on an end point edits that ruler)
+        a = image_point_to_viewport(c, 20, 45)
+        b = image_point_to_viewport(c, 60, 75)
+        drag(c, QtCore.Qt.MouseButton.LeftButton, a, b, steps=12)
+        assert len(c.rulers) == 2, kw
+        v2, u2 = c.rulers[-1].length()
+        assert u2 == unit
+        tol = 1.5 * max(kw.get("pixel_spacing", kw.get("imager_spacing", (1, 1))))
+        assert v2 == pytest.approx(expected, abs=tol * 1.5), kw
+        viewer.act_del_ruler.trigger()
+        assert len(c.rulers) == 1
+        viewer.act_clear_rulers.trigger()
+        assert c.rulers == []
+        viewer.tool_actions["wl"].trigger()
 
 
 def test_non_square_pixels_set_the_aspect_ratio(qtbot, viewer, tmp_path):

@@ -131,3 +131,44 @@ def test_open_is_intent_the_image_arrives_later():
     assert asked == [(2, "x.dcm", 3)] and m[2].image is None  # not shown until decoded
     with pytest.raises(IndexError):
         m.request_open(9, "x.dcm")
+
+
+def test_the_same_patient_id_from_another_issuer_is_another_patient():
+    # captions match patients as core.priors.find_prior does: Patient ID, and the Issuer of
+    # Patient ID when both images carry one (an export that dropped it still matches)
+    from dataclasses import replace
+
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(replace(NOW, issuer="HOSP_A"))
+    m[1].set_image(replace(OLD, issuer="HOSP_B"))  # P1 of another hospital
+    assert m.captions()[:2] == ("", "") and m.relation(1) == ""
+    m[1].set_image(replace(OLD, issuer="HOSP_A"))
+    assert m.caption(1) == "Prior · 2019-03-14"
+    m[1].set_image(OLD)  # no issuer on the prior: not told apart
+    assert m.caption(1) == "Prior · 2019-03-14"
+
+
+def test_the_issuer_reaches_the_image_reference_from_the_header_and_the_scan(tmp_path):
+    from pydicom.dataset import Dataset
+
+    from cxrviewer.core.dicom_header import header_from_dataset
+    from cxrviewer.core.types import StudyInfo
+
+    ds = Dataset()
+    ds.PatientID, ds.IssuerOfPatientID, ds.StudyInstanceUID = "P1", "HOSP_A", "1.1"
+    h = header_from_dataset(ds)
+    assert h.issuer_of_patient_id == "HOSP_A" and h.anonymized().issuer_of_patient_id == ""
+
+    class Img:  # the fields of a decoded LoadedImage that ImageRef reads
+        header, path, frame, n_frames = h, str(tmp_path / "a.dcm"), 0, 1
+
+    assert ImageRef.from_image(Img()).issuer == "HOSP_A"
+
+    class Inst:  # a scanned InstanceInfo's fields
+        path, number_of_frames, sop_instance_uid = "b.dcm", 1, "1.1.1"
+        modality, view_position, body_part, laterality = "CR", "PA", "CHEST", ""
+
+    st = StudyInfo("1.0", study_date="20190314", issuer_of_patient_id="HOSP_B")
+    prior = ImageRef.from_instance(Inst(), st, "P1")
+    assert prior.issuer == "HOSP_B" and not prior.same_patient(ImageRef.from_image(Img()))

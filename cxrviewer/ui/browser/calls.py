@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-#: below this browser width the tree hides its Call column (study_browser hides # and Type at 340)
+#: below this browser width the tree hides its Call column (study_browser.WIDE hides # and Type)
 NARROW_PX = 340
 #: text colour of a cell by label (Abnormal amber, Normal green; mixed calls keep the default)
 COLOURS = {"normal": "#7bd88f", "abnormal": "#ffb35c"}

@@ -32,6 +32,12 @@ BADGE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 5
 OBJECT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 6
 
 COLUMNS = ("Name", "#", "Date", "Type", "AI", "Call")
+#: from this width on the browser also shows the count and modality columns and the AI
+#: label whole; below it they give way to the names (an image row needs ~80 px of indentation
+#: and thumbnail before its name; the first dock at 1920x1080 is ~365 px: see ui.common.screen)
+WIDE = 440
+#: below this width (a 1280x720 screen) the AI column shows "0.86 Abn…" (whole on hover)
+NARROW = 340
 COL_NAME, COL_COUNT, COL_DATE, COL_MOD, COL_AI, COL_CALL = range(6)  # Call: the readers' calls (ui/feedback)
 
 
@@ -536,14 +542,14 @@ class StudyBrowser(QtWidgets.QWidget):
     def _ai_width(self) -> int:
         """Narrow, the AI column shows the probability and the label's start ("0.86 Abn…", the
         whole text on hover), so the names keep their room once results come in."""
-        sample = "0.00 Abn…" if self.width() < 340 else "0.00 Abnormal"
+        sample = "0.00 Abn…" if self.width() < NARROW else "0.00 Abnormal"
         return self.view.fontMetrics().horizontalAdvance(sample) + 16
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
         # Narrow (a 1280x720 screen): the names matter more than the count and modality
         # columns; the date stays, or a patient's studies would read "THORAX", "THORAX", "THORAX"
-        narrow = self.width() < 340
+        narrow = self.width() < WIDE
         for c in (COL_COUNT, COL_MOD):
             self.view.setColumnHidden(c, narrow)
         self.view.setColumnWidth(COL_AI, self._ai_width())

@@ -34,6 +34,14 @@ def fit_to_screen(widget: QtWidgets.QWidget, want: QtCore.QSize, avail: QtCore.Q
     return size
 
 
+def side_dock_width(avail: QtCore.QRect, minimum: int = 240, share: float = 0.19, maximum: int = 480) -> int:
+    """The first width of a side dock such as the Studies browser: ``share`` of the screen's
+    available width, never under ``minimum`` (what a 1280x720 screen gets, so the image keeps
+    its room) nor over ``maximum``. A wide screen thus reads names, dates and the AI column
+    where a fixed width showed "(s...y)" at 1920x1080."""
+    return int(min(max(round(avail.width() * share), minimum), maximum))
+
+
 def on_screen(geometry: QtCore.QRect, avail: QtCore.QRect) -> bool:
     """Whether a remembered window ``geometry`` still lies mostly on ``avail`` (a second monitor
     that is gone, or a smaller screen, must not put the window out of reach)."""

@@ -85,6 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewport_binding = None
         self.prior_compare = None
         self.feedback = None
+        self.train = None  # Model → Train's opener; it keeps the Train dialog
 
         self.canvas = ImageCanvas(self)  # always the active viewport's canvas (viewport 0 at start)
         from cxrviewer.ui.canvas.viewports import ViewportGrid
@@ -115,9 +116,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from cxrviewer.ui.ai.integration import install as install_ai
 
         self.ai = install_ai(self, self.model)
-        from cxrviewer.ui.train.train_dialog import show_for as open_train
+        from cxrviewer.ui.train.train_dialog import TrainOpener
 
-        self.ai.open_train = open_train  # Model → Train / Refresh model…
+        self.train = TrainOpener()  # Model → Train / Refresh model… (reader feedback joins below)
+        self.ai.open_train = self.train
         # Measurement tools, per-image reading state (window, zoom/pan, orientation, annotations;
         # before the DICOM objects, so that a presentation state the reader opens wins over the
         # remembered state), Undo/Redo, cine, the browser filter's link to the AI menu.
@@ -154,7 +156,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.feedback = install_feedback(self, self.model, set_calls=self.browser.set_calls)
         self.ai.agreement = self.feedback.agreement_sections
-        self.ai.open_train = lambda ai: open_train(ai, feedback=self.feedback.data_source)
+        self.train.feedback = self.feedback.data_source
         self.dicom.reader_call = self.feedback.reader_call  # Export as DICOM → SR carries the call
         self._restore_layout()
 
@@ -393,6 +395,16 @@ class MainWindow(QtWidgets.QMainWindow):
     def _canvas_tool_changed(self, tool: str) -> None:
         self.tool_actions[tool].setChecked(True)
 
+    def fit_docks_to_screen(self, avail: QtCore.QRect) -> None:
+        """Give the Studies dock its first width for a screen of ``avail`` (about a fifth of it,
+        at least its minimum), so names and dates read on a wide screen."""
+        from cxrviewer.ui.common.screen import side_dock_width
+
+        d = self.browser_dock
+        # never narrower than it opens by itself (the width a 1280x720 screen has always had)
+        width = side_dock_width(avail, minimum=max(d.minimumWidth(), d.sizeHint().width()))
+        self.resizeDocks([self.browser_dock], [width], QtCore.Qt.Orientation.Horizontal)
+
     def _restore_layout(self) -> None:
         from cxrviewer.ui.common.screen import available, fit_to_screen, on_screen
 
@@ -408,6 +420,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
             self.errors_dock.hide()
+        else:  # the first run: the Studies dock grows with the screen (what the reader left, later)
+            self.fit_docks_to_screen(available(self))
         if self.cine is not None:
             self.cine.bar.sync()  # a restored state must not show the cine bar for no image
 
@@ -755,6 +769,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.viewport_binding.shutdown()
         if self.feedback is not None:
             self.feedback.shutdown()
+        if self.train is not None:  # a training still running stops with the window
+            self.train.shutdown()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.settings.set("window/geometry", self.saveGeometry())

@@ -502,32 +502,56 @@ class _QuitGuard(QtCore.QObject):
         return False
 
 
-def show_for(ai, feedback=None) -> TrainDialog | None:
-    """Open (or raise) the training dialog of an :class:`~cxrviewer.ui.ai.integration.AiIntegration`:
-    "the active model" is the one the viewer uses, and Activate loads the new model in the
-    AI worker (the Models dialog's path). Without torch (the base install) it says in one
-    line which extra to install instead, and returns ``None``."""
-    from cxrviewer.ml.extras import missing_train_extra
+class TrainOpener:
+    """The shell's handle on the Train dialog: Model → Train / Refresh model… calls it with the
+    :class:`~cxrviewer.ui.ai.integration.AiIntegration` (``AiIntegration(open_train=opener)``).
 
-    missing = missing_train_extra("Training")
-    if missing:
-        QtWidgets.QMessageBox.information(ai.window, "Train / Refresh model", missing)
-        return None
-    dlg = getattr(ai, "_train_dialog", None)
-    if dlg is None:
-        dlg = TrainDialog(active_model_dir(ai), ai.window, feedback=feedback)
-        dlg.activateRequested.connect(ai.activate)
-        app = QtWidgets.QApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(dlg.shutdown)
-        dlg._quit_guard = _QuitGuard(dlg, ai.window)
-        ai._train_dialog = dlg
-    if dlg.feedback_provider is not None:
-        dlg.refresh_feedback_source()  # the count of labelled images, as of now
-    dlg.show()
-    dlg.raise_()
-    dlg.activateWindow()
-    return dlg
+    It keeps the one dialog itself (:attr:`dialog`), so the train feature writes nothing onto the
+    AI's object: the shell hands the opener to the AI, as it hands the other features to each other.
+
+    Parameters
+    ----------
+    feedback
+        The reader-feedback data source for the dialog's "Reader feedback" button, or ``None``.
+    """
+
+    def __init__(self, feedback=None) -> None:
+        self.feedback = feedback
+        #: the dialog once opened (``None`` before); opening again raises it
+        self.dialog: TrainDialog | None = None
+
+    def __call__(self, ai) -> TrainDialog | None:
+        """Open (or raise) the training dialog: "the active model" is the one the viewer uses,
+        and Activate loads the new model in the AI worker (the Models dialog's path). Without
+        torch (the base install) it says in one line which extra to install instead, and
+        returns ``None``."""
+        from cxrviewer.ml.extras import missing_train_extra
+
+        missing = missing_train_extra("Training")
+        if missing:
+            QtWidgets.QMessageBox.information(ai.window, "Train / Refresh model", missing)
+            return None
+        dlg = self.dialog
+        if dlg is None:
+            dlg = TrainDialog(active_model_dir(ai), ai.window, feedback=self.feedback)
+            dlg.activateRequested.connect(ai.activate)
+            app = QtWidgets.QApplication.instance()
+            if app is not None:
+                app.aboutToQuit.connect(dlg.shutdown)
+            dlg._quit_guard = _QuitGuard(dlg, ai.window)
+            self.dialog = dlg
+        if dlg.feedback_provider is not None:
+            dlg.refresh_feedback_source()  # the count of labelled images, as of now
+        dlg.show()
+        dlg.raise_()
+        dlg.activateWindow()
+        return dlg
+
+    def shutdown(self) -> None:
+        """Stop a running training and close the dialog (a no-op before it was opened)."""
+        if self.dialog is not None:
+            self.dialog.shutdown()
+            self.dialog.close()
 
 
 def active_model_dir(ai) -> str | None:
