@@ -289,9 +289,16 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     text, value = w.browser.badge(str(png))
     res_png = w.ai.controller.lookup(str(png), 0, cam=False)
     top = top_finding(res_png.prediction)
-    assert text == f"{top.name} {top.probability:.2f} research" and value == pytest.approx(top.probability)
+    assert text == f"{top.probability:.2f} {top.name} (research)" and value == pytest.approx(top.probability)
     text, value = w.browser.badge(str(ct))
     assert value is None and text.startswith("not scored") and not NUMBER.search(text)
+    # the worklist's AI column: the same
+    from cxrviewer.ui.browser.worklist import W_AI
+
+    wl = w.browser.worklist_model
+    cells = {p: wl.item(wl.by_path[p].row(), W_AI).text() for p in (str(png), str(ct))}
+    assert cells == {str(png): f"{top.probability:.2f} {top.name} (research)",
+                     str(ct): w.browser.badge(str(ct))[0]}
 
     with qtbot.waitSignal(w.imageLoaded, timeout=30000):
         w.load_path(str(png))

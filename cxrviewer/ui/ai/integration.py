@@ -31,7 +31,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.ui.ai import precision
 from cxrviewer.ui.ai.heatmap import HeatmapControls, HeatmapLayer
-from cxrviewer.ui.ai.prediction_panel import PredictionPanel, finding_text, is_multi, top_finding
+from cxrviewer.ui.ai.prediction_panel import PredictionPanel, is_multi, top_finding
 from cxrviewer.ui.ai.workers import (
     AiController,
     AnalyzeResult,
@@ -559,8 +559,11 @@ class AiIntegration(QtCore.QObject):
             # a multi-finding model: the top finding, worded by its own policy (no verdict
             # word for a research score); the value (sort, filter) is the top probability
             pol = self.panel.finding_policy(top.name)
-            text = (finding_text(top, pol) if pol.verdict or top.op_point is None
-                    else f"{top.name} {top.probability:.2f} research")
+            if pol.verdict:  # validated here: its present/absent word
+                text = f"{top.probability:.2f} {top.name} " + ("present" if top.positive else "absent")
+            else:  # the number first: it stays readable when the column elides the rest
+                text = f"{top.probability:.2f} {top.name}" + (" (research)" if top.op_point is not None
+                                                               else " (no operating point)")
             self._badges[res.path] = (text + (" ⚠ scored anyway" if forced else ""), p)
         else:
             # never oversold: without a validation behind it the badge is a number, no verdict word
