@@ -174,7 +174,9 @@ def test_findings_listed_by_probability_as_research_scores(qtbot, xrv_viewer, xr
     assert "published" in panel.perf_label.text() and "not verified here" in panel.perf_label.text()
     lines = _br(canvas) + panel.text_lines()
     assert not any("P(Abnormal)" in ln or "Abnormal" in ln or "Normal" in ln for ln in lines), lines
-    assert any(ln.startswith(f"AI: {top.name} {top.probability:.2f}") and "research score" in ln for ln in lines)
+    assert f"AI: {top.name} {top.probability:.2f} research score" + (" (at/above operating point)" if top.positive
+                                                                     else "") in lines
+    assert "published figures only: validate on your cases" in lines
 
 
 def test_a_locally_validated_finding_earns_its_verdict_alone(qtbot, xrv_viewer, xrv_model):
@@ -289,7 +291,7 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     text, value = w.browser.badge(str(png))
     res_png = w.ai.controller.lookup(str(png), 0, cam=False)
     top = top_finding(res_png.prediction)
-    assert text == f"{top.probability:.2f} {top.name} (research)" and value == pytest.approx(top.probability)
+    assert text == f"{top.probability:.2f} {top.name}" and value == pytest.approx(top.probability)
     text, value = w.browser.badge(str(ct))
     assert value is None and text.startswith("not scored") and not NUMBER.search(text)
     # the worklist's AI column: the same
@@ -297,7 +299,7 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
 
     wl = w.browser.worklist_model
     cells = {p: wl.item(wl.by_path[p].row(), W_AI).text() for p in (str(png), str(ct))}
-    assert cells == {str(png): f"{top.probability:.2f} {top.name} (research)",
+    assert cells == {str(png): f"{top.probability:.2f} {top.name}",
                      str(ct): w.browser.badge(str(ct))[0]}
 
     with qtbot.waitSignal(w.imageLoaded, timeout=30000):
@@ -306,6 +308,11 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
         w.ai.act_heatmap.trigger()  # H: the map (the folder run computed none)
     res = w.ai.panel.result
     assert w.model.active.ai.finding == top.name == w.ai.panel.chosen
+    # 18 findings in the AI panel and the Reader call: the docks scroll, the window fits the screen
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    assert w.frameGeometry().height() <= w.screen().availableGeometry().height()
+    assert w.ai.dock.height() >= min(w.ai.panel.sizeHint().height(), w.screen().availableGeometry().height() // 4)
     # another finding: the one whose map covers most of the film (ReLU'd Grad-CAM maps of a
     # random net are often empty in places), so the SC check below has pixels to look at
     maps = {f.name: cam_to_index(res.prediction.finding_map(f.name)) for f in res.prediction.findings}
@@ -343,6 +350,7 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     qtbot.waitUntil(lambda: w.model.active.ai is not None and w.model.active.ai.path == str(ct), timeout=5000)
     panel = w.ai.panel
     assert panel.value_label.text() == "Not scored" and panel.bar.probability is None
+    assert "P(Abnormal)" not in panel.title.text()
     assert not panel.findings_list.isVisibleTo(panel) and "Modality CT" in panel.ood_label.text()
     shown = [panel.value_label.text(), panel.ood_label.text(), *_br(w.canvas), *w.model.active.ai.lines]
     assert not any(NUMBER.search(s) or any(v in s for v in VERDICT_WORDS) for s in shown), shown

@@ -164,6 +164,7 @@ class AiIntegration(QtCore.QObject):
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.panel)
         self.dock.setWidget(scroll)
+        self._scroll = scroll
         window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         # -- status bar: device, folder progress + Cancel
@@ -343,7 +344,20 @@ class AiIntegration(QtCore.QObject):
         self.device_label.setText(f"AI: {info.device} · {info.backend}" + (" · int8" if info.precision == "int8" else ""))
         self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
         self.panel.set_model(info)
+        self._fit_dock(multi=bool(info.card.get("findings")) if info.card else False)
         self.analyze_current(explicit=False)
+
+    def _fit_dock(self, multi: bool) -> None:
+        """A multi-finding model's panel needs room for its findings list: the docks sharing the
+        right side (Window/Level, Reader call) would otherwise press it to a few lines (seen at
+        1920x1080 with the Reader call's 18-row table). Up to a third of the screen: the docks
+        above and below keep their room and the window still fits the screen."""
+        if not multi:
+            self._scroll.setMinimumHeight(0)
+            return
+        screen = self.window.screen()
+        avail = screen.availableGeometry().height() if screen is not None else 720
+        self._scroll.setMinimumHeight(min(self.panel.sizeHint().height(), int(avail * 0.35)))
 
     def show_models(self) -> None:
         from cxrviewer.ml.registry import Registry  # reads card.json files only (no torch)
@@ -561,8 +575,9 @@ class AiIntegration(QtCore.QObject):
             pol = self.panel.finding_policy(top.name)
             if pol.verdict:  # validated here: its present/absent word
                 text = f"{top.probability:.2f} {top.name} " + ("present" if top.positive else "absent")
-            else:  # the number first: it stays readable when the column elides the rest
-                text = f"{top.probability:.2f} {top.name}" + (" (research)" if top.op_point is not None
+            else:  # a research score: the number and the finding, no verdict word (short: the
+                # column is narrow and elides)
+                text = f"{top.probability:.2f} {top.name}" + ("" if top.op_point is not None
                                                                else " (no operating point)")
             self._badges[res.path] = (text + (" ⚠ scored anyway" if forced else ""), p)
         else:

@@ -57,7 +57,7 @@ def finding_text(f, policy: VerdictPolicy) -> str:
         return f"{f.name} {f.probability:.2f} ({NO_OP_TEXT})"
     if policy.verdict:
         return f"{f.name} {f.probability:.2f} → {'present' if f.positive else 'absent'}"
-    return f"{f.name} {f.probability:.2f}" + (f" {AT_OP_MARK} at/above operating point" if f.positive else "")
+    return f"{f.name} {f.probability:.2f}" + (f" {AT_OP_MARK}" if f.positive else "")
 
 CAUTION = (
     "Research model — not a diagnosis. The heatmap shows where the model looked, "
@@ -143,6 +143,7 @@ class PredictionPanel(QtWidgets.QWidget):
         f.setPointSizeF(f.pointSizeF() * 1.3)
         f.setBold(True)
         self.value_label.setFont(f)
+        self.value_label.setWordWrap(True)  # a finding's name and words must not widen the dock
         lay.addWidget(self.value_label)
         #: a multi-finding model's findings by probability (hidden for a two-class model)
         self.findings_list = QtWidgets.QListWidget()
@@ -156,8 +157,17 @@ class PredictionPanel(QtWidgets.QWidget):
         self.findings_list.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.findings_list.setMinimumHeight(120)
         self.findings_list.currentItemChanged.connect(self._on_finding_item)
+        # the dock decides the width: long rows elide instead of widening the panel past it
+        self.findings_list.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Expanding)
         self.findings_list.hide()
         lay.addWidget(self.findings_list)
+        self.findings_key = QtWidgets.QLabel(
+            f"{AT_OP_MARK}: at/above its operating point · grey: no operating point (plain probability) · "
+            "click a finding to see its heatmap")
+        self.findings_key.setObjectName("findingsKey")
+        self.findings_key.setWordWrap(True)
+        self.findings_key.hide()
+        lay.addWidget(self.findings_key)
         self.ood_label = QtWidgets.QLabel("")
         self.ood_label.setObjectName("oodCaution")
         self.ood_label.setWordWrap(True)
@@ -219,6 +229,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.forced = False
         self.policy: VerdictPolicy = verdict_policy({})
         self.card: dict = {}
+        self.multi_model = False
         #: the finding shown (multi-finding model), ``None`` for a two-class model
         self.chosen: str | None = None
         self._filling = False
@@ -234,6 +245,8 @@ class PredictionPanel(QtWidgets.QWidget):
         self.model_label.setText(f"Model: {info.name} {info.version} · {info.device} ({info.backend})")
         card = dict(getattr(info, "card", {}) or {})
         self.card = card
+        self.multi_model = bool(card.get("findings"))
+        self._set_multi(False)
         self.policy = verdict_policy(card)
         self.perf_label.setText(f"{performance_line(card)}.\n{training_data_line(card)}.\n"
                                 f"Behind the number: {self.policy.basis_text}.")
@@ -252,6 +265,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.perf_label.setText("")
         self.gate_label.hide()
         self.chosen = None
+        self.multi_model = False
         self._set_multi(False)
         self.card_button.setEnabled(False)
         self._set_ood(None)
@@ -311,7 +325,7 @@ class PredictionPanel(QtWidgets.QWidget):
         if refused and not forced:
             self._set_multi(False)  # no finding's number either
             self.policy_label.hide()
-            self.bar.set_values(None, self.threshold)
+            self.bar.set_values(None, None if self.multi_model else self.threshold)
             self.value_label.setText("Not scored")
             self.detail_label.setText("")
             self._set_ood(f"Not scored: {gate.reason}", severe=False, button=True)
@@ -349,7 +363,9 @@ class PredictionPanel(QtWidgets.QWidget):
     # -- multi-finding models
     def _set_multi(self, on: bool) -> None:
         self.findings_list.setVisible(on)
-        self.title.setText("<b>Findings</b>" if on else "<b>P(Abnormal)</b>")
+        self.findings_key.setVisible(on)
+        # a multi-finding model never reads "P(Abnormal)", not even for an image it did not score
+        self.title.setText("<b>Findings</b>" if on or self.multi_model else "<b>P(Abnormal)</b>")
         if not on:
             self._filling = True
             self.findings_list.clear()
@@ -444,11 +460,13 @@ class PredictionPanel(QtWidgets.QWidget):
         refused = gate is not None and not gate.ok
         if f is not None and not (refused and not self.forced):
             pol = self.finding_policy(f.name)
-            head = f"AI: {finding_text(f, pol)}".replace("→", "->").replace(AT_OP_MARK, "^")
-            if not pol.verdict and f.op_point is not None:
-                head += f" - research score ({pol.reason})"
-            lines = [head, f"Heatmap: evidence for {f.name}", f"{pred.model_name} {pred.model_version}",
-                     "Research model - not a diagnosis"]
+            if pol.verdict or f.op_point is None:
+                lines = [f"AI: {finding_text(f, pol)}".replace("→", "->")]
+            else:  # a research score: the number, whether it reached the operating point, why
+                lines = [f"AI: {f.name} {f.probability:.2f} research score"
+                         + (" (at/above operating point)" if f.positive else ""), pol.reason]
+            lines += [f"Heatmap: evidence for {f.name}", f"{pred.model_name} {pred.model_version}",
+                      "Research model - not a diagnosis"]
             if refused:
                 lines.insert(1, f"CAUTION: scored anyway, out of distribution: {gate.reason}")
             elif gate is not None and gate.caution:
