@@ -350,7 +350,7 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     qtbot.waitUntil(lambda: w.model.active.ai is not None and w.model.active.ai.path == str(ct), timeout=5000)
     panel = w.ai.panel
     assert panel.value_label.text() == "Not scored" and panel.bar.probability is None
-    assert "P(Abnormal)" not in panel.title.text()
+    assert "P(Abnormal)" not in panel.title.text() and "Behind the numbers: published" in panel.perf_label.text()
     assert not panel.findings_list.isVisibleTo(panel) and "Modality CT" in panel.ood_label.text()
     shown = [panel.value_label.text(), panel.ood_label.text(), *_br(w.canvas), *w.model.active.ai.lines]
     assert not any(NUMBER.search(s) or any(v in s for v in VERDICT_WORDS) for s in shown), shown

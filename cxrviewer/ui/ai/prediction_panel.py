@@ -248,8 +248,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.multi_model = bool(card.get("findings"))
         self._set_multi(False)
         self.policy = verdict_policy(card)
-        self.perf_label.setText(f"{performance_line(card)}.\n{training_data_line(card)}.\n"
-                                f"Behind the number: {self.policy.basis_text}.")
+        self._model_perf()
         mode_text = str(getattr(info, "gate_mode_text", "") or "")
         # said while only the header rules run (no learned check fitted for this model yet)
         self.gate_label.setText(mode_text[:1].upper() + mode_text[1:] + "." if "header rules only" in mode_text else "")
@@ -258,6 +257,11 @@ class PredictionPanel(QtWidgets.QWidget):
         self.analyze_button.setEnabled(True)
         self.state_label.setText("")
         self.bar.set_values(None, self.threshold)
+
+    def _model_perf(self) -> None:
+        """The model's validation line (no finding shown: the model's own basis)."""
+        self.perf_label.setText(f"{performance_line(self.card)}.\n{training_data_line(self.card)}.\n"
+                                f"Behind the number{'s' if self.multi_model else ''}: {self.policy.basis_text}.")
 
     def set_no_model(self, reason: str | None = None) -> None:
         self.result = None
@@ -288,6 +292,8 @@ class PredictionPanel(QtWidgets.QWidget):
         self.result = None
         self.forced = False
         self.chosen = None  # the next image leads with its own top finding
+        if self.multi_model:
+            self._model_perf()
         self._set_multi(False)
         self.value_label.setText("—")
         self.detail_label.setText("")
@@ -325,6 +331,8 @@ class PredictionPanel(QtWidgets.QWidget):
         if refused and not forced:
             self._set_multi(False)  # no finding's number either
             self.policy_label.hide()
+            if self.multi_model:
+                self._model_perf()
             self.bar.set_values(None, None if self.multi_model else self.threshold)
             self.value_label.setText("Not scored")
             self.detail_label.setText("")
