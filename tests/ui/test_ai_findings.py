@@ -174,7 +174,7 @@ def test_findings_listed_by_probability_as_research_scores(qtbot, xrv_viewer, xr
     assert "published" in panel.perf_label.text() and "not verified here" in panel.perf_label.text()
     lines = _br(canvas) + panel.text_lines()
     assert not any("P(Abnormal)" in ln or "Abnormal" in ln or "Normal" in ln for ln in lines), lines
-    assert f"AI: {top.name} {top.probability:.2f} research score" + (" (at/above operating point)" if top.positive
+    assert f"AI: {top.name} {top.probability:.2f} research score" + (" (>= op. point)" if top.positive
                                                                      else "") in lines
     assert "published figures only: validate on your cases" in lines
 
@@ -276,6 +276,7 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
 
     from cxrviewer.render.colormaps import cam_to_index, threshold_index
     from cxrviewer.ui.ai.prediction_panel import top_finding
+    from cxrviewer.ui.browser.study_browser import COL_AI
 
     w = xrv_main
     folder = tmp_path / "study"
@@ -294,6 +295,11 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     assert text == f"{top.probability:.2f} {top.name}" and value == pytest.approx(top.probability)
     text, value = w.browser.badge(str(ct))
     assert value is None and text.startswith("not scored") and not NUMBER.search(text)
+    # a research score is never red in the browser either
+    it = w.browser.model.by_path[str(png)]
+    cell = (it.parent() or w.browser.model.invisibleRootItem()).child(it.row(), COL_AI)
+    c = cell.foreground().color()
+    assert not (c.red() > 200 and c.green() < 150) and c.blue() >= c.red(), c.name()
     # the worklist's AI column: the same
     from cxrviewer.ui.browser.worklist import W_AI
 

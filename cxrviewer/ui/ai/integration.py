@@ -568,7 +568,7 @@ class AiIntegration(QtCore.QObject):
         self._badge_model = (res.prediction.model_name, res.prediction.model_version)
         refused, forced = self._shown(res)
         if refused and not forced:
-            self._badges[res.path] = ("not scored (out of distribution)", None)
+            self._badges[res.path] = ("not scored (out of distribution)", None, False)
         elif (top := top_finding(res.prediction)) is not None:
             # a multi-finding model: the top finding, worded by its own policy (no verdict
             # word for a research score); the value (sort, filter) is the top probability
@@ -579,11 +579,13 @@ class AiIntegration(QtCore.QObject):
                 # column is narrow and elides)
                 text = f"{top.probability:.2f} {top.name}" + ("" if top.op_point is not None
                                                                else " (no operating point)")
-            self._badges[res.path] = (text + (" ⚠ scored anyway" if forced else ""), p)
+            self._badges[res.path] = (text + (" ⚠ scored anyway" if forced else ""), p, pol.verdict)
         else:
             # never oversold: without a validation behind it the badge is a number, no verdict word
             word = res.prediction.label if self.panel.policy.verdict else "research"
-            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p)
+            # a research score is drawn in a neutral colour (no red), like the panel's bar
+            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p,
+                                      self.panel.policy.verdict)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread
@@ -603,19 +605,20 @@ class AiIntegration(QtCore.QObject):
         self._badge_timer.stop()
         if not self._badges or self.browser is None:
             return
-        items = [(path, text, value) for path, (text, value) in self._badges.items()]
+        # (path, text, value, heat colours: a verdict may be red, a research score may not)
+        items = [(path, text, value, heat) for path, (text, value, heat) in self._badges.items()]
         self._badges.clear()
         if hasattr(self.browser, "set_badges"):
             self.browser.set_badges(items)
         else:
             for it in items:
-                self.browser.set_badge(*it)
+                self.browser.set_badge(*it[:3])
 
     def _on_error(self, err: WorkerError) -> None:
         self.last_error = err
         _log.warning("AI %s error%s: %s", err.kind, f" ({err.path})" if err.path else "", err.message)
         if err.kind == "image" and err.path and self.browser is not None and err.request_id == self.controller.batch_id:
-            self._badges[err.path] = ("error", None)  # the browser shows which images failed
+            self._badges[err.path] = ("error", None, False)  # the browser shows which images failed
             if not self._badge_timer.isActive():
                 self._badge_timer.start(BADGE_FLUSH_MS)
         where = f"{err.path}: " if err.path else ""

@@ -472,7 +472,7 @@ class PredictionPanel(QtWidgets.QWidget):
                 lines = [f"AI: {finding_text(f, pol)}".replace("→", "->")]
             else:  # a research score: the number, whether it reached the operating point, why
                 lines = [f"AI: {f.name} {f.probability:.2f} research score"
-                         + (" (at/above operating point)" if f.positive else ""), pol.reason]
+                         + (" (>= op. point)" if f.positive else ""), pol.reason]
             lines += [f"Heatmap: evidence for {f.name}", f"{pred.model_name} {pred.model_version}",
                       "Research model - not a diagnosis"]
             if refused:
