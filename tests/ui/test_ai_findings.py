@@ -141,6 +141,7 @@ def test_findings_listed_by_probability_as_research_scores(qtbot, xrv_viewer, xr
     panel = ai.panel
     assert "header rules only" in panel.gate_label.text() and "fit-ood" in panel.gate_label.text()
     assert panel.gate_label.isVisibleTo(panel)
+    assert "evidence for <b>the top finding</b>" in ai.controls.legend.text()  # not "Abnormal"
     res = _analyze(qtbot, canvas, ai, xrv_model.images[0], heatmap=False)
     pred = res.prediction
     assert len(pred.findings) == 18 and panel.findings_list.isVisibleTo(panel)

@@ -288,11 +288,17 @@ class AiIntegration(QtCore.QObject):
             if hit is not None:
                 refused, forced = self._shown(hit)
                 self.panel.show_result(hit, forced=forced)
+                if layer.cam is not None and is_multi(hit.prediction) and (forced or not refused):
+                    # the panel leads with the top finding again: so does this viewport's map
+                    full = self.controller.lookup(img.path, img.frame, cam=True)
+                    if full is not None:
+                        layer.set_cam(self._cam_for(full))
                 self._publish(hit, forced)
             if layer.enabled and layer.cam is None:
                 # its heatmap is on but has no map yet (an image opened there while another
                 # viewport was active): the reader asked to see AI on this viewport
                 self.analyze_current(explicit=False, asked=True)
+        self._name_subject()
 
     def _sync_heatmap_action(self, on: bool) -> None:
         if self.act_heatmap.isChecked() != on:
@@ -344,6 +350,7 @@ class AiIntegration(QtCore.QObject):
         self.device_label.setText(f"AI: {info.device} · {info.backend}" + (" · int8" if info.precision == "int8" else ""))
         self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
         self.panel.set_model(info)
+        self._name_subject()
         self._fit_dock(multi=bool(info.card.get("findings")) if info.card else False)
         self.analyze_current(explicit=False)
 
@@ -515,7 +522,7 @@ class AiIntegration(QtCore.QObject):
 
     def _name_subject(self) -> None:
         """The legend names what the map explains: the chosen finding, or Abnormal."""
-        self.controls.set_subject(self.panel.chosen or "Abnormal")
+        self.controls.set_subject(self.panel.chosen or ("the top finding" if self.panel.multi_model else "Abnormal"))
 
     def _on_finding_chosen(self, name: str) -> None:
         """The reader chose a finding in the panel's list: its map, legend, corner text, model."""
