@@ -368,3 +368,35 @@ def test_viewer_model_export_and_badges_follow_the_chosen_finding(qtbot, xrv_mai
     assert panel.findings_list.isVisibleTo(panel) and "⚠" in panel.value_label.text()
     assert any("CAUTION" in ln for ln in _br(w.canvas)) and w.model.active.ai.forced
     assert "scored anyway" in w.browser.badge(str(ct))[0]
+
+
+def test_back_to_a_viewport_its_map_follows_the_top_finding(qtbot, xrv_main, xrv_model, tmp_path):
+    """Another viewport becomes active and back: the panel leads with the top finding again, and
+    that viewport's heatmap and legend show the top finding's map, not the finding chosen before."""
+    from cxrviewer.render.colormaps import cam_to_index
+    from cxrviewer.ui.ai.prediction_panel import top_finding
+
+    w = xrv_main
+    a = _dicom(tmp_path / "a.dcm", xrv_model.images[0], "CR", 1)
+    b = _dicom(tmp_path / "b.dcm", xrv_model.images[1], "CR", 2)
+    g = w.viewports
+    g.set_layout("1x2")
+    for i, p in ((0, a), (1, b)):
+        with qtbot.waitSignal(g.opened, timeout=30000, check_params_cb=lambda j, img, i=i: j == i):
+            g.open(i, str(p))
+    if g.active != 0:
+        w.viewport_binding.act_next_viewport.trigger()
+    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=30000):
+        w.ai.act_heatmap.trigger()
+    res = w.ai.panel.result
+    top = top_finding(res.prediction)
+    other = next(f for f in res.prediction.ranked_findings()[::-1] if f.name != top.name)
+    w.ai.panel.choose_finding(other.name)
+    layer0 = w.ai.heatmap
+    np.testing.assert_array_equal(layer0.cam, cam_to_index(res.prediction.finding_map(other.name)))
+    w.viewport_binding.act_next_viewport.trigger()
+    assert g.active == 1 and w.ai.heatmap is not layer0
+    w.viewport_binding.act_next_viewport.trigger()
+    assert g.active == 0 and w.ai.heatmap is layer0
+    assert w.ai.panel.chosen == top.name and f"evidence for <b>{top.name}</b>" in w.ai.controls.legend.text()
+    np.testing.assert_array_equal(layer0.cam, cam_to_index(res.prediction.finding_map(top.name)))
