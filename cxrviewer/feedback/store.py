@@ -120,8 +120,14 @@ class ModelOutput:
         """From a :class:`cxrviewer.ml.inference.Prediction` (duck-typed: a multi-finding
         prediction's ``findings``/``flagged`` attributes are read when present)."""
         scored = bool(getattr(pred, "scored", True))
-        findings = dict(getattr(pred, "findings", None) or {}) if scored else {}
-        flagged = tuple(getattr(pred, "flagged", None) or ()) if scored else ()
+        raw = getattr(pred, "findings", None) or {}
+        if scored and not isinstance(raw, Mapping):
+            # the engine's own Prediction: a tuple of FindingScore (name, probability, positive)
+            findings = {f.name: f.probability for f in raw}
+            flagged = tuple(f.name for f in raw if f.positive)
+        else:
+            findings = dict(raw) if scored else {}
+            flagged = tuple(getattr(pred, "flagged", None) or ()) if scored else ()
         return cls(
             name=str(pred.model_name), version=str(pred.model_version),
             probability=float(pred.probability_abnormal) if scored else None,

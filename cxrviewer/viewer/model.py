@@ -185,6 +185,10 @@ class AiResult:
     content_key: str = ""
     #: the model's card (``cxrviewer.ml.card.ModelCard``: its findings' codes go into an SR); opaque here
     card: Any = field(default=None, compare=False, repr=False)
+    #: a multi-finding model: the finding shown (its heatmap, the corner text), "" otherwise
+    finding: str = ""
+    #: that finding's probability (``None`` when no finding is shown, e.g. a refused image)
+    finding_probability: float | None = None
 
 
 class ViewportModel:

@@ -245,11 +245,24 @@ class HeatmapControls(QtWidgets.QWidget):
         self.colorbar = ColorBar(layer)
         form.addRow(self.colorbar)
         #: the map always explains the Abnormal class: a Normal call's map must not read as disease
-        self.legend = QtWidgets.QLabel("Heatmap: evidence for <b>Abnormal</b> (Grad-CAM: where the model looked, "
-                                       "not where disease is)")
+        self.legend = QtWidgets.QLabel()
         self.legend.setObjectName("heatmapLegend")
         self.legend.setWordWrap(True)
         form.addRow(self.legend)
+        self.subject = ""
+        self.set_subject("Abnormal")
+
+    def set_subject(self, name: str) -> None:
+        """Name what the map explains: ``"Abnormal"`` (two-class model) or the finding chosen
+        in a multi-finding model's list (``"Cardiomegaly"``)."""
+        from html import escape
+
+        self.subject = name
+        self.legend.setText(f"Heatmap: evidence for <b>{escape(name)}</b> (Grad-CAM: where the model looked, "
+                            "not where disease is)")
+        what = "the Abnormal class" if name == "Abnormal" else name
+        self.colorbar.setToolTip(f"Heatmap colours: low → high evidence for {what} (Grad-CAM), whatever the "
+                                 "label. Hatched: below the threshold (transparent).")
 
     def set_layer(self, layer: HeatmapLayer) -> None:
         """Control another viewport's ``layer``: its own on/off state is kept (per viewport);

@@ -14,6 +14,11 @@ when an image opens" (off by default) restores analysing every image on selectio
 An image the out-of-distribution gate refuses shows "Not scored: <reason>" with *Score
 anyway*; a result scored anyway carries its caution in the panel, the corner text, exports
 and the browser badge.
+
+A multi-finding model: the panel lists the findings; the finding chosen there (the top one
+for each new image) is the one whose map the heatmap shows (``Prediction.finding_map``), whose
+name the legend, the corner text and the viewer model's AI result carry, and whose map an SC
+export burns in. The browser's AI column shows each image's top finding.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.ui.ai import precision
 from cxrviewer.ui.ai.heatmap import HeatmapControls, HeatmapLayer
-from cxrviewer.ui.ai.prediction_panel import PredictionPanel
+from cxrviewer.ui.ai.prediction_panel import PredictionPanel, is_multi, top_finding
 from cxrviewer.ui.ai.workers import (
     AiController,
     AnalyzeResult,
@@ -142,6 +147,8 @@ class AiIntegration(QtCore.QObject):
         self._model_dir: str | None = None
         #: content keys of results the reader chose to see although the gate refused them
         self._forced: set[str] = set()
+        #: (content key, finding) -> the finding's map as a uint8 index image (the last few)
+        self._finding_cams: dict[tuple[str, str], object] = {}
 
         # -- panel (dock)
         self.panel = PredictionPanel()
@@ -157,6 +164,7 @@ class AiIntegration(QtCore.QObject):
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.panel)
         self.dock.setWidget(scroll)
+        self._scroll = scroll
         window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         # -- status bar: device, folder progress + Cancel
@@ -192,6 +200,7 @@ class AiIntegration(QtCore.QObject):
         self.panel.analyzeRequested.connect(lambda: self.analyze_current())
         self.panel.cardRequested.connect(self.show_card)
         self.panel.scoreAnywayRequested.connect(self.score_anyway)
+        self.panel.findingChosen.connect(self._on_finding_chosen)
         self.heatmap.toggled.connect(self._on_heatmap_toggled)
         app = QtWidgets.QApplication.instance()
         if app is not None:
@@ -279,11 +288,17 @@ class AiIntegration(QtCore.QObject):
             if hit is not None:
                 refused, forced = self._shown(hit)
                 self.panel.show_result(hit, forced=forced)
+                if layer.cam is not None and is_multi(hit.prediction) and (forced or not refused):
+                    # the panel leads with the top finding again: so does this viewport's map
+                    full = self.controller.lookup(img.path, img.frame, cam=True)
+                    if full is not None:
+                        layer.set_cam(self._cam_for(full))
                 self._publish(hit, forced)
             if layer.enabled and layer.cam is None:
                 # its heatmap is on but has no map yet (an image opened there while another
                 # viewport was active): the reader asked to see AI on this viewport
                 self.analyze_current(explicit=False, asked=True)
+        self._name_subject()
 
     def _sync_heatmap_action(self, on: bool) -> None:
         if self.act_heatmap.isChecked() != on:
@@ -335,7 +350,21 @@ class AiIntegration(QtCore.QObject):
         self.device_label.setText(f"AI: {info.device} · {info.backend}" + (" · int8" if info.precision == "int8" else ""))
         self.device_label.setToolTip(f"{info.name} {info.version} loaded in {info.load_s:.1f} s")
         self.panel.set_model(info)
+        self._name_subject()
+        self._fit_dock(multi=bool(info.card.get("findings")) if info.card else False)
         self.analyze_current(explicit=False)
+
+    def _fit_dock(self, multi: bool) -> None:
+        """A multi-finding model's panel needs room for its findings list: the docks sharing the
+        right side (Window/Level, Reader call) would otherwise press it to a few lines (seen at
+        1920x1080 with the Reader call's 18-row table). Up to a third of the screen: the docks
+        above and below keep their room and the window still fits the screen."""
+        if not multi:
+            self._scroll.setMinimumHeight(0)
+            return
+        screen = self.window.screen()
+        avail = screen.availableGeometry().height() if screen is not None else 720
+        self._scroll.setMinimumHeight(min(self.panel.sizeHint().height(), int(avail * 0.35)))
 
     def show_models(self) -> None:
         from cxrviewer.ml.registry import Registry  # reads card.json files only (no torch)
@@ -461,13 +490,53 @@ class AiIntegration(QtCore.QObject):
         if not self._is_current(res):
             return
         refused, forced = self._shown(res)
+        self.panel.show_result(res, forced=forced)  # chooses the finding shown (multi-finding)
         # a refused image shows no map until the reader scores it anyway
-        self.heatmap.set_cam(res.cam_u8 if (forced or not refused) else None)
-        self.panel.show_result(res, forced=forced)
+        self.heatmap.set_cam(self._cam_for(res) if (forced or not refused) else None)
+        self._name_subject()
         self.canvas.set_extra_text(self.panel.text_lines())  # the panel applies the verdict policy
         self._publish(res, forced)
 
-    def _publish(self, res: AnalyzeResult, forced: bool) -> None:
+    def _cam_for(self, res: AnalyzeResult):
+        """The map to show for ``res``: the worker's (the top finding's, or Abnormal's), or the
+        chosen finding's from the same forward pass (``Prediction.finding_map``)."""
+        name = self.panel.chosen
+        pred = res.prediction
+        if name is None or not is_multi(pred) or res.cam_u8 is None:
+            return res.cam_u8
+        cls = getattr(pred, "cam_class", None)
+        if cls is not None and 0 <= cls < len(pred.findings) and pred.findings[cls].name == name:
+            return res.cam_u8  # the worker's map is this finding's
+        hit = self._finding_cams.get((res.key, name))
+        if hit is None:
+            from cxrviewer.render.colormaps import cam_to_index
+
+            m = pred.finding_map(name)
+            if m is None:
+                return None
+            hit = cam_to_index(m)
+            while len(self._finding_cams) >= 4:  # full-size maps: keep only the last few
+                self._finding_cams.pop(next(iter(self._finding_cams)))
+            self._finding_cams[(res.key, name)] = hit
+        return hit
+
+    def _name_subject(self) -> None:
+        """The legend names what the map explains: the chosen finding, or Abnormal."""
+        self.controls.set_subject(self.panel.chosen or ("the top finding" if self.panel.multi_model else "Abnormal"))
+
+    def _on_finding_chosen(self, name: str) -> None:
+        """The reader chose a finding in the panel's list: its map, legend, corner text, model."""
+        res = self.panel.result
+        if res is None or not self._is_current(res):
+            return
+        refused, forced = self._shown(res)
+        if forced or not refused:
+            self.heatmap.set_cam(self._cam_for(res))
+        self._name_subject()
+        self.canvas.set_extra_text(self.panel.text_lines())
+        self._publish(res, forced)
+
+    def _publish(self, res: AnalyzeResult, forced: bool, retry: bool = True) -> None:
         """The result into the viewer model, on the viewport that shows its image."""
         if self.model is None:
             return
@@ -477,16 +546,25 @@ class AiIntegration(QtCore.QObject):
         if vp.image is None or vp.image.path != res.path:
             i = self.model.index_of(res.path)
             if i is None:
+                if retry:
+                    # a cached result shown while the image opens: the canvas told us before the
+                    # model bridge set the viewport's image (which would clear the AI result)
+                    QtCore.QTimer.singleShot(0, lambda: self.panel.result is res and self._is_current(res)
+                                             and self._publish(res, forced, retry=False))
                 return
             vp = self.model[i]
         p = res.prediction
         card = getattr(self.controller.model, "card", None) or {}
+        refused, _ = self._shown(res)
+        f = self.panel.chosen_score() if self.panel.result is res and (forced or not refused) else None
         vp.set_ai(AiResult(label=str(p.label), probability=float(p.probability_abnormal), model=str(p.model_name),
                            threshold=float(p.threshold), path=res.path, frame=res.frame,
                            has_heatmap=res.cam_u8 is not None, forced=forced,
                            weights_sha256=str(card.get("weights_sha256", "")),
                            lines=tuple(self.panel.text_lines()), prediction=p, card=card or None,
-                           content_key=str(getattr(res, "key", "") or "")))
+                           content_key=str(getattr(res, "key", "") or ""),
+                           finding=f.name if f is not None else "",
+                           finding_probability=float(f.probability) if f is not None else None))
 
     def _on_badge(self, res: AnalyzeResult) -> None:
         if res.batch_id is not None and self.panel.result is None and self._is_current(res):
@@ -497,11 +575,24 @@ class AiIntegration(QtCore.QObject):
         self._badge_model = (res.prediction.model_name, res.prediction.model_version)
         refused, forced = self._shown(res)
         if refused and not forced:
-            self._badges[res.path] = ("not scored (out of distribution)", None)
+            self._badges[res.path] = ("not scored (out of distribution)", None, False)
+        elif (top := top_finding(res.prediction)) is not None:
+            # a multi-finding model: the top finding, worded by its own policy (no verdict
+            # word for a research score); the value (sort, filter) is the top probability
+            pol = self.panel.finding_policy(top.name)
+            if pol.verdict:  # validated here: its present/absent word
+                text = f"{top.probability:.2f} {top.name} " + ("present" if top.positive else "absent")
+            else:  # a research score: the number and the finding, no verdict word (short: the
+                # column is narrow and elides)
+                text = f"{top.probability:.2f} {top.name}" + ("" if top.op_point is not None
+                                                               else " (no operating point)")
+            self._badges[res.path] = (text + (" ⚠ scored anyway" if forced else ""), p, pol.verdict)
         else:
             # never oversold: without a validation behind it the badge is a number, no verdict word
             word = res.prediction.label if self.panel.policy.verdict else "research"
-            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p)
+            # a research score is drawn in a neutral colour (no red), like the panel's bar
+            self._badges[res.path] = (f"{p:.2f} {word}" + (" ⚠ scored anyway" if forced else ""), p,
+                                      self.panel.policy.verdict)
         if not self._badge_timer.isActive():
             # coalesce: during a folder run the tree is updated about once a second, since
             # each update re-sorts/filters and repaints it on the GUI thread
@@ -521,19 +612,20 @@ class AiIntegration(QtCore.QObject):
         self._badge_timer.stop()
         if not self._badges or self.browser is None:
             return
-        items = [(path, text, value) for path, (text, value) in self._badges.items()]
+        # (path, text, value, heat colours: a verdict may be red, a research score may not)
+        items = [(path, text, value, heat) for path, (text, value, heat) in self._badges.items()]
         self._badges.clear()
         if hasattr(self.browser, "set_badges"):
             self.browser.set_badges(items)
         else:
             for it in items:
-                self.browser.set_badge(*it)
+                self.browser.set_badge(*it[:3])
 
     def _on_error(self, err: WorkerError) -> None:
         self.last_error = err
         _log.warning("AI %s error%s: %s", err.kind, f" ({err.path})" if err.path else "", err.message)
         if err.kind == "image" and err.path and self.browser is not None and err.request_id == self.controller.batch_id:
-            self._badges[err.path] = ("error", None)  # the browser shows which images failed
+            self._badges[err.path] = ("error", None, False)  # the browser shows which images failed
             if not self._badge_timer.isActive():
                 self._badge_timer.start(BADGE_FLUSH_MS)
         where = f"{err.path}: " if err.path else ""

@@ -65,6 +65,8 @@ class ModelInfo:
     card: dict = field(default_factory=dict, compare=False, repr=False)
     load_s: float = 0.0
     precision: str = "fp32"  # or "int8": the quantized ONNX graph (cxrviewer.ml.quantize)
+    #: the out-of-distribution check in force, in words (``Engine.gate_mode_text``; "" if unknown)
+    gate_mode_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ class AiWorker(QtCore.QObject):
             card=dict(getattr(engine, "card", {}) or {}),
             load_s=time.perf_counter() - t0,
             precision=str(getattr(engine, "precision", "fp32")),
+            gate_mode_text=str(getattr(engine, "gate_mode_text", "") or ""),
         )
         self.modelLoaded.emit(self.model)
 

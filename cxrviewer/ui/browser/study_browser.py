@@ -583,16 +583,21 @@ class StudyBrowser(QtWidgets.QWidget):
         (``None`` clears the numeric value: the row sorts below analysed ones)."""
         self.set_badges([(instance_path, text, value)])
 
-    def set_badges(self, items: list[tuple[str, str, float | None]]) -> None:
+    def set_badges(self, items: list[tuple]) -> None:
         """Many badges at once (an AI folder run): the cells change with the model's signals
         blocked, then one ``dataChanged`` per parent and one re-sort/filter. Per-cell signals
-        cost ~20 ms each here (header resize + proxy), which would stall the GUI."""
+        cost ~20 ms each here (header resize + proxy), which would stall the GUI.
+
+        ``items``: ``(path, text, value)`` or ``(path, text, value, heat)``; ``heat`` False draws
+        the value in one neutral colour (a research score: never red)."""
         touched: dict[int, tuple[QtGui.QStandardItem, list[int]]] = {}
         self.model.blockSignals(True)
         self.worklist_model.blockSignals(True)
         wrows: list[int] = []
         try:
-            for path, text, value in items:
+            for item in items:
+                path, text, value = item[:3]
+                heat = bool(item[3]) if len(item) > 3 else True
                 r = self.worklist_model.set_badge_cell(path, text, value)
                 if r is not None:
                     wrows.append(r)
@@ -605,7 +610,9 @@ class StudyBrowser(QtWidgets.QWidget):
                 cell.setData(None if value is None else float(value), BADGE_ROLE)
                 cell.setData(None if value is None else float(value), SORT_ROLE)
                 cell.setToolTip(text)
-                if value is not None:
+                if value is not None and not heat:
+                    cell.setForeground(QtGui.QBrush(QtGui.QColor(150, 170, 200)))
+                elif value is not None:
                     # Colour: red above 0.5 fades to green below (the AI layer may restyle).
                     v = max(0.0, min(1.0, float(value)))
                     cell.setForeground(QtGui.QBrush(QtGui.QColor.fromHsvF((1.0 - v) * 0.33, 0.7, 0.95)))
