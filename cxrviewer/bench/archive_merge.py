@@ -37,9 +37,7 @@ import pyarrow.compute, pyarrow.parquet  # noqa: F401 - imported before the base
 from cxrviewer.ml import archive as A
 
 parts, out, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-sink = A.ParquetSink.__new__(A.ParquetSink)  # only its schema and table builder: no reading
-sink.pa, sink.pq = A._pq()
-sink.cam_summary, sink.columns = True, A.ALL_COLUMNS + [A.CAM_COLUMN]
+sink = A.ParquetSink.schema_only(cam_summary=True)  # only its schema and table builder: no reading
 files = sorted(parts.glob("part-*.parquet"), key=A._part_order)
 keep = {l for l in (parts / "paths.txt").read_text().splitlines() if l}
 
@@ -73,14 +71,10 @@ def write_parts(parts: Path, n: int, per_part: int, seed: int = 0) -> int:
     ``parts/paths.txt`` lists the paths (the ``keep`` set). Returns the number of parts."""
     import numpy as np
 
-    from cxrviewer.ml.archive import ALL_COLUMNS, CAM_COLUMN, ParquetSink
+    from cxrviewer.ml.archive import CAM_COLUMN, ParquetSink
 
     parts.mkdir(parents=True, exist_ok=True)
-    sink = ParquetSink.__new__(ParquetSink)
-    from cxrviewer.ml.archive import _pq
-
-    sink.pa, sink.pq = _pq()
-    sink.cam_summary, sink.columns = True, ALL_COLUMNS + [CAM_COLUMN]
+    sink = ParquetSink.schema_only(cam_summary=True)
     rng = np.random.default_rng(seed)
     paths = [f"/archive/P{i // 400:05d}/S{i // 4:06d}/img{i:07d}.dcm" for i in range(n)]
     order = list(rng.permutation(n)) + list(rng.choice(n, size=int(n * RESCORED), replace=False))

@@ -703,6 +703,16 @@ class ParquetSink(ResultsSink):
             tmp.unlink(missing_ok=True)
         self._seq = len(list(self.parts.glob("part-*.parquet")))
 
+    @classmethod
+    def schema_only(cls, cam_summary: bool = False, extra: Sequence[str] = ()) -> ParquetSink:
+        """A sink with no file behind it: only its schema and table builder (the merge
+        benchmark writes and merges parts with them, reading nothing)."""
+        sink = cls.__new__(cls)
+        sink.pa, sink.pq = _pq()
+        sink.cam_summary, sink.extra = cam_summary, list(extra)
+        sink.columns = ALL_COLUMNS + sink.extra + ([CAM_COLUMN] if cam_summary else [])
+        return sink
+
     def _schema(self):
         pa = self.pa
         fields = [pa.field(c, pa.string()) for c in ALL_COLUMNS]
