@@ -3,6 +3,7 @@ measurements and the AI result live in ``window.model`` (exports read them from 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import open_and_wait, ramp, write_cr
 
@@ -71,3 +72,36 @@ def test_intent_sent_to_the_model_reaches_the_viewports(qtbot, viewer, study_dir
     assert (v.rotation, v.flip_h, v.flip_v) == (1, True, False)
     assert grid.relative_view(c) == pytest.approx((0.4, 0.6, 2.0), abs=0.02)
     assert m[3].view.rotation == 1 and m[3].view.zoom == pytest.approx(2.0, abs=0.02)
+
+
+def test_measurements_on_the_model_are_drawn_and_drawn_ones_reach_the_model(qtbot, viewer, study_dir):
+    from conftest import drag, image_point_to_viewport
+    from PySide6 import QtCore, QtWidgets
+
+    open_and_wait(qtbot, viewer, study_dir)
+    vp, c, tools = viewer.model.active, viewer.canvas, viewer.measure_tools
+    panel = tools.panel
+    # added on the model, no mouse: on the canvas, in the panel, with the registry's value
+    r = vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
+    a = vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
+    assert r.value == pytest.approx(4.0, rel=1e-3) and a.value == pytest.approx(90.0)
+    assert [(tuple(x.p0), tuple(x.p1)) for x in c.rulers] == [((5.0, 5.0), (25.0, 5.0))]
+    (m,) = tools.measurements
+    assert m.kind == "angle" and np.allclose(m.points(), [(30, 10), (10, 10), (10, 30)])
+    assert [n for n, _v, _o in panel.entries()] == ["Length", "Angle"] and "90.0°" in panel.as_text()
+    assert [x.label for x in vp.measurements] == [c.rulers[0].text(), "90.0°"]  # the drawn labels come back
+    # moved and removed on the model: the canvas follows
+    vp.move_measurement(1, [(30.0, 10.0), (10.0, 10.0), (30.0, 30.0)])
+    assert tools.measurements[0].text() == "45.0°" and panel.as_text().endswith("Angle: 45.0°")
+    vp.remove_measurement(0)
+    assert c.rulers == [] and [n for n, _v, _o in panel.entries()] == ["Angle"]
+    # undo goes back through the model (the ruler comes back on the canvas)
+    viewer.annotation_history.undo()
+    assert [x.kind for x in vp.measurements] == ["ruler", "angle"] and len(c.rulers) == 1
+    # drawn with the mouse: in the model
+    QtWidgets.QApplication.processEvents()  # the panel that appeared has resized the canvas
+    viewer.tool_actions["rect"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 40), image_point_to_viewport(c, 40, 60))
+    last = vp.measurements[-1]
+    assert last.kind == "rect" and last.unit == "mm2" and last.value > 0 and len(vp.measurements) == 3
+    assert np.allclose(last.points, [(10, 40), (40, 60)], atol=1.5)  # one screen pixel

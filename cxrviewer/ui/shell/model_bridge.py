@@ -9,12 +9,22 @@ outlive the image it described), and intent sent to the model (layout, active vi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from PySide6 import QtCore
 
-from cxrviewer.viewer import ImageRef, Measurement, ViewerModel, ViewTransform, Window
+from cxrviewer.viewer import (
+    ImageRef,
+    Measurement,
+    ViewerModel,
+    ViewportModel,
+    ViewTransform,
+    Window,
+)
 from cxrviewer.viewer import measurements as registry
+
+_log = logging.getLogger(__name__)
 
 
 class ModelBridge(QtCore.QObject):
@@ -56,6 +66,8 @@ class ModelBridge(QtCore.QObject):
         # a window set on the model (by any feature, Qt-free) is what the canvas shows
         self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
         self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
+        # measurements set on the model (a feature, undo/redo, a restored reading) are drawn
+        self.model[index].measurements_changed.connect(lambda items, i=index: self._apply_measurements(i, items))
         if c.img is not None:
             self.image_shown(index)
 
@@ -71,6 +83,7 @@ class ModelBridge(QtCore.QObject):
         if c.img is None:
             return
         m = self.model[index]
+        m.set_pixels(c.img)  # what the model computes measurement values on
         m.set_image(ImageRef.from_image(c.img))
         center, width = c.window()
         m.set_window(Window(center, width) if width > 0 else None)
@@ -120,7 +133,70 @@ class ModelBridge(QtCore.QObject):
         if view is not None:
             self.model[index].set_view(view)
 
+    def viewport_of(self, canvas) -> ViewportModel | None:
+        """The model of the viewport whose canvas is ``canvas``."""
+        for vp in self.grid.viewports:
+            if vp.canvas is canvas:
+                return self.model[vp.index]
+        return None
+
+    @staticmethod
+    def _key(kind: str, points, note: str) -> tuple:
+        return kind, tuple((round(float(x), 3), round(float(y), 3)) for x, y in points), note
+
+    def _drawn(self, index: int) -> list[tuple]:
+        """What canvas ``index`` draws, as ``(kind, points, note)`` keys (finished ones only)."""
+        c = self.grid.canvas(index)
+        out = [self._key("ruler", (r.p0, r.p1), "") for r in c.rulers]
+        tools = self.tools_for(c)
+        out += [self._key(m.kind, m.points(), m.note) for m in (tools.measurements if tools is not None else [])
+                if m.complete()]
+        return out
+
+    def _apply_measurements(self, index: int, items: tuple) -> None:
+        """Draw the model's measurements on canvas ``index`` (when they are not what it draws
+        already: the canvas's own changes come back here as the model's)."""
+        c = self.grid.canvas(index)
+        tools = self.tools_for(c)
+        if self._applying or c.img is None or (tools is not None and tools.drawing):
+            return
+        notes = [m.label if registry.kind(m.kind).compute is None else "" for m in items]
+        if [self._key(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)] == self._drawn(index):
+            return
+        want = [(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)]  # drawn exactly, compared rounded
+        self._applying = True
+        try:
+            c.blockSignals(True)  # one rulersChanged below, not one per ruler
+            try:
+                c.clear_rulers(emit=False)
+                for kind, pts, _note in want:
+                    if kind == "ruler":
+                        c.add_ruler(pts[0], pts[1])
+            finally:
+                c.blockSignals(False)
+            if tools is not None:
+                tools.blockSignals(True)
+                try:
+                    tools.clear()
+                    for kind, pts, note in want:
+                        if kind != "ruler":
+                            try:
+                                tools.add(kind, list(pts), emit=False, note=note)
+                            except (ValueError, IndexError) as e:  # too few points for its kind
+                                _log.warning("measurement %r not drawn: %s", kind, e)
+                finally:
+                    tools.blockSignals(False)
+        finally:
+            self._applying = False
+        # the panel, undo history and reading state hear of it as of any drawing; and the
+        # model takes the drawn labels back (the echo draws nothing: same keys)
+        c.rulersChanged.emit()
+        if tools is not None:
+            tools.changed.emit()
+
     def measurements(self, index: int) -> None:
+        if self._applying:
+            return
         c = self.grid.canvas(index)
         out: list[Measurement] = []
         for r in c.rulers:
