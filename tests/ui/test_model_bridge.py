@@ -105,3 +105,28 @@ def test_measurements_on_the_model_are_drawn_and_drawn_ones_reach_the_model(qtbo
     last = vp.measurements[-1]
     assert last.kind == "rect" and last.unit == "mm2" and last.value > 0 and len(vp.measurements) == 3
     assert np.allclose(last.points, [(10, 40), (40, 60)], atol=1.5)  # one screen pixel
+
+
+def test_invert_is_two_way_like_the_window_and_the_view(qtbot, viewer, study_dir):
+    from dataclasses import replace
+
+    open_and_wait(qtbot, viewer, study_dir)
+    m, grid = viewer.model, viewer.viewports
+    grid.set_layout("1x2")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, _img: i == 1):
+        grid.open(1, str(study_dir / "img2.dcm"))
+    # set on the model: the canvas inverts, and the Invert action shows the active viewport's
+    m[0].set_view(replace(m[0].view, invert=True))
+    assert grid.canvas(0).view_state().invert and viewer.act_invert.isChecked()
+    m[1].set_view(replace(m[1].view, invert=True))  # not the active one: the action stays as it is
+    assert grid.canvas(1).view_state().invert and viewer.act_invert.isChecked()
+    m[0].set_view(replace(m[0].view, invert=False))
+    assert not grid.canvas(0).view_state().invert and not viewer.act_invert.isChecked()
+    assert grid.canvas(1).view_state().invert
+    # the reader's Invert action: in the model
+    viewer.act_invert.trigger()
+    assert m[0].view.invert and grid.canvas(0).view_state().invert
+    grid.set_active(1)
+    assert viewer.act_invert.isChecked()  # viewport 1 is inverted
+    viewer.act_invert.trigger()
+    assert not m[1].view.invert and not grid.canvas(1).view_state().invert and m[0].view.invert

@@ -91,8 +91,8 @@ class ModelBridge(QtCore.QObject):
         self.measurements(index)
 
     def _apply_view(self, index: int, view) -> None:
-        """Orientation, zoom and centre set on the model, put on the canvas (invert stays the
-        window's Invert action's: the action and the canvas must agree)."""
+        """Orientation, invert, zoom and centre set on the model, put on the canvas (the
+        window's Invert action follows the active canvas: :meth:`ViewportBinding` keeps it)."""
         c = self.grid.canvas(index)
         if self._applying or c.img is None or self._view_of(index) == view:
             return  # the canvas's own change coming back (or nothing to show it on)
@@ -105,6 +105,8 @@ class ModelBridge(QtCore.QObject):
                 c.flip_h()
             if view.flip_v != c.view_state().flip_v:
                 c.flip_v()
+            if view.invert != c.view_state().invert:
+                c.set_invert(view.invert)
             img = c.img
             c.set_center_zoom(view.center[0] * img.cols, view.center[1] * img.rows,
                               view.zoom * self.grid.fit_zoom(c))
