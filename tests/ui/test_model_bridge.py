@@ -130,3 +130,26 @@ def test_invert_is_two_way_like_the_window_and_the_view(qtbot, viewer, study_dir
     assert viewer.act_invert.isChecked()  # viewport 1 is inverted
     viewer.act_invert.trigger()
     assert not m[1].view.invert and not grid.canvas(1).view_state().invert and m[0].view.invert
+
+
+def test_deleting_is_intent_sent_to_the_model(qtbot, viewer, study_dir):
+    open_and_wait(qtbot, viewer, study_dir)
+    vp, c, tools = viewer.model.active, viewer.canvas, viewer.measure_tools
+    vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
+    vp.add_measurement("ruler", [(5.0, 15.0), (25.0, 15.0)])
+    vp.add_measurement("ellipse", [(10.0, 30.0), (30.0, 50.0)])
+    vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
+    ell, ang = tools.measurements
+    # the panel's Delete on the ellipse: gone from the model; the angle stays the same item
+    panel = tools.panel
+    panel.table.selectRow(2)
+    assert tools.selected is ell
+    panel.delete_selected()
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler", "angle"] and tools.measurements == [ang]
+    # the Delete key: the selected measurement, then (none selected) the last ruler
+    tools.select(ang)
+    viewer.act_del_ruler.trigger()
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler"] and tools.measurements == []
+    first = c.rulers[0]
+    viewer.act_del_ruler.trigger()
+    assert [m.points for m in vp.measurements] == [((5.0, 5.0), (25.0, 5.0))] and c.rulers == [first]

@@ -156,7 +156,7 @@ def install(window) -> AnnotationHistory:
         if window.measure_tools.selected is not None:
             window.measure_tools.delete(window.measure_tools.selected)
         else:
-            window.canvas.delete_selected_ruler()
+            window.measure_tools.delete_ruler()
 
     d.triggered.connect(lambda _=False: delete())
     return hist

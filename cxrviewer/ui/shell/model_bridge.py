@@ -63,6 +63,7 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         if tools is not None:
             tools.changed.connect(lambda i=index: self.measurements(i))
+            tools.model = self.model[index]  # the tools' intent (delete, text labels) goes to the model
         # a window set on the model (by any feature, Qt-free) is what the canvas shows
         self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
         self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
@@ -170,22 +171,19 @@ class ModelBridge(QtCore.QObject):
         try:
             c.blockSignals(True)  # one rulersChanged below, not one per ruler
             try:
-                c.clear_rulers(emit=False)
-                for kind, pts, _note in want:
-                    if kind == "ruler":
-                        c.add_ruler(pts[0], pts[1])
+                self._reconcile([x for x in want if x[0] == "ruler"], list(c.rulers),
+                                lambda r: self._key("ruler", (r.p0, r.p1), ""),
+                                lambda r: c.remove_ruler(r, emit=False),
+                                lambda _k, pts, _n: c.add_ruler(pts[0], pts[1]))
             finally:
                 c.blockSignals(False)
             if tools is not None:
                 tools.blockSignals(True)
                 try:
-                    tools.clear()
-                    for kind, pts, note in want:
-                        if kind != "ruler":
-                            try:
-                                tools.add(kind, list(pts), emit=False, note=note)
-                            except (ValueError, IndexError) as e:  # too few points for its kind
-                                _log.warning("measurement %r not drawn: %s", kind, e)
+                    self._reconcile([x for x in want if x[0] != "ruler"],
+                                    [m for m in tools.measurements if m.complete()],
+                                    lambda m: self._key(m.kind, m.points(), m.note), tools.remove,
+                                    lambda k, pts, n: self._draw_tool(tools, k, pts, n))
                 finally:
                     tools.blockSignals(False)
         finally:
@@ -195,6 +193,38 @@ class ModelBridge(QtCore.QObject):
         c.rulersChanged.emit()
         if tools is not None:
             tools.changed.emit()
+
+    def _reconcile(self, want: list, drawn: list, key: Callable, remove: Callable, add: Callable) -> None:
+        """Make ``drawn`` (items on the canvas) show ``want`` (``(kind, points, note)``): only
+        removals, or only additions at the end, touch just those items (the others keep their
+        selection and any half-drawn shape); anything else redraws them all."""
+        wkeys = [self._key(*w) for w in want]
+        dkeys = [key(d) for d in drawn]
+        if dkeys == wkeys[: len(dkeys)]:  # added at the end
+            for w in want[len(dkeys):]:
+                add(*w)
+            return
+        keep, j = [], 0
+        for d, k in zip(drawn, dkeys, strict=True):
+            if j < len(wkeys) and k == wkeys[j]:
+                keep.append(d)
+                j += 1
+        if j == len(wkeys):  # removed
+            for d in drawn:
+                if d not in keep:
+                    remove(d)
+            return
+        for d in drawn:
+            remove(d)
+        for w in want:
+            add(*w)
+
+    @staticmethod
+    def _draw_tool(tools, kind: str, pts, note: str) -> None:
+        try:
+            tools.add(kind, list(pts), emit=False, note=note)
+        except (ValueError, IndexError) as e:  # too few points for its kind
+            _log.warning("measurement %r not drawn: %s", kind, e)
 
     def measurements(self, index: int) -> None:
         if self._applying:
