@@ -1,10 +1,13 @@
 """Keeps the viewer model (:mod:`cxrviewer.viewer`) and the viewport widgets in step.
 
-Widgets → model: what each viewport's canvas shows (image reference, window, orientation and
-relative zoom/pan, the rulers and measurement tools' results), the layout and the active
-viewport. Model → widgets: the captions, which the model derives (so "Prior · date" cannot
-outlive the image it described), and intent sent to the model (layout, active viewport,
-``request_open``), which the grid carries out. Exports, SR and GSPS then read the model, not a panel.
+Widgets → model: what each viewport's canvas shows (image reference, window, orientation,
+invert and relative zoom/pan, the rulers and measurement tools' finished shapes), the layout and
+the active viewport. Model → widgets: the captions, which the model derives (so "Prior · date"
+cannot outlive the image it described); window and view (invert included) set on the model; the
+model's measurements, which the canvas draws (added, moved or removed on the model by any
+feature, undo/redo, a restored reading, or the tools' own intent: delete, text labels); and
+intent sent to the model (layout, active viewport, ``request_open``), which the grid carries
+out. Exports, SR and GSPS then read the model, not a panel.
 """
 
 from __future__ import annotations
