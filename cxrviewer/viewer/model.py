@@ -22,6 +22,7 @@ from typing import Any
 from psygnal import Signal
 
 from cxrviewer.core.priors import format_date, normalize_date, normalize_time, same_issuer
+from cxrviewer.viewer import measurements as registry
 
 #: layout name -> (rows, columns); the grid shows the first rows*columns viewports
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}
@@ -215,6 +216,7 @@ class ViewportModel:
         self._view = ViewTransform()
         self._measurements: tuple[Measurement, ...] = ()
         self._ai: AiResult | None = None
+        self._pixels: Any = None
 
     def __repr__(self) -> str:
         return f"ViewportModel({self.index}, {self._image.path if self._image else None!r})"
@@ -231,6 +233,8 @@ class ViewportModel:
             return
         old, self._image = self._image, ref
         if ref is None or old is None or ref.path != old.path:
+            if ref is None:
+                self._pixels = None
             self.set_measurements(())
             self.set_ai(None)
             self._window = None
@@ -268,10 +272,59 @@ class ViewportModel:
         return self._measurements
 
     def set_measurements(self, items) -> None:
-        items = tuple(items)
+        """Replace every measurement (undo/redo, a remembered reading state): the canvas
+        draws what the model holds. One without a value gets it from the registry."""
+        items = tuple(self._valued(m) for m in items)
         if items != self._measurements:
             self._measurements = items
             self.measurements_changed.emit(items)
+
+    @property
+    def pixels(self) -> Any:
+        """The decoded image shown (``cxrviewer.core.types.LoadedImage``, opaque here): what
+        measurement values are computed on (pixel spacing, ROI statistics); ``None`` without."""
+        return self._pixels
+
+    def set_pixels(self, img: Any) -> None:
+        self._pixels = img
+
+    def _valued(self, m: Measurement) -> Measurement:
+        if m.value is not None or self._pixels is None:
+            return m
+        try:
+            value, unit = registry.compute(m, self._pixels)
+        except (ValueError, ZeroDivisionError, IndexError):  # a degenerate shape
+            return m
+        return replace(m, value=value, unit=unit)
+
+    # intent: what a tool (or any feature, Qt-free) asks for; the canvas draws the result
+    def add_measurement(self, kind: str, points, label: str = "") -> Measurement:
+        """Add a ``kind`` measurement (a key of the registry) through ``points`` (image x, y);
+        its value comes from the registry. ``label``: the text of an arrow or a text label."""
+        k = registry.kind(kind)
+        pts = tuple((float(x), float(y)) for x, y in points)
+        if len(pts) < k.points:
+            raise ValueError(f"a {k.name} needs {k.points} points, got {len(pts)}")
+        m = self._valued(Measurement(kind, pts, label=label))
+        self.set_measurements((*self._measurements, m))
+        return self._measurements[-1]
+
+    def remove_measurement(self, index: int) -> Measurement:
+        """Remove measurement ``index`` (its position in :attr:`measurements`)."""
+        items = list(self._measurements)
+        m = items.pop(index)
+        self.set_measurements(items)
+        return m
+
+    def move_measurement(self, index: int, points) -> Measurement:
+        """Move measurement ``index`` to ``points`` (its value is computed again)."""
+        items = list(self._measurements)
+        old = items[index]
+        pts = tuple((float(x), float(y)) for x, y in points)
+        keep = old.label if old.value is None else ""  # a value's text is recomputed by whoever draws it
+        items[index] = self._valued(Measurement(old.kind, pts, label=keep))
+        self.set_measurements(items)
+        return self._measurements[index]
 
     @property
     def ai(self) -> AiResult | None:

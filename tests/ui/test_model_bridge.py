@@ -3,6 +3,7 @@ measurements and the AI result live in ``window.model`` (exports read them from 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import open_and_wait, ramp, write_cr
 
@@ -71,3 +72,84 @@ def test_intent_sent_to_the_model_reaches_the_viewports(qtbot, viewer, study_dir
     assert (v.rotation, v.flip_h, v.flip_v) == (1, True, False)
     assert grid.relative_view(c) == pytest.approx((0.4, 0.6, 2.0), abs=0.02)
     assert m[3].view.rotation == 1 and m[3].view.zoom == pytest.approx(2.0, abs=0.02)
+
+
+def test_measurements_on_the_model_are_drawn_and_drawn_ones_reach_the_model(qtbot, viewer, study_dir):
+    from conftest import drag, image_point_to_viewport
+    from PySide6 import QtCore, QtWidgets
+
+    open_and_wait(qtbot, viewer, study_dir)
+    vp, c, tools = viewer.model.active, viewer.canvas, viewer.measure_tools
+    panel = tools.panel
+    # added on the model, no mouse: on the canvas, in the panel, with the registry's value
+    r = vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
+    a = vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
+    assert r.value == pytest.approx(4.0, rel=1e-3) and a.value == pytest.approx(90.0)
+    assert [(tuple(x.p0), tuple(x.p1)) for x in c.rulers] == [((5.0, 5.0), (25.0, 5.0))]
+    (m,) = tools.measurements
+    assert m.kind == "angle" and np.allclose(m.points(), [(30, 10), (10, 10), (10, 30)])
+    assert [n for n, _v, _o in panel.entries()] == ["Length", "Angle"] and "90.0°" in panel.as_text()
+    assert [x.label for x in vp.measurements] == [c.rulers[0].text(), "90.0°"]  # the drawn labels come back
+    # moved and removed on the model: the canvas follows
+    vp.move_measurement(1, [(30.0, 10.0), (10.0, 10.0), (30.0, 30.0)])
+    assert tools.measurements[0].text() == "45.0°" and panel.as_text().endswith("Angle: 45.0°")
+    vp.remove_measurement(0)
+    assert c.rulers == [] and [n for n, _v, _o in panel.entries()] == ["Angle"]
+    # undo goes back through the model (the ruler comes back on the canvas)
+    viewer.annotation_history.undo()
+    assert [x.kind for x in vp.measurements] == ["ruler", "angle"] and len(c.rulers) == 1
+    # drawn with the mouse: in the model
+    QtWidgets.QApplication.processEvents()  # the panel that appeared has resized the canvas
+    viewer.tool_actions["rect"].trigger()
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 40), image_point_to_viewport(c, 40, 60))
+    last = vp.measurements[-1]
+    assert last.kind == "rect" and last.unit == "mm2" and last.value > 0 and len(vp.measurements) == 3
+    assert np.allclose(last.points, [(10, 40), (40, 60)], atol=1.5)  # one screen pixel
+
+
+def test_invert_is_two_way_like_the_window_and_the_view(qtbot, viewer, study_dir):
+    from dataclasses import replace
+
+    open_and_wait(qtbot, viewer, study_dir)
+    m, grid = viewer.model, viewer.viewports
+    grid.set_layout("1x2")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, _img: i == 1):
+        grid.open(1, str(study_dir / "img2.dcm"))
+    # set on the model: the canvas inverts, and the Invert action shows the active viewport's
+    m[0].set_view(replace(m[0].view, invert=True))
+    assert grid.canvas(0).view_state().invert and viewer.act_invert.isChecked()
+    m[1].set_view(replace(m[1].view, invert=True))  # not the active one: the action stays as it is
+    assert grid.canvas(1).view_state().invert and viewer.act_invert.isChecked()
+    m[0].set_view(replace(m[0].view, invert=False))
+    assert not grid.canvas(0).view_state().invert and not viewer.act_invert.isChecked()
+    assert grid.canvas(1).view_state().invert
+    # the reader's Invert action: in the model
+    viewer.act_invert.trigger()
+    assert m[0].view.invert and grid.canvas(0).view_state().invert
+    grid.set_active(1)
+    assert viewer.act_invert.isChecked()  # viewport 1 is inverted
+    viewer.act_invert.trigger()
+    assert not m[1].view.invert and not grid.canvas(1).view_state().invert and m[0].view.invert
+
+
+def test_deleting_is_intent_sent_to_the_model(qtbot, viewer, study_dir):
+    open_and_wait(qtbot, viewer, study_dir)
+    vp, c, tools = viewer.model.active, viewer.canvas, viewer.measure_tools
+    vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
+    vp.add_measurement("ruler", [(5.0, 15.0), (25.0, 15.0)])
+    vp.add_measurement("ellipse", [(10.0, 30.0), (30.0, 50.0)])
+    vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
+    ell, ang = tools.measurements
+    # the panel's Delete on the ellipse: gone from the model; the angle stays the same item
+    panel = tools.panel
+    panel.table.selectRow(2)
+    assert tools.selected is ell
+    panel.delete_selected()
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler", "angle"] and tools.measurements == [ang]
+    # the Delete key: the selected measurement, then (none selected) the last ruler
+    tools.select(ang)
+    viewer.act_del_ruler.trigger()
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler"] and tools.measurements == []
+    first = c.rulers[0]
+    viewer.act_del_ruler.trigger()
+    assert [m.points for m in vp.measurements] == [((5.0, 5.0), (25.0, 5.0))] and c.rulers == [first]

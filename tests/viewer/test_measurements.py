@@ -55,3 +55,27 @@ def test_dicom_content_for_every_kind_the_ruler_included(img):
     assert out[0].values[0][0] == "Length" and out[0].values[0][2] == "mm"
     names = [v[0] for v in out[3].values]
     assert names == ["Mean", "Standard Deviation", "Minimum", "Maximum", "Area"]
+
+
+def test_a_measurement_added_on_the_model_gets_its_value_from_the_registry(img):
+    from cxrviewer.viewer import ViewportModel
+
+    vp = ViewportModel(0)
+    seen = []
+    vp.measurements_changed.connect(seen.append)
+    vp.set_pixels(img)
+    r = vp.add_measurement("ruler", [(0, 0), (40, 0)])
+    assert (r.value, r.unit) == (pytest.approx(10.0), "mm")  # 40 columns × 0.25 mm
+    a = vp.add_measurement("angle", [(40, 10), (10, 10), (10, 40)])
+    assert (a.value, a.unit) == compute(Measurement("angle", a.points), img)
+    t = vp.add_measurement("text", [(5, 5)], label="note")
+    assert (t.value, t.label) == (None, "note")
+    assert [m.kind for m in vp.measurements] == ["ruler", "angle", "text"] and len(seen) == 3
+    moved = vp.move_measurement(0, [(0, 0), (0, 50)])  # 50 rows × 0.2 mm
+    assert moved.value == pytest.approx(10.0) and vp.measurements[0] is moved
+    vp.remove_measurement(1)
+    assert [m.kind for m in vp.measurements] == ["ruler", "text"]
+    with pytest.raises(ValueError, match="needs 3 points"):
+        vp.add_measurement("angle", [(0, 0), (1, 1)])
+    with pytest.raises(ValueError, match="unknown measurement kind"):
+        vp.add_measurement("spline", [(0, 0), (1, 1)])

@@ -435,6 +435,13 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self.rulersChanged.emit()
         return r
 
+    def remove_ruler(self, ruler: Ruler, emit: bool = True) -> None:
+        """Take ``ruler`` off the canvas."""
+        ruler.remove()
+        self.rulers.remove(ruler)
+        if emit:
+            self.rulersChanged.emit()
+
     def delete_selected_ruler(self) -> bool:
         sel = [r for r in self.rulers if r.selected] or self.rulers[-1:]
         for r in sel:

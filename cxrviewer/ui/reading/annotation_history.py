@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui
 
+from cxrviewer.viewer import Measurement
+
 Snapshot = tuple[tuple[tuple[float, float, float, float], ...], tuple[tuple[str, tuple[tuple[float, float], ...], str], ...]]
 
 
@@ -91,7 +93,17 @@ class AnnotationHistory(QtCore.QObject):
 
     def _apply(self, snap: Snapshot) -> None:
         rulers, meas = snap
-        self._applying = True
+        vp = _model_of(self.window, self.canvas)
+        if vp is not None:  # through the model: the canvas draws what it holds
+            self._applying = True
+            try:
+                vp.set_measurements([Measurement("ruler", ((x0, y0), (x1, y1))) for x0, y0, x1, y1 in rulers]
+                                    + [Measurement(kind, tuple(pts), label=note) for kind, pts, note in meas])
+            finally:
+                self._applying = False
+            self.changed.emit()
+            return
+        self._applying = True  # a window without the viewer model's bridge: on the canvas itself
         try:
             self.canvas.clear_rulers(emit=False)
             for x0, y0, x1, y1 in rulers:
@@ -103,6 +115,13 @@ class AnnotationHistory(QtCore.QObject):
             self._applying = False
         self.canvas.rulersChanged.emit()  # the reading state saves what is on screen now
         self.changed.emit()
+
+
+def _model_of(window, canvas):
+    """The viewer model's viewport for ``canvas`` (``None`` before the viewports' bridge is up)."""
+    binding = getattr(window, "viewport_binding", None)
+    bridge = binding.bridge if binding is not None else None
+    return bridge.viewport_of(canvas) if bridge is not None else None
 
 
 def install(window) -> AnnotationHistory:
@@ -137,7 +156,7 @@ def install(window) -> AnnotationHistory:
         if window.measure_tools.selected is not None:
             window.measure_tools.delete(window.measure_tools.selected)
         else:
-            window.canvas.delete_selected_ruler()
+            window.measure_tools.delete_ruler()
 
     d.triggered.connect(lambda _=False: delete())
     return hist

@@ -281,6 +281,9 @@ class MeasureTools(QtCore.QObject):
         self.container = pg.ItemGroup()
         canvas.add_layer(self.container, 100)  # follows the image transform; exports nothing itself
         self.measurements: list[Measurement] = []
+        #: the viewer model's viewport these tools draw (``cxrviewer.viewer.ViewportModel``, set
+        #: by the shell's model bridge): deleting and text labels are sent to it as intent
+        self.model = None
         self.selected: Measurement | None = None
         self._pending: Measurement | None = None
         self._drawing: Measurement | None = None
@@ -322,17 +325,41 @@ class MeasureTools(QtCore.QObject):
         self.changed.emit()
 
     def delete(self, m: Measurement | None = None) -> bool:
+        """Delete ``m`` (else the selected, else the last): intent sent to the viewer model when
+        the tools have one (:attr:`model`; the canvas then drops what the model no longer holds)."""
         m = m or self.selected or (self.measurements[-1] if self.measurements else None)
         if m is None or m not in self.measurements:
             return False
+        if self.model is not None and m.complete():
+            finished = [x for x in self.measurements if x.complete()]
+            self.model.remove_measurement(len(self.canvas.rulers) + finished.index(m))
+            return True
+        self.remove(m)
+        self.changed.emit()
+        return True
+
+    def delete_ruler(self, ruler=None) -> bool:
+        """Delete ``ruler`` (else the selected rulers, else the last): through the viewer model
+        when the tools have one, as :meth:`delete`."""
+        c = self.canvas
+        sel = [ruler] if ruler is not None else ([r for r in c.rulers if r.selected] or c.rulers[-1:])
+        if self.model is None:
+            for r in c.rulers:
+                r.selected = r in sel
+            return c.delete_selected_ruler() if sel else False
+        for r in sel:
+            if r in c.rulers:
+                self.model.remove_measurement(c.rulers.index(r))
+        return bool(sel)
+
+    def remove(self, m: Measurement) -> None:
+        """Take ``m``'s items off the canvas (drawing, not intent: no ``changed``)."""
         m.remove()
         self.measurements.remove(m)
         if self.selected is m:
             self.selected = None
         if self._pending is m:
             self._pending = None
-        self.changed.emit()
-        return True
 
     def specs(self) -> list[RulerSpec]:
         return [s for m in self.measurements for s in m.specs()]
@@ -366,7 +393,10 @@ class MeasureTools(QtCore.QObject):
             if not hasattr(ev, "isStart") or ev.isFinish():  # a click, or the end of a drag
                 text, ok = self.ask_text()
                 if ok and text.strip():
-                    self.add("text", [p], note=text.strip())
+                    if self.model is not None:
+                        self.model.add_measurement("text", [p], label=text.strip())
+                    else:
+                        self.add("text", [p], note=text.strip())
             return
         if not hasattr(ev, "isStart"):
             return  # a click: the other tools are drawn by dragging
@@ -499,10 +529,8 @@ class MeasurementsPanel(QtWidgets.QWidget):
             o = self._rows[r] if r < len(self._rows) else None
             if isinstance(o, Measurement):
                 self.tools.delete(o)
-            elif o is not None:
-                for ruler in self.tools.canvas.rulers:
-                    ruler.selected = ruler is o
-                self.tools.canvas.delete_selected_ruler()
+            elif o is not None and o in self.tools.canvas.rulers:
+                self.tools.delete_ruler(o)
         self.refresh()
 
     def copy(self) -> str:

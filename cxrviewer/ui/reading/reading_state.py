@@ -36,6 +36,8 @@ from PySide6 import QtCore
 from cxrviewer.core.hashing import sha256_parts
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.ml.results import pixel_digest
+from cxrviewer.viewer import Measurement
+from cxrviewer.viewer import measurements as registry
 
 _log = logging.getLogger(__name__)
 
@@ -375,10 +377,22 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.set_invert(st.invert)
             if st.window is not None and c.img is not None and not c.img.is_color:
                 c.set_preset(st.window)
-            c.clear_rulers(emit=False)
-            for x0, y0, x1, y1 in st.rulers:
-                c.add_ruler((x0, y0), (x1, y1))
-            if tools is not None:
+            vp = _model_of(self.window, c)
+            if vp is not None:  # through the viewer model, which the canvas draws
+                known = [(kind, pts, text) for kind, pts, *text in st.measurements if kind in registry.REGISTRY]
+                for kind, *_rest in st.measurements:
+                    if kind not in registry.REGISTRY:
+                        _log.warning("reading state of %s: measurement %r skipped: unknown kind",
+                                     c.img.path if c.img else "?", kind)
+                vp.set_measurements(
+                    [Measurement("ruler", ((x0, y0), (x1, y1))) for x0, y0, x1, y1 in st.rulers]
+                    + [Measurement(kind, tuple(tuple(p) for p in pts), label=text[0] if text else "")
+                       for kind, pts, text in known])
+            else:
+                c.clear_rulers(emit=False)
+                for x0, y0, x1, y1 in st.rulers:
+                    c.add_ruler((x0, y0), (x1, y1))
+            if vp is None and tools is not None:
                 tools.clear()
                 for kind, pts, *text in st.measurements:
                     try:
@@ -391,6 +405,12 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.fit()
         finally:
             self._restoring = False
+
+
+def _model_of(window, canvas):
+    from cxrviewer.ui.reading.annotation_history import _model_of as model_of
+
+    return model_of(window, canvas)
 
 
 def install(window) -> ReadingStateKeeper:

@@ -1,20 +1,33 @@
 """Keeps the viewer model (:mod:`cxrviewer.viewer`) and the viewport widgets in step.
 
-Widgets → model: what each viewport's canvas shows (image reference, window, orientation and
-relative zoom/pan, the rulers and measurement tools' results), the layout and the active
-viewport. Model → widgets: the captions, which the model derives (so "Prior · date" cannot
-outlive the image it described), and intent sent to the model (layout, active viewport,
-``request_open``), which the grid carries out. Exports, SR and GSPS then read the model, not a panel.
+Widgets → model: what each viewport's canvas shows (image reference, window, orientation,
+invert and relative zoom/pan, the rulers and measurement tools' finished shapes), the layout and
+the active viewport. Model → widgets: the captions, which the model derives (so "Prior · date"
+cannot outlive the image it described); window and view (invert included) set on the model; the
+model's measurements, which the canvas draws (added, moved or removed on the model by any
+feature, undo/redo, a restored reading, or the tools' own intent: delete, text labels); and
+intent sent to the model (layout, active viewport, ``request_open``), which the grid carries
+out. Exports, SR and GSPS then read the model, not a panel.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from PySide6 import QtCore
 
-from cxrviewer.viewer import ImageRef, Measurement, ViewerModel, ViewTransform, Window
+from cxrviewer.viewer import (
+    ImageRef,
+    Measurement,
+    ViewerModel,
+    ViewportModel,
+    ViewTransform,
+    Window,
+)
 from cxrviewer.viewer import measurements as registry
+
+_log = logging.getLogger(__name__)
 
 
 class ModelBridge(QtCore.QObject):
@@ -53,9 +66,12 @@ class ModelBridge(QtCore.QObject):
         tools = self.tools_for(c)
         if tools is not None:
             tools.changed.connect(lambda i=index: self.measurements(i))
+            tools.model = self.model[index]  # the tools' intent (delete, text labels) goes to the model
         # a window set on the model (by any feature, Qt-free) is what the canvas shows
         self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
         self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
+        # measurements set on the model (a feature, undo/redo, a restored reading) are drawn
+        self.model[index].measurements_changed.connect(lambda items, i=index: self._apply_measurements(i, items))
         if c.img is not None:
             self.image_shown(index)
 
@@ -71,6 +87,7 @@ class ModelBridge(QtCore.QObject):
         if c.img is None:
             return
         m = self.model[index]
+        m.set_pixels(c.img)  # what the model computes measurement values on
         m.set_image(ImageRef.from_image(c.img))
         center, width = c.window()
         m.set_window(Window(center, width) if width > 0 else None)
@@ -78,8 +95,8 @@ class ModelBridge(QtCore.QObject):
         self.measurements(index)
 
     def _apply_view(self, index: int, view) -> None:
-        """Orientation, zoom and centre set on the model, put on the canvas (invert stays the
-        window's Invert action's: the action and the canvas must agree)."""
+        """Orientation, invert, zoom and centre set on the model, put on the canvas (the
+        window's Invert action follows the active canvas: :meth:`ViewportBinding` keeps it)."""
         c = self.grid.canvas(index)
         if self._applying or c.img is None or self._view_of(index) == view:
             return  # the canvas's own change coming back (or nothing to show it on)
@@ -92,6 +109,8 @@ class ModelBridge(QtCore.QObject):
                 c.flip_h()
             if view.flip_v != c.view_state().flip_v:
                 c.flip_v()
+            if view.invert != c.view_state().invert:
+                c.set_invert(view.invert)
             img = c.img
             c.set_center_zoom(view.center[0] * img.cols, view.center[1] * img.rows,
                               view.zoom * self.grid.fit_zoom(c))
@@ -120,7 +139,99 @@ class ModelBridge(QtCore.QObject):
         if view is not None:
             self.model[index].set_view(view)
 
+    def viewport_of(self, canvas) -> ViewportModel | None:
+        """The model of the viewport whose canvas is ``canvas``."""
+        for vp in self.grid.viewports:
+            if vp.canvas is canvas:
+                return self.model[vp.index]
+        return None
+
+    @staticmethod
+    def _key(kind: str, points, note: str) -> tuple:
+        return kind, tuple((round(float(x), 3), round(float(y), 3)) for x, y in points), note
+
+    def _drawn(self, index: int) -> list[tuple]:
+        """What canvas ``index`` draws, as ``(kind, points, note)`` keys (finished ones only)."""
+        c = self.grid.canvas(index)
+        out = [self._key("ruler", (r.p0, r.p1), "") for r in c.rulers]
+        tools = self.tools_for(c)
+        out += [self._key(m.kind, m.points(), m.note) for m in (tools.measurements if tools is not None else [])
+                if m.complete()]
+        return out
+
+    def _apply_measurements(self, index: int, items: tuple) -> None:
+        """Draw the model's measurements on canvas ``index`` (when they are not what it draws
+        already: the canvas's own changes come back here as the model's)."""
+        c = self.grid.canvas(index)
+        tools = self.tools_for(c)
+        if self._applying or c.img is None or (tools is not None and tools.drawing):
+            return
+        notes = [m.label if registry.kind(m.kind).compute is None else "" for m in items]
+        if [self._key(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)] == self._drawn(index):
+            return
+        want = [(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)]  # drawn exactly, compared rounded
+        self._applying = True
+        try:
+            c.blockSignals(True)  # one rulersChanged below, not one per ruler
+            try:
+                self._reconcile([x for x in want if x[0] == "ruler"], list(c.rulers),
+                                lambda r: self._key("ruler", (r.p0, r.p1), ""),
+                                lambda r: c.remove_ruler(r, emit=False),
+                                lambda _k, pts, _n: c.add_ruler(pts[0], pts[1]))
+            finally:
+                c.blockSignals(False)
+            if tools is not None:
+                tools.blockSignals(True)
+                try:
+                    self._reconcile([x for x in want if x[0] != "ruler"],
+                                    [m for m in tools.measurements if m.complete()],
+                                    lambda m: self._key(m.kind, m.points(), m.note), tools.remove,
+                                    lambda k, pts, n: self._draw_tool(tools, k, pts, n))
+                finally:
+                    tools.blockSignals(False)
+        finally:
+            self._applying = False
+        # the panel, undo history and reading state hear of it as of any drawing; and the
+        # model takes the drawn labels back (the echo draws nothing: same keys)
+        c.rulersChanged.emit()
+        if tools is not None:
+            tools.changed.emit()
+
+    def _reconcile(self, want: list, drawn: list, key: Callable, remove: Callable, add: Callable) -> None:
+        """Make ``drawn`` (items on the canvas) show ``want`` (``(kind, points, note)``): only
+        removals, or only additions at the end, touch just those items (the others keep their
+        selection and any half-drawn shape); anything else redraws them all."""
+        wkeys = [self._key(*w) for w in want]
+        dkeys = [key(d) for d in drawn]
+        if dkeys == wkeys[: len(dkeys)]:  # added at the end
+            for w in want[len(dkeys):]:
+                add(*w)
+            return
+        keep, j = [], 0
+        for d, k in zip(drawn, dkeys, strict=True):
+            if j < len(wkeys) and k == wkeys[j]:
+                keep.append(d)
+                j += 1
+        if j == len(wkeys):  # removed
+            for d in drawn:
+                if d not in keep:
+                    remove(d)
+            return
+        for d in drawn:
+            remove(d)
+        for w in want:
+            add(*w)
+
+    @staticmethod
+    def _draw_tool(tools, kind: str, pts, note: str) -> None:
+        try:
+            tools.add(kind, list(pts), emit=False, note=note)
+        except (ValueError, IndexError) as e:  # too few points for its kind
+            _log.warning("measurement %r not drawn: %s", kind, e)
+
     def measurements(self, index: int) -> None:
+        if self._applying:
+            return
         c = self.grid.canvas(index)
         out: list[Measurement] = []
         for r in c.rulers:

@@ -73,6 +73,15 @@ class ViewportBinding(QtCore.QObject):
         from cxrviewer.ui.shell.model_bridge import ModelBridge
 
         self.bridge = ModelBridge(window.model, self.grid, self.tools_for, self)
+        for vp in window.model:  # invert set on the model: the Invert action shows the active one's
+            vp.view_changed.connect(lambda view, i=vp.index: self._invert_shown(i, view.invert))
+
+    def _invert_shown(self, index: int, on: bool) -> None:
+        act = self.window.act_invert
+        if index == self.grid.active and act.isChecked() != on:
+            blocker = QtCore.QSignalBlocker(act)  # the canvas is inverted already (the bridge)
+            act.setChecked(on)
+            del blocker
 
     # ------------------------------------------------------------ per canvas
     def _equip(self, canvas) -> None:
