@@ -103,6 +103,18 @@ def labelled_images(spec: str, split: str | None) -> list[tuple[str, int]]:
     return [(s.path, s.label) for s in keep]
 
 
+def _model_dir(model: str | os.PathLike | None) -> Path:
+    """``model`` as a model folder: a folder path, a registry name, or (``None``) the active model."""
+    from cxrviewer.ml.registry import Registry
+
+    if model is not None and Path(model).is_dir():
+        return Path(model)
+    entry = Registry().get(str(model)) if model is not None else Registry().active()
+    if entry is None:
+        raise CxrError(None, "no model installed")
+    return entry.path
+
+
 def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
                  calibration_n: int = 64, batch: int = 8, isa: str = "auto") -> dict[str, Any]:
     """``{"int8_speedup", "int8_auc_delta", "int8_cam_pearson", ...}`` of a model on its test split.
@@ -114,16 +126,11 @@ def measure_int8(model: str | os.PathLike | None = None, data_root: str | os.Pat
     """
     from cxrviewer.ml import cpu_isa
     from cxrviewer.ml import quantize as Q
-    from cxrviewer.ml.registry import ModelError, Registry, read_card
+    from cxrviewer.ml.registry import ModelError, read_card
 
     recipe = cpu_isa.recipe_isa(isa)
 
-    model_dir = Path(model) if model is not None and Path(model).is_dir() else None
-    if model_dir is None:
-        entry = Registry().get(str(model)) if model is not None else Registry().active()
-        if entry is None:
-            raise CxrError(None, "no model installed")
-        model_dir = entry.path
+    model_dir = _model_dir(model)
     card = read_card(model_dir)
     test = split_images(card, "test", data_root)
     tx, kept, _ = Q.preprocess_paths([p for p, _ in test], card)
@@ -185,14 +192,9 @@ def prob_spread(model: str | os.PathLike | None = None, data_root: str | os.Path
         softmax,
     )
     from cxrviewer.ml.onnx_model import card_onnx
-    from cxrviewer.ml.registry import Registry, read_card, verify_checksum
+    from cxrviewer.ml.registry import read_card, verify_checksum
 
-    model_dir = Path(model) if model is not None and Path(model).is_dir() else None
-    if model_dir is None:
-        entry = Registry().get(str(model)) if model is not None else Registry().active()
-        if entry is None:
-            raise CxrError(None, "no model installed")
-        model_dir = entry.path
+    model_dir = _model_dir(model)
     card = read_card(model_dir)
     val = split_images(card, "val", data_root)
     test = split_images(card, "test", data_root)

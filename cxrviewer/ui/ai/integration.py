@@ -39,6 +39,7 @@ from cxrviewer.ui.ai.workers import (
     ModelInfo,
     WorkerError,
 )
+from cxrviewer.ui.common.screen import scrolling_dock
 
 _log = logging.getLogger(__name__)
 
@@ -154,18 +155,7 @@ class AiIntegration(QtCore.QObject):
         self.panel = PredictionPanel()
         self.controls = HeatmapControls(self.heatmap)
         self.panel.extra.addWidget(self.controls)
-        self.dock = QtWidgets.QDockWidget("AI", window)
-        self.dock.setObjectName("aiDock")
-        # scrolls rather than squeezes: at 1280x720 the panel's heatmap controls were pressed
-        # below their minimum height and drawn over each other (seen in an Xvfb screenshot)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self.panel)
-        self.dock.setWidget(scroll)
-        self._scroll = scroll
-        window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock, self._scroll = scrolling_dock(window, "AI", "aiDock", self.panel)
 
         # -- status bar: device, folder progress + Cancel
         sb = window.statusBar()

@@ -48,3 +48,22 @@ def on_screen(geometry: QtCore.QRect, avail: QtCore.QRect) -> bool:
     inter = geometry.intersected(avail)
     return (not inter.isEmpty() and inter.width() >= geometry.width() * 0.5
             and inter.height() >= geometry.height() * 0.5 and geometry.height() <= avail.height())
+
+
+def scrolling_dock(window: QtWidgets.QMainWindow, title: str, object_name: str,
+                   panel: QtWidgets.QWidget) -> tuple[QtWidgets.QDockWidget, QtWidgets.QScrollArea]:
+    """A right-hand dock holding ``panel`` in a vertical scroll area, added to ``window``.
+
+    Scrolls rather than squeezes or grows: a panel pressed below its minimum height draws its
+    controls over each other (the AI panel at 1280x720), and one whose minimum is tall pushes
+    the main window past the screen (a multi-finding model's 18 rows in the Reader call panel)."""
+    dock = QtWidgets.QDockWidget(title, window)
+    dock.setObjectName(object_name)
+    scroll = QtWidgets.QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(panel)
+    dock.setWidget(scroll)
+    window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    return dock, scroll

@@ -37,6 +37,7 @@ from cxrviewer.feedback import (
     label_from_model,
 )
 from cxrviewer.feedback.keys import READER_ENV
+from cxrviewer.ui.common.screen import scrolling_dock
 from cxrviewer.ui.feedback.panel import CallPanel
 from cxrviewer.ui.feedback.text import LABEL_TEXT, agreement_rows, row_cell
 
@@ -107,17 +108,7 @@ class FeedbackIntegration(QtCore.QObject):
         self._keyComputed.connect(self._key_computed)
 
         self.panel = CallPanel()
-        self.dock = QtWidgets.QDockWidget("Reader call", window)
-        self.dock.setObjectName("dock_reader_call")
-        # scrolls rather than growing the window: with a multi-finding model's 18 rows the panel's
-        # minimum height (768 px) pushed the main window past a 1080-px screen (Xvfb screenshot)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self.panel)
-        self.dock.setWidget(scroll)
-        window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock, _ = scrolling_dock(window, "Reader call", "dock_reader_call", self.panel)
         self._build_actions()
         self.panel.set_reader(self.reader)
         self.panel.noteEdited.connect(self._note_edited)
