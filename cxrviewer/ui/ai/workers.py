@@ -47,6 +47,7 @@ from PySide6 import QtCore
 
 from cxrviewer.core.types import LoadedImage
 from cxrviewer.ml.results import ResultCache, content_key, pixel_digest
+from cxrviewer.ui.common.file_memo import FileMemo, file_stamp
 
 _log = logging.getLogger(__name__)
 
@@ -146,36 +147,24 @@ class ImageKeys:
     """
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[str, int], tuple[int, int, str]] = {}
+        self._memo: FileMemo[str] = FileMemo()  # pixel digests
 
     def known(self, path: str, frame: int, model: ModelInfo | None) -> str | None:
         """The key if it is cheap to know now (memoised digest, no hashing), else ``None``."""
         if model is None:
             return None
-        m = self._memo.get((os.path.abspath(path), int(frame)))
-        if m is None:
-            return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if (st.st_size, st.st_mtime_ns) != (m[0], m[1]):
-            return None
-        return content_key(m[2], frame, _identity(model))
+        digest = self._memo.get(path, frame)
+        return None if digest is None else content_key(digest, frame, _identity(model))
 
     def compute(self, path: str, frame: int, image: LoadedImage, model: ModelInfo) -> str:
         """The key, hashing the decoded pixels when not memoised (worker thread)."""
         k = self.known(path, frame, model)
         if k is not None:
             return k
-        try:
-            st = os.stat(path)
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (-1, -1)
+        stamp = file_stamp(path)  # before hashing: a change while hashing is not memoised as old
         digest = pixel_digest(image)
-        if stamp[0] >= 0:
-            self._memo[(os.path.abspath(path), int(frame))] = (stamp[0], stamp[1], digest)
+        if stamp is not None:
+            self._memo.put(path, frame, digest, stamp)
         return content_key(digest, frame, _identity(model))
 
 

@@ -37,6 +37,7 @@ from cxrviewer.feedback import (
     label_from_model,
 )
 from cxrviewer.feedback.keys import READER_ENV
+from cxrviewer.ui.common.file_memo import FileMemo
 from cxrviewer.ui.common.screen import scrolling_dock
 from cxrviewer.ui.feedback.panel import CallPanel
 from cxrviewer.ui.feedback.text import LABEL_TEXT, agreement_rows, row_cell
@@ -100,7 +101,7 @@ class FeedbackIntegration(QtCore.QObject):
         self.key: str | None = None
         self.call: Call | None = None
         self._verdicts: dict[str, str] = {}
-        self._memo: dict[tuple[str, int], tuple[int, int, str]] = {}
+        self._memo: FileMemo[str] = FileMemo()  # image keys
         self._rid = 0
         self._future: concurrent.futures.Future | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-key")
@@ -221,21 +222,10 @@ class FeedbackIntegration(QtCore.QObject):
         self._update_enabled()
 
     def _memo_key(self, path: str, frame: int) -> str | None:
-        m = self._memo.get((os.path.abspath(path), int(frame)))
-        if m is None:
-            return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return m[2] if (st.st_size, st.st_mtime_ns) == (m[0], m[1]) else None
+        return self._memo.get(path, frame)
 
     def _remember(self, path: str, frame: int, key: str) -> None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        self._memo[(os.path.abspath(path), int(frame))] = (st.st_size, st.st_mtime_ns, key)
+        self._memo.put(path, frame, key)
 
     @QtCore.Slot(int, object)
     def _key_computed(self, rid: int, fut: concurrent.futures.Future) -> None:
@@ -415,9 +405,9 @@ class FeedbackIntegration(QtCore.QObject):
             return
         keyed: dict[str, str] = {}
         for p in paths:
-            m = self._memo.get((os.path.abspath(p), 0))
-            if m is not None:
-                keyed[p] = m[2]
+            k = self._memo.peek(p, 0)
+            if k is not None:
+                keyed[p] = k
         try:
             by_key = self.store.calls_for_many(list(set(keyed.values())))
             by_path = self.store.calls_by_path([p for p in paths if p not in keyed])
