@@ -15,7 +15,8 @@ Why it is built this way:
   image item: :meth:`ImageCanvas.image_transform`. Overlay layers (the AI heatmap) get the
   same transform through :meth:`ImageCanvas.add_layer`, so they stay aligned pixel-exactly.
   Rulers keep their end points in image coordinates and are re-placed when the view turns.
-* Corner text is four ``QLabel`` children of the canvas widget, so ``grab()`` includes them
+* Corner text is four outlined ``QLabel`` children of the canvas widget (painting their own
+  outline: no graphics effect), so ``grab()`` includes them
   (:mod:`cxrviewer.ui.canvas.canvas_overlay`: the text, the labels and the export); rulers, the probe
   report and small Qt helpers are in :mod:`cxrviewer.ui.canvas.canvas_items`.
 """
@@ -101,24 +102,23 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         lay.addWidget(self.graphics)
         self.setMinimumSize(200, 200)
         self._labels: dict[str, QtWidgets.QLabel] = {}
-        # Corner text ("tl"...) and the orientation letters at the edge midpoints ("top"...).
+        # Corner text ("tl"...) and the orientation letters at the edge midpoints ("top"...):
+        # all outlined all round, painted by the labels themselves (OutlinedLabel: no graphics
+        # effect over the image view)
+        A = QtCore.Qt.AlignmentFlag
         for corner in ("tl", "tr", "bl", "br", *EDGES):
-            lab = QtWidgets.QLabel(self) if len(corner) == 2 else OutlinedLabel(self)
-            lab.setObjectName(f"corner_{corner}" if len(corner) == 2 else f"edge_{corner}")
-            lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             if len(corner) == 2:
-                lab.setStyleSheet("color: #e8e8e8; background: transparent; font-size: 12px;")
-                align = QtCore.Qt.AlignmentFlag.AlignLeft if corner[1] == "l" else QtCore.Qt.AlignmentFlag.AlignRight
-                lab.setAlignment(align | (QtCore.Qt.AlignmentFlag.AlignTop if corner[0] == "t" else QtCore.Qt.AlignmentFlag.AlignBottom))
-            else:  # the orientation letters: outlined all round (readable over any heatmap)
-                lab.setStyleSheet("color: #ffffa0; background: transparent; font-size: 15px; font-weight: bold;")
-                self._labels[corner] = lab
-                continue
-            eff = QtWidgets.QGraphicsDropShadowEffect(lab)
-            eff.setBlurRadius(0)
-            eff.setOffset(1, 1)
-            eff.setColor(QtGui.QColor(0, 0, 0))
-            lab.setGraphicsEffect(eff)
+                lab = OutlinedLabel(self, color="#e8e8e8", outline=2.5)
+                lab.setStyleSheet("background: transparent; font-size: 12px;")
+                lab.setObjectName(f"corner_{corner}")
+                lab.setAlignment((A.AlignLeft if corner[1] == "l" else A.AlignRight)
+                                 | (A.AlignTop if corner[0] == "t" else A.AlignBottom))
+            else:
+                lab = OutlinedLabel(self)
+                lab.setStyleSheet("background: transparent; font-size: 15px; font-weight: bold;")
+                lab.setObjectName(f"edge_{corner}")
+                lab.setAlignment(A.AlignCenter)
+            lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             self._labels[corner] = lab
         from cxrviewer.ui.canvas.magnifier import Loupe
 

@@ -109,33 +109,75 @@ class Ruler:
 
 
 class OutlinedLabel(QtWidgets.QLabel):
-    """A one-line label drawn as filled glyphs with a dark outline all round, so it stays
-    readable over any image and any heatmap colour (a drop shadow to one side is lost on a
-    yellow or red heatmap). Used for the orientation letters."""
+    """Text drawn as filled glyphs with a dark outline all round, so it stays readable over any
+    image and any heatmap colour (a drop shadow to one side is lost on a yellow or red heatmap).
+    Used for the orientation letters and the corner text.
+
+    It paints itself (no ``QGraphicsEffect``): a widget with a graphics effect is rendered
+    through an offscreen pixmap and composited over the image view, the path by which readers
+    saw black boxes under the corner text. The glyphs are rendered once per text, size and
+    font into a transparent pixmap, so a window/level drag (which repaints the image under the
+    label every frame) only blits it. Lines follow :meth:`alignment` (left, right or centred;
+    top, bottom or centred), as a ``QLabel``'s would.
+    """
 
     OUTLINE = 3.5  # pen width in px: about 1.75 px of dark edge on each side of a stroke
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None, color: str = "#ffffa0") -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None, color: str = "#ffffa0",
+                 outline: float | None = None) -> None:
         super().__init__(parent)
         self.text_color = QtGui.QColor(color)
+        if outline is not None:
+            self.OUTLINE = float(outline)
         self.setMargin(2)  # room for the outline
+        self._cache: tuple[tuple, QtGui.QPixmap] | None = None
 
     def paintEvent(self, ev) -> None:  # noqa: N802 - Qt name
         text = self.text()
         if not text:
             return
-        fm = self.fontMetrics()
-        path = QtGui.QPainterPath()
-        x = (self.width() - fm.horizontalAdvance(text)) / 2
-        y = (self.height() + fm.ascent() - fm.descent()) / 2
-        path.addText(QtCore.QPointF(x, y), self.font(), text)
+        dpr = self.devicePixelRatioF()
+        key = (text, self.width(), self.height(), self.font().key(), int(self.alignment()), dpr,
+               self.text_color.rgba(), self.OUTLINE)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._render(text, dpr))
         p = QtGui.QPainter(self)
+        p.drawPixmap(0, 0, self._cache[1])
+        p.end()
+
+    def _render(self, text: str, dpr: float) -> QtGui.QPixmap:
+        pm = QtGui.QPixmap(max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr)))
+        pm.setDevicePixelRatio(dpr)
+        pm.fill(QtCore.Qt.GlobalColor.transparent)
+        fm = self.fontMetrics()
+        lines = text.split("\n")
+        ls, m, al = fm.lineSpacing(), self.margin(), self.alignment()
+        A = QtCore.Qt.AlignmentFlag
+        block = len(lines) * ls
+        if al & A.AlignTop:
+            y0 = m
+        elif al & A.AlignBottom:
+            y0 = self.height() - m - block
+        else:
+            y0 = (self.height() - block) / 2
+        path = QtGui.QPainterPath()
+        for i, line in enumerate(lines):
+            adv = fm.horizontalAdvance(line)
+            if al & A.AlignRight:
+                x = self.width() - m - adv
+            elif al & A.AlignHCenter:
+                x = (self.width() - adv) / 2
+            else:
+                x = m
+            path.addText(QtCore.QPointF(x, y0 + i * ls + fm.ascent()), self.font(), line)
+        p = QtGui.QPainter(pm)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         pen = QtGui.QPen(QtGui.QColor(0, 0, 0, 235), self.OUTLINE)
         pen.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
         p.strokePath(path, pen)
         p.fillPath(path, self.text_color)
         p.end()
+        return pm
 
 
 class _ViewBox(pg.ViewBox):
