@@ -14,7 +14,10 @@ Why it is built this way:
   moves by (dC, dW), every other viewport's own window moves by the same (dC, dW). Each canvas
   keeps its window in modality units and converts to its own stored units
   (:func:`cxrviewer.core.display.levels_for_preset`), so images with different Rescale
-  Slope/Intercept follow in modality values, never in 8-bit display levels.
+  Slope/Intercept follow in modality values, never in 8-bit display levels. Images whose value
+  ranges differ by more than :data:`SAME_RANGE` (a 15-bit CR beside an 8-bit secondary capture)
+  follow by the offset scaled to their own range (:func:`range_ratio`): the same offset would
+  turn the narrow-range image black or white.
 * Zoom/pan sync copies the *relative* view: the image point at the view centre as a fraction
   of the image size, and the zoom as a multiple of each viewport's fit-to-window zoom, so two
   images of different matrix sizes show the same anatomy region at the same relative scale.
@@ -55,6 +58,29 @@ def mime_for_paths(paths: list[str]) -> QtCore.QMimeData:
     md.setData(MIME_PATHS, QtCore.QByteArray("\n".join(paths).encode("utf-8")))
     md.setUrls([QtCore.QUrl.fromLocalFile(p) for p in paths])
     return md
+
+
+#: images whose value ranges (their automatic window widths) are within this factor of each
+#: other follow a W/L sync by the same offset in modality values; further apart, by the offset
+#: scaled to each image's range
+SAME_RANGE = 4.0
+
+
+def value_range(canvas: ImageCanvas) -> float:
+    """How wide an image's values spread, in modality units: its automatic window's width (the
+    robust one the canvas opens with), at least 16."""
+    img = canvas.img
+    auto = img.auto_preset if img is not None else None
+    return max(float(auto.width) if auto is not None else 256.0, 16.0)
+
+
+def range_ratio(source: ImageCanvas, other: ImageCanvas) -> float:
+    """What a W/L change on ``source`` is multiplied by on ``other``: 1 (the same offset in
+    modality values) for images of comparable range, e.g. a current and a prior from the same
+    kind of device, else the ratio of their ranges, so a drag over a 15-bit CR does not sweep
+    an 8-bit image beside it to black or to a window 1 wide."""
+    r = value_range(other) / value_range(source)
+    return 1.0 if 1.0 / SAME_RANGE <= r <= SAME_RANGE else r
 
 
 class Viewport(QtWidgets.QFrame):
@@ -390,7 +416,8 @@ class ViewportGrid(QtWidgets.QWidget):
         try:
             for other in self._targets(canvas):
                 oc, ow = other.window()
-                other.set_window(oc + dc, max(1.0, ow + dw))
+                k = range_ratio(canvas, other)
+                other.set_window(oc + dc * k, max(1.0, ow + dw * k))
                 self._remember_window(other)
         finally:
             self._syncing = False
