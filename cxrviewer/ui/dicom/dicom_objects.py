@@ -262,7 +262,7 @@ class DicomObjects(QtCore.QObject):
             img.header = dataclasses.replace(img.header, study_date="", study_time="", study_description="")
         arr = compose_export(
             img, canvas.current_preset(), view=canvas.view_state(), layers=canvas.export_layers(),
-            rulers=[r.spec() for r in canvas.rulers], annotations=canvas.overlay_visible(), anonymize=anonymize,
+            rulers=canvas.annotation_specs(), annotations=canvas.overlay_visible(), anonymize=anonymize,
             ai_lines=self._ai_lines(), native=native, max_size=max(canvas.width(), canvas.height(), 1024))
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
@@ -466,15 +466,13 @@ class DicomObjects(QtCore.QObject):
             fn = "SIGMOID" if ps.voi_function.upper() == "SIGMOID" else "LINEAR"
             canvas.set_preset(WindowPreset(ps.window_name or "Presentation state", ps.window_center,
                                            max(ps.window_width, 1.0), fn, "user"))
-        canvas.clear_rulers()
         tools = win.measure_tools
-        if tools is not None:
-            tools.clear()
-        for kind, pts in ps.measurements():
-            if kind == "ruler":
-                canvas.add_ruler(tuple(pts[0]), tuple(pts[1]))
-            elif tools is not None:
-                tools.add(kind, [tuple(p) for p in pts])
+        if tools is not None:  # on the viewer model (every kind, the ruler included), which the canvas draws
+            from cxrviewer.viewer import Measurement
+            from cxrviewer.viewer.measurements import REGISTRY
+
+            tools.model.set_measurements([Measurement(kind, tuple(tuple(p) for p in pts))
+                                          for kind, pts in ps.measurements() if kind in REGISTRY])
         win.show_message(f"Presentation state {ps.label or ps.sop_instance_uid} applied")
         self.presentationApplied.emit(ps)
 
