@@ -238,3 +238,29 @@ def test_dragging_a_ruler_end_moves_it_on_the_model(calibrated, qtbot):
     assert new.kind == "ruler" and new.points[0] == (10.0, 10.0) and np.allclose(new.points[1], (70, 30), atol=1.5)
     assert new.value == pytest.approx(M.length(new.points[0], new.points[1], (0.2, 0.25)))
     assert t.measurements == [r, ang] and r.text() == new.label  # the same items, the new length
+
+
+def test_tools_on_a_bare_canvas_have_a_model_of_their_own(qtbot, tmp_path):
+    # no window, no bridge (a bench, a test): the same path, intent to the tools' own model
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
+    from cxrviewer.ui.reading.measure_tools import MeasureTools
+
+    c = ImageCanvas()
+    qtbot.addWidget(c)
+    c.resize(400, 400)
+    c.show()
+    qtbot.waitExposed(c)
+    tools = MeasureTools(c)
+    c.set_image(load_image(write_cr(tmp_path / "b.dcm", ramp(80, 100), pixel_spacing=(0.5, 0.5))))
+    qtbot.wait(20)
+    vp = tools.model
+    assert vp is not None and vp.pixels is c.img
+    c.set_tool("ruler")
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 10, 50))
+    (r,) = vp.measurements
+    assert r.kind == "ruler" and r.value == pytest.approx(20.0, abs=0.75) and r.label.endswith(" mm")
+    vp.add_measurement("rect", [(20, 20), (40, 40)])
+    assert [m.kind for m in tools.measurements] == ["ruler", "rect"]
+    c.set_image(load_image(write_cr(tmp_path / "c.dcm", ramp(60, 60))))  # another image: none
+    assert vp.measurements == () and tools.measurements == []

@@ -243,7 +243,7 @@ class DicomObjects(QtCore.QObject):
 
     def _sc_pixels(self, native: bool, anonymize: bool, masks=()):
         """The capture: the screen as shown, or (native, or any de-identified capture) the
-        export composition with the canvas's window, orientation, layers, rulers and text;
+        export composition with the canvas's window, orientation, layers, measurements and text;
         de-identified text has no dates or study description (the header no longer has them)."""
         import numpy as np
 
@@ -445,7 +445,7 @@ class DicomObjects(QtCore.QObject):
         return True
 
     def apply_presentation(self, ps) -> None:
-        """Window, orientation, invert and rulers of a presentation state on the image shown."""
+        """Window, orientation, invert and measurements of a presentation state on the image shown."""
         from cxrviewer.core.types import WindowPreset
 
         win = self.window

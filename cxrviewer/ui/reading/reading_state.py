@@ -1,4 +1,4 @@
-"""Per-image reading state: window, zoom/pan, rotation/flip/invert and rulers belong to the image.
+"""Per-image reading state: window, zoom/pan, rotation/flip/invert and measurements belong to the image.
 
 Leaving an image and coming back (PgDown, PgUp, another series, a restart) puts back what the
 reader left: the same window, the same part of the image at the same zoom, the same
@@ -241,10 +241,11 @@ class ReadingStateStore:
 class ReadingStateKeeper(QtCore.QObject):
     """Keeps the canvas's state per image for a main window.
 
-    Every change on the canvas (window, view) or of its measurements (the tools' ``changed``) of the image the state belongs to is
-    captured at once (cheap) and written :data:`SAVE_DELAY_MS` later, or at once when the
-    reader moves to another image or the window closes (:meth:`flush`). Changes that the
-    canvas makes while it switches images are not captured: they belong to no one yet.
+    Every change of the image the state belongs to (the canvas's window and view, the
+    measurements: the tools' ``changed``) is captured at once (cheap) and written
+    :data:`SAVE_DELAY_MS` later, or at once when the reader moves to another image or the
+    window closes (:meth:`flush`). Changes that the canvas makes while it switches images are
+    not captured: they belong to no one yet.
     """
 
     restored = QtCore.Signal(object)  # the ReadingState put back, after an image is shown
