@@ -407,8 +407,6 @@ class MeasureTools(QtCore.QObject):
         else:
             for m, (i, _x) in zip(self._shown, want, strict=True):
                 m.index = i
-        for m in self._shown:
-            m.update()  # the label: a value computed on another image's spacing, a selection
         self.changed.emit()
 
     def _draw(self, m: ModelMeasurement) -> Measurement | None:
