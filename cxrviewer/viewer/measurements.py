@@ -2,9 +2,11 @@
 computed, and what it puts into a DICOM object (the SR's TID 1500 content and the GSPS
 graphics, both built from :class:`cxrviewer.dicom.common.Measurement`). Qt-free.
 
-The ruler is an entry like the others (``ruler``: a length). How a kind is *drawn* on the
-canvas stays with the widgets (:mod:`cxrviewer.ui.reading.measure_tools` for the tools, the
-canvas for rulers); adding a kind means an entry here (compute, report) and its drawing there.
+The ruler is an entry like the others (``ruler``: a length), with no special case anywhere: its
+value, the text shown beside it (and listed in the Measurements panel), its SR/GSPS content all
+come from here. How a kind is *drawn* on the canvas stays with the widgets
+(:mod:`cxrviewer.ui.reading.measure_tools`, which draws every kind, the ruler included); adding a
+kind means an entry here (compute, text, report) and its drawing there, nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxrviewer.core import measure as M
+from cxrviewer.core.geometry import length as geometry_length
 
 _log = logging.getLogger(__name__)
 
@@ -69,6 +72,44 @@ def _roi_area(kind: str) -> Callable:
             return float("nan"), ""
         return (st.area_mm2, "mm2") if st.area_mm2 is not None else (float(st.area_px), "px2")
     return compute
+
+
+# ------------------------------------------------------------------ text
+def _length_text(pts, img) -> str:
+    """``"12.3 mm"``, ``"12.3 mm (detector)"``...: the unit names the calibration basis; ``px``
+    without a pixel size (never a calibration the header lacks)."""
+    v, unit = geometry_length(getattr(img, "geometry", None), pts[0], pts[1])
+    return f"{v:.1f} {unit}"
+
+
+def _angle_text(pts, img) -> str:
+    return f"{_angle(pts, img)[0]:.1f}°"
+
+
+def _cobb_text(pts, img) -> str:
+    return f"Cobb {_cobb(pts, img)[0]:.1f}°"
+
+
+def _ctr_text(pts, img) -> str:
+    g, sp = getattr(img, "geometry", None), _spacing(img)
+    unit = g.label if g is not None else "px"
+    thorax, heart = M.length(pts[0], pts[1], sp), M.length(pts[2], pts[3], sp)
+    return f"CTR {_ctr(pts, img)[0]:.2f} (heart {heart:.1f} / thorax {thorax:.1f} {unit})"
+
+
+def _roi_text(kind: str) -> Callable:
+    def text(pts, img) -> str:
+        st = roi_stats(kind, pts, img)
+        if st is None:
+            return "statistics need a grayscale image"
+        g = getattr(img, "geometry", None)
+        area = (f"{st.area_mm2:.1f} {g.label.replace('mm', 'mm²', 1)}" if st.area_mm2 is not None and g is not None
+                else f"{st.area_px:.0f} px²")
+        if st.n == 0:
+            return f"no pixel centre inside · {area}"
+        u = f" {_units(img)}" if _units(img) else ""
+        return f"mean {st.mean:.1f}{u} · SD {st.sd:.1f} · min {st.min:g} · max {st.max:g} · {area}"
+    return text
 
 
 # ------------------------------------------------------------------ DICOM content
@@ -128,6 +169,10 @@ class Kind:
     report
         ``report(points, img, label) -> [cxrviewer.dicom.common.Measurement]``: its content in
         an SR (TID 1500) and a GSPS (graphics); empty for kinds without a value.
+    text
+        ``text(points, img) -> str``: what is shown beside it and listed in the Measurements
+        panel (the model's :attr:`cxrviewer.viewer.Measurement.label`); ``None`` for kinds whose
+        label is the reader's own text (arrow, text label).
     """
 
     key: str
@@ -136,15 +181,17 @@ class Kind:
     points: int
     compute: Callable[[Sequence[Point], Any], tuple[float, str]] | None
     report: Callable[[Sequence[Point], Any, str], list]
+    text: Callable[[Sequence[Point], Any], str] | None = None
 
 
 REGISTRY: dict[str, Kind] = {k.key: k for k in (
-    Kind("ruler", "Length", "D", 2, _length, _report_length),
-    Kind("angle", "Angle", "G", 3, _angle, _report_value("angle", "Angle", _angle, 3)),
-    Kind("cobb", "Cobb Angle", "C", 4, _cobb, _report_value("cobb", "Cobb Angle", _cobb, 4)),
-    Kind("ctr", "Cardiothoracic Ratio", "X", 4, _ctr, _report_value("ctr", "Cardiothoracic Ratio", _ctr, 4)),
-    Kind("ellipse", "Ellipse ROI", "E", 2, _roi_area("ellipse"), _report_roi("ellipse")),
-    Kind("rect", "Rectangle ROI", "Q", 2, _roi_area("rect"), _report_roi("rect")),
+    Kind("ruler", "Length", "D", 2, _length, _report_length, _length_text),
+    Kind("angle", "Angle", "G", 3, _angle, _report_value("angle", "Angle", _angle, 3), _angle_text),
+    Kind("cobb", "Cobb Angle", "C", 4, _cobb, _report_value("cobb", "Cobb Angle", _cobb, 4), _cobb_text),
+    Kind("ctr", "Cardiothoracic Ratio", "X", 4, _ctr, _report_value("ctr", "Cardiothoracic Ratio", _ctr, 4),
+         _ctr_text),
+    Kind("ellipse", "Ellipse ROI", "E", 2, _roi_area("ellipse"), _report_roi("ellipse"), _roi_text("ellipse")),
+    Kind("rect", "Rectangle ROI", "Q", 2, _roi_area("rect"), _report_roi("rect"), _roi_text("rect")),
     Kind("arrow", "Arrow", "Shift+A", 2, None, _nothing),
     Kind("text", "Text Label", "Shift+T", 1, None, _nothing),
 )}
@@ -163,6 +210,20 @@ def compute(m, img) -> tuple[float | None, str]:
     if k.compute is None:
         return None, ""
     return k.compute(tuple(m.points), img)
+
+
+def text(m, img) -> str:
+    """What a :class:`cxrviewer.viewer.Measurement` shows beside it on ``img``: the kind's text
+    (a length with its basis, an angle, ROI statistics...), else its own label (arrow, text)."""
+    k = kind(m.kind)
+    if k.text is None:
+        return m.label
+    return k.text(tuple(m.points), img)
+
+
+def finished(m) -> bool:
+    """Whether ``m`` is a known kind with all its points (a half-drawn shape is not)."""
+    return m.kind in REGISTRY and len(m.points) >= REGISTRY[m.kind].points
 
 
 def to_dicom(img, measurements) -> list:

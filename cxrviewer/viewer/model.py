@@ -289,13 +289,16 @@ class ViewportModel:
         self._pixels = img
 
     def _valued(self, m: Measurement) -> Measurement:
-        if m.value is not None or self._pixels is None:
+        """``m`` with its value and its text (the label shown beside it) from the registry, on
+        the pixels shown; what it has already is kept (an arrow's or text label's own text)."""
+        if self._pixels is None or not registry.finished(m) or registry.kind(m.kind).compute is None:
             return m
         try:
-            value, unit = registry.compute(m, self._pixels)
+            value, unit = (m.value, m.unit) if m.value is not None else registry.compute(m, self._pixels)
+            label = m.label or registry.text(m, self._pixels)
         except (ValueError, ZeroDivisionError, IndexError):  # a degenerate shape
             return m
-        return replace(m, value=value, unit=unit)
+        return replace(m, value=value, unit=unit, label=label)
 
     # intent: what a tool (or any feature, Qt-free) asks for; the canvas draws the result
     def add_measurement(self, kind: str, points, label: str = "") -> Measurement:

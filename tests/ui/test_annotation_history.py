@@ -7,7 +7,9 @@ from PySide6 import QtCore
 
 
 def _kinds(w):
-    return [m.kind for m in w.measure_tools.measurements], len(w.canvas.rulers)
+    """(the other measurements' kinds, how many rulers)."""
+    ms = w.measure_tools.measurements
+    return [m.kind for m in ms if m.kind != "ruler"], sum(m.kind == "ruler" for m in ms)
 
 
 def test_undo_redo_steps_through_drawn_annotations(qtbot, viewer, tmp_path):
@@ -34,13 +36,13 @@ def test_undo_redo_steps_through_drawn_annotations(qtbot, viewer, tmp_path):
     h.redo()
     h.redo()
     assert _kinds(viewer) == (["rect"], 1)
-    rect_pts = viewer.measure_tools.measurements[0].points()
+    rect_pts = next(m for m in viewer.measure_tools.measurements if m.kind == "rect").points()
     assert rect_pts[0][0] < rect_pts[1][0]
     # a new change drops the redo steps
     viewer.measure_tools.add("ellipse", [(2, 2), (8, 8)])
     assert not h.can_redo() and _kinds(viewer) == (["rect", "ellipse"], 1)
     # Delete removes the selected measurement (not a ruler)
-    viewer.measure_tools.select(viewer.measure_tools.measurements[0])
+    viewer.measure_tools.select(next(m for m in viewer.measure_tools.measurements if m.kind == "rect"))
     viewer.act_del_ruler.trigger()
     assert _kinds(viewer) == (["ellipse"], 1)
     viewer.act_del_ruler.trigger()  # nothing selected: the ruler, as before
@@ -65,20 +67,23 @@ def test_a_ruler_end_can_be_dragged_after_drawing(qtbot, viewer, tmp_path):
     viewer.tool_actions["ruler"].trigger()
     qtbot.wait(50)  # the window's layout settles before the points are computed
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 50, 10))
-    (r,) = c.rulers
-    assert r.text().endswith(" mm") and abs(r.length()[0] - 20.0) < 1.0  # 40 px x 0.5 mm, within 2 px
+    (r,) = viewer.measure_tools.measurements
+    assert r.kind == "ruler" and r.text().endswith(" mm") and abs(float(r.text()[:-3]) - 20.0) < 1.0  # 40 px x 0.5 mm, within 2 px
     # grab the far end and move it: the same ruler, longer, no new one (after the
     # double-click interval: a press where the last release was would be a double click)
     from PySide6 import QtWidgets
 
     qtbot.wait(QtWidgets.QApplication.doubleClickInterval() + 100)
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 50, 10), image_point_to_viewport(c, 70, 10))
-    assert c.rulers == [r]
-    assert abs(r.p1[0] - 70) < 1.5 and abs(r.p0[0] - 10) < 1.5 and abs(r.p0[1] - 10) < 1.5
-    assert r.text() == f"{abs(r.p1[0] - r.p0[0]) * 0.5:.1f} mm" and abs(r.p1[0] - r.p0[0]) > 55
+    assert viewer.measure_tools.measurements == [r]
+    p0, p1 = r.points()
+    assert abs(p1[0] - 70) < 1.5 and abs(p0[0] - 10) < 1.5 and abs(p0[1] - 10) < 1.5
+    assert r.text() == f"{abs(p1[0] - p0[0]) * 0.5:.1f} mm" and abs(p1[0] - p0[0]) > 55
+    assert viewer.model.active.measurements[0].points == tuple(r.points())  # moved on the model
     # the start end too
     qtbot.wait(QtWidgets.QApplication.doubleClickInterval() + 100)
     drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 10, 40))
-    assert len(c.rulers) == 1 and abs(r.p0[1] - 40) < 1.5
+    assert viewer.measure_tools.measurements == [r] and abs(r.points()[0][1] - 40) < 1.5
     viewer.annotation_history.undo()  # one step per edit
-    assert len(c.rulers) == 1 and abs(c.rulers[0].p0[1] - 10) < 1.5
+    (back,) = viewer.measure_tools.measurements
+    assert abs(back.points()[0][1] - 10) < 1.5

@@ -30,7 +30,7 @@ def test_export_as_dicom_dialog_writes_a_presentation_state(qtbot, viewer, tmp_p
     show_image(qtbot, viewer, p)
     assert viewer.dicom.act_export.isEnabled()
     c = viewer.canvas
-    c.add_ruler((10.0, 10.0), (40.0, 50.0))
+    viewer.measure_tools.add("ruler", [(10.0, 10.0), (40.0, 50.0)])
     c.set_window(1200.0, 1800.0)
     c.rotate(1)
     c.flip_h()
@@ -60,7 +60,7 @@ def test_each_export_kind_has_its_own_name_and_nothing_is_replaced_unasked(qtbot
     p = write_cr(src / "cr.dcm", ramp(64, 48), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
     viewer.settings.set("export_dir", "")  # no export yet in this profile
     show_image(qtbot, viewer, p)
-    viewer.canvas.add_ruler((10.0, 10.0), (40.0, 50.0))
+    viewer.measure_tools.add("ruler", [(10.0, 10.0), (40.0, 50.0)])
 
     def open_dialog() -> ExportDicomDialog:
         viewer.dicom.act_export.trigger()
@@ -100,7 +100,7 @@ def test_each_export_kind_has_its_own_name_and_nothing_is_replaced_unasked(qtbot
 def test_deidentified_capture_from_the_viewer_has_no_phi(qtbot, viewer, tmp_path):
     p = write_cr(tmp_path / "cr.dcm", ramp(96, 80), pixel_spacing=(0.2, 0.2), window=(1500.0, 2000.0))
     show_image(qtbot, viewer, p)
-    viewer.canvas.add_ruler((5.0, 5.0), (60.0, 70.0))
+    viewer.measure_tools.add("ruler", [(5.0, 5.0), (60.0, 70.0)])
     out = tmp_path / "sc.dcm"
     res = viewer.dicom.export("sc-native", out, anonymize=True)
     back = _valid(out)
@@ -115,7 +115,7 @@ def test_deidentified_capture_from_the_viewer_has_no_phi(qtbot, viewer, tmp_path
 def test_sr_from_the_viewer_holds_the_rulers(qtbot, viewer, tmp_path):
     p = write_cr(tmp_path / "cr.dcm", ramp(64, 48), pixel_spacing=(0.5, 0.25))
     show_image(qtbot, viewer, p)
-    viewer.canvas.add_ruler((0.0, 0.0), (40.0, 0.0))
+    viewer.model.active.add_measurement("ruler", [(0.0, 0.0), (40.0, 0.0)])
     out = tmp_path / "sr.dcm"
     viewer.dicom.export("sr", out)
     (m,) = read_measurements(_valid(out))
@@ -147,7 +147,7 @@ def test_stored_result_is_shown_and_a_presentation_state_is_applied(qtbot, viewe
     assert (v.rotation, v.flip_h, v.flip_v) == (0, True, False)
     assert v.invert is True and viewer.act_invert.isChecked()
     assert c.window() == (900.0, 1100.0)
-    assert [(r.p0, r.p1) for r in c.rulers] == [((3.0, 4.0), (30.0, 40.0))]
+    assert [(m.kind, m.points()) for m in viewer.measure_tools.measurements] == [("ruler", [(3.0, 4.0), (30.0, 40.0)])]
 
 
 def test_export_errors_are_one_message(qtbot, viewer, tmp_path, monkeypatch):
@@ -274,13 +274,13 @@ def test_presentation_state_brings_the_measurement_tools_back(qtbot, viewer, tmp
              "ellipse": [(40.0, 40.0), (70.0, 60.0)]}
     for kind, pts in drawn.items():
         tools.add(kind, pts)
-    viewer.canvas.add_ruler((1.0, 1.0), (20.0, 1.0))
+    tools.add("ruler", [(1.0, 1.0), (20.0, 1.0)])
     viewer.dicom.export("gsps", tmp_path / "pr.dcm")
     tools.clear()
-    viewer.canvas.clear_rulers()
+    assert tools.measurements == [] and viewer.model.active.measurements == ()
     viewer.dicom.apply_presentation(read_gsps(pydicom.dcmread(tmp_path / "pr.dcm")))
     back = {m.kind: m.points() for m in tools.measurements}
-    assert set(back) == set(drawn)
+    assert set(back) == {*drawn, "ruler"}
     for kind, pts in drawn.items():
         assert np.allclose(back[kind], pts, atol=1e-3), kind
-    assert [(r.p0, r.p1) for r in viewer.canvas.rulers] == [((1.0, 1.0), (20.0, 1.0))]
+    assert back["ruler"] == [(1.0, 1.0), (20.0, 1.0)]

@@ -1,5 +1,5 @@
 """Measurement tools on the real canvas: values with their basis, real drags, the panel, the
-native export, annotations off."""
+native export, annotations off; the ruler as one more kind, drawn as intent sent to the model."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_each_tool_reports_its_value_with_the_basis(calibrated):
     rc = t.add("rect", [(0, 0), (10, 10)])
     assert rc.stats().n == 100 and rc.stats().min == pytest.approx(float(img.modality[:10, :10].min()))
     # the panel lists them with their values; Copy gives the text
-    w.canvas.add_ruler((0, 0), (40, 0))
+    t.add("ruler", [(0, 0), (40, 0)])  # listed first, as "Length", whenever it was drawn
     panel = t.panel
     names = [n for n, _v, _o in panel.entries()]
     assert names == ["Length", "Angle", "Cobb Angle", "Cardiothoracic Ratio", "Ellipse ROI", "Rectangle ROI"]
@@ -182,3 +182,85 @@ def test_arrow_and_text_label(calibrated, qtbot):
     ps2 = c.image_to_scene(hx, hy)
     assert abs(hs2.x() - ps2.x()) < 1 and abs(hs2.y() - ps2.y()) < 1
     assert "Text Label: effusion?" in t.panel.as_text()
+
+
+def test_a_ruler_drawn_with_the_mouse_is_the_models(calibrated, qtbot):
+    # before: the ruler was the canvas's own, copied into the model after the fact
+    w, img = calibrated
+    c, t, vp = w.canvas, w.measure_tools, w.model.active
+    seen = []
+    vp.measurements_changed.connect(seen.append)
+    w.tool_actions["ruler"].trigger()
+    assert c.tool() == "ruler"
+    qtbot.wait(50)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 20), image_point_to_viewport(c, 70, 20))
+    (r,) = vp.measurements
+    assert len(seen) == 1  # one intent when the drag ended, none while it moved
+    assert r.kind == "ruler" and np.allclose(r.points, [(10, 20), (70, 20)], atol=1.5)
+    assert r.unit == "mm" and r.value == pytest.approx(M.length(r.points[0], r.points[1], (0.2, 0.25)))
+    assert r.label == f"{r.value:.1f} mm"  # the text as the ruler always wrote it
+    (drawn,) = t.measurements
+    assert drawn.kind == "ruler" and drawn.index == 0 and np.allclose(drawn.points(), r.points)
+    assert t.panel.entries() == [("Length", r.label, drawn)] and t.panel.table.rowCount() == 1
+    # burned into the export
+    plain = c.render_array(native=True, annotations=False)
+    assert np.any(c.render_array(native=True) != plain)
+
+
+def test_a_ruler_set_on_the_model_is_drawn_and_removed_without_the_mouse(calibrated):
+    w, img = calibrated
+    c, t, vp = w.canvas, w.measure_tools, w.model.active
+    before = c.render_array(native=True)
+    vp.add_measurement("ruler", [(5.0, 5.0), (45.0, 5.0)])
+    (r,) = t.measurements
+    assert r.kind == "ruler" and r.points() == [(5.0, 5.0), (45.0, 5.0)] and r.text() == "10.0 mm"
+    assert all(it.isVisible() for it in r.items()) and r.rois[0].scene() is c.graphics.scene()
+    assert [n for n, _v, _o in t.panel.entries()] == ["Length"]
+    assert np.any(c.render_array(native=True) != before)
+    vp.remove_measurement(0)
+    assert t.measurements == [] and r.rois[0].scene() is None and t.panel.table.rowCount() == 0
+    assert np.array_equal(c.render_array(native=True), before)
+
+
+def test_dragging_a_ruler_end_moves_it_on_the_model(calibrated, qtbot):
+    w, img = calibrated
+    c, t, vp = w.canvas, w.measure_tools, w.model.active
+    vp.add_measurement("ruler", [(10.0, 10.0), (50.0, 10.0)])
+    vp.add_measurement("angle", [(60.0, 60.0), (40.0, 60.0), (40.0, 80.0)])
+    moved = []
+    vp.measurements_changed.connect(moved.append)
+    (r, ang) = t.measurements
+    w.tool_actions["wl"].trigger()  # the ends are handles in any tool
+    qtbot.wait(50)
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 50, 10), image_point_to_viewport(c, 70, 30))
+    assert len(vp.measurements) == 2 and len(moved) == 1  # moved, not added
+    new = vp.measurements[0]
+    assert new.kind == "ruler" and new.points[0] == (10.0, 10.0) and np.allclose(new.points[1], (70, 30), atol=1.5)
+    assert new.value == pytest.approx(M.length(new.points[0], new.points[1], (0.2, 0.25)))
+    assert t.measurements == [r, ang] and r.text() == new.label  # the same items, the new length
+
+
+def test_tools_on_a_bare_canvas_have_a_model_of_their_own(qtbot, tmp_path):
+    # no window, no bridge (a bench, a test): the same path, intent to the tools' own model
+    from cxrviewer.core.dicom_io import load_image
+    from cxrviewer.ui.canvas.canvas import ImageCanvas
+    from cxrviewer.ui.reading.measure_tools import MeasureTools
+
+    c = ImageCanvas()
+    qtbot.addWidget(c)
+    c.resize(400, 400)
+    c.show()
+    qtbot.waitExposed(c)
+    tools = MeasureTools(c)
+    c.set_image(load_image(write_cr(tmp_path / "b.dcm", ramp(80, 100), pixel_spacing=(0.5, 0.5))))
+    qtbot.wait(20)
+    vp = tools.model
+    assert vp is not None and vp.pixels is c.img
+    c.set_tool("ruler")
+    drag(c, QtCore.Qt.MouseButton.LeftButton, image_point_to_viewport(c, 10, 10), image_point_to_viewport(c, 10, 50))
+    (r,) = vp.measurements
+    assert r.kind == "ruler" and r.value == pytest.approx(20.0, abs=0.75) and r.label.endswith(" mm")
+    vp.add_measurement("rect", [(20, 20), (40, 40)])
+    assert [m.kind for m in tools.measurements] == ["ruler", "rect"]
+    c.set_image(load_image(write_cr(tmp_path / "c.dcm", ramp(60, 60))))  # another image: none
+    assert vp.measurements == () and tools.measurements == []

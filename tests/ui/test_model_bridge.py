@@ -17,7 +17,7 @@ def test_the_model_follows_the_viewports(qtbot, viewer, study_dir):
     viewer.canvas.rotate(1)
     viewer.canvas.flip_h()
     assert (m.active.view.rotation, m.active.view.flip_h) == (1, True)
-    viewer.canvas.add_ruler((5.0, 5.0), (25.0, 5.0))
+    viewer.measure_tools.add("ruler", [(5.0, 5.0), (25.0, 5.0)])
     (r,) = m.active.measurements
     assert r.kind == "ruler" and r.unit.startswith("mm") and r.value == pytest.approx(4.0, rel=1e-3)
     grid = viewer.viewports
@@ -85,19 +85,20 @@ def test_measurements_on_the_model_are_drawn_and_drawn_ones_reach_the_model(qtbo
     r = vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
     a = vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
     assert r.value == pytest.approx(4.0, rel=1e-3) and a.value == pytest.approx(90.0)
-    assert [(tuple(x.p0), tuple(x.p1)) for x in c.rulers] == [((5.0, 5.0), (25.0, 5.0))]
-    (m,) = tools.measurements
+    ruler, m = tools.measurements
+    assert ruler.kind == "ruler" and ruler.points() == [(5.0, 5.0), (25.0, 5.0)]
     assert m.kind == "angle" and np.allclose(m.points(), [(30, 10), (10, 10), (10, 30)])
     assert [n for n, _v, _o in panel.entries()] == ["Length", "Angle"] and "90.0°" in panel.as_text()
-    assert [x.label for x in vp.measurements] == [c.rulers[0].text(), "90.0°"]  # the drawn labels come back
+    assert [x.label for x in vp.measurements] == [ruler.text(), "90.0°"]  # the registry's text, as drawn
     # moved and removed on the model: the canvas follows
     vp.move_measurement(1, [(30.0, 10.0), (10.0, 10.0), (30.0, 30.0)])
-    assert tools.measurements[0].text() == "45.0°" and panel.as_text().endswith("Angle: 45.0°")
+    assert tools.measurements[1].text() == "45.0°" and panel.as_text().endswith("Angle: 45.0°")
     vp.remove_measurement(0)
-    assert c.rulers == [] and [n for n, _v, _o in panel.entries()] == ["Angle"]
+    assert [m.kind for m in tools.measurements] == ["angle"] and [n for n, _v, _o in panel.entries()] == ["Angle"]
     # undo goes back through the model (the ruler comes back on the canvas)
     viewer.annotation_history.undo()
-    assert [x.kind for x in vp.measurements] == ["ruler", "angle"] and len(c.rulers) == 1
+    assert [x.kind for x in vp.measurements] == ["ruler", "angle"]
+    assert [m.kind for m in tools.measurements] == ["ruler", "angle"]
     # drawn with the mouse: in the model
     QtWidgets.QApplication.processEvents()  # the panel that appeared has resized the canvas
     viewer.tool_actions["rect"].trigger()
@@ -134,22 +135,21 @@ def test_invert_is_two_way_like_the_window_and_the_view(qtbot, viewer, study_dir
 
 def test_deleting_is_intent_sent_to_the_model(qtbot, viewer, study_dir):
     open_and_wait(qtbot, viewer, study_dir)
-    vp, c, tools = viewer.model.active, viewer.canvas, viewer.measure_tools
+    vp, tools = viewer.model.active, viewer.measure_tools
     vp.add_measurement("ruler", [(5.0, 5.0), (25.0, 5.0)])
     vp.add_measurement("ruler", [(5.0, 15.0), (25.0, 15.0)])
     vp.add_measurement("ellipse", [(10.0, 30.0), (30.0, 50.0)])
     vp.add_measurement("angle", [(30.0, 10.0), (10.0, 10.0), (10.0, 30.0)])
-    ell, ang = tools.measurements
+    r1, r2, ell, ang = tools.measurements
     # the panel's Delete on the ellipse: gone from the model; the angle stays the same item
     panel = tools.panel
     panel.table.selectRow(2)
     assert tools.selected is ell
     panel.delete_selected()
-    assert [m.kind for m in vp.measurements] == ["ruler", "ruler", "angle"] and tools.measurements == [ang]
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler", "angle"] and tools.measurements == [r1, r2, ang]
     # the Delete key: the selected measurement, then (none selected) the last ruler
     tools.select(ang)
     viewer.act_del_ruler.trigger()
-    assert [m.kind for m in vp.measurements] == ["ruler", "ruler"] and tools.measurements == []
-    first = c.rulers[0]
+    assert [m.kind for m in vp.measurements] == ["ruler", "ruler"] and tools.measurements == [r1, r2]
     viewer.act_del_ruler.trigger()
-    assert [m.points for m in vp.measurements] == [((5.0, 5.0), (25.0, 5.0))] and c.rulers == [first]
+    assert [m.points for m in vp.measurements] == [((5.0, 5.0), (25.0, 5.0))] and tools.measurements == [r1]

@@ -150,28 +150,36 @@ RULER_CASES = [
 def test_ruler_reads_mm_with_its_basis_or_px(qtbot, viewer, tmp_path):
     # one window, the three bases in turn (each image's rulers are its own)
     c = viewer.canvas
+
+    def rulers():
+        return [m for m in viewer.measure_tools.measurements if m.kind == "ruler"]
+
+    def length(r):  # "12.3 mm (detector)" -> (12.3, "mm (detector)")
+        v, u = r.text().split(" ", 1)
+        return float(v), u
+
     for n, (kw, unit, expected) in enumerate(RULER_CASES):
         show_image(qtbot, viewer, write_cr(tmp_path / f"a{n}.dcm", ramp(80, 80), **kw))
-        assert c.rulers == []
-        r = c.add_ruler((10.0, 10.0), (50.0, 40.0))
-        v, u = r.length()
-        assert u == unit and v == pytest.approx(expected, rel=1e-9), kw
-        assert r.text().endswith(unit)
+        assert rulers() == []
+        r = viewer.measure_tools.add("ruler", [(10.0, 10.0), (50.0, 40.0)])
+        assert r.text() == f"{expected:.1f} {unit}", kw
+        v, u = length(r)
+        assert u == unit and viewer.model.active.measurements[0].value == pytest.approx(expected, rel=1e-9), kw
         # Drawn with the mouse in the Ruler tool: same length within a pixel's worth.
         viewer.tool_actions["ruler"].trigger()
         # (away from the first ruler's ends: a drag that starts on an end point edits that ruler)
         a = image_point_to_viewport(c, 20, 45)
         b = image_point_to_viewport(c, 60, 75)
         drag(c, QtCore.Qt.MouseButton.LeftButton, a, b, steps=12)
-        assert len(c.rulers) == 2, kw
-        v2, u2 = c.rulers[-1].length()
+        assert len(rulers()) == 2, kw
+        v2, u2 = length(rulers()[-1])
         assert u2 == unit
         tol = 1.5 * max(kw.get("pixel_spacing", kw.get("imager_spacing", (1, 1))))
         assert v2 == pytest.approx(expected, abs=tol * 1.5), kw
         viewer.act_del_ruler.trigger()
-        assert len(c.rulers) == 1
+        assert len(rulers()) == 1
         viewer.act_clear_rulers.trigger()
-        assert c.rulers == []
+        assert rulers() == [] and viewer.model.active.measurements == ()
         viewer.tool_actions["wl"].trigger()
 
 
@@ -211,12 +219,18 @@ def test_probe_reports_modality_values(qtbot, viewer, tmp_path):
 def test_rotate_flip_keep_rulers_on_the_same_image_points(qtbot, viewer, tmp_path):
     show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(40, 60)))
     c = viewer.canvas
-    r = c.add_ruler((5.0, 5.0), (25.0, 15.0))
-    L = r.length()
+    r = viewer.measure_tools.add("ruler", [(5.0, 5.0), (25.0, 15.0)])
+    L = r.text()
     viewer.act_rot_cw.trigger()
     viewer.act_flip_h.trigger()
     assert c.view_state().rotation == 1 and c.view_state().flip_h
-    assert r.length() == L
+    assert r.text() == L and r.points() == [(5.0, 5.0), (25.0, 15.0)]
+    assert viewer.model.active.measurements[0].points == ((5.0, 5.0), (25.0, 15.0))
+    # drawn where those image points are now on screen (once the scene has laid them out)
+    qtbot.wait(10)
+    for h, p in zip(r.rois[0].getHandles(), [(5.0, 5.0), (25.0, 15.0)], strict=True):
+        s, q = h.scenePos(), c.image_to_scene(*p)
+        assert abs(s.x() - q.x()) < 1 and abs(s.y() - q.y()) < 1
     x, y = c.scene_to_image(c.image_to_scene(25.0, 15.0))
     assert (x, y) == pytest.approx((25.0, 15.0), abs=1e-6)
     viewer.act_reset.trigger()
@@ -350,7 +364,7 @@ def test_export_burns_rulers_and_text_only_when_asked(qtbot, viewer, tmp_path):
     img = show_image(qtbot, viewer, write_cr(tmp_path / "a.dcm", ramp(200, 160), pixel_spacing=(0.3, 0.3)))
     c = viewer.canvas
     plain = c.render_array(native=True, annotations=False)
-    c.add_ruler((20.0, 20.0), (120.0, 150.0))
+    viewer.measure_tools.add("ruler", [(20.0, 20.0), (120.0, 150.0)])
     ann = c.render_array(native=True, annotations=True)
     assert plain.shape == ann.shape == (img.rows, img.cols, 3)
     changed = np.any(plain != ann, axis=2)

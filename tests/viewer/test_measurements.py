@@ -79,3 +79,40 @@ def test_a_measurement_added_on_the_model_gets_its_value_from_the_registry(img):
         vp.add_measurement("angle", [(0, 0), (1, 1)])
     with pytest.raises(ValueError, match="unknown measurement kind"):
         vp.add_measurement("spline", [(0, 0), (1, 1)])
+
+
+def test_the_registry_drives_the_ruler_like_any_kind(img, monkeypatch):
+    # no special case for the ruler: its value, its text (the label the canvas shows and the
+    # panel lists) and its DICOM content come from its registry entry, through the model's intent
+    from cxrviewer.core.geometry import length
+    from cxrviewer.dicom.build import length_measurement
+    from cxrviewer.viewer import ViewportModel
+    from cxrviewer.viewer import measurements as registry
+
+    vp = ViewportModel(0)
+    vp.set_pixels(img)
+    r = vp.add_measurement("ruler", [(10, 10), (50, 40)])
+    v, unit = length(img.geometry, (10, 10), (50, 40))
+    assert (r.value, r.unit, r.label) == (pytest.approx(v), "mm", f"{v:.1f} {unit}")
+    assert r.label == registry.text(r, img) == REGISTRY["ruler"].text(r.points, img)
+    (d,) = to_dicom(img, vp.measurements)
+    assert d == length_measurement(img, (10.0, 10.0), (50.0, 40.0))
+    # moved: value and text follow; removed: gone
+    m = vp.move_measurement(0, [(10, 10), (10, 60)])
+    assert m.value == pytest.approx(10.0) and m.label == "10.0 mm"
+    vp.remove_measurement(0)
+    assert vp.measurements == ()
+    # every valued kind has its text from the registry, as the ruler does
+    pts = {"ruler": [(0, 0), (40, 0)], "angle": [(40, 10), (10, 10), (10, 40)],
+           "cobb": [(0, 0), (40, 0), (0, 10), (40, 20)], "ctr": [(0, 30), (80, 30), (20, 40), (60, 40)],
+           "ellipse": [(10, 10), (30, 30)], "rect": [(10, 10), (20, 20)]}
+    for key, p in pts.items():
+        got = vp.add_measurement(key, p)
+        assert got.label == REGISTRY[key].text(got.points, img) and got.value is not None, key
+    assert [k for k, x in REGISTRY.items() if x.text is None] == ["arrow", "text"]
+    # a new kind is an entry in the registry: the model needs nothing else
+    twice = registry.Kind("twice", "Twice", "Shift+W", 2, lambda p, _img: (2 * M.length(p[0], p[1], None), "px"),
+                          lambda p, _img, _label: [], lambda p, _img: f"{2 * M.length(p[0], p[1], None):.0f} px")
+    monkeypatch.setitem(REGISTRY, "twice", twice)
+    t = vp.add_measurement("twice", [(0, 0), (3, 4)])
+    assert (t.value, t.unit, t.label) == (10.0, "px", "10 px")

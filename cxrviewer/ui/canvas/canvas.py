@@ -14,10 +14,13 @@ Why it is built this way:
 * Geometry (pixel aspect from Pixel Spacing, rotation, flips) is one ``QTransform`` on the
   image item: :meth:`ImageCanvas.image_transform`. Overlay layers (the AI heatmap) get the
   same transform through :meth:`ImageCanvas.add_layer`, so they stay aligned pixel-exactly.
-  Rulers keep their end points in image coordinates and are re-placed when the view turns.
+* Measurements, the ruler included, are not the canvas's: they are the viewer model's, drawn
+  (on a layer, in image coordinates) by :mod:`cxrviewer.ui.reading.measure_tools`, which
+  registers its tools here (:meth:`ImageCanvas.register_tool`) and its export line specs
+  (:attr:`ImageCanvas.export_specs`). The canvas keeps only the tool names (Ruler, D, included).
 * Corner text is four outlined ``QLabel`` children of the canvas widget (painting their own
   outline: no graphics effect), so ``grab()`` includes them
-  (:mod:`cxrviewer.ui.canvas.canvas_overlay`: the text, the labels and the export); rulers, the probe
+  (:mod:`cxrviewer.ui.canvas.canvas_overlay`: the text, the labels and the export); the probe
   report and small Qt helpers are in :mod:`cxrviewer.ui.canvas.canvas_items`.
 """
 
@@ -32,14 +35,13 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.display import levels_for_preset, render, window_from_levels
-from cxrviewer.core.geometry import display_aspect, fallback_window, length, pixel_centre_mm
+from cxrviewer.core.geometry import display_aspect, fallback_window, pixel_centre_mm
 from cxrviewer.core.orientation import EDGES
 from cxrviewer.core.types import LoadedImage, WindowPreset
 from cxrviewer.render.export import RulerSpec, ViewState
 from cxrviewer.ui.canvas.canvas_items import (  # noqa: F401 - re-exported: the canvas's public parts
     OutlinedLabel,
     ProbeInfo,
-    Ruler,
     _Layer,
     _ViewBox,
     qimage_to_rgb,
@@ -50,6 +52,8 @@ from cxrviewer.ui.canvas.image_item import DecimatingImageItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
+#: the left-button tools; "ruler" (and the other measurements) is drawn by the measurement tools
+#: that register it (:meth:`ImageCanvas.register_tool`): without them it does nothing
 TOOLS = ("wl", "pan", "zoom", "ruler", "probe", "magnify")
 TOOL_NAMES = {"wl": "Window/Level", "pan": "Pan", "zoom": "Zoom", "ruler": "Ruler", "probe": "Probe",
               "magnify": "Magnifier"}
@@ -69,8 +73,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         A :class:`ProbeInfo` under the mouse, or ``None`` outside the image.
     viewChanged()
         Zoom, pan, rotation or flip changed.
-    rulersChanged()
-        A ruler was added, changed or deleted.
     imageShown()
         A new image is on screen.
     cleared()
@@ -82,7 +84,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     windowChanged = QtCore.Signal(float, float)
     probed = QtCore.Signal(object)
     viewChanged = QtCore.Signal()
-    rulersChanged = QtCore.Signal()
     imageShown = QtCore.Signal()
     cleared = QtCore.Signal()
     frameStepRequested = QtCore.Signal(int)
@@ -138,8 +139,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self._aspect = (1.0, 1.0)
         self._layers: list[_Layer] = []
         self._pad_item: pg.ImageItem | None = None
-        self.rulers: list[Ruler] = []
-        self._drawing: Ruler | None = None
         self._tool = "wl"
         #: tools added by other modules (measure_tools): name -> left-drag handler(ev)
         self._tool_handlers: dict[str, Callable] = {}
@@ -166,7 +165,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     def set_image(self, img: LoadedImage, preset: WindowPreset | None = None, keep_view: bool = False) -> None:
         """Show ``img`` with ``preset`` (default: the file's window, else the robust one)."""
         self.img = img
-        self.clear_rulers(emit=False)
         self._probe_marker.hide()
         self.probed.emit(None)  # the last image's probe text (its mm) is not this image's
         if not keep_view:
@@ -201,7 +199,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
     def clear(self) -> None:
         """Show nothing (no image open)."""
         self.img = None
-        self.clear_rulers(emit=False)
         self.probed.emit(None)
         self.image_item.clear()
         self._shown = None
@@ -305,8 +302,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self.image_item.setTransform(t)
         for layer in self._layers:
             layer.item.setTransform(t)
-        for r in self.rulers:
-            r.update()
 
     def _set_view(self, **kw) -> None:
         old = self._view
@@ -417,46 +412,9 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         self._layers = [la for la in self._layers if la.item is not item]
         self.view_box.removeItem(item)
 
-    # ---------------------------------------------------------------- rulers
-    def measure(self, p0: tuple[float, float], p1: tuple[float, float]) -> tuple[float, str]:
-        """Length between two image points: mm with the calibration basis, else px.
-
-        Never claims a calibration the header lacks: without Pixel Spacing or Imager Pixel
-        Spacing the unit is ``px``.
-        """
-        return length(self.img.geometry if self.img is not None else None, p0, p1)
-
-    def add_ruler(self, p0: tuple[float, float], p1: tuple[float, float]) -> Ruler:
-        """Add a ruler between two image points (x = column, y = row)."""
-        r = Ruler(self, p0)
-        r.p1 = p1
-        r.update()
-        self.rulers.append(r)
-        self.rulersChanged.emit()
-        return r
-
-    def remove_ruler(self, ruler: Ruler, emit: bool = True) -> None:
-        """Take ``ruler`` off the canvas."""
-        ruler.remove()
-        self.rulers.remove(ruler)
-        if emit:
-            self.rulersChanged.emit()
-
-    def delete_selected_ruler(self) -> bool:
-        sel = [r for r in self.rulers if r.selected] or self.rulers[-1:]
-        for r in sel:
-            r.remove()
-            self.rulers.remove(r)
-        if sel:
-            self.rulersChanged.emit()
-        return bool(sel)
-
-    def clear_rulers(self, emit: bool = True) -> None:
-        for r in self.rulers:
-            r.remove()
-        self.rulers = []
-        if emit:
-            self.rulersChanged.emit()
+    def annotation_specs(self) -> list[RulerSpec]:
+        """The annotation line specs (the measurement tools' :attr:`export_specs`) for an export."""
+        return [s for f in self.export_specs for s in f()]
 
     # ----------------------------------------------------------------- probe
     def scene_to_image(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
@@ -495,7 +453,8 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         return self._tool
 
     def set_tool(self, tool: str) -> None:
-        """Left-button tool: ``wl`` (default), ``pan``, ``zoom``, ``ruler``, ``probe``."""
+        """Left-button tool: ``wl`` (default), ``pan``, ``zoom``, ``probe``, ``magnify``, or one a
+        module registered (``ruler`` and the other measurement tools)."""
         if tool not in TOOLS and tool not in self._tool_handlers:
             raise ValueError(f"unknown tool {tool!r}; one of {TOOLS + tuple(self._tool_handlers)}")
         self._tool = tool
@@ -539,24 +498,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
             f = 1.01 ** d.y()
             center = self.view_box.mapToView(ev.buttonDownPos())
             self.view_box.scaleBy((f, f), center=center)
-        elif self._tool == "ruler" and self.img is not None:
-            x, y = self.scene_to_image(ev.scenePos())
-            if ev.isStart():
-                # On an end point of a ruler: move that end (rulers stay editable); else draw.
-                self._drawing, self._drawing_end = self.ruler_end_at(ev.buttonDownScenePos())
-                if self._drawing is None:
-                    x0, y0 = self.scene_to_image(ev.buttonDownScenePos())
-                    self._drawing = Ruler(self, (x0, y0))
-                    self.rulers.append(self._drawing)
-            if self._drawing is not None:
-                if self._drawing_end == 0:
-                    self._drawing.p0 = (x, y)
-                else:
-                    self._drawing.p1 = (x, y)
-                self._drawing.update()
-            if ev.isFinish():
-                self._drawing = None
-                self.rulersChanged.emit()
         elif self._tool == "probe":
             self._show_probe(ev.scenePos())
         elif self._tool == "magnify":
@@ -570,28 +511,6 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
             self._tool_handlers[self._tool](ev)  # a click (no isStart): e.g. placing a text label
         elif self._tool == "probe":
             self._show_probe(ev.scenePos())
-        elif self._tool == "ruler":
-            # A click selects the nearest ruler (Delete removes it).
-            best = None
-            for r in self.rulers:
-                dist = r.distance_to(ev.scenePos())
-                if dist < 8 and (best is None or dist < best[0]):
-                    best = (dist, r)
-            for r in self.rulers:
-                r.selected = best is not None and r is best[1]
-                r.update()
-
-    def ruler_end_at(self, scene_pos, tolerance: float = 8.0) -> tuple[Ruler | None, int]:
-        """The ruler end point within ``tolerance`` screen pixels: ``(ruler, 0 or 1)``, else
-        ``(None, 1)``."""
-        best: tuple[float, Ruler | None, int] = (tolerance, None, 1)
-        for r in self.rulers:
-            for end, p in ((0, r.p0), (1, r.p1)):
-                q = self.image_to_scene(*p)
-                d = math.hypot(q.x() - scene_pos.x(), q.y() - scene_pos.y())
-                if d <= best[0]:
-                    best = (d, r, end)
-        return best[1], best[2]
 
     def _show_probe(self, scene_pos) -> None:
         x, y = self.scene_to_image(scene_pos)

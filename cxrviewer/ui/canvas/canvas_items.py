@@ -1,8 +1,7 @@
-"""The canvas's parts: the probe report, rulers, the gesture-routing ViewBox, layers, QImage helpers."""
+"""The canvas's parts: the probe report, the gesture-routing ViewBox, layers, QImage helpers."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,7 +11,6 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cxrviewer.core.types import LoadedImage
-from cxrviewer.render.export import RulerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrviewer.ui.canvas.canvas import ImageCanvas
@@ -43,69 +41,6 @@ class ProbeInfo:
         if self.x_mm is not None and self.y_mm is not None:
             s += f"  x {self.x_mm:.1f} y {self.y_mm:.1f} {self.mm_label}"
         return s
-
-
-class Ruler:
-    """A distance measurement: end points in image coordinates, drawn in the view."""
-
-    def __init__(self, canvas: ImageCanvas, p0: tuple[float, float]):
-        self.canvas = canvas
-        self.p0 = p0
-        self.p1 = p0
-        self.selected = False
-        self.line = pg.PlotCurveItem(pen=pg.mkPen((255, 220, 0), width=2))
-        self.ends = pg.ScatterPlotItem(size=7, pen=pg.mkPen((255, 220, 0)), brush=None, symbol="o")
-        self.label = pg.TextItem("", color=(255, 220, 0), anchor=(0, 1.0), fill=pg.mkBrush(0, 0, 0, 140))
-        for it in (self.line, self.ends, self.label):
-            it.setZValue(100)
-            # the canvas handles the mouse (select, drag an end): the items must not take it
-            it.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
-            it.setAcceptHoverEvents(False)
-            canvas.view_box.addItem(it, ignoreBounds=True)
-        self.update()
-
-    def items(self):
-        return (self.line, self.ends, self.label)
-
-    def length(self) -> tuple[float, str]:
-        """``(value, unit label)``: mm with its calibration basis, else pixels."""
-        return self.canvas.measure(self.p0, self.p1)
-
-    def text(self) -> str:
-        v, unit = self.length()
-        return f"{v:.1f} {unit}"
-
-    def spec(self) -> RulerSpec:
-        return RulerSpec(self.p0, self.p1, self.text())
-
-    def update(self) -> None:
-        t = self.canvas.image_transform()
-        a = t.map(QtCore.QPointF(*self.p0))
-        b = t.map(QtCore.QPointF(*self.p1))
-        color = (0, 200, 255) if self.selected else (255, 220, 0)
-        self.line.setData([a.x(), b.x()], [a.y(), b.y()])
-        self.line.setPen(pg.mkPen(color, width=2))
-        self.ends.setData([a.x(), b.x()], [a.y(), b.y()])
-        self.ends.setPen(pg.mkPen(color))
-        self.label.setText(self.text(), color=color)
-        self.label.setPos(b)
-
-    def distance_to(self, scene_pos: QtCore.QPointF) -> float:
-        """Distance in screen pixels from a scene point to the drawn segment."""
-        vb = self.canvas.view_box
-        t = self.canvas.image_transform()
-        a = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p0)))
-        b = vb.mapViewToScene(t.map(QtCore.QPointF(*self.p1)))
-        ax, ay, bx, by = a.x(), a.y(), b.x(), b.y()
-        px, py = scene_pos.x(), scene_pos.y()
-        dx, dy = bx - ax, by - ay
-        L2 = dx * dx + dy * dy
-        u = 0.0 if L2 == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
-        return math.hypot(ax + u * dx - px, ay + u * dy - py)
-
-    def remove(self) -> None:
-        for it in self.items():
-            self.canvas.view_box.removeItem(it)
 
 
 class OutlinedLabel(QtWidgets.QLabel):

@@ -108,7 +108,7 @@ class CanvasOverlay:
     # -------------------------------------------------------------- export
     def render_array(self, native: bool = False, anonymize: bool = False, annotations: bool = True) -> np.ndarray:
         """What is on screen (``native=False``) or the whole image at native resolution, with
-        the visible layers, rulers and (unless ``annotations`` is False) corner text burned in.
+        the visible layers, the measurements (rulers included) and (unless ``annotations`` is False) corner text burned in.
 
         Returns an RGB ``uint8`` array ``(height, width, 3)``; saving is separate.
         """
@@ -121,8 +121,7 @@ class CanvasOverlay:
                 self._preset,
                 view=self._view,
                 layers=self.export_layers(),
-                rulers=[r.spec() for r in self.rulers] + [s for f in self.export_specs for s in f()]
-                if annotations else [],
+                rulers=self.annotation_specs() if annotations else [],
                 annotations=show_text,
                 anonymize=anonymize,
                 ai_lines=self._extra_text,
@@ -131,15 +130,14 @@ class CanvasOverlay:
             if arr.ndim == 2:
                 arr = np.repeat(arr[..., None], 3, axis=2)
             return arr
-        # On screen: grab the widget (image, layers, rulers, labels) after putting the
+        # On screen: grab the widget (image, layers, measurements, labels) after putting the
         # requested text in the labels, so an anonymized grab never shows PHI.
-        hidden_rulers = []
+        hidden = []
         if not annotations:
-            extra = [it for f in self.annotation_items for it in f()]  # measure_tools' shapes
-            for it in [*(it for r in self.rulers for it in r.items()), *extra]:
+            for it in (it for f in self.annotation_items for it in f()):  # measure_tools' shapes
                 if it.isVisible():
                     it.hide()
-                    hidden_rulers.append(it)
+                    hidden.append(it)
         self._set_label_text(self.corner_text(anonymize=anonymize))
         for lab in self._labels.values():
             lab.setVisible(show_text)
@@ -148,7 +146,7 @@ class CanvasOverlay:
         try:
             qimg = self.grab().toImage()
         finally:
-            for it in hidden_rulers:
+            for it in hidden:
                 it.show()
             if self._probe_marker_was:
                 self._probe_marker.show()

@@ -243,7 +243,7 @@ class DicomObjects(QtCore.QObject):
 
     def _sc_pixels(self, native: bool, anonymize: bool, masks=()):
         """The capture: the screen as shown, or (native, or any de-identified capture) the
-        export composition with the canvas's window, orientation, layers, rulers and text;
+        export composition with the canvas's window, orientation, layers, measurements and text;
         de-identified text has no dates or study description (the header no longer has them)."""
         import numpy as np
 
@@ -262,7 +262,7 @@ class DicomObjects(QtCore.QObject):
             img.header = dataclasses.replace(img.header, study_date="", study_time="", study_description="")
         arr = compose_export(
             img, canvas.current_preset(), view=canvas.view_state(), layers=canvas.export_layers(),
-            rulers=[r.spec() for r in canvas.rulers], annotations=canvas.overlay_visible(), anonymize=anonymize,
+            rulers=canvas.annotation_specs(), annotations=canvas.overlay_visible(), anonymize=anonymize,
             ai_lines=self._ai_lines(), native=native, max_size=max(canvas.width(), canvas.height(), 1024))
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
@@ -445,7 +445,7 @@ class DicomObjects(QtCore.QObject):
         return True
 
     def apply_presentation(self, ps) -> None:
-        """Window, orientation, invert and rulers of a presentation state on the image shown."""
+        """Window, orientation, invert and measurements of a presentation state on the image shown."""
         from cxrviewer.core.types import WindowPreset
 
         win = self.window
@@ -466,15 +466,13 @@ class DicomObjects(QtCore.QObject):
             fn = "SIGMOID" if ps.voi_function.upper() == "SIGMOID" else "LINEAR"
             canvas.set_preset(WindowPreset(ps.window_name or "Presentation state", ps.window_center,
                                            max(ps.window_width, 1.0), fn, "user"))
-        canvas.clear_rulers()
         tools = win.measure_tools
-        if tools is not None:
-            tools.clear()
-        for kind, pts in ps.measurements():
-            if kind == "ruler":
-                canvas.add_ruler(tuple(pts[0]), tuple(pts[1]))
-            elif tools is not None:
-                tools.add(kind, [tuple(p) for p in pts])
+        if tools is not None:  # on the viewer model (every kind, the ruler included), which the canvas draws
+            from cxrviewer.viewer import Measurement
+            from cxrviewer.viewer.measurements import REGISTRY
+
+            tools.model.set_measurements([Measurement(kind, tuple(tuple(p) for p in pts))
+                                          for kind, pts in ps.measurements() if kind in REGISTRY])
         win.show_message(f"Presentation state {ps.label or ps.sop_instance_uid} applied")
         self.presentationApplied.emit(ps)
 

@@ -1,10 +1,11 @@
-"""Undo / Redo for the annotations of the image on screen (rulers and measurements).
+"""Undo / Redo for the annotations of the image on screen (its measurements, rulers included).
 
-Each finished change (a ruler drawn, a measurement drawn, moved, edited or deleted, Clear)
-is one step: a snapshot of every ruler's and measurement's points. Undo puts the previous
-snapshot back, Redo the next one. The history belongs to the image shown and starts again
-when another image is shown (its annotations come back from the reading state, which then
-saves whatever Undo/Redo leave). Tools → Undo (Ctrl+Z) / Redo (Ctrl+Shift+Z, Ctrl+Y).
+Each finished change (a measurement drawn, moved, edited or deleted, Clear) is one step: a
+snapshot of the viewport model's measurements (kind, points, the reader's own text). Undo sets
+the previous snapshot on the model (the canvas draws what it holds), Redo the next one. The
+history belongs to the image shown and starts again when another image is shown (its
+annotations come back from the reading state, which then saves whatever Undo/Redo leave).
+Tools → Undo (Ctrl+Z) / Redo (Ctrl+Shift+Z, Ctrl+Y).
 
 The Delete key deletes the selected measurement, else the selected (or last) ruler.
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui
 
 from cxrviewer.viewer import Measurement
+from cxrviewer.viewer import measurements as registry
 
-Snapshot = tuple[tuple[tuple[float, float, float, float], ...], tuple[tuple[str, tuple[tuple[float, float], ...], str], ...]]
+Snapshot = tuple[tuple[str, tuple[tuple[float, float], ...], str], ...]
 
 
 class AnnotationHistory(QtCore.QObject):
@@ -31,7 +33,6 @@ class AnnotationHistory(QtCore.QObject):
         self._undo: list[Snapshot] = []
         self._redo: list[Snapshot] = []
         self._applying = False
-        self.canvas.rulersChanged.connect(self._record)
         self.tools.changed.connect(self._record)
         keeper = window.reading_state
         if keeper is not None:
@@ -42,17 +43,15 @@ class AnnotationHistory(QtCore.QObject):
     def set_canvas(self, canvas, tools) -> None:
         """Follow another viewport's ``canvas`` and its measurement ``tools`` (the active
         viewport changed); the history starts again there, as for a new image."""
-        self.canvas.rulersChanged.disconnect(self._record)
         self.tools.changed.disconnect(self._record)
         self.canvas, self.tools = canvas, tools
-        canvas.rulersChanged.connect(self._record)
         tools.changed.connect(self._record)
         self.reset()
 
     def snapshot(self) -> Snapshot:
-        rulers = tuple((r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in self.canvas.rulers)
-        meas = tuple((m.kind, tuple(m.points()), m.note) for m in self.tools.measurements)
-        return rulers, meas
+        # the reader's own text only (an arrow's, a text label's): a value's text is the registry's
+        return tuple((m.kind, tuple(m.points), m.label if registry.kind(m.kind).text is None else "")
+                     for m in self.tools.model.measurements)
 
     def reset(self) -> None:
         """A new image: its current annotations are the first state."""
@@ -92,36 +91,12 @@ class AnnotationHistory(QtCore.QObject):
         return True
 
     def _apply(self, snap: Snapshot) -> None:
-        rulers, meas = snap
-        vp = _model_of(self.window, self.canvas)
-        if vp is not None:  # through the model: the canvas draws what it holds
-            self._applying = True
-            try:
-                vp.set_measurements([Measurement("ruler", ((x0, y0), (x1, y1))) for x0, y0, x1, y1 in rulers]
-                                    + [Measurement(kind, tuple(pts), label=note) for kind, pts, note in meas])
-            finally:
-                self._applying = False
-            self.changed.emit()
-            return
-        self._applying = True  # a window without the viewer model's bridge: on the canvas itself
+        self._applying = True  # on the model: the canvas draws what it holds
         try:
-            self.canvas.clear_rulers(emit=False)
-            for x0, y0, x1, y1 in rulers:
-                self.canvas.add_ruler((x0, y0), (x1, y1))
-            self.tools.clear()
-            for kind, pts, note in meas:
-                self.tools.add(kind, list(pts), note=note)
+            self.tools.model.set_measurements([Measurement(kind, pts, label=note) for kind, pts, note in snap])
         finally:
-            self._applying = False
-        self.canvas.rulersChanged.emit()  # the reading state saves what is on screen now
+            self._applying = False  # (the tools' "changed" told the reading state already)
         self.changed.emit()
-
-
-def _model_of(window, canvas):
-    """The viewer model's viewport for ``canvas`` (``None`` before the viewports' bridge is up)."""
-    binding = getattr(window, "viewport_binding", None)
-    bridge = binding.bridge if binding is not None else None
-    return bridge.viewport_of(canvas) if bridge is not None else None
 
 
 def install(window) -> AnnotationHistory:

@@ -1,4 +1,4 @@
-"""Per-image reading state: window, zoom/pan, rotation/flip/invert and rulers belong to the image.
+"""Per-image reading state: window, zoom/pan, rotation/flip/invert and measurements belong to the image.
 
 Leaving an image and coming back (PgDown, PgUp, another series, a restart) puts back what the
 reader left: the same window, the same part of the image at the same zoom, the same
@@ -82,7 +82,8 @@ class ReadingState:
     ``window`` is ``None`` for "the image's default"; ``center`` is the image point (x =
     column, y = row) at the middle of the view and ``zoom`` screen pixels per image pixel,
     both ``None`` when the image is fitted to the window. ``rulers`` are ``(x0, y0, x1, y1)``
-    in image coordinates.
+    in image coordinates (the model's ``ruler`` measurements: kept apart in the file, the
+    format it always had).
     """
 
     window: WindowPreset | None = None
@@ -240,10 +241,11 @@ class ReadingStateStore:
 class ReadingStateKeeper(QtCore.QObject):
     """Keeps the canvas's state per image for a main window.
 
-    Every change on the canvas (window, view, rulers) of the image the state belongs to is
-    captured at once (cheap) and written :data:`SAVE_DELAY_MS` later, or at once when the
-    reader moves to another image or the window closes (:meth:`flush`). Changes that the
-    canvas makes while it switches images are not captured: they belong to no one yet.
+    Every change of the image the state belongs to (the canvas's window and view, the
+    measurements: the tools' ``changed``) is captured at once (cheap) and written
+    :data:`SAVE_DELAY_MS` later, or at once when the reader moves to another image or the
+    window closes (:meth:`flush`). Changes that the canvas makes while it switches images are
+    not captured: they belong to no one yet.
     """
 
     restored = QtCore.Signal(object)  # the ReadingState put back, after an image is shown
@@ -264,7 +266,7 @@ class ReadingStateKeeper(QtCore.QObject):
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self.flush)
         self.tools = window.measure_tools
-        sigs = [self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged]
+        sigs = [self.canvas.windowChanged, self.canvas.viewChanged]
         if self.tools is not None:
             sigs.append(self.tools.changed)
         for sig in sigs:
@@ -292,12 +294,12 @@ class ReadingStateKeeper(QtCore.QObject):
         active viewport changed. Its image is already on screen with its state, so nothing
         is restored; the previous image's pending state is written first."""
         self.flush()
-        for sig in (self.canvas.windowChanged, self.canvas.viewChanged, self.canvas.rulersChanged):
+        for sig in (self.canvas.windowChanged, self.canvas.viewChanged):
             sig.disconnect(self._changed)
         if self.tools is not None:
             self.tools.changed.disconnect(self._changed)
         self.canvas, self.tools = canvas, tools
-        for sig in (canvas.windowChanged, canvas.viewChanged, canvas.rulersChanged):
+        for sig in (canvas.windowChanged, canvas.viewChanged):
             sig.connect(self._changed)
         if tools is not None:
             tools.changed.connect(self._changed)
@@ -313,12 +315,15 @@ class ReadingStateKeeper(QtCore.QObject):
         img = c.img
         win = c.current_preset()
         default = img.default_preset if img is not None else None
+        ms = self.tools.model.measurements if self.tools is not None else ()
+        # the reader's own text (an arrow's, a text label's); a value's text is the registry's
+        notes = [m.label if registry.kind(m.kind).text is None else "" for m in ms]
         st = ReadingState(
             window=None if win is None or win == default else win,
             rotation=v.rotation % 4, flip_h=v.flip_h, flip_v=v.flip_v, invert=v.invert,
-            rulers=[(r.p0[0], r.p0[1], r.p1[0], r.p1[1]) for r in c.rulers],
-            measurements=[(m.kind, m.points(), m.note) if m.note else (m.kind, m.points())
-                          for m in self.tools.measurements] if self.tools is not None else [],
+            rulers=[(*m.points[0], *m.points[1]) for m in ms if m.kind == "ruler"],
+            measurements=[(m.kind, [tuple(p) for p in m.points], n) if n else (m.kind, [tuple(p) for p in m.points])
+                          for m, n in zip(ms, notes, strict=True) if m.kind != "ruler"],
         )
         if not c.is_fit():
             st.center, st.zoom = c.center_zoom()
@@ -377,40 +382,22 @@ class ReadingStateKeeper(QtCore.QObject):
                 c.set_invert(st.invert)
             if st.window is not None and c.img is not None and not c.img.is_color:
                 c.set_preset(st.window)
-            vp = _model_of(self.window, c)
-            if vp is not None:  # through the viewer model, which the canvas draws
+            if tools is not None:  # on the viewer model, which the canvas draws
                 known = [(kind, pts, text) for kind, pts, *text in st.measurements if kind in registry.REGISTRY]
                 for kind, *_rest in st.measurements:
                     if kind not in registry.REGISTRY:
                         _log.warning("reading state of %s: measurement %r skipped: unknown kind",
                                      c.img.path if c.img else "?", kind)
-                vp.set_measurements(
+                tools.model.set_measurements(
                     [Measurement("ruler", ((x0, y0), (x1, y1))) for x0, y0, x1, y1 in st.rulers]
                     + [Measurement(kind, tuple(tuple(p) for p in pts), label=text[0] if text else "")
                        for kind, pts, text in known])
-            else:
-                c.clear_rulers(emit=False)
-                for x0, y0, x1, y1 in st.rulers:
-                    c.add_ruler((x0, y0), (x1, y1))
-            if vp is None and tools is not None:
-                tools.clear()
-                for kind, pts, *text in st.measurements:
-                    try:
-                        tools.add(kind, pts, note=text[0] if text else "")
-                    except (ValueError, IndexError) as e:  # a kind this version does not know
-                        _log.warning("reading state of %s: measurement %r skipped: %s", c.img.path if c.img else "?", kind, e)
             if st.center is not None and st.zoom is not None:
                 c.set_center_zoom(st.center[0], st.center[1], st.zoom)
             else:
                 c.fit()
         finally:
             self._restoring = False
-
-
-def _model_of(window, canvas):
-    from cxrviewer.ui.reading.annotation_history import _model_of as model_of
-
-    return model_of(window, canvas)
 
 
 def install(window) -> ReadingStateKeeper:

@@ -106,7 +106,7 @@ MOUSE_HELP = [
                    "drag down = higher level (center), up = lower level"),
     ("Middle drag", "Pan"),
     ("Wheel", "Zoom about the pointer"),
-    ("Click (Ruler tool)", "select the nearest ruler; Delete removes it"),
+    ("Click a measurement", "select it (a ruler, an angle...); Delete removes it"),
     ("Mouse move", "pixel probe in the status bar (stored value, modality value, row/col, mm)"),
 ]
 

@@ -298,8 +298,9 @@ class MainWindow(QtWidgets.QMainWindow):
             a.triggered.connect(lambda _=False, f=f: Loupe.set_factor(f))
             zoom_group.addAction(a)
         m_tools.addSeparator()
-        self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", lambda: self.canvas.delete_selected_ruler(), [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
-        self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", lambda: self.canvas.clear_rulers(), "Ctrl+Shift+Del")
+        # the rulers are the active viewport's measurement tools' (the viewer model's "ruler" kind)
+        self.act_del_ruler = self._action(m_tools, "&Delete Selected Ruler", lambda: self.measure_tools is not None and self.measure_tools.delete_ruler(), [QtGui.QKeySequence.StandardKey.Delete, "Backspace"])
+        self.act_clear_rulers = self._action(m_tools, "&Clear All Rulers", lambda: self.measure_tools is not None and self.measure_tools.clear_kind("ruler"), "Ctrl+Shift+Del")
 
         m_help = self.menus["help"] = mb.addMenu("&Help")
         self.act_shortcuts = self._action(m_help, "&Keyboard Shortcuts", self.show_shortcuts, "F1")

@@ -1,33 +1,30 @@
 """Keeps the viewer model (:mod:`cxrviewer.viewer`) and the viewport widgets in step.
 
 Widgets → model: what each viewport's canvas shows (image reference, window, orientation,
-invert and relative zoom/pan, the rulers and measurement tools' finished shapes), the layout and
-the active viewport. Model → widgets: the captions, which the model derives (so "Prior · date"
-cannot outlive the image it described); window and view (invert included) set on the model; the
-model's measurements, which the canvas draws (added, moved or removed on the model by any
-feature, undo/redo, a restored reading, or the tools' own intent: delete, text labels); and
-intent sent to the model (layout, active viewport, ``request_open``), which the grid carries
-out. Exports, SR and GSPS then read the model, not a panel.
+invert and relative zoom/pan), the layout and the active viewport. Model → widgets: the
+captions, which the model derives (so "Prior · date" cannot outlive the image it described);
+window and view (invert included) set on the model; and intent sent to the model (layout,
+active viewport, ``request_open``), which the grid carries out.
+
+Measurements (the ruler included) are not mirrored at all: each viewport's measurement tools
+(:mod:`cxrviewer.ui.reading.measure_tools`) are given that viewport's model, draw what it holds
+and send the reader's drawing, moving and deleting to it as intent. Exports, SR and GSPS then
+read the model, not a panel.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from PySide6 import QtCore
 
 from cxrviewer.viewer import (
     ImageRef,
-    Measurement,
     ViewerModel,
     ViewportModel,
     ViewTransform,
     Window,
 )
-from cxrviewer.viewer import measurements as registry
-
-_log = logging.getLogger(__name__)
 
 
 class ModelBridge(QtCore.QObject):
@@ -62,16 +59,12 @@ class ModelBridge(QtCore.QObject):
         c.cleared.connect(lambda i=index: self.model[i].set_image(None))
         c.windowChanged.connect(lambda center, width, i=index: self.model[i].set_window(Window(center, width)))
         c.viewChanged.connect(lambda i=index: self._view(i))
-        c.rulersChanged.connect(lambda i=index: self.measurements(i))
         tools = self.tools_for(c)
-        if tools is not None:
-            tools.changed.connect(lambda i=index: self.measurements(i))
-            tools.model = self.model[index]  # the tools' intent (delete, text labels) goes to the model
+        if tools is not None:  # they draw this viewport's measurements and send intent to it
+            tools.set_model(self.model[index])
         # a window set on the model (by any feature, Qt-free) is what the canvas shows
         self.model[index].window_changed.connect(lambda win, i=index: self._apply_window(i, win))
         self.model[index].view_changed.connect(lambda view, i=index: self._apply_view(i, view))
-        # measurements set on the model (a feature, undo/redo, a restored reading) are drawn
-        self.model[index].measurements_changed.connect(lambda items, i=index: self._apply_measurements(i, items))
         if c.img is not None:
             self.image_shown(index)
 
@@ -92,7 +85,6 @@ class ModelBridge(QtCore.QObject):
         center, width = c.window()
         m.set_window(Window(center, width) if width > 0 else None)
         self._view(index)
-        self.measurements(index)
 
     def _apply_view(self, index: int, view) -> None:
         """Orientation, invert, zoom and centre set on the model, put on the canvas (the
@@ -145,108 +137,6 @@ class ModelBridge(QtCore.QObject):
             if vp.canvas is canvas:
                 return self.model[vp.index]
         return None
-
-    @staticmethod
-    def _key(kind: str, points, note: str) -> tuple:
-        return kind, tuple((round(float(x), 3), round(float(y), 3)) for x, y in points), note
-
-    def _drawn(self, index: int) -> list[tuple]:
-        """What canvas ``index`` draws, as ``(kind, points, note)`` keys (finished ones only)."""
-        c = self.grid.canvas(index)
-        out = [self._key("ruler", (r.p0, r.p1), "") for r in c.rulers]
-        tools = self.tools_for(c)
-        out += [self._key(m.kind, m.points(), m.note) for m in (tools.measurements if tools is not None else [])
-                if m.complete()]
-        return out
-
-    def _apply_measurements(self, index: int, items: tuple) -> None:
-        """Draw the model's measurements on canvas ``index`` (when they are not what it draws
-        already: the canvas's own changes come back here as the model's)."""
-        c = self.grid.canvas(index)
-        tools = self.tools_for(c)
-        if self._applying or c.img is None or (tools is not None and tools.drawing):
-            return
-        notes = [m.label if registry.kind(m.kind).compute is None else "" for m in items]
-        if [self._key(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)] == self._drawn(index):
-            return
-        want = [(m.kind, m.points, n) for m, n in zip(items, notes, strict=True)]  # drawn exactly, compared rounded
-        self._applying = True
-        try:
-            c.blockSignals(True)  # one rulersChanged below, not one per ruler
-            try:
-                self._reconcile([x for x in want if x[0] == "ruler"], list(c.rulers),
-                                lambda r: self._key("ruler", (r.p0, r.p1), ""),
-                                lambda r: c.remove_ruler(r, emit=False),
-                                lambda _k, pts, _n: c.add_ruler(pts[0], pts[1]))
-            finally:
-                c.blockSignals(False)
-            if tools is not None:
-                tools.blockSignals(True)
-                try:
-                    self._reconcile([x for x in want if x[0] != "ruler"],
-                                    [m for m in tools.measurements if m.complete()],
-                                    lambda m: self._key(m.kind, m.points(), m.note), tools.remove,
-                                    lambda k, pts, n: self._draw_tool(tools, k, pts, n))
-                finally:
-                    tools.blockSignals(False)
-        finally:
-            self._applying = False
-        # the panel, undo history and reading state hear of it as of any drawing; and the
-        # model takes the drawn labels back (the echo draws nothing: same keys)
-        c.rulersChanged.emit()
-        if tools is not None:
-            tools.changed.emit()
-
-    def _reconcile(self, want: list, drawn: list, key: Callable, remove: Callable, add: Callable) -> None:
-        """Make ``drawn`` (items on the canvas) show ``want`` (``(kind, points, note)``): only
-        removals, or only additions at the end, touch just those items (the others keep their
-        selection and any half-drawn shape); anything else redraws them all."""
-        wkeys = [self._key(*w) for w in want]
-        dkeys = [key(d) for d in drawn]
-        if dkeys == wkeys[: len(dkeys)]:  # added at the end
-            for w in want[len(dkeys):]:
-                add(*w)
-            return
-        keep, j = [], 0
-        for d, k in zip(drawn, dkeys, strict=True):
-            if j < len(wkeys) and k == wkeys[j]:
-                keep.append(d)
-                j += 1
-        if j == len(wkeys):  # removed
-            for d in drawn:
-                if d not in keep:
-                    remove(d)
-            return
-        for d in drawn:
-            remove(d)
-        for w in want:
-            add(*w)
-
-    @staticmethod
-    def _draw_tool(tools, kind: str, pts, note: str) -> None:
-        try:
-            tools.add(kind, list(pts), emit=False, note=note)
-        except (ValueError, IndexError) as e:  # too few points for its kind
-            _log.warning("measurement %r not drawn: %s", kind, e)
-
-    def measurements(self, index: int) -> None:
-        if self._applying:
-            return
-        c = self.grid.canvas(index)
-        out: list[Measurement] = []
-        for r in c.rulers:
-            value, unit = r.length()
-            out.append(Measurement("ruler", (tuple(r.p0), tuple(r.p1)), float(value), unit, r.text()))
-        tools = self.tools_for(c)
-        for m in (tools.measurements if tools is not None else []):
-            if m.complete():
-                pts = tuple((float(x), float(y)) for x, y in m.points())
-                try:
-                    value, unit = registry.compute(Measurement(m.kind, pts), c.img)
-                except (ValueError, ZeroDivisionError, IndexError):  # a degenerate shape
-                    value, unit = None, ""
-                out.append(Measurement(m.kind, pts, value, unit, m.text()))
-        self.model[index].set_measurements(out)
 
     def _captions(self, captions: tuple) -> None:
         for i, text in enumerate(captions):
