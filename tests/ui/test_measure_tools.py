@@ -202,6 +202,8 @@ def test_a_ruler_drawn_with_the_mouse_is_the_models(calibrated, qtbot):
     (drawn,) = t.measurements
     assert drawn.kind == "ruler" and drawn.index == 0 and np.allclose(drawn.points(), r.points)
     assert t.panel.entries() == [("Length", r.label, drawn)] and t.panel.table.rowCount() == 1
+    # its length is on the image: the panel does not open and shrink the canvas under the reader
+    assert not t.dock.isVisibleTo(w)
     # burned into the export
     plain = c.render_array(native=True, annotations=False)
     assert np.any(c.render_array(native=True) != plain)

@@ -699,7 +699,10 @@ def install(window) -> MeasureTools:
     def first_measurement() -> None:
         # not in the middle of a drag: the panel appearing resizes the canvas under the mouse
         pressed = QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
-        if tools.measurements and not dock.isVisible() and tools._drawing is None and not pressed:
+        # a ruler shows its length on the image: only the other kinds (ROI statistics, CTR
+        # parts) open the panel, as before the ruler joined the registry
+        valued = [m for m in tools.measurements if m.kind != "ruler"]
+        if valued and not dock.isVisible() and tools._drawing is None and not pressed:
             dock.show()
 
     tools.changed.connect(first_measurement)
