@@ -336,7 +336,33 @@ def main_window(qtbot, tmp_path):
     w.shutdown()
 
 
-def test_analyze_folder_fills_browser_badges_and_filters_by_them(qtbot, main_window, tmp_path):
+def test_unvalidated_model_is_a_research_score(qtbot, make_viewer, tmp_path):
+    """Never oversold: a model whose test AUC interval reaches below 0.70 (the demo's card says
+    0.59 [0.45–0.72]) shows its number as a research score: no Normal/Abnormal word anywhere,
+    a neutral bar, and the one line saying why."""
+    win, canvas, ai = make_viewer()
+    ai.engine.card = {**ai.engine.card, "metrics": {"auc": {"value": 0.5895, "ci95": [0.452, 0.7205],
+                                                            "split": "test"}}}
+    ai.panel.set_model(type("Info", (), {"threshold": 0.5, "name": "demo", "version": "2", "device": "cpu",
+                                          "backend": "numpy", "card": ai.engine.card})())
+    (a,) = write_pngs(tmp_path, 1)
+    canvas.set_image(load_image(a))
+    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
+        ai.act_analyze.trigger()
+    text = ai.panel.value_label.text()
+    assert "research score" in text and "Normal" not in text and "Abnormal" not in text and "→" not in text
+    assert ai.panel.bar.neutral
+    assert ai.panel.policy_label.text() == "not validated here: test AUC 0.59 [0.45–0.72]"
+    assert "training test split" in ai.panel.perf_label.text()
+    lines = list(_br(canvas)) + ai.panel.text_lines()
+    assert not any("-> Abnormal" in ln or "-> Normal" in ln for ln in lines)
+    assert any("research score" in ln for ln in lines)
+
+
+def test_folder_runs_badges_filter_sort_and_a_model_switch_in_the_main_window(qtbot, main_window, tmp_path):
+    """A folder run fills the browser's badges, filters and sorts by them; another model's load
+    clears them; a model not validated here labels its badges research scores (no verdict).
+    (These were three MainWindow tests.)"""
     w, eng = main_window
     from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
 
@@ -376,65 +402,10 @@ def test_analyze_folder_fills_browser_badges_and_filters_by_them(qtbot, main_win
     assert [probs[p] for p in ordered] == sorted(probs.values(), reverse=True)
     assert "AI:" in w.ai.device_label.text() and w.ai.menu.title() == "&Model"
 
-
-def test_cancel_button_stops_the_folder_run(qtbot, main_window, tmp_path):
-    w, eng = main_window
-    eng.delay_s = 0.1
-    folder = tmp_path / "many"
-    write_pngs(folder, 15)
-    w.ai.act_auto.setChecked(False)
-    with qtbot.waitSignal(w.scanFinished, timeout=15000):
-        w.open_path(folder)
-    with qtbot.waitSignal(w.ai.controller.started, timeout=10000):
-        w.ai.act_analyze_all.trigger()
-    assert w.ai.cancel_button.isVisible() and not w.ai.act_analyze_all.isEnabled()
-    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000) as blk:
-        qtbot.mouseClick(w.ai.cancel_button, QtCore.Qt.MouseButton.LeftButton)
-    s = blk.args[0]
-    assert s.cancelled and s.done < 15
-    assert not w.ai.cancel_button.isVisible() and w.ai.act_analyze_all.isEnabled()
-    assert "cancelled" in w.statusBar().currentMessage()
-
-
-def test_h_key_toggles_the_heatmap_in_the_main_window(qtbot, main_window, tmp_path):
-    w, eng = main_window
-    (p,) = write_pngs(tmp_path, 1)
-    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
-        w.open_path(p)
-    qtbot.wait(100)
-    assert eng.calls == 0 and not w.ai.heatmap.item.isVisible()  # reader first
-    w.activateWindow()
-    w.canvas.setFocus()
-    with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
-        qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)  # H asks for the AI on screen
-    qtbot.waitUntil(lambda: w.ai.heatmap.item.isVisible(), timeout=5000)
-    calls = eng.calls
-    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
-    assert not w.ai.heatmap.item.isVisible() and not w.ai.act_heatmap.isChecked()
-    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
-    assert w.ai.heatmap.item.isVisible() and eng.calls == calls
-    assert w.ai.act_heatmap in w.toolbar.actions()
-
-
-def test_switching_model_clears_the_previous_models_badges(qtbot, main_window, tmp_path):
-    w, eng = main_window
-    from cxrviewer.core.synthetic import chest_like, make_dataset, write_dataset
-
-    folder = tmp_path / "study"
-    folder.mkdir()
-    paths = []
-    for i in range(3):
-        ds = make_dataset(chest_like(24, 20, seed=i), bits_stored=12, study_uid="1.2.3", series_uid="1.2.3.4",
-                          instance_number=i + 1)
-        paths.append(folder / f"im{i}.dcm")
-        write_dataset(ds, paths[-1])
-    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
-        w.open_path(folder)
-    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
-        w.ai.act_analyze_all.trigger()
+    # another model's load clears the previous model's badges (auto-analysis off, so no new
+    # badge races the check)
     w.ai.flush_badges()
     assert all(w.browser.badge(str(p))[1] is not None for p in paths)
-    # another model's load clears them (auto-analysis off, so no new badge races the check)
     w.ai.act_auto.setChecked(False)
     other = StandInEngine(name="other", version="9")
     w.ai.controller.worker._factory = lambda model_dir: other
@@ -444,10 +415,25 @@ def test_switching_model_clears_the_previous_models_badges(qtbot, main_window, t
         text, value = w.browser.badge(str(p))
         assert value is None and "standin" not in text and not text.startswith("0."), (p, text)
 
+    # a model not validated here: the browser's AI column follows the panel's policy, a number
+    # and no Normal/Abnormal
+    other.card = {**other.card, "metrics": {"auc": {"value": 0.59, "ci95": [0.45, 0.72], "split": "test"}}}
+    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
+        w.ai.start()  # the panel reads the (unvalidated) card of the model it loads
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+        w.ai.act_analyze_all.trigger()
+    w.ai.flush_badges()
+    for p in paths:
+        text, value = w.browser.badge(str(p))
+        assert value is not None and "research" in text, text
+        assert "Normal" not in text and "Abnormal" not in text, text
 
-def test_browser_badges_say_not_scored_and_scored_anyway(qtbot, main_window, tmp_path):
+
+def test_refused_image_score_anyway_h_key_and_cancel_in_the_main_window(qtbot, main_window, tmp_path):
     """A folder run: a refused image's badge says "not scored" (no value: sorting and the
-    threshold filter leave it out); after Score anyway it shows the value with its caution."""
+    threshold filter leave it out); after Score anyway it shows the value with its caution; the
+    other image comes from the cache and H computes its map then, hides and shows it; a long
+    run is cancelled from its button. (These were three MainWindow tests.)"""
     w, eng = main_window
     folder = tmp_path / "mixed"
     ok, bad = write_pngs(folder, 2)
@@ -455,6 +441,8 @@ def test_browser_badges_say_not_scored_and_scored_anyway(qtbot, main_window, tmp
     bad.rename(ood)
     with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
         w.open_path(folder)
+    qtbot.wait(100)
+    assert eng.calls == 0 and not w.ai.heatmap.item.isVisible()  # reader first
     with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
         w.ai.act_analyze_all.trigger()
     w.ai.flush_badges()
@@ -475,48 +463,34 @@ def test_browser_badges_say_not_scored_and_scored_anyway(qtbot, main_window, tmp
         w.load_path(str(ok))
     assert w.ai.panel.result is not None and w.ai.panel.result.from_cache and eng.calls == calls
     assert not w.ai.heatmap.item.isVisible()
+    w.activateWindow()
+    w.canvas.setFocus()
     with qtbot.waitSignal(w.ai.controller.resultReady, timeout=15000):
-        w.ai.act_heatmap.trigger()
-    assert w.ai.heatmap.item.isVisible() and eng.calls == calls + 1
+        qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)  # H asks for the AI on screen
+    qtbot.waitUntil(lambda: w.ai.heatmap.item.isVisible(), timeout=5000)
+    assert eng.calls == calls + 1
+    # H again hides the map, and shows it once more without recomputing
+    calls = eng.calls
+    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
+    assert not w.ai.heatmap.item.isVisible() and not w.ai.act_heatmap.isChecked()
+    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)
+    assert w.ai.heatmap.item.isVisible() and eng.calls == calls
+    assert w.ai.act_heatmap in w.toolbar.actions()
+    qtbot.keyClick(w.canvas, QtCore.Qt.Key.Key_H)  # off: the next folder's images open alone
 
-
-def test_unvalidated_model_is_a_research_score(qtbot, make_viewer, tmp_path):
-    """Never oversold: a model whose test AUC interval reaches below 0.70 (the demo's card says
-    0.59 [0.45–0.72]) shows its number as a research score: no Normal/Abnormal word anywhere,
-    a neutral bar, and the one line saying why."""
-    win, canvas, ai = make_viewer()
-    ai.engine.card = {**ai.engine.card, "metrics": {"auc": {"value": 0.5895, "ci95": [0.452, 0.7205],
-                                                            "split": "test"}}}
-    ai.panel.set_model(type("Info", (), {"threshold": 0.5, "name": "demo", "version": "2", "device": "cpu",
-                                          "backend": "numpy", "card": ai.engine.card})())
-    (a,) = write_pngs(tmp_path, 1)
-    canvas.set_image(load_image(a))
-    with qtbot.waitSignal(ai.controller.resultReady, timeout=10000):
-        ai.act_analyze.trigger()
-    text = ai.panel.value_label.text()
-    assert "research score" in text and "Normal" not in text and "Abnormal" not in text and "→" not in text
-    assert ai.panel.bar.neutral
-    assert ai.panel.policy_label.text() == "not validated here: test AUC 0.59 [0.45–0.72]"
-    assert "training test split" in ai.panel.perf_label.text()
-    lines = list(_br(canvas)) + ai.panel.text_lines()
-    assert not any("-> Abnormal" in ln or "-> Normal" in ln for ln in lines)
-    assert any("research score" in ln for ln in lines)
-
-
-def test_research_score_badges_carry_no_verdict_word(qtbot, main_window, tmp_path):
-    """The browser's AI column follows the same policy as the panel: a number, no Normal/Abnormal."""
-    w, eng = main_window
-    eng.card = {**eng.card, "metrics": {"auc": {"value": 0.59, "ci95": [0.45, 0.72], "split": "test"}}}
-    with qtbot.waitSignal(w.ai.controller.modelChanged, timeout=10000):
-        w.ai.start()  # the panel reads the (unvalidated) card of the model it loads
-    folder = tmp_path / "study"
-    paths = write_pngs(folder, 2)
-    with qtbot.waitSignals([w.scanFinished, w.imageLoaded], timeout=15000, order="none"):
-        w.open_path(folder)
-    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000):
+    # a long folder run is cancelled from its button
+    eng.delay_s = 0.1
+    many = tmp_path / "many"
+    write_pngs(many, 15)
+    w.ai.act_auto.setChecked(False)
+    with qtbot.waitSignal(w.scanFinished, timeout=15000):
+        w.open_path(many)
+    with qtbot.waitSignal(w.ai.controller.started, timeout=10000):
         w.ai.act_analyze_all.trigger()
-    w.ai.flush_badges()
-    for p in paths:
-        text, value = w.browser.badge(str(p))
-        assert value is not None and "research" in text, text
-        assert "Normal" not in text and "Abnormal" not in text, text
+    assert w.ai.cancel_button.isVisible() and not w.ai.act_analyze_all.isEnabled()
+    with qtbot.waitSignal(w.ai.controller.finished, timeout=15000) as blk:
+        qtbot.mouseClick(w.ai.cancel_button, QtCore.Qt.MouseButton.LeftButton)
+    s = blk.args[0]
+    assert s.cancelled and s.done < 15
+    assert not w.ai.cancel_button.isVisible() and w.ai.act_analyze_all.isEnabled()
+    assert "cancelled" in w.statusBar().currentMessage()

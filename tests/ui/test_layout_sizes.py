@@ -1,5 +1,7 @@
-"""Usable at common screen sizes: the whole toolbar at 1280x720, corner texts and
-orientation letters that never overlap (they elide and drop lines), names in a narrow browser."""
+"""Usable at common screen sizes: the whole toolbar and the AI panel at 1280x720, corner texts
+and orientation letters that never overlap (they elide and drop lines), names in a narrow
+browser; the first window fits the screen and remembers its geometry and layout; the Train
+dialog fits 1280x720; the Studies dock grows with the screen."""
 
 from __future__ import annotations
 
@@ -18,10 +20,20 @@ def _settle(w, size):
         QtWidgets.QApplication.processEvents()
 
 
-def test_whole_toolbar_fits_at_common_sizes(qtbot, viewer, rg1_unci):
+def _overlaps(canvas):
+    labs = [lab for lab in canvas._labels.values() if lab.isVisible() and lab.text()]
+    return [(a.objectName(), b.objectName()) for a, b in itertools.combinations(labs, 2)
+            if a.geometry().intersects(b.geometry())]
+
+
+def test_toolbar_ai_panel_corner_texts_and_browser_fit_common_sizes(qtbot, viewer, rg1_unci, study_dir):
+    """One window, resized as a reader's screens would (these were four window tests, one of
+    them test_ai_panel_fit.py): the whole toolbar at 1280x720 and 1366x768, the AI panel's
+    controls at their height, corner texts and letters that never overlap, names in a narrow
+    browser."""
     show_image(qtbot, viewer, rg1_unci)
     tb = viewer.toolbar
-    for size in ((1280, 720), (1366, 768)):  # one window, resized
+    for size in ((1280, 720), (1366, 768)):
         _settle(viewer, size)
         hidden = [a.iconText() for a in tb.actions()
                   if not a.isSeparator() and tb.widgetForAction(a) is not None and not tb.widgetForAction(a).isVisible()]
@@ -30,18 +42,22 @@ def test_whole_toolbar_fits_at_common_sizes(qtbot, viewer, rg1_unci):
         assert viewer.ai.act_heatmap in tb.actions()
         # the canvas keeps more than half of the width
         assert viewer.canvas.width() > size[0] / 2, size
+        if size == (1280, 720):
+            # the AI panel's controls keep their height (the dock scrolls) instead of being
+            # pressed below their minimum and drawn over each other, as an Xvfb screenshot showed
+            panel = viewer.ai.panel
+            squeezed = [
+                (type(c).__name__, c.objectName() or getattr(c, "text", lambda: "")(), c.height(),
+                 c.minimumSizeHint().height())
+                for c in panel.findChildren(QtWidgets.QWidget)
+                if c.isVisible() and isinstance(c, (QtWidgets.QAbstractButton, QtWidgets.QSlider, QtWidgets.QComboBox))
+                and c.height() < c.minimumSizeHint().height()
+            ]
+            assert squeezed == []
 
-
-def _overlaps(canvas):
-    labs = [lab for lab in canvas._labels.values() if lab.isVisible() and lab.text()]
-    return [(a.objectName(), b.objectName()) for a, b in itertools.combinations(labs, 2)
-            if a.geometry().intersects(b.geometry())]
-
-
-def test_corner_texts_and_letters_never_overlap(qtbot, viewer, rg1_unci):
-    show_image(qtbot, viewer, rg1_unci)
+    # corner texts and orientation letters never overlap: squeezed, then given room again
     c = viewer.canvas
-    for size in ((960, 660), (700, 420)):  # one window, squeezed, then given room again
+    for size in ((960, 660), (700, 420)):
         _settle(viewer, size)
         assert c.width() < 500
         assert _overlaps(c) == [], size
@@ -52,8 +68,7 @@ def test_corner_texts_and_letters_never_overlap(qtbot, viewer, rg1_unci):
         _settle(viewer, (1920, 1080))
         assert "Philips Medical Systems Hamburg" in c._labels["tl"].text()
 
-
-def test_narrow_browser_shows_image_names(qtbot, viewer, study_dir):
+    # a narrow browser shows the image names
     open_and_wait(qtbot, viewer, study_dir)
     viewer.browser_dock.setMinimumWidth(250)
     viewer.resizeDocks([viewer.browser_dock], [250], QtCore.Qt.Orientation.Horizontal)

@@ -36,99 +36,27 @@ def show(qtbot, w, path: str) -> None:
     assert w.current_image.path == path
 
 
-def test_compare_with_prior_opens_the_middle_study_beside_the_newest(qtbot, viewer, tmp_path):
-    p = three_plus_one(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path)
-    show(qtbot, viewer, p["newest"])
-    act = viewer.prior_compare.action
-    assert act.shortcut().toString() == SHORTCUT and act in viewer.actions()
+def _compare(qtbot, w, index: int = 1, path: str | None = None) -> None:
+    """Compare with prior, waiting for viewport ``index`` (showing ``path`` when given)."""
+    def done(i, img):
+        return i == index and (path is None or img.path == path)
+
+    with qtbot.waitSignal(w.viewports.opened, timeout=15000, check_params_cb=done):
+        w.prior_compare.action.trigger()
+
+
+def test_compare_with_prior_along_one_readers_path(qtbot, viewer, tmp_path):
+    """Three studies of one patient and one of another: the browser lists them newest first
+    with dates; the oldest has no prior; the newest gets the middle one beside it, synced, with
+    captions that follow the images; a current image in the right viewport moves left."""
+    from cxrviewer.ui.browser.study_browser import COL_DATE
     from cxrviewer.ui.shell.shortcuts import key_rows
 
-    assert any(r.action is act and r.shortcut for r in key_rows(viewer))  # the dialog lists it
-    grid = viewer.viewports
-    assert grid.layout_name() == "1x1"
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
-        act.trigger()
-    assert grid.canvas(1).img.path == grid.path(1) == p["middle"]
-    assert grid.layout_name() == "1x2"
-    assert grid.canvas(0).img.path == p["newest"]  # the current image stays on the left
-    assert grid.caption(1) == "Prior · 2019-03-14"
-    assert grid.caption(0) == "Current · 2021-07-20"
-    assert grid.sync() == (True, True)
-    assert viewer.prior_compare.last.match.same_view  # the PA, not the lateral of that study
-
-
-def test_no_prior_says_so_and_leaves_the_layout(qtbot, viewer, tmp_path):
-    p = three_plus_one(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path)
-    show(qtbot, viewer, p["oldest"])
-    grid = viewer.viewports
-    before = (grid.layout_name(), grid.sync(), grid.caption(0))
-    viewer.prior_compare.action.trigger()
-    assert viewer.status_label.text() == NO_EARLIER_STUDY
-    assert (grid.layout_name(), grid.sync(), grid.caption(0)) == before
-    assert grid.canvas(0).img.path == p["oldest"]
-
-
-def test_the_comparison_is_synced_and_a_caption_goes_with_its_image(qtbot, viewer, tmp_path):
-    p = three_plus_one(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path)
-    show(qtbot, viewer, p["newest"])
-    grid = viewer.viewports
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
-        viewer.prior_compare.action.trigger()
-    left, right = grid.canvas(0), grid.canvas(1)
-    assert viewer.canvas is left  # the current image stays the active one
-    (c0, w0), (c1, w1) = left.window(), right.window()
-    left.set_window(c0 + 100.0, w0 + 40.0)  # the reader moves the current image's window
-    assert right.window() == pytest.approx((c1 + 100.0, w1 + 40.0))
-    left.zoom_by(2.0)
-    assert grid.relative_view(right)[2] == pytest.approx(grid.relative_view(left)[2], rel=1e-3)
-    # another image dropped into the right viewport: the caption describes it (from the model)
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
-        grid.open(1, p["oldest"])
-    assert grid.caption(1) == "Prior · 2017-01-05" and grid.caption(0).startswith("Current")
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
-        grid.open(1, p["other"])  # another patient: no relation to tell
-    assert grid.caption(1) == "" and grid.caption(0) == ""
-
-
-def test_the_prior_caption_does_not_outlive_the_relation(qtbot, viewer, tmp_path):
-    # the reader's bug: after the left viewport moved to an older study, the right one still
-    # said "Prior · 2019-03-14" though it was now the newer image
-    p = three_plus_one(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path)
-    show(qtbot, viewer, p["newest"])
-    grid = viewer.viewports
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
-        viewer.prior_compare.action.trigger()
-    assert grid.caption(1) == "Prior · 2019-03-14"
-    show(qtbot, viewer, p["oldest"])  # PgDown/click in the browser: the left viewport moves on
-    assert grid.path(0) == p["oldest"] and grid.path(1) == p["middle"]
-    assert grid.caption(1) == "Later · 2019-03-14" and grid.caption(0) == "Current · 2017-01-05"
-    assert viewer.model.caption(1) == grid.caption(1) and viewer.model.relation(1) == "later"
-
-
-def test_current_image_in_the_right_viewport_moves_to_the_left(qtbot, viewer, tmp_path):
     p = three_plus_one(tmp_path)
     open_and_wait(qtbot, viewer, tmp_path)
     grid = viewer.viewports
-    grid.set_layout("1x2")
-    grid.set_active(1)
-    show(qtbot, viewer, p["middle"])
-    assert grid.path(1) == p["middle"]
-    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1 and img.path == p["oldest"]):
-        viewer.prior_compare.action.trigger()
-    assert grid.active == 0 and grid.path(0) == p["middle"] and viewer.current_image.path == p["middle"]
-    assert grid.caption(1) == "Prior · 2017-01-05"
 
-
-def test_a_patients_studies_are_listed_newest_first_with_their_dates(qtbot, viewer, tmp_path):
     # the reader's bug: oldest first, and at the default width three rows read "THORAX"
-    from cxrviewer.ui.browser.study_browser import COL_DATE
-
-    three_plus_one(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path)
     viewer.resize(1280, 720)  # the smallest screen we support, the Studies dock at its default width
     QtWidgets.QApplication.processEvents()
     b = viewer.browser
@@ -141,6 +69,62 @@ def test_a_patients_studies_are_listed_newest_first_with_their_dates(qtbot, view
     left = view.header().sectionViewportPosition(COL_DATE)
     assert view.columnWidth(COL_DATE) >= fm.horizontalAdvance("2019-03-14")
     assert 0 <= left and left + view.columnWidth(COL_DATE) <= view.viewport().width()
+
+    # the oldest study has no prior: the status says so and the layout is left as it was
+    show(qtbot, viewer, p["oldest"])
+    before = (grid.layout_name(), grid.sync(), grid.caption(0))
+    viewer.prior_compare.action.trigger()
+    assert viewer.status_label.text() == NO_EARLIER_STUDY
+    assert (grid.layout_name(), grid.sync(), grid.caption(0)) == before
+    assert grid.canvas(0).img.path == p["oldest"]
+
+    # the newest: Compare with prior opens the middle study beside it
+    show(qtbot, viewer, p["newest"])
+    act = viewer.prior_compare.action
+    assert act.shortcut().toString() == SHORTCUT and act in viewer.actions()
+    assert any(r.action is act and r.shortcut for r in key_rows(viewer))  # the dialog lists it
+    assert grid.layout_name() == "1x1"
+    _compare(qtbot, viewer)
+    assert grid.canvas(1).img.path == grid.path(1) == p["middle"]
+    assert grid.layout_name() == "1x2"
+    assert grid.canvas(0).img.path == p["newest"]  # the current image stays on the left
+    assert grid.caption(1) == "Prior · 2019-03-14"
+    assert grid.caption(0) == "Current · 2021-07-20"
+    assert grid.sync() == (True, True)
+    assert viewer.prior_compare.last.match.same_view  # the PA, not the lateral of that study
+
+    # the comparison is synced: window and zoom follow the current image
+    left_c, right_c = grid.canvas(0), grid.canvas(1)
+    assert viewer.canvas is left_c  # the current image stays the active one
+    (c0, w0), (c1, w1) = left_c.window(), right_c.window()
+    left_c.set_window(c0 + 100.0, w0 + 40.0)  # the reader moves the current image's window
+    assert right_c.window() == pytest.approx((c1 + 100.0, w1 + 40.0))
+    left_c.zoom_by(2.0)
+    assert grid.relative_view(right_c)[2] == pytest.approx(grid.relative_view(left_c)[2], rel=1e-3)
+    # another image dropped into the right viewport: the caption describes it (from the model)
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        grid.open(1, p["oldest"])
+    assert grid.caption(1) == "Prior · 2017-01-05" and grid.caption(0).startswith("Current")
+    with qtbot.waitSignal(grid.opened, timeout=15000, check_params_cb=lambda i, img: i == 1):
+        grid.open(1, p["other"])  # another patient: no relation to tell
+    assert grid.caption(1) == "" and grid.caption(0) == ""
+
+    # the reader's bug: after the left viewport moved to an older study, the right one still
+    # said "Prior · 2019-03-14" though it was now the newer image
+    _compare(qtbot, viewer, 1, p["middle"])
+    assert grid.caption(1) == "Prior · 2019-03-14"
+    show(qtbot, viewer, p["oldest"])  # PgDown/click in the browser: the left viewport moves on
+    assert grid.path(0) == p["oldest"] and grid.path(1) == p["middle"]
+    assert grid.caption(1) == "Later · 2019-03-14" and grid.caption(0) == "Current · 2017-01-05"
+    assert viewer.model.caption(1) == grid.caption(1) and viewer.model.relation(1) == "later"
+
+    # the current image in the right viewport: Compare with prior moves it to the left
+    grid.set_active(1)
+    show(qtbot, viewer, p["middle"])
+    assert grid.path(1) == p["middle"]
+    _compare(qtbot, viewer, 1, p["oldest"])
+    assert grid.active == 0 and grid.path(0) == p["middle"] and viewer.current_image.path == p["middle"]
+    assert grid.caption(1) == "Prior · 2017-01-05"
 
 
 def two_views_twice(root: Path) -> dict[str, str]:
@@ -155,7 +139,10 @@ def two_views_twice(root: Path) -> dict[str, str]:
             "old_ll": w("old", "ll.dcm", "1.2.9.1", "20190314", "LL", 2, 4)}
 
 
-def test_hanging_protocols_frontal_lateral_and_compare_2x2(qtbot, viewer, tmp_path):
+def test_hanging_protocols_and_retrieved_priors(qtbot, viewer, tmp_path):
+    """A PA and a lateral in 2024 and in 2019: the current study alone hangs frontal+lateral;
+    the prior retrieved from the PACS joins it (the reader's bug: each retrieve replaced the open
+    folder); Compare with prior hangs 2x2; the whole folder opened hangs the same way."""
     p = two_views_twice(tmp_path)
     grid = viewer.viewports
     # opening the current study alone: its frontal and lateral hang side by side
@@ -163,28 +150,8 @@ def test_hanging_protocols_frontal_lateral_and_compare_2x2(qtbot, viewer, tmp_pa
         open_and_wait(qtbot, viewer, tmp_path / "now")
     assert grid.layout_name() == "1x2"
     assert {grid.path(0), grid.path(1)} == {p["pa"], p["ll"]} and grid.path(0) == p["pa"]
-    # the whole folder, then Compare with prior: current and prior, frontal and lateral, 2x2
-    open_and_wait(qtbot, viewer, tmp_path)
-    if viewer.current_path != p["pa"]:
-        with qtbot.waitSignal(viewer.imageLoaded, timeout=15000):
-            viewer.browser.select_path(p["pa"])
-    qtbot.waitUntil(lambda: all(grid.canvas(i).img is not None and grid.path(i) == grid.canvas(i).img.path
-                                for i in range(grid.count())), timeout=15000)
-    opened = []
-    grid.opened.connect(lambda i, img: opened.append(i))
-    viewer.prior_compare.action.trigger()
-    qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
-    assert grid.layout_name() == "2x2"
-    assert [grid.path(i) for i in range(4)] == [p["pa"], p["ll"], p["old_pa"], p["old_ll"]]
-    assert [grid.caption(i) for i in range(4)] == ["Current · 2024-01-05"] * 2 + ["Prior · 2019-03-14"] * 2
-    assert grid.sync() == (True, True) and viewer.canvas is grid.canvas(0)
 
-
-def test_retrieved_studies_accumulate_beside_the_open_folder(qtbot, viewer, tmp_path):
-    # the reader's bug: each retrieve replaced the open folder, so a prior from the PACS could
-    # not be compared with the current study
-    p = two_views_twice(tmp_path)
-    open_and_wait(qtbot, viewer, tmp_path / "now")
+    # a retrieved study accumulates beside the open folder
     shown = viewer.current_path
     qr = viewer.pacs.open_query()  # the Query/Retrieve dialog: its retrieves land in the local store
     with qtbot.waitSignal(viewer.scanFinished, timeout=15000):
@@ -197,9 +164,25 @@ def test_retrieved_studies_accumulate_beside_the_open_folder(qtbot, viewer, tmp_
     (patient,) = [b.model.item(r) for r in range(b.model.rowCount())]
     assert patient.rowCount() == 2  # both studies under the one patient, newest first
     assert all(b.model.by_path.get(x) is not None for x in p.values())
-    grid = viewer.viewports
     opened = []
     grid.opened.connect(lambda i, img: opened.append(i))
     viewer.prior_compare.action.trigger()  # the retrieved prior is found
     qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
     assert grid.caption(2) == "Prior · 2019-03-14"
+    assert grid.layout_name() == "2x2"
+    assert [grid.path(i) for i in range(4)] == [p["pa"], p["ll"], p["old_pa"], p["old_ll"]]
+
+    # the whole folder, then Compare with prior: current and prior, frontal and lateral, 2x2
+    open_and_wait(qtbot, viewer, tmp_path)
+    if viewer.current_path != p["pa"]:
+        with qtbot.waitSignal(viewer.imageLoaded, timeout=15000):
+            viewer.browser.select_path(p["pa"])
+    qtbot.waitUntil(lambda: all(grid.canvas(i).img is not None and grid.path(i) == grid.canvas(i).img.path
+                                for i in range(grid.count())), timeout=15000)
+    opened.clear()
+    viewer.prior_compare.action.trigger()
+    qtbot.waitUntil(lambda: {1, 2, 3} <= set(opened), timeout=15000)
+    assert grid.layout_name() == "2x2"
+    assert [grid.path(i) for i in range(4)] == [p["pa"], p["ll"], p["old_pa"], p["old_ll"]]
+    assert [grid.caption(i) for i in range(4)] == ["Current · 2024-01-05"] * 2 + ["Prior · 2019-03-14"] * 2
+    assert grid.sync() == (True, True) and viewer.canvas is grid.canvas(0)

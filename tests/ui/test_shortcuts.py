@@ -1,16 +1,29 @@
-"""Help → Keyboard Shortcuts lists every action, generated from the window's real QActions."""
+"""Help → Keyboard Shortcuts lists every action, generated from the window's real QActions;
+every action sits in a menu with a shortcut, no two share one; Help → About names the library
+versions. One window, no image (these were six window tests, three from test_viewer.py)."""
 
 from __future__ import annotations
 
-from PySide6 import QtGui
+from PySide6 import QtCore, QtGui
 
 from cxrviewer.ui.shell.shortcuts import action_rows, shortcut_text
 
 
-def test_dialog_lists_every_action_with_a_shortcut(viewer):
+def test_menus_shortcuts_dialog_and_about_of_one_window(viewer):
+    # every action of the window is in a menu and has a shortcut
+    in_menus = set()
+    for m in viewer.menuBar().findChildren(type(viewer.menus["file"])):
+        in_menus.update(m.actions())
+    missing_shortcut = [a.text() for a in viewer.actions_list if a.shortcut().isEmpty()]
+    assert missing_shortcut == []
+    assert all(a in in_menus for a in viewer.actions_list)
+
+    # the dialog lists every action with a shortcut (checked against the window's own actions)
     dlg = viewer.show_shortcuts()
+    assert ("View", "Rotate 90° Clockwise", "R") in dlg.rows
+    mouse = dlg.tree.topLevelItem(0)
+    assert any("wider" in mouse.child(i).text(1) for i in range(mouse.childCount()))
     listed = {(text, sc) for _group, text, sc in dlg.rows}
-    # independently of the dialog: every action object in the window that has a shortcut
     with_keys = [a for a in viewer.findChildren(QtGui.QAction) if not a.shortcut().isEmpty()]
     assert len(with_keys) > 30
     missing = [(a.text(), shortcut_text(a)) for a in with_keys
@@ -29,17 +42,7 @@ def test_dialog_lists_every_action_with_a_shortcut(viewer):
     assert {"Mouse", "File", "View", "Model", "Help"} <= set(tops)
     dlg.close()
 
-
-def test_an_action_added_later_is_listed_without_editing_the_dialog(viewer):
-    a = QtGui.QAction("Brand-new tool", viewer)
-    a.setShortcut(QtGui.QKeySequence("Ctrl+Alt+J"))
-    viewer.menus["tools"].addAction(a)
-    rows = action_rows(viewer)
-    assert [(r.group, r.shortcut) for r in rows if r.text == "Brand-new tool"] == [("Tools", "Ctrl+Alt+J")]
-    assert len({id(r.action) for r in rows}) == len(rows)  # each action once
-
-
-def test_no_two_actions_share_a_shortcut(viewer):
+    # no two actions share a shortcut: by the rows, and by every QAction of the window
     seen: dict[str, str] = {}
     clashes = []
     for r in action_rows(viewer):
@@ -49,3 +52,29 @@ def test_no_two_actions_share_a_shortcut(viewer):
                 clashes.append((key, seen[key], r.text))
             seen.setdefault(key, r.text)
     assert clashes == []
+    seen = {}
+    for a in viewer.findChildren(QtGui.QAction):
+        for s in a.shortcuts():
+            k = s.toString()
+            assert k not in seen or seen[k] == a.text(), f"{k} is bound to {seen.get(k)!r} and {a.text()!r}"
+            seen[k] = a.text()
+
+    # Help → About lists the library versions and what the viewer is not
+    import numpy
+    import pydicom
+
+    from cxrviewer.ui.shell.dialogs import show_about
+
+    box = show_about(viewer)
+    text = box.text()
+    assert QtCore.qVersion() in text and pydicom.__version__ in text and numpy.__version__ in text
+    assert "Not a diagnostic device" in text
+    box.close()
+
+    # an action added later is listed without editing the dialog (last: it joins the window)
+    a = QtGui.QAction("Brand-new tool", viewer)
+    a.setShortcut(QtGui.QKeySequence("Ctrl+Alt+J"))
+    viewer.menus["tools"].addAction(a)
+    rows = action_rows(viewer)
+    assert [(r.group, r.shortcut) for r in rows if r.text == "Brand-new tool"] == [("Tools", "Ctrl+Alt+J")]
+    assert len({id(r.action) for r in rows}) == len(rows)  # each action once

@@ -70,9 +70,13 @@ def _click(canvas) -> None:
                             vp.rect().center())
 
 
-def test_layout_switching_keeps_images(qtbot, side_by_side):
+def test_layouts_the_active_viewport_and_what_each_viewport_shows(qtbot, side_by_side, tmp_path):
+    """One reader's path through the grid: layouts keep images, a click moves the active
+    outline and the panels with it, V steps, captions and decoded images, a decode that comes
+    back after the reader moved on, reading state per image, another study empties the rest."""
     w, a, b = side_by_side
     g = w.viewports
+    # layout switching keeps the images (a hidden viewport keeps its own)
     assert Path(g.canvas(0).img.path) == a and Path(g.canvas(1).img.path) == b
     assert g.viewport(1).isVisible() and g.count() == 2
     g.set_layout("1x1")
@@ -91,11 +95,9 @@ def test_layout_switching_keeps_images(qtbot, side_by_side):
     assert rows["1 × 2 (side by side)"] == "Alt+2" and rows["Sync Window/Level"] == "Shift+L"
     with pytest.raises(ValueError):
         g.set_layout("3x3")
+    g.set_layout("1x2")
 
-
-def test_active_outline_moves_on_click_and_panels_follow(qtbot, side_by_side):
-    w, a, b = side_by_side
-    g = w.viewports
+    # the active outline moves on a click, and the panels follow
     assert g.active == 0 and w.canvas is g.canvas(0)
     assert g.viewport(0).border_color() == ACTIVE_COLOR and g.viewport(1).border_color() != ACTIVE_COLOR
     _click(g.canvas(1))
@@ -125,20 +127,91 @@ def test_active_outline_moves_on_click_and_panels_follow(qtbot, side_by_side):
     assert g.active == 1 and w.canvas is g.canvas(1)
     w.viewport_binding.act_next_viewport.trigger()
     assert g.active == 0
+    w.tool_actions["wl"].trigger()
+    g.set_active(1)
+    w.act_reset.trigger()  # viewport 1 back to its plain view for what follows
+    g.set_active(0)
+
+    # a caption shows and hides; an image already decoded is shown at once, the active one unchanged
+    g.set_caption(1, "Prior 2023-04-01")
+    assert g.caption(1) == "Prior 2023-04-01" and g.viewport(1).caption.isVisible()
+    g.set_caption(1, "")
+    assert not g.viewport(1).caption.isVisible()
+    img = g.canvas(0).img
+    with qtbot.waitSignal(g.opened, timeout=5000):
+        g.open(1, img)
+    assert g.canvas(1).img is img and g.path(1) == img.path and g.active == 0
+    _open(qtbot, w, 1, b)
+
+    # an image opened beside comes back with its reading state (rotation, window)
+    g.set_active(1)
+    w.act_rot_cw.trigger()
+    w.canvas.set_window(1111.0, 777.0)
+    g.set_active(0)  # leaving it writes B's state
+    _open(qtbot, w, 1, a)
+    assert g.canvas(1).view_state().rotation == 0
+    img = _open(qtbot, w, 1, b)  # viewport 1 is not the active one: its own loader, same state
+    assert Path(img.path) == b and g.active == 0
+    assert g.canvas(1).view_state().rotation == 1
+    assert g.canvas(1).window() == pytest.approx((1111.0, 777.0))
+
+    # an image still loading goes to the viewport that asked, not the one active when it is back
+    c = write_cr(tmp_path / "c.dcm", ramp(40, 30, seed=3), instance=3)
+    g.open(0, str(c))  # viewport 0 is active: the window's loader decodes it
+    g.set_active(1)  # before the decode is back
+    qtbot.waitUntil(lambda: g.canvas(0).img is not None and Path(g.canvas(0).img.path) == c, timeout=15000)
+    qtbot.wait(50)
+    assert Path(g.canvas(1).img.path) == b and w.canvas is g.canvas(1) and Path(w.current_image.path) == b
+    g.set_active(0)
+
+    # opening another study empties the other viewports (and their captions); the layout stays
+    g.set_caption(1, "Prior · 2023-04-01")
+    d = tmp_path / "other"
+    d.mkdir()
+    c = write_cr(d / "c.dcm", ramp(40, 30, seed=5), instance=1,
+                 phi={"PatientName": "Roe^Ann", "PatientID": "PID-2"})
+    open_and_wait(qtbot, w, d)
+    assert Path(g.canvas(0).img.path) == c
+    # viewport 1 showed the previous study: it must not stay beside another patient's image
+    assert g.canvas(1).img is None and g.path(1) is None and g.caption(1) == ""
+    assert g.layout_name() == "1x2"  # the layout stays; only its images go
 
 
-def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_side):
+def test_a_drag_from_the_browser_opens_only_in_the_viewport_it_is_dropped_on(qtbot, side_by_side):
+    # the reader's bug: dragging B into the right viewport also opened B in the left one, the
+    # viewport being read (the press selected B and the selection opened it)
     w, a, b = side_by_side
     g = w.viewports
     src = w.viewport_binding.drag_source
+    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    vp = w.browser.view.viewport()
+    assert g.active == 0 and Path(w.current_path) == a
+    idx = w.browser.proxy.mapFromSource(w.browser.model.by_path[str(b)].index())
+    w.browser.view.scrollTo(idx)
+    pos = w.browser.view.visualRect(idx).center()
+    asked: list[str] = []
+    w.browser.imageSelected.connect(asked.append)
+    with qtbot.waitSignal(src.dragStarted, timeout=2000):
+        _mouse(vp, T.MouseButtonPress, pos, L, L)
+        _mouse(vp, T.MouseMove, pos + QtCore.QPoint(30, 4), NoB, L)
+    _mouse(vp, T.MouseButtonRelease, pos + QtCore.QPoint(30, 4), L, NoB)
+    assert asked == [] and Path(w.current_path) == a and Path(g.canvas(0).img.path) == a
+    assert w.browser.selected_path() == str(a)  # the highlight stays on what is being read
+    # a plain click (press and release, no drag) still opens the row in the active viewport
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
+        _mouse(vp, T.MouseButtonPress, pos, L, L)
+        _mouse(vp, T.MouseButtonRelease, pos, L, NoB)
+    assert asked == [str(b)] and Path(g.canvas(0).img.path) == b
+    with qtbot.waitSignal(w.imageLoaded, timeout=15000):  # A back in the viewport being read
+        w.browser.select_path(str(a))
+    assert Path(g.canvas(0).img.path) == a and Path(g.canvas(1).img.path) == b
+
     # a real press and move on A's row in the tree start the drag (QDrag.exec itself returns
     # at once offscreen: there is no platform drag there)
     item = w.browser.model.by_path[str(a)]
     idx = w.browser.proxy.mapFromSource(item.index())
     w.browser.view.scrollTo(idx)
     pos = w.browser.view.visualRect(idx).center()
-    vp = w.browser.view.viewport()
-    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
     with qtbot.waitSignal(src.dragStarted, timeout=2000) as started:
         _mouse(vp, T.MouseButtonPress, pos, L, L)
         _mouse(vp, T.MouseMove, pos + QtCore.QPoint(30, 4), NoB, L)
@@ -146,7 +219,7 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     md = mime_for_paths(started.args[0])  # the drag's own data belongs to the (finished) QDrag
     assert paths_from_mime(md) == [str(a)] and md.urls()[0].toLocalFile() == str(a)
     _mouse(vp, T.MouseButtonRelease, pos + QtCore.QPoint(30, 4), L, NoB)
-    qtbot.wait(200)  # the press selected A: whatever that loads goes to the active viewport 0
+    qtbot.wait(200)  # whatever the press loads goes to the active viewport 0 (A: no change)
     # a series row carries every image of the series
     series = src.paths_at(w.browser.view, idx.parent())
     assert sorted(series) == sorted([str(a), str(b)])
@@ -187,40 +260,14 @@ def test_drop_from_the_browser_opens_the_image_in_that_viewport(qtbot, side_by_s
     assert not enter2.isAccepted() and not other.hasFormat(MIME_PATHS)
 
 
-def test_a_drag_from_the_browser_leaves_the_active_viewport_alone(qtbot, side_by_side):
-    # the reader's bug: dragging B into the right viewport also opened B in the left one, the
-    # viewport being read (the press selected B and the selection opened it)
+def test_sync_of_window_and_zoom_and_the_heatmap_per_viewport(qtbot, side_by_side):
     w, a, b = side_by_side
-    g = w.viewports
-    src = w.viewport_binding.drag_source
-    assert g.active == 0 and Path(w.current_path) == a
-    idx = w.browser.proxy.mapFromSource(w.browser.model.by_path[str(b)].index())
-    w.browser.view.scrollTo(idx)
-    pos = w.browser.view.visualRect(idx).center()
-    vp = w.browser.view.viewport()
-    T, L, NoB = QtCore.QEvent.Type, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
-    asked: list[str] = []
-    w.browser.imageSelected.connect(asked.append)
-    with qtbot.waitSignal(src.dragStarted, timeout=2000):
-        _mouse(vp, T.MouseButtonPress, pos, L, L)
-        _mouse(vp, T.MouseMove, pos + QtCore.QPoint(30, 4), NoB, L)
-    _mouse(vp, T.MouseButtonRelease, pos + QtCore.QPoint(30, 4), L, NoB)
-    assert asked == [] and Path(w.current_path) == a and Path(g.canvas(0).img.path) == a
-    assert w.browser.selected_path() == str(a)  # the highlight stays on what is being read
-    # a plain click (press and release, no drag) still opens the row in the active viewport
-    with qtbot.waitSignal(w.imageLoaded, timeout=15000):
-        _mouse(vp, T.MouseButtonPress, pos, L, L)
-        _mouse(vp, T.MouseButtonRelease, pos, L, NoB)
-    assert asked == [str(b)] and Path(g.canvas(0).img.path) == b
-
-
-def test_wl_sync_moves_the_other_viewport_by_the_same_modality_offset(qtbot, side_by_side):
-    w, a, b = side_by_side
-    g = w.viewports
+    g, vb, ai = w.viewports, w.viewport_binding, w.ai
     c0, c1 = g.canvas(0), g.canvas(1)
-    assert c1.img.modality is not None and not np.allclose(c1.img.modality, c1.img.stored)  # rescaled
+    # W/L sync moves the other viewport by the same modality offset (B is rescaled)
+    assert c1.img.modality is not None and not np.allclose(c1.img.modality, c1.img.stored)
     g.set_sync(wl=True)
-    assert w.viewport_binding.act_sync_wl.isChecked()
+    assert vb.act_sync_wl.isChecked()
     (a_c, a_w), (b_c, b_w) = c0.window(), c1.window()
     drag(c0, QtCore.Qt.MouseButton.RightButton, QtCore.QPoint(200, 200), QtCore.QPoint(260, 240))
     (a_c2, a_w2), (b_c2, b_w2) = c0.window(), c1.window()
@@ -233,17 +280,13 @@ def test_wl_sync_moves_the_other_viewport_by_the_same_modality_offset(qtbot, sid
     assert (lo, hi) == pytest.approx(want)
     assert lo == pytest.approx((b_c2 - b_w2 / 2 + 1000) / 2, abs=1.0)
     # sync off: the other one stays
-    w.viewport_binding.act_sync_wl.trigger()
+    vb.act_sync_wl.trigger()
     assert g.sync() == (False, False)
     c0.set_window(a_c2 + 300, a_w2)
     assert c1.window() == (b_c2, b_w2)
 
-
-def test_zoom_pan_sync_and_sync_off(qtbot, side_by_side):
-    w, _a, _b = side_by_side
-    g = w.viewports
-    c0, c1 = g.canvas(0), g.canvas(1)
-    w.viewport_binding.act_sync_zoom.trigger()
+    # zoom/pan sync, then off
+    vb.act_sync_zoom.trigger()
     assert g.sync() == (False, True)
     c0.zoom_by(2.0)
     c0.view_box.translateBy(x=5, y=-3)
@@ -262,58 +305,26 @@ def test_zoom_pan_sync_and_sync_off(qtbot, side_by_side):
     c0.zoom_by(3.0)
     assert c1.zoom() == pytest.approx(z1)
 
-
-def test_heatmap_toggle_is_per_viewport(qtbot, side_by_side):
-    w, _a, _b = side_by_side
-    g, vb, ai = w.viewports, w.viewport_binding, w.ai
-    l0, l1 = vb.heatmap_for(g.canvas(0)), vb.heatmap_for(g.canvas(1))
+    # the heatmap toggle is per viewport
+    l0, l1 = vb.heatmap_for(c0), vb.heatmap_for(c1)
     assert l0 is not l1 and ai.heatmap is l0
-    for layer, c in ((l0, g.canvas(0)), (l1, g.canvas(1))):
+    for layer, c in ((l0, c0), (l1, c1)):
         layer.set_cam(np.full((c.img.rows, c.img.cols), 200, np.uint8))
     ai.act_heatmap.setChecked(True)
     assert l0.enabled and l0.item.isVisible() and not l1.enabled and not l1.item.isVisible()
-    _click(g.canvas(1))
+    _click(c1)
     assert ai.heatmap is l1 and not ai.act_heatmap.isChecked() and not ai.controls.show_box.isChecked()
     ai.act_heatmap.setChecked(True)
     assert l1.item.isVisible() and l0.item.isVisible()
     ai.controls.show_box.setChecked(False)
     assert not l1.item.isVisible() and l0.item.isVisible()
-    _click(g.canvas(0))
+    _click(c0)
     assert ai.act_heatmap.isChecked()
-
-
-def test_caption_and_open_decoded_image(qtbot, side_by_side):
-    w, a, _b = side_by_side
-    g = w.viewports
-    g.set_caption(1, "Prior 2023-04-01")
-    assert g.caption(1) == "Prior 2023-04-01" and g.viewport(1).caption.isVisible()
-    g.set_caption(1, "")
-    assert not g.viewport(1).caption.isVisible()
-    img = g.canvas(0).img
-    with qtbot.waitSignal(g.opened, timeout=5000):
-        g.open(1, img)  # an image already decoded: shown at once, the active one unchanged
-    assert g.canvas(1).img is img and g.path(1) == img.path and g.active == 0
-
-
-def test_an_image_still_loading_goes_to_the_viewport_that_asked(qtbot, side_by_side, tmp_path):
-    w, _a, b = side_by_side
-    g = w.viewports
-    c = write_cr(tmp_path / "c.dcm", ramp(40, 30, seed=3), instance=3)
-    g.open(0, str(c))  # viewport 0 is active: the window's loader decodes it
-    g.set_active(1)  # before the decode is back
-    qtbot.waitUntil(lambda: g.canvas(0).img is not None and Path(g.canvas(0).img.path) == c, timeout=15000)
-    qtbot.wait(50)
-    assert Path(g.canvas(1).img.path) == b and w.canvas is g.canvas(1) and Path(w.current_image.path) == b
-
-
-def test_a_new_image_in_a_viewport_drops_its_old_heatmap(qtbot, side_by_side):
-    w, a, _b = side_by_side
-    g, vb = w.viewports, w.viewport_binding
-    layer = vb.heatmap_for(g.canvas(1))
-    layer.set_cam(np.full((g.canvas(1).img.rows, g.canvas(1).img.cols), 200, np.uint8))
-    assert layer.cam is not None
+    # a new image in a viewport drops its old heatmap
+    l1.set_cam(np.full((c1.img.rows, c1.img.cols), 200, np.uint8))
+    assert l1.cam is not None
     _open(qtbot, w, 1, a)
-    assert layer.cam is None and Path(g.canvas(1).img.path) == a
+    assert l1.cam is None and Path(c1.img.path) == a
 
 
 def test_bench_display_reports_two_synced_viewports():
@@ -325,36 +336,6 @@ def test_bench_display_reports_two_synced_viewports():
     assert res["synced_viewports"] == 2
     assert res["synced_fps"] == pytest.approx(1000 / res["synced_wl_update_ms"], rel=0.01)
     assert res["fps"] > 0 and res["synced_fps_median"] > 0  # the single-view keys are still there
-
-
-def test_opening_another_study_empties_the_other_viewports(qtbot, side_by_side, tmp_path):
-    w, _a, _b = side_by_side
-    g = w.viewports
-    g.set_caption(1, "Prior · 2023-04-01")
-    d = tmp_path / "other"
-    d.mkdir()
-    c = write_cr(d / "c.dcm", ramp(40, 30, seed=5), instance=1,
-                 phi={"PatientName": "Roe^Ann", "PatientID": "PID-2"})
-    open_and_wait(qtbot, w, d)
-    assert Path(g.canvas(0).img.path) == c
-    # viewport 1 showed the previous study: it must not stay beside another patient's image
-    assert g.canvas(1).img is None and g.path(1) is None and g.caption(1) == ""
-    assert g.layout_name() == "1x2"  # the layout stays; only its images go
-
-
-def test_an_image_opened_beside_comes_back_with_its_reading_state(qtbot, side_by_side):
-    w, a, b = side_by_side
-    g = w.viewports
-    g.set_active(1)
-    w.act_rot_cw.trigger()
-    w.canvas.set_window(1111.0, 777.0)
-    g.set_active(0)  # leaving it writes B's state
-    _open(qtbot, w, 1, a)
-    assert g.canvas(1).view_state().rotation == 0
-    img = _open(qtbot, w, 1, b)  # viewport 1 is not the active one: its own loader, same state
-    assert Path(img.path) == b and g.active == 0
-    assert g.canvas(1).view_state().rotation == 1
-    assert g.canvas(1).window() == pytest.approx((1111.0, 777.0))
 
 
 def test_measurements_panel_lists_the_active_viewports_measurements(qtbot, side_by_side):

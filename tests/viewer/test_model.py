@@ -172,3 +172,69 @@ def test_the_issuer_reaches_the_image_reference_from_the_header_and_the_scan(tmp
     st = StudyInfo("1.0", study_date="20190314", issuer_of_patient_id="HOSP_B")
     prior = ImageRef.from_instance(Inst(), st, "P1")
     assert prior.issuer == "HOSP_B" and not prior.same_patient(ImageRef.from_image(Img()))
+
+
+def test_layouts_keep_every_viewports_image_and_only_visible_ones_are_found():
+    # what the window's layout switch relies on: a hidden viewport keeps its image
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    m[1].set_image(OLD)
+    assert m.visible_count() == 2 and [vp.index for vp in m.visible()] == [0, 1]
+    seen = []
+    m.layout_changed.connect(seen.append)
+    m.set_layout("1x1")
+    assert m.visible_count() == 1 and m[1].image == OLD and m.index_of("old.dcm") is None
+    m.set_layout("2x2")
+    assert m[0].image == NOW and m[1].image == OLD and m[2].image is None and m[3].image is None
+    assert m.index_of("old.dcm") == 1 and m.index_of("nowhere.dcm") is None
+    m.set_layout("2x1")
+    assert m.visible_count() == 2 and seen == ["1x1", "2x2", "2x1"]
+    m.set_layout("2x1")  # no change: no signal
+    assert seen == ["1x1", "2x2", "2x1"]
+
+
+def test_the_active_viewport_is_what_keys_and_panels_act_on():
+    # window, view and current image are per viewport: a change in the active one leaves the other
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    m[1].set_image(OLD)
+    assert m.current_image == NOW and m.active is m[0]
+    m.set_active(1)
+    assert m.current_image == OLD and m.active is m[1]
+    m.active.set_window(Window(1234.0, 500.0))
+    m.active.set_view(ViewTransform(rotation=1))
+    assert m[1].window == Window(1234.0, 500.0) and m[1].view.rotation == 1
+    assert m[0].window is None and m[0].view == ViewTransform()
+    from cxrviewer.viewer import ModelSnapshot
+
+    snap = ModelSnapshot.of(m.active)  # what an export reads
+    assert (snap.image, snap.window, snap.view.rotation) == (OLD, Window(1234.0, 500.0), 1)
+    m.set_active(0)
+    assert m.current_image == NOW and m[1].window == Window(1234.0, 500.0)  # kept while not active
+
+
+def test_a_study_without_a_date_or_of_the_same_date_is_another_study():
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(NOW)
+    m[1].set_image(ref("same_day.dcm", study="1.2", date="20240105"))
+    assert m.caption(1) == "Other study · 2024-01-05" and m.relation(1) == ""
+    assert m.caption(0) == "Current · 2024-01-05" and m.relation(0) == "current"
+    m[1].set_image(ref("undated.dcm", study="1.3", date=""))
+    assert m.caption(1) == "Other study" and m.relation(1) == ""
+
+
+def test_an_image_without_a_patient_id_has_no_caption_and_clearing_one_clears_it():
+    m = ViewerModel()
+    m.set_layout("1x2")
+    m[0].set_image(ref("png.png", pid=""))
+    m[1].set_image(OLD)
+    assert m.captions()[:2] == ("", "")
+    m[0].set_image(NOW)
+    assert m.caption(1) == "Prior · 2019-03-14"
+    seen = []
+    m.image_changed.connect(lambda i, r: seen.append((i, r)))
+    m[1].set_image(None)  # a viewport emptied (another study opened): its caption goes with it
+    assert seen == [(1, None)] and m.captions()[:2] == ("", "")

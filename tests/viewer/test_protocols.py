@@ -52,3 +52,16 @@ def test_protocols_from_settings_json_and_their_errors():
         loads(json.dumps([{"name": "Bad", "layout": "5x5", "cells": []}]))
     with pytest.raises(ValueError, match="a prior cell needs"):
         loads(json.dumps([{"name": "P", "layout": "1x2", "cells": [["current", "frontal"], ["prior", "frontal"]]}]))
+
+
+def test_compare_without_a_prior_hangs_nothing_and_never_one_image_twice():
+    # the window's "no earlier study": nothing applies, the layout is left as it was
+    assert hang(BUILTIN, CUR[0], CUR, (), compare=True) is None
+    # the selected image goes to the first cell whichever viewport it was opened in
+    h = hang(BUILTIN, CUR[1], CUR[1:], PRI, compare=True)
+    assert h.images[0].path == "c_ll" and h.name == "Compare with prior"
+    # a protocol whose cells would show one image twice does not apply: the next one does
+    twice = [{"name": "Twice", "modalities": [], "compare": False, "layout": "1x2",
+              "cells": [["current", "selected"], ["current", "frontal"]]}]
+    assert hang(twice, CUR[0], CUR) is None
+    assert hang(twice + list(BUILTIN), CUR[0], CUR[:1]).layout == "1x1"
