@@ -109,7 +109,7 @@ class ImageCanvas(CanvasOverlay, QtWidgets.QWidget):
         A = QtCore.Qt.AlignmentFlag
         for corner in ("tl", "tr", "bl", "br", *EDGES):
             if len(corner) == 2:
-                lab = OutlinedLabel(self, color="#e8e8e8", outline=2.5)
+                lab = OutlinedLabel(self, color="#e8e8e8", outline=2.0)
                 lab.setStyleSheet("background: transparent; font-size: 12px;")
                 lab.setObjectName(f"corner_{corner}")
                 lab.setAlignment((A.AlignLeft if corner[1] == "l" else A.AlignRight)
