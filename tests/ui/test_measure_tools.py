@@ -266,3 +266,31 @@ def test_tools_on_a_bare_canvas_have_a_model_of_their_own(qtbot, tmp_path):
     assert [m.kind for m in tools.measurements] == ["ruler", "rect"]
     c.set_image(load_image(write_cr(tmp_path / "c.dcm", ramp(60, 60))))  # another image: none
     assert vp.measurements == () and tools.measurements == []
+
+
+def test_a_label_near_the_right_or_top_edge_stays_inside_the_viewport(calibrated, qtbot):
+    # seen in a 2x2 hanging: an ellipse's statistics line ran off the viewport's right edge
+    w, _img = calibrated
+    c, t = w.canvas, w.measure_tools
+    qtbot.waitUntil(lambda: c.graphics.viewport().width() > 100)
+    c.zoom_by(3.0)  # the image fills the viewport: its edge is the viewport's
+    view = c.graphics.viewport()
+
+    def image_at(px, py):
+        return c.scene_to_image(c.graphics.mapToScene(QtCore.QPoint(px, py)))
+
+    def label_rect(m):
+        return c.graphics.mapFromScene(m.label.sceneBoundingRect()).boundingRect()
+
+    x, y = image_at(view.width() - 12, view.height() // 2)
+    m = t.add("ellipse", [(x - 6, y), (x, y + 6)])  # its label sits at the box's top right
+    r = label_rect(m)
+    assert r.width() > 60 and tuple(m.label.anchor) == (1.0, 1.0)
+    assert r.right() <= view.width() and r.left() >= 0
+    x, y = image_at(view.width() // 3, 3)
+    m2 = t.add("ruler", [(x - 5, y + 2), (x, y + 1)])  # its label above its end point: no room
+    r2 = label_rect(m2)
+    assert tuple(m2.label.anchor) == (0.0, 0.0) and r2.top() >= 0
+    # back in the middle after a pan: the usual side again
+    c.fit()
+    qtbot.waitUntil(lambda: tuple(m2.label.anchor) == (0.0, 1.0))

@@ -248,8 +248,8 @@ class Measurement:
         selected = self.tools.selected is self
         color = SELECTED if selected else self.color
         self.label.setText(text, color=color)
-        self.label.setPos(*self.anchor())
         self.label.setVisible(bool(text))
+        self.place_label()
         if selected != self._shown_selected:  # the lines too (cheap enough, but not on every move)
             self._shown_selected = selected
             for r in self.rois:
@@ -262,6 +262,23 @@ class Measurement:
             # ArrowItem: angle 0 points left, rotated clockwise on screen (y down)
             self.head.setStyle(angle=math.degrees(math.atan2(-dy, -dx)))
             self.head.setPos(*head)
+
+    def place_label(self) -> None:
+        """Put the label at its point, on the side where it fits in the viewport: to the left
+        of the point near the right edge, below it near the top (a long ROI statistics line
+        drawn near the edge was cut off)."""
+        x, y = self.anchor()
+        self.label.setPos(x, y)
+        c = self.tools.canvas
+        view = c.graphics.viewport()
+        if view.width() <= 1:
+            return
+        p = c.graphics.mapFromScene(c.image_to_scene(x, y))
+        r = self.label.textItem.boundingRect()
+        ax = 1.0 if p.x() + r.width() > view.width() - 2 and p.x() - r.width() >= 0 else 0.0
+        ay = 0.0 if p.y() - r.height() < 2 and p.y() + r.height() <= view.height() else 1.0
+        if tuple(self.label.anchor) != (ax, ay):
+            self.label.setAnchor((ax, ay))
 
     def specs(self) -> list[RulerSpec]:
         """Line segments for the native export, the label on the last one."""
@@ -507,6 +524,8 @@ class MeasureTools(QtCore.QObject):
         for m in self.measurements:
             if m.head is not None:
                 m.update()
+            else:
+                m.place_label()  # which side of its point fits (no value recomputed)
 
     # ----------------------------------------------------------- drawing
     def _drag(self, ev) -> None:
