@@ -221,6 +221,12 @@ def text(m, img) -> str:
     return k.text(tuple(m.points), img)
 
 
+def own_text(m) -> str:
+    """The reader's own text of ``m`` (an arrow's, a text label's: what is kept and restored);
+    "" for kinds whose label the registry computes from the points."""
+    return m.label if kind(m.kind).text is None else ""
+
+
 def finished(m) -> bool:
     """Whether ``m`` is a known kind with all its points (a half-drawn shape is not)."""
     return m.kind in REGISTRY and len(m.points) >= REGISTRY[m.kind].points

@@ -50,8 +50,7 @@ class AnnotationHistory(QtCore.QObject):
 
     def snapshot(self) -> Snapshot:
         # the reader's own text only (an arrow's, a text label's): a value's text is the registry's
-        return tuple((m.kind, tuple(m.points), m.label if registry.kind(m.kind).text is None else "")
-                     for m in self.tools.model.measurements)
+        return tuple((m.kind, tuple(m.points), registry.own_text(m)) for m in self.tools.model.measurements)
 
     def reset(self) -> None:
         """A new image: its current annotations are the first state."""

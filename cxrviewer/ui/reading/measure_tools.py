@@ -395,17 +395,11 @@ class MeasureTools(QtCore.QObject):
     def _key(kind: str, points, note: str) -> tuple:
         return kind, tuple((round(float(x), 3), round(float(y), 3)) for x, y in points), note
 
-    @staticmethod
-    def _note(m: ModelMeasurement) -> str:
-        """The reader's own text of a model measurement (an arrow's, a text label's); "" for
-        kinds whose label the registry computes."""
-        return m.label if registry.kind(m.kind).text is None else ""
-
     def _render(self, *_a) -> None:
         """Draw what the model holds: only the measurements that changed are drawn again (the
         others keep their items and their selection); then ``changed``."""
         want = [(i, m) for i, m in enumerate(self.model.measurements) if registry.finished(m)]
-        wkeys = [self._key(m.kind, m.points, self._note(m)) for _i, m in want]
+        wkeys = [self._key(m.kind, m.points, registry.own_text(m)) for _i, m in want]
         hkeys = [self._key(m.kind, m.points(), m.note) for m in self._shown]
         if wkeys != hkeys:
             shown: list[Measurement | None] = []
@@ -428,7 +422,7 @@ class MeasureTools(QtCore.QObject):
 
     def _draw(self, m: ModelMeasurement) -> Measurement | None:
         try:
-            return Measurement(self, m.kind, [tuple(map(float, p)) for p in m.points], self._note(m))
+            return Measurement(self, m.kind, [tuple(map(float, p)) for p in m.points], registry.own_text(m))
         except (ValueError, IndexError) as e:  # no drawing for its kind, too few points
             _log.warning("measurement %r not drawn: %s", m.kind, e)
             return None

@@ -316,8 +316,7 @@ class ReadingStateKeeper(QtCore.QObject):
         win = c.current_preset()
         default = img.default_preset if img is not None else None
         ms = self.tools.model.measurements if self.tools is not None else ()
-        # the reader's own text (an arrow's, a text label's); a value's text is the registry's
-        notes = [m.label if registry.kind(m.kind).text is None else "" for m in ms]
+        notes = [registry.own_text(m) for m in ms]
         st = ReadingState(
             window=None if win is None or win == default else win,
             rotation=v.rotation % 4, flip_h=v.flip_h, flip_v=v.flip_v, invert=v.invert,
