@@ -61,10 +61,12 @@ w.prior_compare.action.trigger()
 g = w.viewports
 until(lambda: g.layout_name() == "2x2" and all(g.canvas(i).img is not None for i in range(4)))
 pump(1.0)
+w.repaint()  # painted and flushed to the X server now (its image requests are answered in order)
 on = screen()
 for i in range(4):
     g.canvas(i).set_overlay_visible(False)
-pump(0.6)
+pump(0.3)
+w.repaint()
 off = screen()
 out = {"screen": list(on.shape), "window": [w.width(), w.height()], "boxes": []}
 for i in range(4):
