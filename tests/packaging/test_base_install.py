@@ -68,16 +68,22 @@ def base_venv(tmp_path_factory):
     return py, root
 
 
-def _run(base_venv, *args, timeout=600):
-    py, root = base_venv
-    env = {
+def _isolated_env(root: Path, prefix: str = "") -> dict:
+    """A child's environment: the PATH, offscreen Qt, and its own home, data, cache and log
+    folders under ``root`` (``prefix`` keeps two installs' folders apart)."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(root / "home"),
         "QT_QPA_PLATFORM": "offscreen",
-        "CXRVIEWER_DATA_DIR": str(root / "data"),
-        "CXRVIEWER_CACHE_DIR": str(root / "cache"),
-        "CXRVIEWER_LOG_DIR": str(root / "logs"),
+        "CXRVIEWER_DATA_DIR": str(root / f"{prefix}data"),
+        "CXRVIEWER_CACHE_DIR": str(root / f"{prefix}cache"),
+        "CXRVIEWER_LOG_DIR": str(root / f"{prefix}logs"),
     }
+
+
+def _run(base_venv, *args, timeout=600):
+    py, root = base_venv
+    env = _isolated_env(root)
     r = subprocess.run([str(py), "-c", GUARD, *args], capture_output=True, text=True,
                        timeout=timeout, env=env, cwd=root)
     guard = [ln for ln in r.stderr.splitlines() if ln.startswith("GUARD ")]
@@ -182,17 +188,6 @@ def test_wheel_and_sdist_carry_the_resources(built_dist):
     assert not [f for f in RUNTIME_FILES if f"resources/{f}" not in snames]
 
 
-def _wheel_env(root: Path) -> dict:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root / "home"),
-        "QT_QPA_PLATFORM": "offscreen",
-        "CXRVIEWER_DATA_DIR": str(root / "wdata"),
-        "CXRVIEWER_CACHE_DIR": str(root / "wcache"),
-        "CXRVIEWER_LOG_DIR": str(root / "wlogs"),
-    }
-
-
 @pytest.mark.slow
 def test_wheel_install_runs_selftest_infer_and_export(base_venv, built_dist, tmp_path):
     """No editable install, no repository on sys.path, run from another folder: the resources
@@ -204,7 +199,7 @@ def test_wheel_install_runs_selftest_infer_and_export(base_venv, built_dist, tmp
     py, root = base_venv
     wheel, _ = built_dist
     pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
-    env = _wheel_env(root)
+    env = _isolated_env(root, "w")
     r = subprocess.run([*pip, "uninstall", "-y", "cxrviewer"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     # --no-deps: the base install above put them there; `pip check` proves the wheel's own
